@@ -1,0 +1,1 @@
+"""Local development stack for dropcut: provider simulator and media helpers."""

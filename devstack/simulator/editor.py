@@ -1,0 +1,291 @@
+"""The simulator's real (cheap) video edit: fetch, check, decode, restyle by keyword, encode.
+
+Keywords in the prompt (case-insensitive) pick the look; several may combine:
+
+- "monochrome" / "black and white" / "grayscale" / "greyscale" -> gray
+- "sepia" -> sepia tone
+- "invert" / "negative" -> inverted colours
+- "warm" / "cool" -> colour grade (warmer = more red, cooler = more blue)
+- "mirror" / "flip" -> horizontal mirror
+- none of the colour keywords above (mirror alone counts as a look) -> default grade:
+  boosted saturation + vignette, so every output differs visibly from its input
+
+``aspect_ratio`` ("16:9", "9:16", "1:1") centre-crops to that ratio (even dimensions). A reference
+image is scaled to a quarter of the output width and composited into the TOP-RIGHT corner with
+an 8 px margin (see :func:`thumbnail_box`). The output is H.264 yuv420p MP4, with AAC audio only
+when audio is kept and the input has some.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import urllib.parse
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+from PIL import Image
+
+MP4_FORMAT_NAMES = ("mov", "mp4")
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
+
+
+class MediaError(Exception):
+    """A problem with the task's inputs; the task ends failed with ``code``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class EditSpec:
+    prompt: str
+    keep_audio: bool = False
+    aspect_ratio: str | None = None
+    reference_image: bytes | None = None
+
+
+def fetch(url: str, *, max_bytes: int, timeout: float = 30.0, what: str = "video") -> bytes:
+    """Download ``url`` (http(s) or data: URI) into memory, at most ``max_bytes``."""
+    if url.startswith("data:"):
+        try:
+            header, _, payload = url.partition(",")
+            if header.endswith(";base64"):
+                data = base64.b64decode(payload, validate=False)
+            else:
+                data = urllib.parse.unquote_to_bytes(payload)
+        except ValueError as exc:
+            raise MediaError(f"{what}_download_failed", f"invalid data URI: {exc}") from exc
+        if len(data) > max_bytes:
+            raise MediaError(f"{what}_too_large", f"{what} exceeds {max_bytes} bytes")
+        return data
+    try:
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=True) as client,
+            client.stream("GET", url) as resp,
+        ):
+            if resp.status_code != 200:
+                raise MediaError(
+                    f"{what}_download_failed",
+                    f"could not fetch {what}: HTTP {resp.status_code}",
+                )
+            length = resp.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > max_bytes:
+                raise MediaError(f"{what}_too_large", f"{what} exceeds {max_bytes} bytes")
+            buf = bytearray()
+            for chunk in resp.iter_bytes():
+                buf.extend(chunk)
+                if len(buf) > max_bytes:
+                    raise MediaError(f"{what}_too_large", f"{what} exceeds {max_bytes} bytes")
+            return bytes(buf)
+    except httpx.HTTPError as exc:
+        raise MediaError(
+            f"{what}_download_failed", f"could not fetch {what}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def probe_video_bytes(data: bytes) -> float:
+    """Check the bytes are an MP4/MOV with a video stream; return its duration in seconds."""
+    try:
+        with av.open(io.BytesIO(data)) as c:
+            names = c.format.name.split(",")
+            if not any(n in MP4_FORMAT_NAMES for n in names) or not c.streams.video:
+                raise MediaError(
+                    "unsupported_video_format", "input must be an .mp4 or .mov video"
+                )
+            if c.duration is not None:
+                return c.duration / 1_000_000
+            v = c.streams.video[0]
+            if v.duration is not None and v.time_base is not None:
+                return float(v.duration * v.time_base)
+            return 0.0
+    except MediaError:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise MediaError("unsupported_video_format", f"input is not a readable video: {exc}") from exc
+
+
+def check_image_bytes(data: bytes) -> Image.Image:
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception as exc:
+        raise MediaError("unsupported_image_format", f"reference image unreadable: {exc}") from exc
+    if img.format not in IMAGE_FORMATS:
+        raise MediaError(
+            "unsupported_image_format", f"reference image format {img.format} not supported"
+        )
+    return img.convert("RGB")
+
+
+# --- looks -------------------------------------------------------------------------------------
+
+_SEPIA = np.array(
+    [[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], dtype=np.float32
+)
+
+
+def looks_for(prompt: str) -> list[str]:
+    p = prompt.lower()
+    looks: list[str] = []
+    if re.search(r"monochrome|black[\s-]*(and|&)[\s-]*white|gr[ae]y\s*scale", p):
+        looks.append("gray")
+    if "sepia" in p:
+        looks.append("sepia")
+    if "invert" in p or "negative" in p:
+        looks.append("invert")
+    if "warm" in p:
+        looks.append("warm")
+    if "cool" in p:
+        looks.append("cool")
+    if "mirror" in p or "flip" in p:
+        looks.append("mirror")
+    if not looks:
+        looks.append("default")
+    return looks
+
+
+def crop_box(width: int, height: int, aspect_ratio: str | None) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the centre crop for ``aspect_ratio``, even sizes."""
+    if not aspect_ratio:
+        w, h = width, height
+    else:
+        a, b = (int(x) for x in aspect_ratio.split(":"))
+        if width * b > height * a:  # too wide
+            h = height
+            w = height * a // b
+        else:
+            w = width
+            h = width * b // a
+    w -= w % 2
+    h -= h % 2
+    w, h = max(w, 2), max(h, 2)
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
+def thumbnail_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the reference-image thumbnail in an output of ``width`` x ``height``."""
+    tw = max(8, width // 4)
+    th = max(8, min(height // 3, tw))
+    margin = 8 if width > 64 and height > 64 else 0
+    return width - tw - margin, margin, tw, th
+
+
+class _Styler:
+    def __init__(self, looks: list[str], width: int, height: int) -> None:
+        self.looks = looks
+        self.vignette: np.ndarray | None = None
+        if "default" in looks:
+            y = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
+            x = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
+            r2 = x * x + y * y
+            self.vignette = np.clip(1.0 - 0.45 * r2, 0.35, 1.0)[:, :, None]
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        looks = self.looks
+        colour = [x for x in looks if x != "mirror"]
+        if colour:
+            img = rgb.astype(np.float32)
+            for look in colour:
+                if look == "gray":
+                    y = img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+                    img = np.repeat(y[:, :, None], 3, axis=2)
+                elif look == "sepia":
+                    img = img @ _SEPIA.T
+                elif look == "invert":
+                    img = 255.0 - img
+                elif look == "warm":
+                    img = img * np.array([1.2, 1.05, 0.75], dtype=np.float32)
+                elif look == "cool":
+                    img = img * np.array([0.75, 0.95, 1.2], dtype=np.float32)
+                elif look == "default":
+                    mean = img.mean(axis=2, keepdims=True)
+                    img = mean + (img - mean) * 1.6
+                    assert self.vignette is not None
+                    img = img * self.vignette
+            rgb = np.clip(img, 0, 255).astype(np.uint8)
+        if "mirror" in looks:
+            rgb = rgb[:, ::-1, :]
+        return rgb
+
+
+def edit_video(data: bytes, output: Path, spec: EditSpec) -> dict[str, object]:
+    """Decode ``data`` (an MP4/MOV), restyle it per ``spec``, write H.264 MP4 to ``output``."""
+    thumb_img = check_image_bytes(spec.reference_image) if spec.reference_image else None
+    looks = looks_for(spec.prompt)
+    tmp = output.with_name(output.name + ".part")
+    try:
+        with av.open(io.BytesIO(data)) as inp:
+            vin = inp.streams.video[0]
+            vin.thread_type = "AUTO"
+            ain = inp.streams.audio[0] if (spec.keep_audio and inp.streams.audio) else None
+            width = vin.codec_context.width
+            height = vin.codec_context.height
+            rate = vin.average_rate or vin.guessed_rate or Fraction(24)
+            if rate > 120:
+                rate = Fraction(30)
+            cx, cy, cw, ch = crop_box(width, height, spec.aspect_ratio)
+            styler = _Styler(looks, cw, ch)
+            thumb = None
+            if thumb_img is not None:
+                tx, ty, tw, th = thumbnail_box(cw, ch)
+                thumb = (tx, ty, np.asarray(thumb_img.resize((tw, th)), dtype=np.uint8))
+            with av.open(str(tmp), "w", format="mp4") as out:
+                vout = out.add_stream("libx264", rate=rate)
+                vout.width = cw
+                vout.height = ch
+                vout.pix_fmt = "yuv420p"
+                vout.options = {"preset": "ultrafast", "crf": "20"}
+                aout = None
+                if ain is not None:
+                    layout = ain.codec_context.layout.name or "stereo"
+                    if layout not in ("mono", "stereo"):
+                        layout = "stereo"
+                    aout = out.add_stream(
+                        "aac", rate=ain.codec_context.sample_rate or 48000, layout=layout
+                    )
+                streams = [vin] + ([ain] if ain is not None else [])
+                n = 0
+                time_base = 1 / rate
+                for frame in inp.decode(*streams):
+                    if isinstance(frame, av.VideoFrame):
+                        rgb = frame.to_ndarray(format="rgb24")
+                        if (cw, ch) != (width, height):
+                            rgb = rgb[cy : cy + ch, cx : cx + cw]
+                        rgb = styler(rgb)
+                        if thumb is not None:
+                            tx, ty, arr = thumb
+                            rgb = np.ascontiguousarray(rgb)
+                            rgb[ty : ty + arr.shape[0], tx : tx + arr.shape[1]] = arr
+                        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                        vf.pts = n
+                        vf.time_base = time_base
+                        n += 1
+                        for pkt in vout.encode(vf):
+                            out.mux(pkt)
+                    elif aout is not None:
+                        frame.pts = None
+                        for pkt in aout.encode(frame):
+                            out.mux(pkt)
+                for pkt in vout.encode():
+                    out.mux(pkt)
+                if aout is not None:
+                    for pkt in aout.encode():
+                        out.mux(pkt)
+        if n == 0:
+            raise MediaError("unsupported_video_format", "input video has no decodable frames")
+        tmp.replace(output)
+    except MediaError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise MediaError("video_processing_failed", f"could not process video: {exc}") from exc
+    return {"looks": looks, "width": cw, "height": ch, "frames": n, "audio": aout is not None}

@@ -1,0 +1,136 @@
+"""Named exceptions. The state machine's Retry and Catch match them by class name, so keep names stable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: what was wrong, the limit, and what to do about it."""
+
+    field: str
+    message: str
+    limit: str = ""
+    hint: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "field": self.field,
+            "message": self.message,
+            "limit": self.limit,
+            "hint": self.hint,
+        }
+
+
+class DropcutError(Exception):
+    """Base of every error dropcut raises on purpose."""
+
+    #: Stable machine-readable reason used in error reports, metrics and job records.
+    reason = "error"
+    #: What a person should do next; shown in the error report.
+    advice = "See the message; if it persists, contact the operator of this dropcut stack."
+
+
+class InputInvalid(DropcutError):
+    """The job's input or options break a documented rule; nothing was sent to the provider."""
+
+    reason = "input_invalid"
+    advice = "Fix every problem listed and upload the video (or its manifest) again."
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+
+
+class RequestInvalid(InputInvalid):
+    """An edit request breaks the active provider's documented limits (checked before any HTTP call)."""
+
+    reason = "request_invalid"
+
+
+class ProviderError(DropcutError):
+    """The provider answered with an error, or could not be reached."""
+
+    reason = "provider_error"
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+class ProviderThrottled(ProviderError):
+    """429: too many requests or too many concurrent tasks. Retry after `retry_after` seconds."""
+
+    reason = "provider_throttled"
+    advice = "The provider is rate limiting this account; dropcut retries with backoff."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = 429,
+        code: str | None = None,
+    ):
+        self.retry_after = retry_after
+        super().__init__(message, status=status, code=code)
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx, timeout or connection failure: transient, safe to retry for reads."""
+
+    reason = "provider_unavailable"
+    advice = "The provider was unavailable; retry later."
+
+
+class ProviderRejected(ProviderError):
+    """400/403/404/422: the provider refused the request. Permanent; retrying will not help."""
+
+    reason = "provider_rejected"
+    advice = "The provider refused this request; check the message, fix the input and upload again."
+
+
+class ProviderUnauthorized(ProviderError):
+    """401: the API key is missing, wrong or expired."""
+
+    reason = "provider_unauthorized"
+    advice = "The operator must update the provider API key secret of this stack."
+
+
+class ProviderOutOfCredits(ProviderError):
+    """402: the provider account has no credits left."""
+
+    reason = "provider_out_of_credits"
+    advice = "The operator must top up the provider account, then upload the video again."
+
+
+class ProviderBadResponse(ProviderError):
+    """The provider answered 2xx with a body that is not the documented JSON."""
+
+    reason = "provider_bad_response"
+    advice = "The provider answered with an unexpected body; retry later."
+
+
+class TaskFailed(DropcutError):
+    """The provider ran the task and reported failure."""
+
+    reason = "provider_task_failed"
+    advice = (
+        "The provider could not edit this video; check the message, adjust the prompt or video."
+    )
+
+
+class ResultUnavailable(DropcutError):
+    """The provider's result link could not be downloaded (expired, gone, or refused)."""
+
+    reason = "result_unavailable"
+    advice = "The result link expired or vanished before it was copied; upload the video again."
+
+
+class ResultUrlRefused(DropcutError):
+    """The result URL is not https or points at a private address; dropcut will not fetch it."""
+
+    reason = "result_url_refused"
+    advice = "The provider returned a result URL dropcut does not trust; contact the operator."

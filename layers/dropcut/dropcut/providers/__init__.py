@@ -1,0 +1,44 @@
+"""Provider adapters behind one interface; `make_provider` picks one by its stack name."""
+
+from __future__ import annotations
+
+import httpx
+
+from dropcut.providers.aimlapi import AimlapiProvider
+from dropcut.providers.base import (
+    EditRequest,
+    Provider,
+    ProviderSettings,
+    ProviderTask,
+    TaskState,
+)
+from dropcut.providers.evolink import EvolinkProvider
+
+PROVIDERS: dict[str, type[Provider]] = {
+    AimlapiProvider.name: AimlapiProvider,
+    EvolinkProvider.name: EvolinkProvider,
+}
+
+
+def make_provider(name: str, settings: ProviderSettings, client: httpx.Client) -> Provider:
+    """The adapter called `name` ('aimlapi' or 'evolink')."""
+    try:
+        adapter = PROVIDERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown provider {name!r}; expected one of {sorted(PROVIDERS)}"
+        ) from None
+    return adapter(settings, client)
+
+
+__all__ = [
+    "PROVIDERS",
+    "AimlapiProvider",
+    "EditRequest",
+    "EvolinkProvider",
+    "Provider",
+    "ProviderSettings",
+    "ProviderTask",
+    "TaskState",
+    "make_provider",
+]

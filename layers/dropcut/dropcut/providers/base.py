@@ -1,0 +1,187 @@
+"""The one interface every provider adapter implements, and the normalized task it returns."""
+
+from __future__ import annotations
+
+import abc
+import ipaddress
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from dropcut.errors import Problem, RequestInvalid
+
+AspectRatio = Literal["16:9", "9:16", "1:1"]
+
+
+class EditRequest(BaseModel):
+    """What to ask the provider for, independent of any provider's wire format."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt: str
+    video_url: str
+    image_urls: tuple[str, ...] = ()
+    keep_audio: bool = False
+    aspect_ratio: AspectRatio | None = None
+    callback_url: str | None = None
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ProviderTask(BaseModel):
+    """A provider task mapped onto one shape, whatever API it came from."""
+
+    task_id: str
+    state: TaskState
+    provider_status: str
+    progress: int | None = None
+    result_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    credits: float | None = None
+    estimated_seconds: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (TaskState.SUCCEEDED, TaskState.FAILED)
+
+
+class ProviderSettings(BaseModel):
+    """Where and how to reach one provider account. The key is a SecretStr: never in a repr or log."""
+
+    base_url: str
+    api_key: SecretStr
+    model: str | None = None
+    #: Local stacks serve presigned URLs and callbacks over http://127.0.0.1; real providers refuse them.
+    allow_insecure_urls: bool = False
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    read_attempts: int = Field(default=3, ge=1, le=6)
+    read_backoff_base: float = 0.5
+    read_backoff_cap: float = 4.0
+
+
+def is_public_https(url: str, *, allow_insecure: bool) -> str | None:
+    """Why `url` is not an acceptable public https URL, or None when it is."""
+    parts = urlsplit(url)
+    if allow_insecure and parts.scheme in ("http", "https") and parts.hostname:
+        return None
+    if parts.scheme != "https":
+        return "must be an https URL"
+    host = parts.hostname or ""
+    if not host or host == "localhost" or host.endswith(".localhost"):
+        return "must name a public host"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not address.is_global:
+        return "must not point at a private, loopback or link-local address"
+    return None
+
+
+class Provider(abc.ABC):
+    """A provider adapter: validates, creates, queries. Creates are never retried inside the adapter."""
+
+    name: ClassVar[str]
+    default_model: ClassVar[str]
+    supports_callback: ClassVar[bool]
+    supports_cancel: ClassVar[bool] = False
+    max_prompt_chars: ClassVar[int]
+    max_images: ClassVar[int]
+
+    def __init__(self, settings: ProviderSettings, client: httpx.Client):
+        self.settings = settings
+        self.model = settings.model or self.default_model
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.settings.base_url!r}, model={self.model!r})"
+
+    def problems(self, request: EditRequest) -> list[Problem]:
+        """Every documented limit `request` breaks for this provider (empty when it is acceptable)."""
+        found: list[Problem] = []
+        if not request.prompt.strip():
+            found.append(
+                Problem("prompt", "the prompt is empty", "1+ characters", "Write a prompt.")
+            )
+        if len(request.prompt) > self.max_prompt_chars:
+            found.append(
+                Problem(
+                    "prompt",
+                    f"the prompt has {len(request.prompt)} characters",
+                    f"at most {self.max_prompt_chars} characters for {self.name}",
+                    "Shorten the prompt.",
+                )
+            )
+        if len(request.image_urls) > self.max_images:
+            found.append(
+                Problem(
+                    "image_urls",
+                    f"{len(request.image_urls)} reference images given",
+                    f"at most {self.max_images} for {self.name}",
+                    "Drop some reference images.",
+                )
+            )
+        allow_insecure = self.settings.allow_insecure_urls
+        video_problem = is_public_https(request.video_url, allow_insecure=allow_insecure)
+        if video_problem and not request.video_url.startswith("data:"):
+            found.append(Problem("video_url", f"the video URL {video_problem}", "https URL"))
+        for index, url in enumerate(request.image_urls):
+            image_problem = is_public_https(url, allow_insecure=allow_insecure)
+            if image_problem:
+                found.append(Problem(f"image_urls[{index}]", f"the image URL {image_problem}"))
+        if request.callback_url is not None:
+            if not self.supports_callback:
+                found.append(
+                    Problem(
+                        "callback_url",
+                        f"{self.name} has no callback; dropcut polls it instead",
+                        "no callback_url",
+                    )
+                )
+            else:
+                found.extend(self._callback_problems(request.callback_url))
+        found.extend(self._provider_problems(request))
+        return found
+
+    def _callback_problems(self, url: str) -> list[Problem]:
+        return []
+
+    def _provider_problems(self, request: EditRequest) -> list[Problem]:
+        return []
+
+    def check(self, request: EditRequest) -> None:
+        """Raise RequestInvalid listing every broken limit; before any HTTP call."""
+        found = self.problems(request)
+        if found:
+            raise RequestInvalid(found)
+
+    @abc.abstractmethod
+    def create_task(self, request: EditRequest) -> ProviderTask:
+        """Create a task (one POST, never retried here: a retried POST can pay twice)."""
+
+    @abc.abstractmethod
+    def get_task(self, task_id: str) -> ProviderTask:
+        """Query a task (a read: retried with bounded, jittered backoff on transient errors)."""
+
+    def cancel_task(self, task_id: str) -> None:
+        """Cancel a task where the API documents a way to; neither current provider does."""
+        raise NotImplementedError(f"{self.name} documents no way to cancel a task")
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.api_key.get_secret_value()}"}
+
+    def _url(self, path: str) -> str:
+        return self.settings.base_url.rstrip("/") + path
+
+
+JsonObject = dict[str, Any]
