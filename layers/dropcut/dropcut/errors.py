@@ -134,3 +134,37 @@ class ResultUrlRefused(DropcutError):
 
     reason = "result_url_refused"
     advice = "The provider returned a result URL dropcut does not trust; contact the operator."
+
+
+class ProviderAnswerLost(ProviderUnavailable):
+    """The request was sent but its answer never came (read timeout, reset): it may have worked."""
+
+    reason = "provider_answer_lost"
+
+
+class TaskCreationUncertain(DropcutError):
+    """A create was sent but its answer was lost, so a task may exist; not retried, to never pay twice."""
+
+    reason = "task_creation_uncertain"
+    advice = (
+        "The provider may have accepted the task without dropcut learning its id. Check the "
+        "provider dashboard; to try again, upload the video again (a new version is a new job)."
+    )
+
+
+class JobTimedOut(DropcutError):
+    """The provider task did not finish before the job's deadline."""
+
+    reason = "job_timed_out"
+    advice = "The provider took longer than this stack's JobDeadlineSeconds; upload again later."
+
+
+def error_class(name: str) -> type[DropcutError] | None:
+    """The DropcutError subclass called `name` (as Step Functions reports it), if there is one."""
+    pending: list[type[DropcutError]] = [DropcutError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None

@@ -1,0 +1,32 @@
+"""Finalize: stream the provider's result into the outbox, write the result manifest."""
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dropcut.config import Settings, fetch_api_key, http_client, provider_from_settings
+from dropcut.events import TaskStep
+from dropcut.jobs import JobStore
+from dropcut.observability import logger, metrics, tracer
+from dropcut.providers import Provider
+from dropcut.results import finalize
+
+settings = Settings.from_env()
+s3 = boto3.client("s3")
+store = JobStore(boto3.resource("dynamodb").Table(settings.jobs_table))
+
+
+def provider_for(name: str) -> Provider:
+    return provider_from_settings(settings, fetch_api_key(settings.provider_key_secret_arn), name)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=TaskStep)
+def handler(event: TaskStep, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event.job_id, task_id=event.task.task_id)
+    result = finalize(s3, http_client(), store, settings, provider_for, event.job_id, event.task)
+    return result.model_dump(mode="json")

@@ -1,0 +1,40 @@
+"""StartTask: presign the input and create the provider task, at most once per job."""
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from dropcut.config import Settings, fetch_api_key, provider_from_settings
+from dropcut.events import JobStep
+from dropcut.jobs import JobStore
+from dropcut.observability import logger, metrics, tracer
+from dropcut.providers import Provider
+from dropcut.tasks import PollPlan, start_task
+
+settings = Settings.from_env()
+s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+store = JobStore(boto3.resource("dynamodb").Table(settings.jobs_table))
+plan = PollPlan(
+    initial_seconds=int(os.environ["POLL_INITIAL_SECONDS"]),
+    max_seconds=int(os.environ["POLL_MAX_SECONDS"]),
+    deadline_seconds=int(os.environ["JOB_DEADLINE_SECONDS"]),
+)
+presign_seconds = int(os.environ["PRESIGN_EXPIRY_SECONDS"])
+
+
+def provider_for(name: str) -> Provider:
+    return provider_from_settings(settings, fetch_api_key(settings.provider_key_secret_arn), name)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=JobStep)
+def handler(event: JobStep, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event.job_id)
+    progress = start_task(s3, store, settings, provider_for, plan, presign_seconds, event.job_id)
+    return progress.model_dump(mode="json")

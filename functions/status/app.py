@@ -1,0 +1,36 @@
+"""Status: one provider status query; returns the task with the next wait, or raises its ending."""
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dropcut.config import Settings, fetch_api_key, provider_from_settings
+from dropcut.events import TaskStep
+from dropcut.jobs import JobStore
+from dropcut.observability import logger, metrics, tracer
+from dropcut.providers import Provider
+from dropcut.tasks import PollPlan, check_task
+
+settings = Settings.from_env()
+store = JobStore(boto3.resource("dynamodb").Table(settings.jobs_table))
+plan = PollPlan(
+    initial_seconds=1,  # only the start step uses the initial wait
+    max_seconds=int(os.environ["POLL_MAX_SECONDS"]),
+    growth_percent=int(os.environ["POLL_GROWTH_PERCENT"]),
+)
+
+
+def provider_for(name: str) -> Provider:
+    return provider_from_settings(settings, fetch_api_key(settings.provider_key_secret_arn), name)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=TaskStep)
+def handler(event: TaskStep, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event.job_id, task_id=event.task.task_id)
+    return check_task(store, provider_for, plan, event.job_id, event.task).model_dump(mode="json")

@@ -1,0 +1,75 @@
+"""Settings read from the function's environment. Required values fail fast with a KeyError."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+import httpx
+from pydantic import SecretStr
+
+from dropcut.providers import Provider, ProviderSettings, make_provider
+from dropcut.providers.http import make_client
+
+
+def _flag(name: str) -> bool:
+    return os.environ[name].strip().lower() == "true"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every function needs to know about its stack."""
+
+    bucket: str
+    jobs_table: str
+    inbox_prefix: str
+    outbox_prefix: str
+    errors_prefix: str
+    provider: str
+    provider_base_url: str
+    provider_model: str | None
+    provider_key_secret_arn: str
+    allow_insecure_urls: bool
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            bucket=os.environ["MEDIA_BUCKET"],
+            jobs_table=os.environ["JOBS_TABLE"],
+            inbox_prefix=os.environ["INBOX_PREFIX"],
+            outbox_prefix=os.environ["OUTBOX_PREFIX"],
+            errors_prefix=os.environ["ERRORS_PREFIX"],
+            provider=os.environ["PROVIDER"],
+            provider_base_url=os.environ["PROVIDER_BASE_URL"],
+            provider_model=os.environ["PROVIDER_MODEL"] or None,
+            provider_key_secret_arn=os.environ["PROVIDER_API_KEY_SECRET_ARN"],
+            allow_insecure_urls=_flag("ALLOW_INSECURE_URLS"),
+        )
+
+
+@cache
+def http_client() -> httpx.Client:
+    """One httpx client per process, reused across invocations (connection pooling)."""
+    return make_client()
+
+
+def provider_from_settings(settings: Settings, api_key: str, name: str | None = None) -> Provider:
+    """The adapter for `name` (default: the stack's provider) with the key from Secrets Manager."""
+    provider_settings = ProviderSettings(
+        base_url=settings.provider_base_url,
+        api_key=SecretStr(api_key),
+        model=settings.provider_model,
+        allow_insecure_urls=settings.allow_insecure_urls,
+    )
+    return make_provider(name or settings.provider, provider_settings, http_client())
+
+
+def fetch_api_key(secret_arn: str) -> str:
+    """The provider API key from Secrets Manager, cached for 5 minutes by Powertools Parameters."""
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(secret_arn, max_age=300)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("the provider API key secret is empty; put the key in its SecretString")
+    return value.strip()

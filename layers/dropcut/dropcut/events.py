@@ -1,0 +1,58 @@
+"""Typed inputs of each function: the S3 notification and the state machine's step inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_plus
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dropcut.tasks import TaskProgress
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class S3ObjectRef(_Lenient):
+    key: str
+    versionId: str | None = None
+    eTag: str | None = None
+    size: int | None = None
+
+    @property
+    def decoded_key(self) -> str:
+        """S3 event keys are URL-encoded ('+' for space, %XX for the rest)."""
+        return unquote_plus(self.key)
+
+
+class S3BucketRef(_Lenient):
+    name: str
+
+
+class S3Entity(_Lenient):
+    bucket: S3BucketRef
+    object: S3ObjectRef
+
+
+class S3EventRecord(_Lenient):
+    eventName: str = ""
+    s3: S3Entity
+
+
+class InboxEvent(_Lenient):
+    """Only the fields submit reads, so test tools and S3 itself both parse."""
+
+    Records: list[S3EventRecord] = Field(default_factory=list)
+
+
+class JobStep(_Lenient):
+    job_id: str = Field(pattern=r"^job-[0-9a-f]{40}$")
+
+
+class TaskStep(JobStep):
+    task: TaskProgress
+
+
+class FailureStep(JobStep):
+    error: dict[str, Any]

@@ -1,0 +1,242 @@
+"""Submit: from an S3 inbox event to a job record and exactly one execution."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from dropcut.config import Settings
+from dropcut.errors import InputInvalid, Problem
+from dropcut.jobs import (
+    MANIFEST_SUFFIX,
+    VIDEO_SUFFIXES,
+    JobRecord,
+    JobSpec,
+    JobStatus,
+    JobStore,
+    is_manifest_key,
+    job_id_for,
+    manifest_key_for,
+)
+from dropcut.observability import logger
+from dropcut.reports import write_error_report
+
+MAX_MANIFEST_BYTES = 64 * 1024
+METADATA_PROMPT_KEY = "prompt"
+
+
+class Outcome(StrEnum):
+    STARTED = "started"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+    IGNORED = "ignored"
+    WAITING_FOR_VIDEO = "waiting_for_video"
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    key: str
+    outcome: Outcome
+    job_id: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """Everything submit needs, passed in (clients are created once per process by the handler)."""
+
+    s3: Any
+    sfn: Any
+    store: JobStore
+    settings: Settings
+    state_machine_arn: str
+    default_prompt: str
+
+
+def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None) -> SubmitResult:
+    """Handle one ObjectCreated event (key already URL-decoded). Safe to call any number of times."""
+    settings = intake.settings
+    if bucket != settings.bucket or not key.startswith(settings.inbox_prefix):
+        return SubmitResult(key, Outcome.IGNORED, detail="outside the inbox")
+    if is_manifest_key(key):
+        video_key = key[: -len(MANIFEST_SUFFIX)]
+        if not video_key.lower().endswith(VIDEO_SUFFIXES):
+            return SubmitResult(key, Outcome.IGNORED, detail="JSON that is not a video manifest")
+        head = _head(intake.s3, bucket, video_key, None)
+        if head is None:
+            return SubmitResult(key, Outcome.WAITING_FOR_VIDEO, detail=video_key)
+    else:
+        video_key = key
+        head = _head(intake.s3, bucket, key, version_id)
+        if head is None:
+            return SubmitResult(key, Outcome.IGNORED, detail="object no longer exists")
+    version = head.get("VersionId") or head["ETag"].strip('"')
+    job_id = job_id_for(bucket, video_key, version)
+    logger.append_keys(job_id=job_id)
+
+    existing = intake.store.get(job_id)
+    if existing is not None:
+        if existing.status is JobStatus.RECEIVED:
+            _start_execution(intake, job_id)  # a crash may have come between record and start
+        return SubmitResult(key, Outcome.DUPLICATE, job_id, detail=existing.status.value)
+
+    record = JobRecord(
+        job_id=job_id,
+        status=JobStatus.RECEIVED,
+        bucket=bucket,
+        key=video_key,
+        version=version,
+        execution_name=job_id,
+    )
+    try:
+        spec, source = resolve_spec(intake, video_key, head)
+    except InputInvalid as invalid:
+        if intake.store.create(record):
+            write_error_report(
+                intake.s3,
+                intake.store,
+                settings,
+                record,
+                error_type=type(invalid).__name__,
+                reason=invalid.reason,
+                message=str(invalid),
+                advice=invalid.advice,
+                problems=invalid.problems,
+            )
+        logger.warning("input refused", extra={"key": video_key, "problems": len(invalid.problems)})
+        return SubmitResult(key, Outcome.REFUSED, job_id, detail=str(invalid))
+
+    record = record.model_copy(
+        update={"spec": spec, "spec_source": source, "provider": spec.provider or settings.provider}
+    )
+    if not intake.store.create(record):
+        return SubmitResult(key, Outcome.DUPLICATE, job_id, detail="concurrent event")
+    _start_execution(intake, job_id)
+    logger.info("job started", extra={"key": video_key, "spec_source": source})
+    return SubmitResult(key, Outcome.STARTED, job_id)
+
+
+def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[JobSpec, str]:
+    """The job's options: manifest beside the video > metadata prompt > stack default prompt."""
+    problems: list[Problem] = []
+    if not video_key.lower().endswith(VIDEO_SUFFIXES):
+        problems.append(
+            Problem(
+                "key",
+                "the file is not a .mp4 or .mov video",
+                "mp4 or mov",
+                "Upload an MP4 or MOV video under the inbox prefix.",
+            )
+        )
+    manifest = _read_manifest(intake, manifest_key_for(video_key), problems)
+    if problems:
+        raise InputInvalid(problems)
+    if manifest is not None:
+        spec = _parse_spec(manifest)
+        _check_image_keys(intake.settings, spec)
+        return spec, "manifest"
+    prompt = (head.get("Metadata") or {}).get(METADATA_PROMPT_KEY, "").strip()
+    if prompt:
+        return _parse_spec({"prompt": prompt}), "metadata"
+    if intake.default_prompt.strip():
+        return _parse_spec({"prompt": intake.default_prompt}), "stack_default"
+    raise InputInvalid(
+        [
+            Problem(
+                "prompt",
+                "no prompt: no manifest, no 'prompt' metadata, no stack default",
+                "a prompt is required",
+                f"Upload {manifest_key_for(video_key).rsplit('/', 1)[-1]} with a prompt, "
+                "or set the object's 'prompt' metadata.",
+            )
+        ]
+    )
+
+
+def _read_manifest(intake: Intake, key: str, problems: list[Problem]) -> Any:
+    try:
+        obj = intake.s3.get_object(Bucket=intake.settings.bucket, Key=key)
+    except intake.s3.exceptions.NoSuchKey:
+        return None
+    if obj["ContentLength"] > MAX_MANIFEST_BYTES:
+        problems.append(
+            Problem(
+                "manifest",
+                f"the manifest is {obj['ContentLength']} bytes",
+                f"at most {MAX_MANIFEST_BYTES} bytes",
+            )
+        )
+        return None
+    raw = obj["Body"].read()
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        problems.append(
+            Problem(
+                "manifest",
+                f"the manifest is not valid JSON ({exc})",
+                "a JSON object",
+                "Check the manifest with a JSON validator.",
+            )
+        )
+        return None
+
+
+def _parse_spec(document: Any) -> JobSpec:
+    try:
+        return JobSpec.model_validate(document)
+    except ValidationError as exc:
+        raise InputInvalid(
+            [
+                Problem(
+                    ".".join(str(p) for p in error["loc"]) or "manifest",
+                    error["msg"],
+                    hint="See the manifest schema in the README (schemas/job-manifest.schema.json).",
+                )
+                for error in exc.errors()
+            ]
+        ) from None
+
+
+def _check_image_keys(settings: Settings, spec: JobSpec) -> None:
+    problems = [
+        Problem(
+            f"images[{i}]",
+            f"{image!r} is not under {settings.inbox_prefix}",
+            f"S3 keys under {settings.inbox_prefix} or https URLs",
+            "Upload reference images beside your videos in the inbox.",
+        )
+        for i, image in enumerate(spec.images)
+        if not image.startswith("https://") and not image.startswith(settings.inbox_prefix)
+    ]
+    if problems:
+        raise InputInvalid(problems)
+
+
+def _head(s3: Any, bucket: str, key: str, version_id: str | None) -> dict[str, Any] | None:
+    kwargs = {"Bucket": bucket, "Key": key}
+    if version_id and version_id != "null":
+        kwargs["VersionId"] = version_id
+    try:
+        head: dict[str, Any] = s3.head_object(**kwargs)
+    except s3.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NoSuchVersion"):
+            return None
+        raise
+    return head
+
+
+def _start_execution(intake: Intake, job_id: str) -> None:
+    # The execution name is the job id: Step Functions refuses a second execution of a name.
+    try:
+        intake.sfn.start_execution(
+            stateMachineArn=intake.state_machine_arn,
+            name=job_id,
+            input=json.dumps({"job_id": job_id}),
+        )
+    except intake.sfn.exceptions.ExecutionAlreadyExists:
+        logger.info("execution already exists")

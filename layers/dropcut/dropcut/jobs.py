@@ -1,0 +1,223 @@
+"""The job: its identity, its options (spec), and its record in DynamoDB."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dropcut.providers.base import AspectRatio
+
+MANIFEST_SUFFIX = ".json"
+MAX_PROMPT_CHARS = 5000
+VIDEO_SUFFIXES = (".mp4", ".mov")
+
+
+class JobStatus(StrEnum):
+    RECEIVED = "received"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class JobSpec(BaseModel):
+    """A job's options, as written in the JSON manifest `<video>.json` beside the video."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="What to change in the video (the active provider may allow fewer characters).",
+    )
+    images: tuple[str, ...] = Field(
+        default=(),
+        max_length=7,
+        description="Reference images: keys in the media bucket (under inbox/) or https URLs.",
+    )
+    keep_audio: bool = Field(default=False, description="Keep the input's sound track.")
+    aspect_ratio: AspectRatio | None = Field(
+        default=None, description="Crop to this aspect ratio (evolink only)."
+    )
+    provider: str | None = Field(
+        default=None, description="Provider to use instead of the stack's (aimlapi or evolink)."
+    )
+    output_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,120}$",
+        description="File name (without folder) for the edited video; default <video stem>.edited.mp4.",
+    )
+
+    @field_validator("images")
+    @classmethod
+    def _images_are_keys_or_https(cls, images: tuple[str, ...]) -> tuple[str, ...]:
+        for image in images:
+            if "://" in image and not image.startswith("https://"):
+                raise ValueError(f"image {image[:80]!r} must be an S3 key or an https URL")
+        return images
+
+
+def job_id_for(bucket: str, key: str, version: str) -> str:
+    """Deterministic id of one version of one input: repeated events map to the same job.
+
+    `version` is the S3 version id (or the ETag where versioning is off). The id is also the
+    Standard-workflow execution name, so it fits the name rules (<= 80 chars, [0-9a-z-]).
+    """
+    digest = hashlib.sha256(f"{bucket}\n{key}\n{version}".encode()).hexdigest()
+    return f"job-{digest[:40]}"
+
+
+def is_manifest_key(key: str) -> bool:
+    return key.endswith(MANIFEST_SUFFIX)
+
+
+def manifest_key_for(video_key: str) -> str:
+    return video_key + MANIFEST_SUFFIX
+
+
+def relative_key(key: str, prefix: str) -> str:
+    """The key below `prefix` (inbox/a/b.mp4 -> a/b.mp4)."""
+    return key[len(prefix) :] if key.startswith(prefix) else key
+
+
+def output_key_for(video_key: str, settings_inbox: str, outbox: str, name: str | None) -> str:
+    """Where the edited video goes: the input's folder under the outbox, never under the inbox."""
+    relative = relative_key(video_key, settings_inbox)
+    folder, _, filename = relative.rpartition("/")
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    chosen = name or f"{stem}.edited.mp4"
+    if not chosen.lower().endswith(".mp4"):
+        chosen += ".mp4"
+    return f"{outbox}{folder + '/' if folder else ''}{chosen}"
+
+
+def error_report_key_for(video_key: str, inbox: str, errors: str) -> str:
+    return f"{errors}{relative_key(video_key, inbox)}.error.json"
+
+
+class JobRecord(BaseModel):
+    """The job's row in the jobs table: what was asked, what happened, where the result is."""
+
+    job_id: str
+    status: JobStatus
+    bucket: str
+    key: str
+    version: str
+    spec: JobSpec | None = None
+    spec_source: str | None = None
+    provider: str | None = None
+    task_id: str | None = None
+    task_state: str | None = None
+    progress: int | None = None
+    credits: float | None = None
+    execution_name: str | None = None
+    output_key: str | None = None
+    result_manifest_key: str | None = None
+    error_report_key: str | None = None
+    error_reason: str | None = None
+    error_message: str | None = None
+    problems: list[dict[str, str]] = []
+    creating_since: float | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    task_created_at: float | None = None
+    task_finished_seen_at: float | None = None
+    stored_at: float | None = None
+    polls: int = 0
+
+
+def to_item(value: Any) -> Any:
+    """JSON-ish value -> DynamoDB-safe value (floats become Decimal, None fields dropped)."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: to_item(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_item(v) for v in value]
+    return value
+
+
+def from_item(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: from_item(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_item(v) for v in value]
+    return value
+
+
+class JobStore:
+    """Job records in DynamoDB. Conditional writes make each transition happen at most once."""
+
+    def __init__(self, table: Any):
+        self.table = table
+
+    def create(self, record: JobRecord) -> bool:
+        """Insert the record unless the job exists; True when this call created it."""
+        try:
+            self.table.put_item(
+                Item=to_item(record.model_dump(mode="json")),
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get(self, job_id: str) -> JobRecord | None:
+        item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        return JobRecord.model_validate(from_item(item)) if item else None
+
+    def require(self, job_id: str) -> JobRecord:
+        record = self.get(job_id)
+        if record is None:
+            raise LookupError(f"no job record for {job_id}")
+        return record
+
+    def update(
+        self,
+        job_id: str,
+        fields: dict[str, Any],
+        *,
+        condition: str | None = None,
+        condition_names: dict[str, str] | None = None,
+        condition_values: dict[str, Any] | None = None,
+    ) -> bool:
+        """Set `fields` (None removes an attribute); False when `condition` did not hold.
+
+        Conditions name attributes through placeholders (`#status`), since many names
+        (status, name, ...) are DynamoDB reserved words.
+        """
+        fields = {**fields, "updated_at": time.time()}
+        names: dict[str, str] = dict(condition_names or {})
+        values: dict[str, Any] = {k: to_item(v) for k, v in (condition_values or {}).items()}
+        sets: list[str] = []
+        removes: list[str] = []
+        for index, (name, value) in enumerate(sorted(fields.items())):
+            names[f"#f{index}"] = name
+            if value is None:
+                removes.append(f"#f{index}")
+            else:
+                values[f":v{index}"] = to_item(value)
+                sets.append(f"#f{index} = :v{index}")
+        expression = ("SET " + ", ".join(sets)) if sets else ""
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        kwargs: dict[str, Any] = {
+            "Key": {"job_id": job_id},
+            "UpdateExpression": expression.strip(),
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        try:
+            self.table.update_item(**kwargs)
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True

@@ -1,0 +1,105 @@
+"""Finalize: copy the provider's result into the outbox and write the result manifest."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from dropcut.config import Settings
+from dropcut.errors import ProviderBadResponse
+from dropcut.jobs import JobStatus, JobStore, output_key_for
+from dropcut.observability import logger, metrics
+from dropcut.providers import TaskState
+from dropcut.storage import put_json, stream_url_to_s3
+from dropcut.tasks import ProviderFor, TaskProgress
+
+
+class FinalizeResult(BaseModel):
+    output_key: str
+    result_manifest_key: str
+    bytes_stored: int
+
+
+def result_manifest_key_for(output_key: str) -> str:
+    return output_key.rsplit(".", 1)[0] + ".result.json"
+
+
+def finalize(
+    s3: Any,
+    client: httpx.Client,
+    store: JobStore,
+    settings: Settings,
+    provider_for: ProviderFor,
+    job_id: str,
+    progress: TaskProgress,
+) -> FinalizeResult:
+    """Store the result and close the job. A retry after success returns the stored result."""
+    record = store.require(job_id)
+    assert record.spec is not None
+    output_key = output_key_for(
+        record.key, settings.inbox_prefix, settings.outbox_prefix, record.spec.output_name
+    )
+    manifest_key = result_manifest_key_for(output_key)
+    if record.status is JobStatus.SUCCEEDED and record.output_key:
+        logger.info("job already finalized")
+        return FinalizeResult(
+            output_key=record.output_key, result_manifest_key=manifest_key, bytes_stored=0
+        )
+    # Ask again rather than carry the result URL through the execution history: it may be signed.
+    task = provider_for(progress.provider).get_task(progress.task_id)
+    if task.state is not TaskState.SUCCEEDED or not task.result_url:
+        raise ProviderBadResponse(
+            f"the provider reported {task.provider_status} for a task it had reported completed"
+        )
+    started = time.time()
+    size = stream_url_to_s3(
+        client,
+        s3,
+        task.result_url,
+        settings.bucket,
+        output_key,
+        allow_insecure=settings.allow_insecure_urls,
+    )
+    stored_at = time.time()
+    manifest = {
+        "job_id": job_id,
+        "status": "succeeded",
+        "input": {"bucket": record.bucket, "key": record.key, "version": record.version},
+        "output": {"bucket": settings.bucket, "key": output_key, "bytes": size},
+        "prompt": record.spec.prompt,
+        "options": record.spec.model_dump(mode="json", exclude={"prompt"}),
+        "options_source": record.spec_source,
+        "provider": progress.provider,
+        "provider_task_id": progress.task_id,
+        "credits": task.credits if task.credits is not None else record.credits,
+        "polls": progress.polls,
+        "timings": {
+            "received_at": record.created_at,
+            "task_created_at": record.task_created_at,
+            "provider_finished_seen_at": record.task_finished_seen_at,
+            "stored_at": stored_at,
+            "copy_seconds": round(stored_at - started, 3),
+            "total_seconds": round(stored_at - record.created_at, 3),
+        },
+    }
+    put_json(s3, settings.bucket, manifest_key, manifest)
+    store.update(
+        job_id,
+        {
+            "status": JobStatus.SUCCEEDED.value,
+            "output_key": output_key,
+            "result_manifest_key": manifest_key,
+            "stored_at": stored_at,
+            "credits": manifest["credits"],
+        },
+    )
+    metrics.add_metric(name="JobsSucceeded", unit="Count", value=1)
+    if isinstance(manifest["credits"], int | float):
+        metrics.add_metric(name="CreditsUsed", unit="Count", value=float(manifest["credits"]))
+    logger.info("job succeeded", extra={"output_key": output_key, "bytes": size})
+    return FinalizeResult(
+        output_key=output_key, result_manifest_key=manifest_key, bytes_stored=size
+    )

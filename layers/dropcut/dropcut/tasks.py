@@ -1,0 +1,172 @@
+"""Start the provider task (at most once per job) and follow it: the polling plan lives here."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from dropcut.config import Settings
+from dropcut.errors import JobTimedOut, ProviderAnswerLost, TaskCreationUncertain, TaskFailed
+from dropcut.jobs import JobStatus, JobStore
+from dropcut.observability import logger, metrics
+from dropcut.providers import EditRequest, Provider, ProviderTask, TaskState
+from dropcut.storage import presign_get
+
+
+@dataclass(frozen=True)
+class PollPlan:
+    """Waits between status checks: the provider's estimate first, then growing, capped intervals."""
+
+    initial_seconds: int
+    max_seconds: int
+    growth_percent: int = 150
+    deadline_seconds: int = 3600
+
+    def first_wait(self, estimated_seconds: int | None) -> int:
+        if estimated_seconds:
+            return max(1, min(estimated_seconds, self.deadline_seconds))
+        return self.initial_seconds
+
+    def next_interval(self, interval: int) -> int:
+        return max(1, min(self.max_seconds, math.ceil(interval * self.growth_percent / 100)))
+
+
+class TaskProgress(BaseModel):
+    """The state machine's view of a provider task ($.task). Holds no URL: those carry signatures."""
+
+    task_id: str
+    provider: str
+    state: TaskState
+    wait_seconds: int = Field(ge=1)
+    interval_seconds: int = Field(ge=1)
+    deadline: float
+    polls: int = 0
+    progress: int | None = None
+
+
+ProviderFor = Callable[[str], Provider]
+
+
+def start_task(
+    s3: Any,
+    store: JobStore,
+    settings: Settings,
+    provider_for: ProviderFor,
+    plan: PollPlan,
+    presign_seconds: int,
+    job_id: str,
+) -> TaskProgress:
+    """Create the job's provider task, or return the one already recorded. Never creates two."""
+    record = store.require(job_id)
+    provider_name = record.provider or settings.provider
+    if record.task_id:
+        logger.info("provider task already recorded", extra={"task_id": record.task_id})
+        return _progress(record.task_id, provider_name, TaskState.QUEUED, plan, None, time.time())
+    claimed = store.update(
+        job_id,
+        {"creating_since": time.time()},
+        condition="attribute_not_exists(task_id) AND attribute_not_exists(creating_since)",
+    )
+    if not claimed:
+        raise TaskCreationUncertain(
+            "an earlier attempt sent the create request and its answer was lost; "
+            "dropcut will not send a second one"
+        )
+    assert record.spec is not None, "a job is only started with a resolved spec"
+    spec = record.spec
+    request = EditRequest(
+        prompt=spec.prompt,
+        video_url=presign_get(s3, record.bucket, record.key, record.version, presign_seconds),
+        image_urls=tuple(
+            image
+            if image.startswith("https://")
+            else presign_get(s3, record.bucket, image, None, presign_seconds)
+            for image in spec.images
+        ),
+        keep_audio=spec.keep_audio,
+        aspect_ratio=spec.aspect_ratio,
+    )
+    provider = provider_for(provider_name)
+    try:
+        task = provider.create_task(request)
+    except ProviderAnswerLost as lost:
+        raise TaskCreationUncertain(f"{lost}; the provider may have created the task") from None
+    except Exception:
+        # The provider answered with an error (or we never sent): no task exists, retry is safe.
+        store.update(job_id, {"creating_since": None})
+        raise
+    now = time.time()
+    store.update(
+        job_id,
+        {
+            "task_id": task.task_id,
+            "provider": provider_name,
+            "status": JobStatus.RUNNING.value,
+            "task_state": task.state.value,
+            "task_created_at": now,
+            "creating_since": None,
+        },
+    )
+    metrics.add_metric(name="TasksCreated", unit="Count", value=1)
+    logger.info("provider task created", extra={"task_id": task.task_id, "provider": provider_name})
+    return _progress(task.task_id, provider_name, task.state, plan, task.estimated_seconds, now)
+
+
+def _progress(
+    task_id: str, provider: str, state: TaskState, plan: PollPlan, estimate: int | None, now: float
+) -> TaskProgress:
+    return TaskProgress(
+        task_id=task_id,
+        provider=provider,
+        state=state,
+        wait_seconds=plan.first_wait(estimate),
+        interval_seconds=plan.initial_seconds,
+        deadline=now + plan.deadline_seconds,
+    )
+
+
+def check_task(
+    store: JobStore, provider_for: ProviderFor, plan: PollPlan, job_id: str, progress: TaskProgress
+) -> TaskProgress:
+    """One status query. Raises TaskFailed or JobTimedOut; otherwise returns the next wait."""
+    task: ProviderTask = provider_for(progress.provider).get_task(progress.task_id)
+    now = time.time()
+    fields: dict[str, Any] = {
+        "task_state": task.state.value,
+        "progress": task.progress,
+        "polls": progress.polls + 1,
+    }
+    if task.finished:
+        fields["task_finished_seen_at"] = now
+        fields["credits"] = task.credits
+    store.update(job_id, fields)
+    if task.state is TaskState.FAILED:
+        code = f" [{task.error_code}]" if task.error_code else ""
+        raise TaskFailed(f"the provider reported the task failed{code}: {task.error_message}")
+    updated = progress.model_copy(
+        update={"state": task.state, "polls": progress.polls + 1, "progress": task.progress}
+    )
+    if task.state is TaskState.SUCCEEDED:
+        return updated
+    remaining = progress.deadline - now
+    if remaining <= 0:
+        raise JobTimedOut(
+            f"the provider task was still {task.provider_status} at the job deadline "
+            f"(after {progress.polls + 1} status checks)"
+        )
+    interval = (
+        plan.next_interval(progress.interval_seconds)
+        if progress.polls
+        else progress.interval_seconds
+    )
+    return updated.model_copy(
+        update={
+            "wait_seconds": max(1, min(interval, math.ceil(remaining))),
+            "interval_seconds": interval,
+        }
+    )

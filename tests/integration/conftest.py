@@ -1,0 +1,69 @@
+"""Fixtures for the simulator tests: a local static file server, a sample clip, a simulator."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.media import make_sample_video
+from devstack.simulator import SimConfig, Simulator
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class FileServer:
+    """Serves ``root`` over http://127.0.0.1:PORT/ (what the simulator fetches inputs from)."""
+
+    root: Path
+    base_url: str
+
+    def put(self, name: str, data: bytes) -> str:
+        (self.root / name).write_bytes(data)
+        return self.url(name)
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/{name}"
+
+
+@dataclass
+class SampleVideo:
+    path: Path
+    url: str
+
+
+@pytest.fixture(scope="session")
+def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
+    root = tmp_path_factory.mktemp("static")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield FileServer(root, f"http://127.0.0.1:{server.server_address[1]}")
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def sample_video(file_server: FileServer) -> SampleVideo:
+    """A 4 s 320x240 H.264 + AAC clip served at http://127.0.0.1:PORT/clip.mp4."""
+    path = make_sample_video(file_server.root / "clip.mp4")
+    return SampleVideo(path, file_server.url("clip.mp4"))
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """A fresh, fast simulator per test (key "sim-key"); change it with ``.configure()``."""
+    config = SimConfig(task_seconds=0.5, queue_seconds=0.1, callback_retry_delays=[0.1, 0.2, 0.4])
+    with Simulator(config) as sim:
+        yield sim
