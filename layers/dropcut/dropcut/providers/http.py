@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import httpx
 
 from dropcut.errors import (
+    ProviderAnswerLost,
     ProviderBadResponse,
     ProviderError,
     ProviderOutOfCredits,
@@ -88,10 +89,13 @@ def send(
     """One HTTP call; returns the JSON object body or raises a named ProviderError."""
     try:
         response = client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise ProviderUnavailable(
-            f"{provider} did not answer in time ({type(exc).__name__})"
+            f"{provider} could not be reached ({type(exc).__name__})"
         ) from None
+    except (httpx.TimeoutException, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+        # The request went out; the provider may have acted on it.
+        raise ProviderAnswerLost(f"{provider} sent no answer ({type(exc).__name__})") from None
     except httpx.TransportError as exc:
         raise ProviderUnavailable(
             f"{provider} could not be reached ({type(exc).__name__})"

@@ -1,0 +1,77 @@
+# dropcut: `make demo` runs the whole pipeline locally; `make test` runs every check.
+# The build and the tests need Python 3.13 (the Lambda runtime). Set PYTHON=/path/to/python3.13
+# if it is not on PATH as python3.13; pyenv installs are found automatically.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.13 2>/dev/null || \
+	( command -v pyenv >/dev/null 2>&1 && v=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | tail -n 1) && \
+	  [ -n "$$v" ] && echo "$$(pyenv prefix $$v)/bin/python3.13" ))
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# sam build (no container) looks for python3.13 on PATH: the venv provides it.
+export PATH := $(abspath $(BIN)):$(PATH)
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+PYTEST_ARGS ?=
+
+.PHONY: help venv lint format build test test-unit test-integration test-e2e demo stack simulator bench clean
+
+help:
+	@echo "make demo    run the whole pipeline on the local stack (videos in, edited videos out)"
+	@echo "make test    lint + sam build + unit, integration and end-to-end tests"
+	@echo "make stack   run the local stack in the foreground (S3/SFN/DynamoDB + provider simulator)"
+	@echo "make lint    ruff, mypy, cfn-lint, sam validate --lint"
+	@echo "make bench   benchmarks (figures printed, not asserted)"
+
+$(STAMP): requirements-dev.txt
+	@if [ -z "$(PYTHON)" ]; then echo "Python 3.13 not found: install it or run make PYTHON=/path/to/python3.13" >&2; exit 1; fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint --region $(AWS_DEFAULT_REGION)
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+build: $(STAMP)
+	$(BIN)/sam build --region $(AWS_DEFAULT_REGION)
+
+test: lint build
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python -m devstack.demo
+
+stack: $(STAMP)
+	$(BIN)/python -m devstack.stack --port 4566 --with-simulator
+
+simulator: $(STAMP)
+	$(BIN)/python -m devstack.simulator --port 8765 --allow-insecure-callbacks
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.poll_transitions
+
+clean:
+	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache
