@@ -1,0 +1,190 @@
+"""What cfn-lint and sam validate miss: runtimes, GetAtt targets in DefinitionSubstitutions,
+the ASL's placeholders, Task timeouts, error names, and the env each handler reads."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode
+
+from dropcut import errors
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE, _ = decode(str(ROOT / "template.yaml"))
+RESOURCES = TEMPLATE["Resources"]
+GLOBAL_FUNCTION = TEMPLATE["Globals"]["Function"]
+# Lambda runtimes this project may use (python3.12+ are supported well past 2026).
+SUPPORTED_RUNTIMES = {"python3.12", "python3.13", "python3.14"}
+GETATT_ATTRIBUTES = {
+    "AWS::Serverless::Function": {"Arn"},
+    "AWS::Serverless::StateMachine": {"Arn", "Name"},
+    "AWS::DynamoDB::Table": {"Arn", "StreamArn"},
+    "AWS::S3::Bucket": {"Arn", "DomainName", "RegionalDomainName"},
+    "AWS::SQS::Queue": {"Arn", "QueueName", "QueueUrl"},
+    "AWS::Logs::LogGroup": {"Arn"},
+}
+FUNCTIONS = {
+    name: resource
+    for name, resource in RESOURCES.items()
+    if resource["Type"] == "AWS::Serverless::Function"
+}
+STATE_MACHINES = {
+    name: resource
+    for name, resource in RESOURCES.items()
+    if resource["Type"] == "AWS::Serverless::StateMachine"
+}
+
+
+def function_property(name: str, prop: str):
+    return FUNCTIONS[name]["Properties"].get(prop, GLOBAL_FUNCTION.get(prop))
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_uses_a_supported_runtime_matching_the_layer(name):
+    runtime = function_property(name, "Runtime")
+    assert runtime in SUPPORTED_RUNTIMES, f"{name}: runtime {runtime!r} is not supported"
+    layer = RESOURCES["DropcutLayer"]
+    assert runtime in layer["Properties"]["CompatibleRuntimes"]
+    assert layer["Metadata"]["BuildMethod"] == runtime
+
+
+def _intrinsic_targets(value):
+    """Every (kind, logical id, attribute) that Ref/GetAtt inside `value` points at."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            yield "Ref", value["Ref"], None
+        elif "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            resource, attribute = target if isinstance(target, list) else target.split(".", 1)
+            yield "GetAtt", resource, attribute
+        else:
+            for item in value.values():
+                yield from _intrinsic_targets(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _intrinsic_targets(item)
+
+
+@pytest.mark.parametrize("name", sorted(STATE_MACHINES))
+def test_definition_substitutions_point_at_real_resources_and_attributes(name):
+    substitutions = STATE_MACHINES[name]["Properties"]["DefinitionSubstitutions"]
+    for kind, target, attribute in _intrinsic_targets(substitutions):
+        if kind == "Ref":
+            assert target in RESOURCES or target in TEMPLATE["Parameters"], target
+            continue
+        assert target in RESOURCES, f"GetAtt names missing resource {target}"
+        allowed = GETATT_ATTRIBUTES[RESOURCES[target]["Type"]]
+        assert attribute in allowed, f"{target}.{attribute} is not one of {allowed}"
+
+
+@pytest.mark.parametrize("name", sorted(STATE_MACHINES))
+def test_asl_placeholders_and_substitutions_match(name):
+    properties = STATE_MACHINES[name]["Properties"]
+    text = (ROOT / properties["DefinitionUri"]).read_text()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    assert placeholders == set(properties["DefinitionSubstitutions"])
+
+
+def _states(definition):
+    for state_name, state in definition["States"].items():
+        yield state_name, state
+        for branch in state.get("Branches", []):
+            yield from _states(branch)
+        if "Iterator" in state or "ItemProcessor" in state:
+            yield from _states(state.get("ItemProcessor") or state["Iterator"])
+
+
+KNOWN_PREFIXES = ("States.", "Lambda.", "Sandbox.")
+
+
+@pytest.mark.parametrize("name", sorted(STATE_MACHINES))
+def test_every_task_has_a_timeout_a_result_path_and_known_error_names(name):
+    definition = json.loads(
+        (ROOT / STATE_MACHINES[name]["Properties"]["DefinitionUri"]).read_text()
+    )
+    tasks = [(n, s) for n, s in _states(definition) if s["Type"] == "Task"]
+    assert tasks
+    for state_name, state in tasks:
+        assert "TimeoutSeconds" in state or "TimeoutSecondsPath" in state, state_name
+        assert "ResultPath" in state, state_name
+        for rule in state.get("Retry", []) + state.get("Catch", []):
+            for error in rule["ErrorEquals"]:
+                assert error.startswith(KNOWN_PREFIXES) or errors.error_class(error), (
+                    f"{state_name}: {error} matches no dropcut.errors class"
+                )
+        for rule in state.get("Retry", []):
+            assert rule["MaxAttempts"] <= 10, "retries are bounded"
+            assert rule.get("BackoffRate", 1) >= 1.5 or rule["MaxAttempts"] <= 2
+    waits = [s for _, s in _states(definition) if s["Type"] == "Wait"]
+    assert all("SecondsPath" in s or "Seconds" in s for s in waits)
+    assert definition.get("TimeoutSeconds"), "the whole execution has a time limit"
+
+
+ENV_READ = re.compile(r"os\.environ\[\"([A-Z0-9_]+)\"\]")
+SHARED_CONFIG = ROOT / "layers/dropcut/dropcut/config.py"
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_environment_variable_a_handler_reads_is_set_by_the_template(name):
+    code_dir = ROOT / FUNCTIONS[name]["Properties"]["CodeUri"]
+    source = (code_dir / "app.py").read_text()
+    needed = set(ENV_READ.findall(source))
+    if "Settings.from_env" in source:
+        needed |= set(ENV_READ.findall(SHARED_CONFIG.read_text()))
+    env = dict(GLOBAL_FUNCTION["Environment"]["Variables"])
+    env.update(FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {}))
+    assert needed, "the handler reads its configuration from the environment"
+    assert needed <= set(env), (
+        f"{name} reads {sorted(needed - set(env))} which the template never sets"
+    )
+
+
+def test_outputs_can_never_trigger_the_pipeline_again():
+    env = GLOBAL_FUNCTION["Environment"]["Variables"]
+    inbox = env["INBOX_PREFIX"]
+    for other in (env["OUTBOX_PREFIX"], env["ERRORS_PREFIX"]):
+        assert not other.startswith(inbox) and not inbox.startswith(other)
+    triggers = [
+        event["Properties"]
+        for function in FUNCTIONS.values()
+        for event in function["Properties"].get("Events", {}).values()
+        if event["Type"] == "S3"
+    ]
+    assert triggers
+    for trigger in triggers:
+        rules = trigger["Filter"]["S3Key"]["Rules"]
+        assert {"Name": "prefix", "Value": inbox} in rules
+
+
+def _statements(value):
+    if isinstance(value, dict):
+        if "Action" in value and "Effect" in value:
+            yield value
+        for item in value.values():
+            yield from _statements(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _statements(item)
+
+
+def test_no_wildcard_actions_in_allow_statements():
+    for name, resource in RESOURCES.items():
+        for statement in _statements(resource.get("Properties", {})):
+            if statement["Effect"] != "Allow":
+                continue
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
+            assert not [a for a in actions if "*" in a], f"{name} allows a wildcard action"
+
+
+def test_no_function_reads_its_api_key_from_the_environment():
+    for name in FUNCTIONS:
+        env = FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {})
+        env = {**GLOBAL_FUNCTION["Environment"]["Variables"], **env}
+        assert not [k for k in env if "API_KEY" in k and not k.endswith("_SECRET_ARN")]
