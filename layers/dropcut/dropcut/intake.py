@@ -137,7 +137,7 @@ def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[
         raise InputInvalid(problems)
     if manifest is not None:
         spec = _parse_spec(manifest)
-        _check_image_keys(intake.settings, spec)
+        _check_options(intake.settings, spec)
         return spec, "manifest"
     prompt = (head.get("Metadata") or {}).get(METADATA_PROMPT_KEY, "").strip()
     if prompt:
@@ -202,7 +202,8 @@ def _parse_spec(document: Any) -> JobSpec:
         ) from None
 
 
-def _check_image_keys(settings: Settings, spec: JobSpec) -> None:
+def _check_options(settings: Settings, spec: JobSpec) -> None:
+    """Rules that depend on the stack: where images may live, which providers it can call."""
     problems = [
         Problem(
             f"images[{i}]",
@@ -213,6 +214,15 @@ def _check_image_keys(settings: Settings, spec: JobSpec) -> None:
         for i, image in enumerate(spec.images)
         if not image.startswith("https://") and not image.startswith(settings.inbox_prefix)
     ]
+    if spec.provider and spec.provider != settings.provider:
+        problems.append(
+            Problem(
+                "provider",
+                f"this stack is configured for {settings.provider} only",
+                settings.provider,
+                "Remove 'provider' from the manifest.",
+            )
+        )
     if problems:
         raise InputInvalid(problems)
 

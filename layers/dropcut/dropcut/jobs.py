@@ -6,7 +6,7 @@ import hashlib
 import time
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -43,8 +43,9 @@ class JobSpec(BaseModel):
     aspect_ratio: AspectRatio | None = Field(
         default=None, description="Crop to this aspect ratio (evolink only)."
     )
-    provider: str | None = Field(
-        default=None, description="Provider to use instead of the stack's (aimlapi or evolink)."
+    provider: Literal["aimlapi", "evolink"] | None = Field(
+        default=None,
+        description="Provider for this job; must be one this stack is configured for.",
     )
     output_name: str | None = Field(
         default=None,
