@@ -97,9 +97,7 @@ def probe_video_bytes(data: bytes) -> float:
         with av.open(io.BytesIO(data)) as c:
             names = c.format.name.split(",")
             if not any(n in MP4_FORMAT_NAMES for n in names) or not c.streams.video:
-                raise MediaError(
-                    "unsupported_video_format", "input must be an .mp4 or .mov video"
-                )
+                raise MediaError("unsupported_video_format", "input must be an .mp4 or .mov video")
             if c.duration is not None:
                 return c.duration / 1_000_000
             v = c.streams.video[0]
@@ -109,7 +107,9 @@ def probe_video_bytes(data: bytes) -> float:
     except MediaError:
         raise
     except (av.FFmpegError, ValueError, OSError) as exc:
-        raise MediaError("unsupported_video_format", f"input is not a readable video: {exc}") from exc
+        raise MediaError(
+            "unsupported_video_format", f"input is not a readable video: {exc}"
+        ) from exc
 
 
 def check_image_bytes(data: bytes) -> Image.Image:

@@ -179,9 +179,7 @@ class Task:
 class _Answer(Exception):
     """Raised by routes to answer with a status and JSON body."""
 
-    def __init__(
-        self, status: int, body: Any, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
@@ -328,7 +326,7 @@ class Simulator:
         if self._server is None:
             raise RuntimeError("simulator not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def base_url(self) -> str:
@@ -338,14 +336,16 @@ class Simulator:
         if self._server is not None:
             return self
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
-        server = ThreadingHTTPServer((self.host, self.port), handler)
-        server.daemon_threads = True
+        server = _Server((self.host, self.port), handler)
+        self._workdir.mkdir(parents=True, exist_ok=True)
         self._server = server
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, self.config.edit_workers), thread_name_prefix="sim-edit"
         )
         self._stopping.clear()
-        t1 = threading.Thread(target=server.serve_forever, name="sim-http", daemon=True)
+        t1 = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="sim-http", daemon=True
+        )
         t2 = threading.Thread(target=self._scheduler, name="sim-scheduler", daemon=True)
         self._threads = [t1, t2]
         t1.start()
@@ -806,7 +806,12 @@ class Simulator:
                 if generation != self._generation:
                     return
                 t.callbacks.append(
-                    {"attempt": attempt + 1, "status": status, "error": err, "body_status": body["status"]}
+                    {
+                        "attempt": attempt + 1,
+                        "status": status,
+                        "error": err,
+                        "body_status": body["status"],
+                    }
                 )
                 if ok:
                     self._counters["callbacks_delivered"] += 1
@@ -980,16 +985,17 @@ class Simulator:
 
     def evo_query(self, task_id: str) -> _Answer:
         if not task_id.startswith("task-unified-"):
-            raise _evo_error(
-                400, "Invalid task ID format", code="invalid_task_id", param="task_id"
-            )
+            raise _evo_error(400, "Invalid task ID format", code="invalid_task_id", param="task_id")
         with self._lock:
             t = self._tasks.get(task_id)
             if t is None or t.api != "evolink":
-                raise _evo_error(
-                    404, "Task not found", param="task_id", type_="not_found_error"
-                )
+                raise _evo_error(404, "Task not found", param="task_id", type_="not_found_error")
             return _Answer(200, self._evo_body(t))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # bursts of hundreds of creates must not overflow the backlog
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1035,9 +1041,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reset_connection(self) -> None:
         with contextlib.suppress(OSError):
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         with contextlib.suppress(OSError):
             self.connection.close()
         self.close_connection = True
@@ -1077,9 +1081,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "reset":
             self._reset_connection()
         elif kind == "malformed":
-            self._send(
-                200, b'{"id": "task-unified-trunc', {"Content-Type": "application/json"}
-            )
+            self._send(200, b'{"id": "task-unified-trunc', {"Content-Type": "application/json"})
         return fault
 
     # -- routes --
@@ -1108,7 +1110,9 @@ class _Handler(BaseHTTPRequestHandler):
                 ans = self.sim.evo_query(urllib.parse.unquote(m.group(1)))
                 self._send(ans.status, ans.body, ans.headers)
             else:
-                self._send(404, {"error": {"code": 404, "message": "Not found", "type": "not_found_error"}})
+                self._send(
+                    404, {"error": {"code": 404, "message": "Not found", "type": "not_found_error"}}
+                )
         except _Answer as ans:
             self._send(ans.status, ans.body, ans.headers)
 
@@ -1124,7 +1128,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif path.endswith("/v1/videos/generations"):
                 api = "evolink"
             else:
-                self._send(404, {"error": {"code": 404, "message": "Not found", "type": "not_found_error"}})
+                self._send(
+                    404, {"error": {"code": 404, "message": "Not found", "type": "not_found_error"}}
+                )
                 return
             self.sim._count_request(api, "create")
             fault = self._apply_request_fault(api, "create")

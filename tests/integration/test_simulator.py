@@ -120,7 +120,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
@@ -136,6 +136,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def test_aimlapi_success_path(simulator: Simulator, sample_video: Any) -> None:
+    simulator.configure(queue_seconds=0.3)  # long enough for the first poll to see "queued"
     r = aiml_create(simulator, aiml_body(sample_video.url))
     assert r.status_code == 200
     created = r.json()
@@ -269,7 +270,9 @@ def test_invalid_json_body(simulator: Simulator) -> None:
 # ---- auth -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "sim-key"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "sim-key"}]
+)
 def test_auth_401(simulator: Simulator, sample_video: Any, headers: dict[str, str]) -> None:
     r = aiml_create(simulator, aiml_body(sample_video.url), headers=headers)
     assert r.status_code == 401
@@ -282,7 +285,11 @@ def test_auth_401(simulator: Simulator, sample_video: Any, headers: dict[str, st
     r = evo_create(simulator, evo_body(sample_video.url), headers=headers)
     assert r.status_code == 401
     assert r.json() == {
-        "error": {"code": 401, "message": "Invalid or expired token", "type": "authentication_error"}
+        "error": {
+            "code": 401,
+            "message": "Invalid or expired token",
+            "type": "authentication_error",
+        }
     }
     assert evo_get(simulator, "task-unified-1-abcdefgh", headers=headers).status_code == 401
     assert simulator.stats()["tasks_created"] == 0
@@ -299,6 +306,7 @@ def test_api_keys_configurable(simulator: Simulator, sample_video: Any) -> None:
 
 
 def test_evolink_success_path(simulator: Simulator, sample_video: Any) -> None:
+    simulator.configure(queue_seconds=0.3)
     r = evo_create(simulator, evo_body(sample_video.url))
     assert r.status_code == 200
     c = r.json()
@@ -350,7 +358,11 @@ def test_evolink_failed(simulator: Simulator, sample_video: Any) -> None:
 
 @pytest.mark.parametrize(
     ("setup", "code"),
-    [("missing", "video_download_failed"), ("text", "unsupported_video_format"), ("big", "video_too_large")],
+    [
+        ("missing", "video_download_failed"),
+        ("text", "unsupported_video_format"),
+        ("big", "video_too_large"),
+    ],
 )
 def test_evolink_media_checks_fail_the_task(
     simulator: Simulator, sample_video: Any, file_server: Any, setup: str, code: str
@@ -388,7 +400,11 @@ def _evo_invalid_cases() -> list[tuple[str, Any, str | None]]:
         ("video_urls two", {**ok, "video_urls": ["https://e.com/a.mp4"] * 2}, "video_urls"),
         ("video_urls str", {**ok, "video_urls": "https://e.com/a.mp4"}, "video_urls"),
         ("video_urls bad", {**ok, "video_urls": ["nope"]}, "video_urls"),
-        ("image_urls 5", {**ok, "image_urls": [f"https://e.com/{i}.png" for i in range(5)]}, "image_urls"),
+        (
+            "image_urls 5",
+            {**ok, "image_urls": [f"https://e.com/{i}.png" for i in range(5)]},
+            "image_urls",
+        ),
         ("image_urls empty", {**ok, "image_urls": []}, "image_urls"),
         ("image_urls gif", {**ok, "image_urls": ["https://e.com/a.gif"]}, "image_urls"),
         ("aspect 4:3", {**ok, "aspect_ratio": "4:3"}, "aspect_ratio"),
@@ -438,7 +454,12 @@ def test_evolink_validation_accepts_limits(simulator: Simulator, sample_video: A
     body = evo_body(sample_video.url, prompt="a" * 5000)
     del body["model"]  # the documented default
     assert evo_create(simulator, body).status_code == 200
-    imgs = ["https://e.com/a.jpg", "https://e.com/b.jpeg", "https://e.com/c.png", "https://e.com/d.webp?x=1"]
+    imgs = [
+        "https://e.com/a.jpg",
+        "https://e.com/b.jpeg",
+        "https://e.com/c.png",
+        "https://e.com/d.webp?x=1",
+    ]
     for ar in ("16:9", "9:16", "1:1"):
         r = evo_create(
             simulator,
@@ -446,7 +467,8 @@ def test_evolink_validation_accepts_limits(simulator: Simulator, sample_video: A
         )
         assert r.status_code == 200
     r = evo_create(
-        simulator, evo_body(sample_video.url, callback_url="https://hooks.example.com/" + "a" * 2000)
+        simulator,
+        evo_body(sample_video.url, callback_url="https://hooks.example.com/" + "a" * 2000),
     )
     assert r.status_code == 200
     assert simulator.stats()["tasks_created"] == 5
@@ -511,7 +533,9 @@ def test_credits_402(simulator: Simulator, sample_video: Any) -> None:
 
 def test_fault_throttle(simulator: Simulator, sample_video: Any) -> None:
     simulator.configure(
-        faults=[{"api": "evolink", "op": "create", "kind": "throttle", "times": 2, "retry_after": 7}]
+        faults=[
+            {"api": "evolink", "op": "create", "kind": "throttle", "times": 2, "retry_after": 7}
+        ]
     )
     assert aiml_create(simulator, aiml_body(sample_video.url)).status_code == 200  # other api
     for _ in range(2):
@@ -547,7 +571,12 @@ def test_fault_throttle_aimlapi_query(simulator: Simulator, sample_video: Any) -
     [
         (500, "internal_server_error", "Internal server error", "try again later"),
         (502, "upstream_error", "Upstream AI service unavailable", "try different model"),
-        (503, "service_unavailable_error", "Service temporarily unavailable", "retry after 30 seconds"),
+        (
+            503,
+            "service_unavailable_error",
+            "Service temporarily unavailable",
+            "retry after 30 seconds",
+        ),
     ],
 )
 def test_fault_unavailable(
@@ -557,7 +586,12 @@ def test_fault_unavailable(
     r = evo_create(simulator, evo_body(sample_video.url))
     assert r.status_code == status
     assert r.json() == {
-        "error": {"code": status, "message": message, "type": etype, "fallback_suggestion": fallback}
+        "error": {
+            "code": status,
+            "message": message,
+            "type": etype,
+            "fallback_suggestion": fallback,
+        }
     }
     r = aiml_create(simulator, aiml_body(sample_video.url))
     assert r.status_code == status and r.json()["statusCode"] == status
@@ -578,7 +612,9 @@ def test_fault_slow(simulator: Simulator, sample_video: Any) -> None:
     assert simulator.stats()["tasks_created"] == 1
 
 
-def test_fault_slow_answers_normally_when_waited_for(simulator: Simulator, sample_video: Any) -> None:
+def test_fault_slow_answers_normally_when_waited_for(
+    simulator: Simulator, sample_video: Any
+) -> None:
     gen_id = aiml_create(simulator, aiml_body(sample_video.url)).json()["id"]
     simulator.configure(faults=[{"op": "query", "kind": "slow", "delay": 0.3}])
     t0 = time.monotonic()
@@ -658,14 +694,18 @@ def test_callback_delivered(simulator: Simulator, sample_video: Any, receiver: R
     assert (s["callbacks_sent"], s["callbacks_delivered"], s["callbacks_failed"]) == (1, 1, 0)
 
 
-def test_callback_for_failed_task(simulator: Simulator, sample_video: Any, receiver: Receiver) -> None:
+def test_callback_for_failed_task(
+    simulator: Simulator, sample_video: Any, receiver: Receiver
+) -> None:
     _cb_task(simulator, sample_video.url, receiver, prompt="[sim:fail]")
     wait_for(lambda: len(receiver.bodies) == 1)
     assert receiver.bodies[0]["status"] == "failed"
     assert receiver.bodies[0]["error"]["code"] == "generation_failed"
 
 
-def test_callback_retried_after_500(simulator: Simulator, sample_video: Any, receiver: Receiver) -> None:
+def test_callback_retried_after_500(
+    simulator: Simulator, sample_video: Any, receiver: Receiver
+) -> None:
     receiver.script = [500]
     _cb_task(simulator, sample_video.url, receiver)
     wait_for(lambda: len(receiver.bodies) == 2)
