@@ -17,6 +17,7 @@ into `FunctionError` and Step Functions into the error name matched by Retry/Cat
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -198,15 +199,19 @@ class Worker:
             logs += f"{_now_iso()} {message_text}\n"
             payload = {"errorMessage": message_text, "errorType": "Sandbox.Timedout"}
             return InvokeResult(json.dumps(payload), True, logs, request_id, self.pid)
-        except (_Died, BrokenPipeError, OSError):
-            self.proc.wait(timeout=5)
+        except (_Died, OSError):
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
             logs = self.read_logs()
             code = self.proc.returncode
-            how = f"signal: {signal.Signals(-code).name[3:].lower()}" if code < 0 else (
-                f"exit status {code}"
-            )
             if code == -signal.SIGKILL:
                 how = "signal: killed"
+            elif code < 0:
+                how = f"signal: {signal.Signals(-code).name.removeprefix('SIG').lower()}"
+            else:
+                how = f"exit status {code}"
             message_text = f"RequestId: {request_id} Error: Runtime exited with error: {how}"
             payload = {"errorMessage": message_text, "errorType": "Runtime.ExitError"}
             return InvokeResult(json.dumps(payload), True, logs, request_id, self.pid)
@@ -226,23 +231,18 @@ class Worker:
             LOG.error("worker %s did not die", self.proc.pid)
 
     def close(self) -> None:
-        try:
+        """End of the request pipe: the worker exits; killed if it doesn't within 0.5 s."""
+        with contextlib.suppress(OSError):
             self._requests.close()
-        except OSError:
-            pass
         if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
                 self.kill()
-        try:
+        with contextlib.suppress(OSError):
             os.close(self._resp_fd)
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self.log_path)
-        except OSError:
-            pass
 
 
 class FunctionPool:

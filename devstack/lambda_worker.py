@@ -15,6 +15,7 @@ invoke's log (also after a timeout or a crash).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -59,8 +60,12 @@ def _stack_trace(exc: BaseException) -> list[str]:
     return traceback.format_list(frames)
 
 
-def _error_payload(exc: BaseException, request_id: str | None, error_type: str | None = None,
-                   message: str | None = None) -> dict[str, Any]:
+def _error_payload(
+    exc: BaseException,
+    request_id: str | None,
+    error_type: str | None = None,
+    message: str | None = None,
+) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "errorMessage": str(exc) if message is None else message,
         "errorType": error_type or type(exc).__name__,
@@ -97,18 +102,14 @@ def _load_handler(handler: str) -> tuple[Any, dict[str, Any] | None]:
     func = getattr(module, function_name, None)
     if func is None:
         msg = f"Handler '{function_name}' missing on module '{module_name}'"
-        exc = AttributeError(msg)
-        return None, {"errorMessage": msg, "errorType": "Runtime.HandlerNotFound",
-                      "stackTrace": []}
+        return None, {"errorMessage": msg, "errorType": "Runtime.HandlerNotFound", "stackTrace": []}
     return func, None
 
 
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):  # a closed stream must not kill the worker
             stream.flush()
-        except Exception:  # noqa: S110 - a closed stream must not kill the worker
-            pass
 
 
 def main() -> None:
@@ -123,6 +124,9 @@ def main() -> None:
     log_file = open(config["log_path"], "r+b", buffering=0)  # noqa: SIM115
     os.dup2(log_file.fileno(), 1)
     os.dup2(log_file.fileno(), 2)
+    # Output shows up even when the invoke is then killed (timeout), as in Lambda.
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True, write_through=True)  # type: ignore[attr-defined]
     requests = os.fdopen(config["req_fd"], "rb")
     responses = os.fdopen(config["resp_fd"], "wb", buffering=0)
 
@@ -173,8 +177,10 @@ def main() -> None:
             message = {"ok": False, "payload": json.dumps(_error_payload(exc, request_id))}
         _flush()
         elapsed = (time.monotonic() - started) * 1000
-        sys.stdout.write(f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
-                         f"Duration: {elapsed:.2f} ms\n")
+        sys.stdout.write(
+            f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
+            f"Duration: {elapsed:.2f} ms\n"
+        )
         _flush()
         send(message)
 

@@ -160,7 +160,9 @@ def apply_globals(template: dict[str, Any]) -> dict[str, Any]:
                 continue
             props = resource.setdefault("Properties", {})
             for key, value in global_props.items():
-                props[key] = _merge_global(value, props[key]) if key in props else copy.deepcopy(value)
+                props[key] = (
+                    _merge_global(value, props[key]) if key in props else copy.deepcopy(value)
+                )
     return result
 
 
@@ -336,7 +338,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             handler = self._functions().get(key)
             if handler is not None:
                 return handler(arg)
