@@ -1,0 +1,144 @@
+"""The whole dropcut application on this machine: provider simulator + local stack from
+template.yaml, with the API key secret in place. Used by `make demo`, `make stack`, the
+end-to-end tests and the benchmarks."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.simulator import SimConfig, Simulator
+from devstack.stack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[1]
+API_KEY = "sim-key"
+SECRET_NAME = "dropcut/provider-api-key"
+# A partial ARN (no random suffix): Secrets Manager resolves it by name, so it can be a
+# template parameter before the secret exists.
+SECRET_ARN = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{SECRET_NAME}"
+FAST_POLLING = {
+    "PollInitialSeconds": "1",
+    "PollMaxSeconds": "2",
+    "PollGrowthPercent": "150",
+    "JobDeadlineSeconds": "60",
+}
+
+
+@dataclass(frozen=True)
+class JobEnding:
+    """How one input ended: the edited video and its manifest, or an error report."""
+
+    key: str
+    output_key: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    error_key: str | None = None
+    error: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.output_key is not None
+
+
+@dataclass
+class LocalApp:
+    stack: LocalStack
+    simulator: Simulator
+
+    @property
+    def bucket(self) -> str:
+        return str(self.stack.outputs["MediaBucketName"])
+
+    @property
+    def s3(self) -> Any:
+        return self.stack.client("s3")
+
+    def put(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        answer: dict[str, Any] = self.s3.put_object(
+            Bucket=self.bucket, Key=key, Body=body, Metadata=metadata or {}
+        )
+        return answer
+
+    def put_manifest(self, video_key: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        return self.put(video_key + ".json", json.dumps(manifest).encode())
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        table = self.stack.client("dynamodb")
+        name = str(self.stack.outputs["JobsTableName"])
+        item = table.get_item(TableName=name, Key={"job_id": {"S": job_id}}).get("Item")
+        if not item:
+            return None
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        name = str(self.stack.outputs["JobsTableName"])
+        items = self.stack.client("dynamodb").scan(TableName=name)["Items"]
+        return [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
+
+    def wait_for_ending(self, video_key: str, timeout: float = 90.0) -> JobEnding:
+        """Wait until the job of `video_key` (its latest version) has ended; return how."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for job in self.jobs():
+                if job["key"] != video_key or job["status"] not in ("succeeded", "failed"):
+                    continue
+                if job["status"] == "succeeded":
+                    return JobEnding(
+                        video_key,
+                        output_key=job["output_key"],
+                        result=self._json(job["result_manifest_key"]),
+                    )
+                return JobEnding(
+                    video_key, error_key=job["error_report_key"],
+                    error=self._json(job["error_report_key"]),
+                )
+            time.sleep(0.2)
+        raise TimeoutError(f"no ending for {video_key} within {timeout} s")
+
+    def _json(self, key: str) -> dict[str, Any]:
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        document: dict[str, Any] = json.loads(body)
+        return document
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+@contextmanager
+def local_app(
+    provider: str = "evolink",
+    parameters: dict[str, str] | None = None,
+    sim_config: SimConfig | None = None,
+    *,
+    port: int = 0,
+    simulator_port: int = 0,
+    code_root: Path | None = None,
+) -> Iterator[LocalApp]:
+    """Start the simulator and the stack (fast polling unless `parameters` say otherwise)."""
+    config = sim_config or SimConfig(task_seconds=2.0, queue_seconds=0.3)
+    config.api_keys = {API_KEY}
+    with Simulator(config, port=simulator_port) as simulator:
+        overrides = {
+            **FAST_POLLING,
+            "Provider": provider,
+            "ProviderBaseUrl": simulator.url,
+            "ProviderApiKeySecretArn": SECRET_ARN,
+            "AllowInsecureUrls": "true",
+            **(parameters or {}),
+        }
+        with LocalStack(
+            ROOT / "template.yaml", overrides, port=port, code_root=code_root
+        ) as stack:
+            stack.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=API_KEY)
+            yield LocalApp(stack, simulator)

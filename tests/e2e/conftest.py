@@ -1,0 +1,28 @@
+"""One local app (simulator + local stack from template.yaml) for the whole e2e session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.app import LocalApp, local_app
+from devstack.media import make_sample_video
+
+
+@pytest.fixture(scope="session")
+def app() -> Iterator[LocalApp]:
+    with local_app("evolink") as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh_simulator(app: LocalApp) -> None:
+    app.simulator.reset(config=True)
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = make_sample_video(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=4.0)
+    return Path(path).read_bytes()
