@@ -13,13 +13,15 @@ from devstack.media import make_sample_video
 
 @pytest.fixture(scope="session")
 def app() -> Iterator[LocalApp]:
-    with local_app("evolink") as running:
+    # A short deadline so a task that never finishes ends the job within the test's time.
+    with local_app("evolink", {"JobDeadlineSeconds": "10"}) as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
 def _fresh_simulator(app: LocalApp) -> None:
     app.simulator.reset(config=True)
+    app.simulator.configure(task_seconds=1.5, queue_seconds=0.2)
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"
     IGNORED = "ignored"
     WAITING_FOR_VIDEO = "waiting_for_video"
+    WAITING_FOR_MANIFEST = "waiting_for_manifest"
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,12 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
     logger.append_keys(job_id=job_id)
 
     existing = intake.store.get(job_id)
-    if existing is not None:
+    if existing is not None and existing.status is not JobStatus.WAITING_FOR_MANIFEST:
         if existing.status is JobStatus.RECEIVED:
             _start_execution(intake, job_id)  # a crash may have come between record and start
         return SubmitResult(key, Outcome.DUPLICATE, job_id, detail=existing.status.value)
 
-    record = JobRecord(
+    record = existing or JobRecord(
         job_id=job_id,
         status=JobStatus.RECEIVED,
         bucket=bucket,
@@ -94,8 +95,13 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
     )
     try:
         spec, source = resolve_spec(intake, video_key, head)
+    except NoOptionsYet:
+        # The manifest may still be on its way: its own event will start the job.
+        waiting = record.model_copy(update={"status": JobStatus.WAITING_FOR_MANIFEST})
+        intake.store.create(waiting)
+        return SubmitResult(key, Outcome.WAITING_FOR_MANIFEST, job_id)
     except InputInvalid as invalid:
-        if intake.store.create(record):
+        if existing is not None or intake.store.create(record):
             write_error_report(
                 intake.s3,
                 intake.store,
@@ -110,14 +116,33 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
         logger.warning("input refused", extra={"key": video_key, "problems": len(invalid.problems)})
         return SubmitResult(key, Outcome.REFUSED, job_id, detail=str(invalid))
 
-    record = record.model_copy(
-        update={"spec": spec, "spec_source": source, "provider": spec.provider or settings.provider}
+    ready = record.model_copy(
+        update={
+            "status": JobStatus.RECEIVED,
+            "spec": spec,
+            "spec_source": source,
+            "provider": spec.provider or settings.provider,
+        }
     )
-    if not intake.store.create(record):
+    if existing is None:
+        started = intake.store.create(ready)
+    else:
+        started = intake.store.update(
+            job_id,
+            ready.model_dump(mode="json", include={"status", "spec", "spec_source", "provider"}),
+            condition="#status = :waiting",
+            condition_names={"#status": "status"},
+            condition_values={":waiting": JobStatus.WAITING_FOR_MANIFEST.value},
+        )
+    if not started:
         return SubmitResult(key, Outcome.DUPLICATE, job_id, detail="concurrent event")
     _start_execution(intake, job_id)
     logger.info("job started", extra={"key": video_key, "spec_source": source})
     return SubmitResult(key, Outcome.STARTED, job_id)
+
+
+class NoOptionsYet(InputInvalid):
+    """No manifest, no metadata prompt and no stack default (yet): wait for a manifest."""
 
 
 def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[JobSpec, str]:
@@ -144,7 +169,7 @@ def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[
         return _parse_spec({"prompt": prompt}), "metadata"
     if intake.default_prompt.strip():
         return _parse_spec({"prompt": intake.default_prompt}), "stack_default"
-    raise InputInvalid(
+    raise NoOptionsYet(
         [
             Problem(
                 "prompt",

@@ -18,6 +18,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov")
 
 
 class JobStatus(StrEnum):
+    WAITING_FOR_MANIFEST = "waiting_for_manifest"
     RECEIVED = "received"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -27,15 +28,16 @@ class JobStatus(StrEnum):
 class JobSpec(BaseModel):
     """A job's options, as written in the JSON manifest `<video>.json` beside the video."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # strict: "yes" is not a boolean and 3 is not a prompt; a typo must not change the edit.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
 
     prompt: str = Field(
         min_length=1,
         max_length=MAX_PROMPT_CHARS,
         description="What to change in the video (the active provider may allow fewer characters).",
     )
-    images: tuple[str, ...] = Field(
-        default=(),
+    images: list[str] = Field(
+        default_factory=list,
         max_length=7,
         description="Reference images: keys in the media bucket (under inbox/) or https URLs.",
     )
@@ -55,7 +57,7 @@ class JobSpec(BaseModel):
 
     @field_validator("images")
     @classmethod
-    def _images_are_keys_or_https(cls, images: tuple[str, ...]) -> tuple[str, ...]:
+    def _images_are_keys_or_https(cls, images: list[str]) -> list[str]:
         for image in images:
             if "://" in image and not image.startswith("https://"):
                 raise ValueError(f"image {image[:80]!r} must be an S3 key or an https URL")
