@@ -99,7 +99,8 @@ class LocalApp:
                         result=self._json(job["result_manifest_key"]),
                     )
                 return JobEnding(
-                    video_key, error_key=job["error_report_key"],
+                    video_key,
+                    error_key=job["error_report_key"],
                     error=self._json(job["error_report_key"]),
                 )
             time.sleep(0.2)
@@ -137,8 +138,6 @@ def local_app(
             "AllowInsecureUrls": "true",
             **(parameters or {}),
         }
-        with LocalStack(
-            ROOT / "template.yaml", overrides, port=port, code_root=code_root
-        ) as stack:
+        with LocalStack(ROOT / "template.yaml", overrides, port=port, code_root=code_root) as stack:
             stack.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=API_KEY)
             yield LocalApp(stack, simulator)

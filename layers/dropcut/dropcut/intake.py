@@ -26,6 +26,7 @@ from dropcut.observability import logger
 from dropcut.reports import write_error_report
 
 MAX_MANIFEST_BYTES = 64 * 1024
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 METADATA_PROMPT_KEY = "prompt"
 
 
@@ -63,6 +64,8 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
     settings = intake.settings
     if bucket != settings.bucket or not key.startswith(settings.inbox_prefix):
         return SubmitResult(key, Outcome.IGNORED, detail="outside the inbox")
+    if key.lower().endswith(IMAGE_SUFFIXES):
+        return SubmitResult(key, Outcome.IGNORED, detail="reference image (used by manifests)")
     if is_manifest_key(key):
         video_key = key[: -len(MANIFEST_SUFFIX)]
         if not video_key.lower().endswith(VIDEO_SUFFIXES):
