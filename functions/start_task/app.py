@@ -6,17 +6,17 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from dropcut.config import Settings, fetch_api_key, provider_from_settings
 from dropcut.events import JobStep
 from dropcut.jobs import JobStore
 from dropcut.observability import logger, metrics, tracer
 from dropcut.providers import Provider
+from dropcut.storage import presigning_s3_client
 from dropcut.tasks import PollPlan, start_task
 
 settings = Settings.from_env()
-s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+s3 = presigning_s3_client()
 store = JobStore(boto3.resource("dynamodb").Table(settings.jobs_table))
 plan = PollPlan(
     initial_seconds=int(os.environ["POLL_INITIAL_SECONDS"]),

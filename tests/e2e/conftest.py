@@ -11,7 +11,9 @@ from devstack.app import LocalApp, local_app
 from devstack.media import make_sample_video
 
 
-@pytest.fixture(scope="session")
+# Module scope: moto state and MOTO_PORT are process-wide, so this stack must be gone before
+# other test packages start their own.
+@pytest.fixture(scope="module")
 def app() -> Iterator[LocalApp]:
     # A short deadline so a task that never finishes ends the job within the test's time.
     with local_app("evolink", {"JobDeadlineSeconds": "10"}) as running:

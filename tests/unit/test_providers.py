@@ -290,3 +290,14 @@ def test_the_api_key_never_shows_in_repr_or_settings_dump():
 def test_unknown_provider_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown provider 'kling'"):
         adapter("kling", Script())
+
+
+def test_provider_error_messages_never_carry_a_presigned_signature():
+    signed = (
+        "https://media.s3.amazonaws.com/inbox/a.mp4?X-Amz-Credential=AK%2F&X-Amz-Signature=abc123"
+    )
+    body = {"error": {"code": 400, "message": f"cannot fetch video_urls[0]: {signed}"}}
+    with pytest.raises(ProviderRejected) as caught:
+        adapter("evolink", Script((400, body))).create_task(request())
+    assert "X-Amz-Signature" not in str(caught.value)
+    assert "https://media.s3.amazonaws.com/inbox/a.mp4?<redacted>" in str(caught.value)

@@ -97,3 +97,11 @@ def _upload_part(
     )
     parts.append({"PartNumber": number, "ETag": answer["ETag"]})
     return len(data)
+
+
+def presigning_s3_client() -> Any:
+    """An S3 client that signs URLs with SigV4 (what S3 requires; allows up to 7 days)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(signature_version="s3v4"))

@@ -15,6 +15,7 @@ from dropcut.errors import JobTimedOut, ProviderAnswerLost, TaskCreationUncertai
 from dropcut.jobs import JobStatus, JobStore
 from dropcut.observability import logger, metrics
 from dropcut.providers import EditRequest, Provider, ProviderTask, TaskState
+from dropcut.providers.http import redact_urls
 from dropcut.storage import presign_get
 
 
@@ -147,7 +148,8 @@ def check_task(
     store.update(job_id, fields)
     if task.state is TaskState.FAILED:
         code = f" [{task.error_code}]" if task.error_code else ""
-        raise TaskFailed(f"the provider reported the task failed{code}: {task.error_message}")
+        message = redact_urls(task.error_message or "no message")
+        raise TaskFailed(f"the provider reported the task failed{code}: {message}")
     updated = progress.model_copy(
         update={"state": task.state, "polls": progress.polls + 1, "progress": task.progress}
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,10 +31,18 @@ def make_client(connect_timeout: float = 5.0, read_timeout: float = 30.0) -> htt
     return httpx.Client(timeout=timeout, follow_redirects=False)
 
 
+_URL_QUERY = re.compile(r"(https?://[^\s?\"'<>]+)\?[^\s\"'<>]*")
+
+
+def redact_urls(text: str) -> str:
+    """Drop URL query strings: presigned URLs carry their signature there."""
+    return _URL_QUERY.sub(r"\1?<redacted>", text)
+
+
 def snippet(body: bytes | str) -> str:
-    """The first bytes of a body, for error messages (never a whole page)."""
+    """The first bytes of a body, for error messages (never a whole page, never a signature)."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = " ".join(text.split())
+    text = redact_urls(" ".join(text.split()))
     return text[:SNIPPET_BYTES] + ("..." if len(text) > SNIPPET_BYTES else "")
 
 
@@ -58,10 +67,10 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
         if isinstance(error, dict):
             code = error.get("code", error.get("type"))
             message = error.get("message") or error.get("name") or snippet(response.content)
-            return (None if code is None else str(code)), str(message)
+            return (None if code is None else str(code)), redact_urls(str(message))
         message = body.get("message")
         if isinstance(message, str | list):
-            return None, str(message)
+            return None, redact_urls(str(message))
     return None, snippet(response.content)
 
 

@@ -1,0 +1,108 @@
+"""StartTask never pays twice: a lost answer to the create is not retried, a refused one is."""
+
+from __future__ import annotations
+
+import pytest
+
+from dropcut.config import Settings
+from dropcut.errors import ProviderAnswerLost, ProviderThrottled, TaskCreationUncertain
+from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for
+from dropcut.providers import EditRequest, ProviderTask, TaskState
+from dropcut.storage import presigning_s3_client
+from dropcut.tasks import PollPlan, start_task
+
+SETTINGS = Settings(
+    bucket="media",
+    jobs_table="jobs",
+    inbox_prefix="inbox/",
+    outbox_prefix="outbox/",
+    errors_prefix="errors/",
+    provider="evolink",
+    provider_base_url="https://p.test",
+    provider_model=None,
+    provider_key_secret_arn="arn:aws:secretsmanager:x",
+    allow_insecure_urls=False,
+)
+PLAN = PollPlan(initial_seconds=15, max_seconds=60, deadline_seconds=600)
+
+
+class FakeProvider:
+    """Answers creates from a script; records what it was asked."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.requests: list[EditRequest] = []
+
+    def create_task(self, request):
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+@pytest.fixture
+def job(jobs_table):
+    store = JobStore(jobs_table)
+    job_id = job_id_for("media", "inbox/a.mp4", "v1")
+    store.create(
+        JobRecord(
+            job_id=job_id,
+            status=JobStatus.RECEIVED,
+            bucket="media",
+            key="inbox/a.mp4",
+            version="v1",
+            spec=JobSpec(prompt="sepia"),
+            provider="evolink",
+        )
+    )
+    s3 = presigning_s3_client()
+    return store, s3, job_id
+
+
+def start(job, provider):
+    store, s3, job_id = job
+    return start_task(s3, store, SETTINGS, lambda _: provider, PLAN, 3600, job_id)
+
+
+CREATED = ProviderTask(
+    task_id="task-unified-1-abcdefgh",
+    state=TaskState.QUEUED,
+    provider_status="pending",
+    estimated_seconds=240,
+)
+
+
+def test_creates_once_and_a_retry_returns_the_recorded_task(job):
+    provider = FakeProvider(CREATED)
+    first = start(job, provider)
+    again = start(job, provider)
+    assert first.task_id == again.task_id == CREATED.task_id
+    assert len(provider.requests) == 1
+    assert first.wait_seconds == 240  # the provider's estimate sets the first wait
+    record = job[0].require(job[2])
+    assert (record.status, record.task_id, record.creating_since) == (
+        JobStatus.RUNNING,
+        CREATED.task_id,
+        None,
+    )
+    assert "X-Amz-Signature" in provider.requests[0].video_url  # presigned, versioned GET
+    assert "versionId=v1" in provider.requests[0].video_url
+
+
+def test_a_refused_create_releases_the_claim_so_the_state_machine_can_retry(job):
+    provider = FakeProvider(ProviderThrottled("429", retry_after=1), CREATED)
+    with pytest.raises(ProviderThrottled):
+        start(job, provider)
+    assert job[0].require(job[2]).creating_since is None
+    assert start(job, provider).task_id == CREATED.task_id
+    assert len(provider.requests) == 2
+
+
+def test_a_lost_answer_is_never_retried(job):
+    provider = FakeProvider(ProviderAnswerLost("read timeout"), CREATED)
+    with pytest.raises(TaskCreationUncertain):
+        start(job, provider)
+    with pytest.raises(TaskCreationUncertain):  # a Step Functions retry must not POST again
+        start(job, provider)
+    assert len(provider.requests) == 1
