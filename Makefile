@@ -50,7 +50,7 @@ build: $(STAMP)
 	$(BIN)/sam build --region $(AWS_DEFAULT_REGION)
 
 test: lint build
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	DROPCUT_CODE_ROOT=.aws-sam/build $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
@@ -65,7 +65,7 @@ demo: $(STAMP)
 	$(BIN)/python -m devstack.demo
 
 stack: $(STAMP)
-	$(BIN)/python -m devstack.stack --port 4566 --with-simulator
+	$(BIN)/python -m devstack.app --port 4566 --simulator-port 8765
 
 simulator: $(STAMP)
 	$(BIN)/python -m devstack.simulator --port 8765 --allow-insecure-callbacks

@@ -141,3 +141,48 @@ def local_app(
         with LocalStack(ROOT / "template.yaml", overrides, port=port, code_root=code_root) as stack:
             stack.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=API_KEY)
             yield LocalApp(stack, simulator)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make stack`: the local app in the foreground, for manual use from another terminal."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(prog="python -m devstack.app", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=4566, help="AWS endpoint (moto) port")
+    parser.add_argument("--simulator-port", type=int, default=8765)
+    parser.add_argument("--provider", choices=["aimlapi", "evolink"], default="evolink")
+    parser.add_argument("--task-seconds", type=float, default=5.0, help="simulated edit time")
+    parser.add_argument("--param", action="append", default=[], metavar="Key=Value")
+    args = parser.parse_args(argv)
+    parameters = dict(item.split("=", 1) for item in args.param)
+    config = SimConfig(task_seconds=args.task_seconds, queue_seconds=1.0)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    with local_app(
+        args.provider, parameters, config, port=args.port, simulator_port=args.simulator_port
+    ) as app:
+        endpoint = app.stack.endpoint_url
+        print(
+            f"dropcut local stack ready\n"
+            f"  AWS endpoint     {endpoint}  (any credentials, region us-east-1)\n"
+            f"  provider ({args.provider}) simulator  {app.simulator.url}\n"
+            f"  media bucket     {app.bucket}\n"
+            f"  jobs table       {app.stack.outputs['JobsTableName']}\n"
+            f"  state machine    {app.stack.outputs['JobStateMachineArn']}\n"
+            f"try, from another terminal:\n"
+            f"  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1\n"
+            f"  aws --endpoint-url {endpoint} s3 cp clip.mp4 s3://{app.bucket}/inbox/clip.mp4 "
+            f'--metadata prompt="monochrome"\n'
+            f"  aws --endpoint-url {endpoint} s3 ls --recursive s3://{app.bucket}/outbox/\n"
+            f"Ctrl-C stops it.",
+            flush=True,
+        )
+        stopped.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,12 @@ from devstack.media import make_sample_video
 @pytest.fixture(scope="module")
 def app() -> Iterator[LocalApp]:
     # A short deadline so a task that never finishes ends the job within the test's time.
-    with local_app("evolink", {"JobDeadlineSeconds": "10"}) as running:
+    # `make test` sets DROPCUT_CODE_ROOT=.aws-sam/build: the e2e suite then runs what `sam build`
+    # produced (the layer as it deploys), not the source tree.
+    code_root = os.environ.get("DROPCUT_CODE_ROOT")
+    with local_app(
+        "evolink", {"JobDeadlineSeconds": "10"}, code_root=Path(code_root) if code_root else None
+    ) as running:
         yield running
 
 
