@@ -14,6 +14,8 @@ STAMP := $(VENV)/.installed
 # sam build (no container) looks for python3.13 on PATH: the venv provides it.
 export PATH := $(abspath $(BIN)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
+# The dropcut package lives in the layer; tools import it from the source tree.
+export PYTHONPATH := $(abspath layers/dropcut):$(abspath .)
 export AWS_DEFAULT_REGION ?= us-east-1
 PYTEST_ARGS ?=
 

@@ -67,7 +67,7 @@ def run(provider: str) -> None:
     schedule = deployed_schedule(estimate)
     print(
         f"  deployed defaults for a {TASK_SECONDS} s task: waits {schedule} -> {len(schedule)} polls, "
-        f"~{4 + 3 * len(schedule)} transitions, result seen {sum(schedule) - TASK_SECONDS} s late"
+        f"~{3 + 3 * len(schedule)} transitions, result seen {sum(schedule) - TASK_SECONDS} s late"
     )
 
 
