@@ -24,15 +24,6 @@ SCALE = 1 / 15
 DEPLOYED = PollPlan(initial_seconds=15, max_seconds=60, growth_percent=150)
 
 
-def deployed_schedule(estimate: int | None) -> list[int]:
-    waits = [DEPLOYED.first_wait(estimate)]
-    interval = DEPLOYED.initial_seconds
-    while sum(waits) < TASK_SECONDS:
-        interval = DEPLOYED.next_interval(interval)
-        waits.append(interval)
-    return waits
-
-
 def run(provider: str) -> None:
     task_seconds = TASK_SECONDS * SCALE
     config = SimConfig(task_seconds=task_seconds, queue_seconds=0.2)
@@ -64,7 +55,7 @@ def run(provider: str) -> None:
         f"status polls: {ending.result['polls']}"
     )
     print(f"  drop -> stored: {elapsed:.1f} s, i.e. {elapsed / task_seconds:.2f} x the task time")
-    schedule = deployed_schedule(estimate)
+    schedule = DEPLOYED.waits_for(TASK_SECONDS, estimate)
     print(
         f"  deployed defaults for a {TASK_SECONDS} s task: waits {schedule} -> {len(schedule)} polls, "
         f"~{3 + 3 * len(schedule)} transitions, result seen {sum(schedule) - TASK_SECONDS} s late"

@@ -6,20 +6,17 @@ import boto3
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dropcut.config import Settings, fetch_api_key, http_client, provider_from_settings
+from dropcut.config import Settings, http_client, provider_factory
 from dropcut.events import TaskStep
 from dropcut.jobs import JobStore
 from dropcut.observability import logger, metrics, tracer
-from dropcut.providers import Provider
 from dropcut.results import finalize
 
 settings = Settings.from_env()
 s3 = boto3.client("s3")
 store = JobStore(boto3.resource("dynamodb").Table(settings.jobs_table))
 
-
-def provider_for(name: str) -> Provider:
-    return provider_from_settings(settings, fetch_api_key(settings.provider_key_secret_arn), name)
+provider_for = provider_factory(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,11 +7,10 @@ import boto3
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dropcut.config import Settings, fetch_api_key, provider_from_settings
+from dropcut.config import Settings, provider_factory
 from dropcut.events import JobStep
 from dropcut.jobs import JobStore
 from dropcut.observability import logger, metrics, tracer
-from dropcut.providers import Provider
 from dropcut.storage import presigning_s3_client
 from dropcut.tasks import PollPlan, start_task
 
@@ -25,9 +24,7 @@ plan = PollPlan(
 )
 presign_seconds = int(os.environ["PRESIGN_EXPIRY_SECONDS"])
 
-
-def provider_for(name: str) -> Provider:
-    return provider_from_settings(settings, fetch_api_key(settings.provider_key_secret_arn), name)
+provider_for = provider_factory(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,11 +7,10 @@ import boto3
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dropcut.config import Settings, fetch_api_key, provider_from_settings
+from dropcut.config import Settings, provider_factory
 from dropcut.events import TaskStep
 from dropcut.jobs import JobStore
 from dropcut.observability import logger, metrics, tracer
-from dropcut.providers import Provider
 from dropcut.tasks import PollPlan, check_task
 
 settings = Settings.from_env()
@@ -22,9 +21,7 @@ plan = PollPlan(
     growth_percent=int(os.environ["POLL_GROWTH_PERCENT"]),
 )
 
-
-def provider_for(name: str) -> Provider:
-    return provider_from_settings(settings, fetch_api_key(settings.provider_key_secret_arn), name)
+provider_for = provider_factory(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -8,24 +8,14 @@ from dropcut.reports import describe_step_error
 from dropcut.tasks import PollPlan
 
 
-def schedule(plan: PollPlan, estimate, task_seconds):
-    """Waits a job makes until the task (taking task_seconds) is seen finished."""
-    waits = [plan.first_wait(estimate)]
-    interval = plan.initial_seconds
-    while sum(waits) < task_seconds:
-        interval = plan.next_interval(interval)
-        waits.append(interval)
-    return waits
-
-
 def test_without_an_estimate_waits_grow_from_the_initial_wait_to_the_cap():
     plan = PollPlan(initial_seconds=15, max_seconds=60, growth_percent=150)
-    assert schedule(plan, None, 240) == [15, 23, 35, 53, 60, 60]
+    assert plan.waits_for(240) == [15, 23, 35, 53, 60, 60]
 
 
 def test_an_estimate_sets_the_first_wait_then_short_growing_waits_follow():
     plan = PollPlan(initial_seconds=15, max_seconds=60, growth_percent=150)
-    assert schedule(plan, 240, 250) == [240, 23]
+    assert plan.waits_for(250, estimated_seconds=240) == [240, 23]
     assert plan.first_wait(10**6) == plan.deadline_seconds  # never past the deadline
 
 

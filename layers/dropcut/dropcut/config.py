@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -73,3 +74,13 @@ def fetch_api_key(secret_arn: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("the provider API key secret is empty; put the key in its SecretString")
     return value.strip()
+
+
+def provider_factory(settings: Settings) -> Callable[[str], Provider]:
+    """`provider_for(name)`: the named adapter, keyed from Secrets Manager at call time."""
+
+    def provider_for(name: str) -> Provider:
+        api_key = fetch_api_key(settings.provider_key_secret_arn)
+        return provider_from_settings(settings, api_key, name)
+
+    return provider_for

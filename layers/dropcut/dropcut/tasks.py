@@ -36,6 +36,15 @@ class PollPlan:
     def next_interval(self, interval: int) -> int:
         return max(1, min(self.max_seconds, math.ceil(interval * self.growth_percent / 100)))
 
+    def waits_for(self, task_seconds: float, estimated_seconds: int | None = None) -> list[int]:
+        """The waits a job makes before it sees a task of `task_seconds` finished."""
+        waits = [self.first_wait(estimated_seconds)]
+        interval = self.initial_seconds
+        while sum(waits) < task_seconds:
+            interval = self.next_interval(interval)
+            waits.append(interval)
+        return waits
+
 
 class TaskProgress(BaseModel):
     """The state machine's view of a provider task ($.task). Holds no URL: those carry signatures."""
