@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
+
 from devstack.simulator import SimConfig, Simulator
 from devstack.stack import LocalStack
 
@@ -66,20 +68,8 @@ class LocalApp:
     def put_manifest(self, video_key: str, manifest: dict[str, Any]) -> dict[str, Any]:
         return self.put(video_key + ".json", json.dumps(manifest).encode())
 
-    def job(self, job_id: str) -> dict[str, Any] | None:
-        table = self.stack.client("dynamodb")
-        name = str(self.stack.outputs["JobsTableName"])
-        item = table.get_item(TableName=name, Key={"job_id": {"S": job_id}}).get("Item")
-        if not item:
-            return None
-        from boto3.dynamodb.types import TypeDeserializer
-
-        deserializer = TypeDeserializer()
-        return {k: deserializer.deserialize(v) for k, v in item.items()}
-
     def jobs(self) -> list[dict[str, Any]]:
-        from boto3.dynamodb.types import TypeDeserializer
-
+        """Every job record in the stack's jobs table, as plain Python values."""
         deserializer = TypeDeserializer()
         name = str(self.stack.outputs["JobsTableName"])
         items = self.stack.client("dynamodb").scan(TableName=name)["Items"]

@@ -3,13 +3,12 @@
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut.config import Settings, http_client, provider_factory
 from dropcut.events import TaskStep
 from dropcut.jobs import JobStore
-from dropcut.observability import logger, metrics, tracer
+from dropcut.observability import lambda_handler, logger
 from dropcut.results import finalize
 
 settings = Settings.from_env()
@@ -19,10 +18,7 @@ store = JobStore(boto3.resource("dynamodb").Table(settings.jobs_table))
 provider_for = provider_factory(settings)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=TaskStep)
+@lambda_handler(TaskStep)
 def handler(event: TaskStep, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id, task_id=event.task.task_id)
     result = finalize(s3, http_client(), store, settings, provider_for, event.job_id, event.task)

@@ -3,13 +3,12 @@
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut.config import Settings
 from dropcut.events import FailureStep
 from dropcut.jobs import JobStore
-from dropcut.observability import logger, metrics, tracer
+from dropcut.observability import lambda_handler, logger
 from dropcut.reports import record_step_failure
 
 settings = Settings.from_env()
@@ -17,10 +16,7 @@ s3 = boto3.client("s3")
 store = JobStore(boto3.resource("dynamodb").Table(settings.jobs_table))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=FailureStep)
+@lambda_handler(FailureStep)
 def handler(event: FailureStep, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
     return {"error_report_key": record_step_failure(s3, store, settings, event.job_id, event.error)}

@@ -4,13 +4,12 @@ import os
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut.config import Settings, provider_factory
 from dropcut.events import JobStep
 from dropcut.jobs import JobStore
-from dropcut.observability import logger, metrics, tracer
+from dropcut.observability import lambda_handler, logger
 from dropcut.storage import presigning_s3_client
 from dropcut.tasks import PollPlan, start_task
 
@@ -27,10 +26,7 @@ presign_seconds = int(os.environ["PRESIGN_EXPIRY_SECONDS"])
 provider_for = provider_factory(settings)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=JobStep)
+@lambda_handler(JobStep)
 def handler(event: JobStep, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
     progress = start_task(s3, store, settings, provider_for, plan, presign_seconds, event.job_id)

@@ -4,13 +4,12 @@ import os
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut.config import Settings, provider_factory
 from dropcut.events import TaskStep
 from dropcut.jobs import JobStore
-from dropcut.observability import logger, metrics, tracer
+from dropcut.observability import lambda_handler, logger
 from dropcut.tasks import PollPlan, check_task
 
 settings = Settings.from_env()
@@ -24,10 +23,7 @@ plan = PollPlan(
 provider_for = provider_factory(settings)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=TaskStep)
+@lambda_handler(TaskStep)
 def handler(event: TaskStep, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id, task_id=event.task.task_id)
     return check_task(store, provider_for, plan, event.job_id, event.task).model_dump(mode="json")

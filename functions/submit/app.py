@@ -5,14 +5,13 @@ from dataclasses import asdict
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut.config import Settings
 from dropcut.events import InboxEvent
 from dropcut.intake import Intake, submit_object
 from dropcut.jobs import JobStore
-from dropcut.observability import logger, metrics, tracer
+from dropcut.observability import lambda_handler, metrics
 
 settings = Settings.from_env()
 intake = Intake(
@@ -25,10 +24,7 @@ intake = Intake(
 )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=InboxEvent)
+@lambda_handler(InboxEvent)
 def handler(event: InboxEvent, context: LambdaContext) -> dict[str, Any]:
     results = []
     for record in event.Records:

@@ -14,21 +14,10 @@ from dropcut.jobs import JobRecord, JobStatus, JobStore, error_report_key_for
 from dropcut.observability import logger, metrics
 from dropcut.storage import put_json
 
-# Step Functions' own error names, for failures that never reached our code.
-STATES_ERRORS = {
-    "States.Timeout": (
-        "step_timed_out",
-        "A step of the job ran past its time limit; upload the video again.",
-    ),
-    "States.HeartbeatTimeout": (
-        "step_timed_out",
-        "A step of the job ran past its time limit; upload the video again.",
-    ),
-    "Sandbox.Timedout": (
-        "step_timed_out",
-        "A step of the job ran past its time limit; upload the video again.",
-    ),
-}
+# Step Functions' and Lambda's own names for a step that ran out of time (moto reports a
+# heartbeat expiry as States.Timeout, AWS as States.HeartbeatTimeout).
+STEP_TIMEOUT_ERRORS = {"States.Timeout", "States.HeartbeatTimeout", "Sandbox.Timedout"}
+STEP_TIMEOUT_ADVICE = "A step of the job ran past its time limit; upload the video again."
 
 
 class ErrorReport(BaseModel):
@@ -64,9 +53,8 @@ def describe_step_error(error: dict[str, Any]) -> tuple[str, str, str, str]:
     known = error_class(error_type)
     if known is not None:
         return error_type, known.reason, message, known.advice
-    if error_type in STATES_ERRORS:
-        reason, advice = STATES_ERRORS[error_type]
-        return error_type, reason, message or error_type, advice
+    if error_type in STEP_TIMEOUT_ERRORS:
+        return error_type, "step_timed_out", message or error_type, STEP_TIMEOUT_ADVICE
     return error_type, "internal_error", message or error_type, DropcutError.advice
 
 

@@ -76,7 +76,8 @@ def start_task(
     provider_name = record.provider or settings.provider
     if record.task_id:
         logger.info("provider task already recorded", extra={"task_id": record.task_id})
-        return _progress(record.task_id, provider_name, TaskState.QUEUED, plan, None, time.time())
+        created_at = record.task_created_at or time.time()
+        return _progress(record.task_id, provider_name, TaskState.QUEUED, plan, None, created_at)
     claimed = store.update(
         job_id,
         {"creating_since": time.time()},
