@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
+from pydantic import SecretStr
 
 from devstack.simulator import SimConfig, Simulator
 from devstack.stack import LocalStack
+from dropcut.callbacks import CallbackSigner
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "sim-key"
@@ -28,6 +30,7 @@ FAST_POLLING = {
     "PollMaxSeconds": "2",
     "PollGrowthPercent": "150",
     "JobDeadlineSeconds": "60",
+    "CallbackSilenceSeconds": "5",
 }
 
 
@@ -75,6 +78,30 @@ class LocalApp:
         items = self.stack.client("dynamodb").scan(TableName=name)["Items"]
         return [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
 
+    def job(self, video_key: str) -> dict[str, Any] | None:
+        """The most recent job record of `video_key`, if there is one."""
+        found = [job for job in self.jobs() if job["key"] == video_key]
+        return max(found, key=lambda job: job["created_at"]) if found else None
+
+    def wait_for_job(
+        self, video_key: str, until: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Wait until the job record of `video_key` satisfies `until`; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(video_key)
+            if job is not None and until(job):
+                return job
+            time.sleep(0.1)
+        raise TimeoutError(f"the job of {video_key} did not get there within {timeout} s")
+
+    def callback_signer(self) -> CallbackSigner:
+        """The stack's callback signer (what StartTask uses), for forging and checking URLs."""
+        arn = self.stack.physical_ids["CallbackSigningSecret"]
+        secret = self.stack.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+        assert self.stack.http_api is not None
+        return CallbackSigner(base_url=self.stack.http_api.url, secret=SecretStr(secret))
+
     def wait_for_ending(self, video_key: str, timeout: float = 90.0) -> JobEnding:
         """Wait until the job of `video_key` (its latest version) has ended; return how."""
         deadline = time.monotonic() + timeout
@@ -119,6 +146,8 @@ def local_app(
     """Start the simulator and the stack (fast polling unless `parameters` say otherwise)."""
     config = sim_config or SimConfig(task_seconds=2.0, queue_seconds=0.3)
     config.api_keys = {API_KEY}
+    # The local webhook is http://127.0.0.1 (AllowInsecureUrls): a real provider would refuse it.
+    config.allow_insecure_callbacks = True
     with Simulator(config, port=simulator_port) as simulator:
         overrides = {
             **FAST_POLLING,

@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ LOG = logging.getLogger("devstack.lambda")
 
 WORKER_FILE = Path(__file__).with_name("lambda_worker.py")
 MOTO_VERSION = "5.2.5"
+HOLD_LIMIT_SECONDS = 120.0
 
 # Only these are inherited from the parent environment; everything else comes from the template.
 _INHERITED_ENV = ("PATH", "HOME", "LANG", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "TZ")
@@ -270,6 +272,20 @@ class FunctionPool:
         self._closed = False
         self.started_workers = 0
         self.invocations = 0
+        self._door = threading.Event()
+        self._door.set()
+        #: Invocations that had to wait at a held door (see `held`).
+        self.held_invocations = 0
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Invocations wait at the door until the block ends (at most HOLD_LIMIT_SECONDS): a slow
+        start on demand, so tests can order events that are otherwise a race."""
+        self._door.clear()
+        try:
+            yield
+        finally:
+            self._door.set()
 
     def _acquire(self) -> Worker:
         with self._cond:
@@ -318,6 +334,10 @@ class FunctionPool:
         request_id = str(uuid.uuid4())
         with self._cond:
             self.invocations += 1
+        if not self._door.is_set():
+            with self._cond:
+                self.held_invocations += 1
+            self._door.wait(HOLD_LIMIT_SECONDS)
         try:
             worker = self._acquire()
         except WorkerError as exc:

@@ -5,9 +5,10 @@ Everything is done with PyAV (H.264 + AAC encoders ship in its wheel), numpy and
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NamedTuple
 
 import av
 import numpy as np
@@ -159,3 +160,146 @@ def frame_at(path: str | Path, t: float) -> np.ndarray:
     if last is None:
         raise ValueError(f"no video frames in {path}")
     return last.to_ndarray(format="rgb24")
+
+
+# --- MP4/MOV box layouts, for tests of dropcut.probe ---------------------------------------
+
+
+class TopLevelBox(NamedTuple):
+    """One top-level MP4/MOV box: its fourcc, where its header starts, its total size."""
+
+    type: str
+    offset: int
+    size: int
+    header_size: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+
+def top_level_boxes(path: str | Path) -> list[TopLevelBox]:
+    """The top-level boxes of an MP4/MOV, in file order (reads only their headers)."""
+    boxes: list[TopLevelBox] = []
+    size = Path(path).stat().st_size
+    with open(path, "rb") as f:
+        offset = 0
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            box_size, box_type = int.from_bytes(header[:4], "big"), header[4:8].decode("latin-1")
+            header_size = 8
+            if box_size == 1:
+                box_size, header_size = int.from_bytes(header[8:16], "big"), 16
+            elif box_size == 0:
+                box_size = size - offset
+            if box_size < header_size:
+                raise ValueError(f"{path}: box {box_type!r} at {offset} has size {box_size}")
+            boxes.append(TopLevelBox(box_type, offset, box_size, header_size))
+            offset += box_size
+    return boxes
+
+
+def _remux(src: str | Path, dst: str | Path, *, format: str, options: dict[str, str]) -> Path:
+    """Copy the audio and video packets of src into a new container, without re-encoding."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=format, options=options) as out:
+        wanted = [s for s in inp.streams if s.type in ("video", "audio")]
+        streams = {s.index: out.add_stream_from_template(s) for s in wanted}
+        for packet in inp.demux(wanted):
+            if packet.dts is None:  # demux ends each stream with an empty flush packet
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return dst
+
+
+def _remuxed_sample(
+    path: str | Path, *, format: str, options: dict[str, str], seconds: float, **sample: Any
+) -> Path:
+    path = Path(path)
+    source = path.with_name(path.name + ".source.mp4")
+    try:
+        make_sample_video(source, seconds=seconds, **sample)
+        return _remux(source, path, format=format, options=options)
+    finally:
+        source.unlink(missing_ok=True)
+
+
+def make_sample_mov(path: str | Path, seconds: float = 4.0, **sample: Any) -> Path:
+    """A QuickTime .mov (ftyp brand "qt  ", moov at the end); `sample` as for make_sample_video."""
+    return _remuxed_sample(path, format="mov", options={}, seconds=seconds, **sample)
+
+
+def make_faststart_copy(src: str | Path, dst: str | Path) -> Path:
+    """A copy of src with its index (moov) moved before the media data, as for streaming."""
+    fmt = "mov" if Path(dst).suffix.lower() == ".mov" else "mp4"
+    return _remux(src, dst, format=fmt, options={"movflags": "faststart"})
+
+
+def fragmented_mp4(path: str | Path, seconds: float = 4.0, **sample: Any) -> Path:
+    """A fragmented MP4: an empty moov (with mvex) then moof/mdat pairs of about 1 s each.
+
+    FFmpeg writes no mehd box here and leaves the mvhd duration 0, so the index alone does not
+    give the duration; it ends with an mfra box.
+    """
+    options = {"movflags": "frag_keyframe+empty_moov", "frag_duration": "1000000"}
+    return _remuxed_sample(path, format="mp4", options=options, seconds=seconds, **sample)
+
+
+def pad_mdat(
+    src: str | Path, dst: str | Path, total_bytes: int, *, largesize: bool | None = None
+) -> Path:
+    """Copy an MP4/MOV laid out ftyp, [free], mdat, moov, growing its mdat to make dst total_bytes.
+
+    Zero bytes are appended at the end of the mdat, so the sample offsets in moov (which point
+    earlier into the mdat) stay valid and the file still plays. A 64-bit mdat size is used when
+    the size needs it or `largesize` is True: the mdat header then takes over the 8-byte
+    free/wide box before it, as FFmpeg intends, so the media data does not move. Written
+    streaming, as a sparse file where the filesystem allows.
+    """
+    src, dst = Path(src), Path(dst)
+    boxes = top_level_boxes(src)
+    names = [b.type for b in boxes]
+    if "mdat" not in names or "moov" not in names or names.index("moov") < names.index("mdat"):
+        raise ValueError(f"{src}: pad_mdat needs the moov after the mdat, got {names}")
+    at = names.index("mdat")
+    mdat = boxes[at]
+    src_size = src.stat().st_size
+    grow = total_bytes - src_size
+    if grow < 0:
+        raise ValueError(f"{src} is already {src_size} bytes, more than {total_bytes}")
+    if largesize is None:
+        largesize = mdat.size + grow > 0xFFFF_FFFF
+    header_start = mdat.offset
+    if largesize and mdat.header_size == 8:
+        before = boxes[at - 1] if at > 0 else None
+        if before is None or before.type not in ("free", "wide") or before.size != 8:
+            raise ValueError(f"{src}: no 8-byte free/wide box before mdat to make room for")
+        header_start = before.offset
+    payload_start = mdat.offset + mdat.header_size
+    new_size = mdat.end + grow - header_start
+    if largesize:
+        header = (1).to_bytes(4, "big") + b"mdat" + new_size.to_bytes(8, "big")
+    else:
+        header = new_size.to_bytes(4, "big") + b"mdat"
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        _copy_range(fin, fout, 0, header_start)
+        fout.write(header)
+        _copy_range(fin, fout, payload_start, mdat.end - payload_start)
+        fout.seek(grow, os.SEEK_CUR)  # the gap reads back as zeros
+        _copy_range(fin, fout, mdat.end, src_size - mdat.end)
+    if dst.stat().st_size != total_bytes:
+        raise AssertionError(f"{dst} came out {dst.stat().st_size} bytes, not {total_bytes}")
+    return dst
+
+
+def _copy_range(fin: BinaryIO, fout: BinaryIO, start: int, length: int) -> None:
+    fin.seek(start)
+    while length > 0:
+        chunk = fin.read(min(length, 1024 * 1024))
+        if not chunk:
+            raise ValueError(f"{fin.name} ended {length} bytes early")
+        fout.write(chunk)
+        length -= len(chunk)

@@ -44,7 +44,8 @@ from typing import Any, ClassVar, Self
 import boto3
 from botocore.config import Config
 
-from devstack import lambda_runtime, s3_notifications
+from devstack import lambda_runtime, moto_fixes, s3_notifications
+from devstack.http_api import LocalHttpApi
 from devstack.template import Resolver, TemplateError, apply_globals, load_template
 
 __all__ = ["InvokeError", "LocalStack", "LocalStackError", "describe", "main"]
@@ -69,6 +70,7 @@ _IGNORED_TYPES = {
     "AWS::IAM::Policy",
     "AWS::IAM::ManagedPolicy",
     "AWS::Lambda::Permission",
+    "AWS::Serverless::HttpApi",  # its routes are served by LocalHttpApi
 }
 
 
@@ -131,6 +133,7 @@ class LocalStack:
         async_retry_delays: tuple[float, ...] = (1.0, 2.0),
         max_workers_per_function: int = 4,
         python: str | None = None,
+        api_url_parameters: tuple[str, ...] = ("CallbackBaseUrl",),
     ) -> None:
         if s3_events not in ("async", "sync"):
             raise ValueError("s3_events must be 'async' or 'sync'")
@@ -147,6 +150,10 @@ class LocalStack:
         self.async_retry_delays = async_retry_delays
         self.max_workers_per_function = max_workers_per_function
         self.python = python or sys.executable
+        #: Template parameters that get the local HTTP API's URL unless overridden (on AWS they
+        #: default to the execute-api URL, which does not exist here).
+        self.api_url_parameters = api_url_parameters
+        self.http_api: LocalHttpApi | None = None
 
         self.endpoint_url = ""
         self.outputs: dict[str, Any] = {}
@@ -189,6 +196,8 @@ class LocalStack:
             LocalStack._active.append(self)
         try:
             self._start_server()
+            self.http_api = LocalHttpApi(self._invoke_for_api, self.account_id)
+            self.http_api.start()
             self._deploy()
         except BaseException:
             self.stop()
@@ -200,6 +209,7 @@ class LocalStack:
 
         lambda_runtime.install_hook()
         s3_notifications.install()
+        moto_fixes.install()
         werkzeug_log = logging.getLogger("werkzeug")
         if werkzeug_log.level == logging.NOTSET:
             werkzeug_log.setLevel(logging.WARNING)  # one line per request otherwise
@@ -239,6 +249,9 @@ class LocalStack:
             return response.read()
 
     def stop(self) -> None:
+        if self.http_api is not None:
+            self.http_api.stop()
+            self.http_api = None
         if self._async is not None:
             s3_notifications.set_async_invoker(None)
             self._async.close()
@@ -311,6 +324,10 @@ class LocalStack:
         if function_error:
             raise InvokeError(function_error, payload, logs)
         return payload
+
+    def _invoke_for_api(self, logical_id: str, event: dict[str, Any]) -> tuple[Any, str | None]:
+        payload, function_error, _logs = self.invoke_raw(logical_id, event)
+        return payload, function_error
 
     def _invoke_direct(self, function_arn: str, event: dict[str, Any]) -> tuple[str, bool]:
         from moto.awslambda.utils import get_backend
@@ -387,6 +404,11 @@ class LocalStack:
 
     def _deploy(self) -> None:
         self.template = apply_globals(load_template(self.template_path))
+        declared = self.template.get("Parameters") or {}
+        if self.http_api is not None:
+            for name in self.api_url_parameters:
+                if name in declared:
+                    self.parameter_overrides.setdefault(name, self.http_api.url)
         self._resolver = Resolver(
             self.template,
             parameter_overrides=self.parameter_overrides,
@@ -890,8 +912,8 @@ class LocalStack:
     # -- event sources (SAM function Events) ------------------------------------------------
 
     def _event_source_handlers(self) -> dict[str, Callable[[str, str, dict[str, Any]], None]]:
-        # Add "SQS" (a poller like Lambda's, see DESIGN.md) and "Api" here.
-        return {"S3": self._event_s3}
+        # Add "SQS" (a poller like Lambda's, see DESIGN.md) here.
+        return {"S3": self._event_s3, "HttpApi": self._event_http_api}
 
     def _apply_event_sources(self) -> None:
         for logical_id in self.pools:
@@ -930,6 +952,16 @@ class LocalStack:
             config["Filter"] = _key_filter(rules)
         notifications = self._bucket_notifications.setdefault(bucket, {})
         notifications.setdefault("LambdaFunctionConfigurations", []).append(config)
+
+    def _event_http_api(self, logical_id: str, event_id: str, props: dict[str, Any]) -> None:
+        assert self.http_api is not None
+        props = self.resolver.resolve(props)
+        path = props.get("Path")
+        method = props.get("Method")
+        if not path or not method:
+            raise TemplateError(f"{logical_id}.{event_id}: HttpApi events need Path and Method")
+        api_id = str(props.get("ApiId") or "ServerlessHttpApi")
+        self.http_api.add_route(method, path, logical_id, api_id)
 
     # -- Step Functions ---------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dropcut.config import Settings, provider_factory
+from dropcut.config import CallbackSettings, Settings, provider_factory
 from dropcut.events import JobStep
 from dropcut.jobs import JobStore
 from dropcut.observability import lambda_handler, logger
@@ -20,14 +20,19 @@ plan = PollPlan(
     initial_seconds=int(os.environ["POLL_INITIAL_SECONDS"]),
     max_seconds=int(os.environ["POLL_MAX_SECONDS"]),
     deadline_seconds=int(os.environ["JOB_DEADLINE_SECONDS"]),
+    callback_silence_seconds=int(os.environ["CALLBACK_SILENCE_SECONDS"]),
 )
 presign_seconds = int(os.environ["PRESIGN_EXPIRY_SECONDS"])
 
 provider_for = provider_factory(settings)
+callbacks = CallbackSettings.from_env()
+callback_url_for = callbacks.url_for if callbacks.enabled else None
 
 
 @lambda_handler(JobStep)
 def handler(event: JobStep, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
-    progress = start_task(s3, store, settings, provider_for, plan, presign_seconds, event.job_id)
+    progress = start_task(
+        s3, store, settings, provider_for, plan, presign_seconds, event.job_id, callback_url_for
+    )
     return progress.model_dump(mode="json")

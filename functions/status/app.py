@@ -18,6 +18,7 @@ plan = PollPlan(
     initial_seconds=1,  # only the start step uses the initial wait
     max_seconds=int(os.environ["POLL_MAX_SECONDS"]),
     growth_percent=int(os.environ["POLL_GROWTH_PERCENT"]),
+    callback_silence_seconds=int(os.environ["CALLBACK_SILENCE_SECONDS"]),
 )
 
 provider_for = provider_factory(settings)

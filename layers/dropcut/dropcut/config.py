@@ -6,10 +6,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
+from dropcut.callbacks import CallbackSigner
 from dropcut.providers import Provider, ProviderSettings, make_provider
 from dropcut.providers.http import make_client
 
@@ -55,32 +57,74 @@ def http_client() -> httpx.Client:
     return make_client()
 
 
-def provider_from_settings(settings: Settings, api_key: str, name: str | None = None) -> Provider:
-    """The adapter for `name` (default: the stack's provider) with the key from Secrets Manager."""
+def provider_from_settings(
+    settings: Settings, api_key: str, name: str | None = None, **overrides: Any
+) -> Provider:
+    """The adapter for `name` (default: the stack's provider) with the key from Secrets Manager.
+
+    `overrides` adjust ProviderSettings (the webhook uses shorter timeouts: it must answer fast).
+    """
     provider_settings = ProviderSettings(
         base_url=settings.provider_base_url,
         api_key=SecretStr(api_key),
         model=settings.provider_model,
         allow_insecure_urls=settings.allow_insecure_urls,
+        **overrides,
     )
     return make_provider(name or settings.provider, provider_settings, http_client())
 
 
-def fetch_api_key(secret_arn: str) -> str:
-    """The provider API key from Secrets Manager, cached for 5 minutes by Powertools Parameters."""
+def fetch_secret(secret_arn: str, what: str) -> str:
+    """A secret's SecretString from Secrets Manager, cached for 5 minutes by Powertools Parameters."""
     from aws_lambda_powertools.utilities import parameters
 
     value = parameters.get_secret(secret_arn, max_age=300)
     if not isinstance(value, str) or not value.strip():
-        raise ValueError("the provider API key secret is empty; put the key in its SecretString")
+        raise ValueError(f"the {what} secret is empty; put the value in its SecretString")
     return value.strip()
 
 
-def provider_factory(settings: Settings) -> Callable[[str], Provider]:
+def fetch_api_key(secret_arn: str) -> str:
+    return fetch_secret(secret_arn, "provider API key")
+
+
+def provider_factory(settings: Settings, **overrides: Any) -> Callable[[str], Provider]:
     """`provider_for(name)`: the named adapter, keyed from Secrets Manager at call time."""
 
     def provider_for(name: str) -> Provider:
         api_key = fetch_api_key(settings.provider_key_secret_arn)
-        return provider_from_settings(settings, api_key, name)
+        return provider_from_settings(settings, api_key, name or None, **overrides)
 
     return provider_for
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    """Callback mode: where the webhook is reached and which secret makes its capabilities."""
+
+    enabled: bool
+    base_url: str
+    secret_arn: str
+
+    @classmethod
+    def from_env(cls) -> CallbackSettings:
+        mode = os.environ["CALLBACKS"]
+        if mode not in ("auto", "off"):
+            raise ValueError(f"CALLBACKS must be 'auto' or 'off', not {mode!r}")
+        return cls(
+            enabled=mode == "auto",
+            base_url=os.environ["CALLBACK_BASE_URL"],
+            secret_arn=os.environ["CALLBACK_SECRET_ARN"],
+        )
+
+    def url_for(self, job_id: str) -> str:
+        return callback_signer(self.secret_arn, self.base_url).url_for(job_id)
+
+
+def callback_signer(secret_arn: str, base_url: str = "") -> CallbackSigner:
+    """A signer with the current secret (fetched through the Parameters cache).
+
+    The webhook only verifies, so it needs no base URL.
+    """
+    secret = fetch_secret(secret_arn, "callback signing")
+    return CallbackSigner(base_url=base_url, secret=SecretStr(secret))

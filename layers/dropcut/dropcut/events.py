@@ -56,3 +56,9 @@ class TaskStep(JobStep):
 
 class FailureStep(JobStep):
     error: dict[str, Any]
+
+
+class CallbackWait(JobStep):
+    """ArmCallback's input: the job and the token of the execution's callback wait."""
+
+    task_token: str = Field(min_length=1, max_length=8192)

@@ -131,6 +131,10 @@ class JobRecord(BaseModel):
     task_finished_seen_at: float | None = None
     stored_at: float | None = None
     polls: int = 0
+    #: Callback mode: the waiting execution's task token, and the outcome a confirmed callback saw.
+    callback_token: str | None = None
+    callback_outcome: str | None = None
+    callback_received_at: float | None = None
 
 
 def to_item(value: Any) -> Any:
@@ -195,32 +199,64 @@ class JobStore:
         Conditions name attributes through placeholders (`#status`), since many names
         (status, name, ...) are DynamoDB reserved words.
         """
-        fields = {**fields, "updated_at": time.time()}
-        names: dict[str, str] = dict(condition_names or {})
-        values: dict[str, Any] = {k: to_item(v) for k, v in (condition_values or {}).items()}
-        sets: list[str] = []
-        removes: list[str] = []
-        for index, (name, value) in enumerate(sorted(fields.items())):
-            names[f"#f{index}"] = name
-            if value is None:
-                removes.append(f"#f{index}")
-            else:
-                values[f":v{index}"] = to_item(value)
-                sets.append(f"#f{index} = :v{index}")
-        expression = ("SET " + ", ".join(sets)) if sets else ""
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
-        kwargs: dict[str, Any] = {
-            "Key": {"job_id": job_id},
-            "UpdateExpression": expression.strip(),
-            "ExpressionAttributeNames": names,
-        }
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
-        if condition:
-            kwargs["ConditionExpression"] = condition
+        kwargs = _update_request(job_id, fields, condition, condition_names, condition_values)
         try:
             self.table.update_item(**kwargs)
         except self.table.meta.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def update_returning(
+        self,
+        job_id: str,
+        fields: dict[str, Any],
+        *,
+        condition: str,
+        condition_names: dict[str, str] | None = None,
+        condition_values: dict[str, Any] | None = None,
+    ) -> JobRecord | None:
+        """Like `update`, returning the record as this write left it (None: condition failed).
+
+        The record comes from the same atomic write, so of two writers racing on one job the
+        later one always sees the earlier one's change: callback hand-offs rely on that.
+        """
+        kwargs = _update_request(job_id, fields, condition, condition_names, condition_values)
+        try:
+            answer = self.table.update_item(**kwargs, ReturnValues="ALL_NEW")
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return JobRecord.model_validate(from_item(answer["Attributes"]))
+
+
+def _update_request(
+    job_id: str,
+    fields: dict[str, Any],
+    condition: str | None,
+    condition_names: dict[str, str] | None,
+    condition_values: dict[str, Any] | None,
+) -> dict[str, Any]:
+    fields = {**fields, "updated_at": time.time()}
+    names: dict[str, str] = dict(condition_names or {})
+    values: dict[str, Any] = {k: to_item(v) for k, v in (condition_values or {}).items()}
+    sets: list[str] = []
+    removes: list[str] = []
+    for index, (name, value) in enumerate(sorted(fields.items())):
+        names[f"#f{index}"] = name
+        if value is None:
+            removes.append(f"#f{index}")
+        else:
+            values[f":v{index}"] = to_item(value)
+            sets.append(f"#f{index} = :v{index}")
+    expression = ("SET " + ", ".join(sets)) if sets else ""
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    kwargs: dict[str, Any] = {
+        "Key": {"job_id": job_id},
+        "UpdateExpression": expression.strip(),
+        "ExpressionAttributeNames": names,
+    }
+    if values:
+        kwargs["ExpressionAttributeValues"] = values
+    if condition:
+        kwargs["ConditionExpression"] = condition
+    return kwargs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -17,15 +18,21 @@ metrics = Metrics()
 # httpx logs every request URL at INFO; result and input URLs can carry signatures.
 for noisy in ("httpx", "httpcore"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
+# A step that has nothing to count (a 401, a token stored) is normal, not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def instrumented(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """JSON logs with the Lambda context (never the event: it may carry credentials), a trace,
+    and flushed metrics."""
+    traced = tracer.capture_lambda_handler(metrics.log_metrics(handler))
+    return logger.inject_lambda_context(traced, clear_state=True, log_event=False)
 
 
 def lambda_handler(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Every function's wrapping: JSON logs with the Lambda context, a trace, flushed metrics,
-    and the event parsed into `model` (a ValidationError names the bad field)."""
+    """`instrumented`, with the event parsed into `model` (a ValidationError names the bad field)."""
 
     def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
-        parsed: Callable[..., Any] = event_parser(model=model)(handler)
-        traced = tracer.capture_lambda_handler(metrics.log_metrics(parsed))
-        return logger.inject_lambda_context(traced, clear_state=True)
+        return instrumented(event_parser(model=model)(handler))
 
     return wrap

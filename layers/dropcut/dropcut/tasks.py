@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,11 +27,19 @@ class PollPlan:
     max_seconds: int
     growth_percent: int = 150
     deadline_seconds: int = 3600
+    #: Callback mode: the longest silence trusted before a safety-net status check.
+    callback_silence_seconds: int = 300
 
     def first_wait(self, estimated_seconds: int | None) -> int:
         if estimated_seconds:
             return max(1, min(estimated_seconds, self.deadline_seconds))
         return self.initial_seconds
+
+    def first_silence(self, estimated_seconds: int | None) -> int:
+        """Callback mode: wait well past the estimate before checking on a silent provider."""
+        if estimated_seconds:
+            return max(1, min(2 * estimated_seconds, self.deadline_seconds))
+        return min(self.callback_silence_seconds, self.deadline_seconds)
 
     def next_interval(self, interval: int) -> int:
         return max(1, min(self.max_seconds, math.ceil(interval * self.growth_percent / 100)))
@@ -46,20 +54,32 @@ class PollPlan:
         return waits
 
 
+Follow = Literal["poll", "callback"]
+
+
 class TaskProgress(BaseModel):
-    """The state machine's view of a provider task ($.task). Holds no URL: those carry signatures."""
+    """The state machine's view of a provider task ($.task). Holds no URL: those carry signatures.
+
+    `follow` picks the loop: "poll" waits `wait_seconds` then checks; "callback" waits for the
+    provider's callback, with `wait_seconds` as the heartbeat (a safety-net check after that much
+    silence) and `seconds_left` (to the job deadline) as the wait's timeout.
+    """
 
     task_id: str
     provider: str
     state: TaskState
+    follow: Follow = "poll"
     wait_seconds: int = Field(ge=1)
     interval_seconds: int = Field(ge=1)
     deadline: float
+    seconds_left: int = Field(default=1, ge=1)
     polls: int = 0
     progress: int | None = None
 
 
 ProviderFor = Callable[[str], Provider]
+#: The callback URL for a job id, when callbacks are on (see dropcut.callbacks.CallbackSigner).
+CallbackUrlFor = Callable[[str], str]
 
 
 def start_task(
@@ -70,14 +90,23 @@ def start_task(
     plan: PollPlan,
     presign_seconds: int,
     job_id: str,
+    callback_url_for: CallbackUrlFor | None = None,
 ) -> TaskProgress:
-    """Create the job's provider task, or return the one already recorded. Never creates two."""
+    """Create the job's provider task, or return the one already recorded. Never creates two.
+
+    With `callback_url_for` and a provider that calls back, the task is created with this job's
+    callback URL and followed in callback mode; otherwise it is polled.
+    """
     record = store.require(job_id)
     provider_name = record.provider or settings.provider
+    provider = provider_for(provider_name)
+    follow: Follow = "callback" if callback_url_for and provider.supports_callback else "poll"
     if record.task_id:
         logger.info("provider task already recorded", extra={"task_id": record.task_id})
         created_at = record.task_created_at or time.time()
-        return _progress(record.task_id, provider_name, TaskState.QUEUED, plan, None, created_at)
+        return _progress(
+            record.task_id, provider_name, TaskState.QUEUED, follow, plan, None, created_at
+        )
     claimed = store.update(
         job_id,
         {"creating_since": time.time()},
@@ -101,8 +130,10 @@ def start_task(
         ),
         keep_audio=spec.keep_audio,
         aspect_ratio=spec.aspect_ratio,
+        callback_url=callback_url_for(job_id)
+        if callback_url_for and follow == "callback"
+        else None,
     )
-    provider = provider_for(provider_name)
     try:
         task = provider.create_task(request)
     except ProviderAnswerLost as lost:
@@ -124,20 +155,38 @@ def start_task(
         },
     )
     metrics.add_metric(name="TasksCreated", unit="Count", value=1)
-    logger.info("provider task created", extra={"task_id": task.task_id, "provider": provider_name})
-    return _progress(task.task_id, provider_name, task.state, plan, task.estimated_seconds, now)
+    logger.info(
+        "provider task created",
+        extra={"task_id": task.task_id, "provider": provider_name, "follow": follow},
+    )
+    return _progress(
+        task.task_id, provider_name, task.state, follow, plan, task.estimated_seconds, now
+    )
 
 
 def _progress(
-    task_id: str, provider: str, state: TaskState, plan: PollPlan, estimate: int | None, now: float
+    task_id: str,
+    provider: str,
+    state: TaskState,
+    follow: Follow,
+    plan: PollPlan,
+    estimate: int | None,
+    created_at: float,
 ) -> TaskProgress:
+    deadline = created_at + plan.deadline_seconds
+    seconds_left = max(1, math.ceil(deadline - time.time()))
+    first = plan.first_silence(estimate) if follow == "callback" else plan.first_wait(estimate)
+    wait = max(1, min(first, seconds_left))
     return TaskProgress(
         task_id=task_id,
         provider=provider,
         state=state,
-        wait_seconds=plan.first_wait(estimate),
+        follow=follow,
+        wait_seconds=wait,
         interval_seconds=plan.initial_seconds,
-        deadline=now + plan.deadline_seconds,
+        deadline=deadline,
+        # Step Functions wants a heartbeat shorter than the timeout.
+        seconds_left=max(seconds_left, wait + 1),
     )
 
 
@@ -171,14 +220,18 @@ def check_task(
             f"the provider task was still {task.provider_status} at the job deadline "
             f"(after {progress.polls + 1} status checks)"
         )
-    interval = (
-        plan.next_interval(progress.interval_seconds)
-        if progress.polls
-        else progress.interval_seconds
-    )
+    if progress.follow == "callback":
+        interval = plan.callback_silence_seconds
+    elif progress.polls:
+        interval = plan.next_interval(progress.interval_seconds)
+    else:
+        interval = progress.interval_seconds
+    wait = max(1, min(interval, math.ceil(remaining)))
     return updated.model_copy(
         update={
-            "wait_seconds": max(1, min(interval, math.ceil(remaining))),
+            "wait_seconds": wait,
             "interval_seconds": interval,
+            # Step Functions wants a heartbeat shorter than the timeout.
+            "seconds_left": max(wait + 1, math.ceil(remaining)),
         }
     )

@@ -173,6 +173,10 @@ class Provider(abc.ABC):
     def get_task(self, task_id: str) -> ProviderTask:
         """Query a task (a read: retried with bounded, jittered backoff on transient errors)."""
 
+    def parse_callback(self, body: dict[str, Any]) -> ProviderTask:
+        """Read a callback body (raises ProviderBadResponse); only providers with callbacks can."""
+        raise NotImplementedError(f"{self.name} sends no callbacks")
+
     def cancel_task(self, task_id: str) -> None:
         """Cancel a task where the API documents a way to; neither current provider does."""
         raise NotImplementedError(f"{self.name} documents no way to cancel a task")

@@ -105,6 +105,9 @@ class EvolinkProvider(Provider):
             query, attempts=s.read_attempts, base=s.read_backoff_base, cap=s.read_backoff_cap
         )
 
+    def parse_callback(self, body: dict[str, Any]) -> ProviderTask:
+        return self.parse_task(body)
+
     def parse_task(self, body: dict[str, Any]) -> ProviderTask:
         """Map a query answer (or a callback body, which has the same shape) onto ProviderTask."""
         task_id = require(self.name, body, "id", str)

@@ -1,0 +1,505 @@
+"""Check that a file is an MP4/MOV video by reading only the bytes that matter, through ranged reads.
+
+An MP4/MOV keeps its index (the ``moov`` box) either before or after the media data (``mdat``),
+which can be gigabytes. Walking the top-level boxes costs one 16-byte read per box beyond the
+first 64 KiB, and the index is then fetched in one read, so checking an S3 object typically
+takes three small ranged GETs instead of a download.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+RangeReader = Callable[[int, int], bytes]
+"""read(offset, length) -> bytes; may return fewer bytes at the end of the file."""
+
+HEAD_BYTES = 64 * 1024
+MAX_TOP_LEVEL_BOXES = 10_000
+IMAGE_SNIFF_BYTES = 12  # "RIFF" + size + "WEBP" is the longest signature sniff_image checks
+
+_BOX_HEADER_BYTES = 16  # 8, or 16 with a 64-bit size
+# Boxes a playable file can start with: ISO files open with ftyp; old QuickTime files have none.
+_FIRST_BOX_TYPES = frozenset({b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
+# ftyp major brands of HEIF still images (iPhone photos), which share the MP4 box format.
+_HEIF_BRANDS = {
+    b"heic": "heic",
+    b"heix": "heic",
+    b"heim": "heic",
+    b"heis": "heic",
+    b"hevc": "heic",
+    b"hevx": "heic",
+    b"mif1": "heic",
+    b"msf1": "heic",
+    b"avif": "avif",
+    b"avis": "avif",
+}
+_SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x1aE\xdf\xa3", "mkv", "a Matroska (MKV) or WebM video"),
+    (b"FLV\x01", "flv", "a Flash (FLV) video"),
+    (b"0&\xb2u\x8ef\xcf\x11", "wmv", "a Windows Media (ASF/WMV) file"),
+    (b"\x00\x00\x01\xba", "mpeg", "an MPEG program stream"),
+    (b"OggS", "ogg", "an Ogg media file"),
+    (b"fLaC", "flac", "a FLAC audio file"),
+    (b"ID3", "mp3", "an MP3 audio file"),
+    (b"II*\x00", "tiff", "a TIFF image"),
+    (b"MM\x00*", "tiff", "a TIFF image"),
+    (b"%PDF-", "pdf", "a PDF document"),
+    (b"PK\x03\x04", "zip", "a ZIP archive"),
+    (b"\x1f\x8b", "gzip", "a gzip archive"),
+)
+_IMAGE_NOUNS = {
+    "png": "a PNG image",
+    "jpeg": "a JPEG image",
+    "gif": "a GIF image",
+    "webp": "a WebP image",
+}
+
+
+class MediaInfo(BaseModel):
+    """What probe_video learnt about a video, and what reading it cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    container: Literal["mp4", "mov"]
+    brand: str
+    size_bytes: int
+    duration_seconds: float | None
+    width: int | None
+    height: int | None
+    video_codec: str | None
+    audio_codec: str | None
+    bytes_read: int
+    reads: int
+
+
+class NotAVideo(Exception):
+    """The bytes are not a usable MP4/MOV video; str(exc) is one plain-English sentence for a user."""
+
+    def __init__(self, message: str, *, detected: str | None = None) -> None:
+        super().__init__(message)
+        #: What the file looks like instead ("png", "text", "truncated", "zero bytes", ...), if known.
+        self.detected = detected
+
+
+def sniff_image(head: bytes) -> Literal["jpeg", "png", "webp", "gif"] | None:
+    """The image format the first IMAGE_SNIFF_BYTES bytes announce, by magic bytes."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def s3_range_reader(s3: Any, bucket: str, key: str, version_id: str | None) -> RangeReader:
+    """A RangeReader doing one ranged GET per read; pin version_id so every read sees one object."""
+    version: dict[str, str] = {}
+    if version_id and version_id != "null":
+        version["VersionId"] = version_id
+
+    def read(offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""  # "bytes=10-9" is not a valid range
+        response = s3.get_object(
+            Bucket=bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}", **version
+        )
+        data: bytes = response["Body"].read()
+        return data
+
+    return read
+
+
+def probe_video(
+    read: RangeReader, size: int, *, max_index_bytes: int = 32 * 1024 * 1024
+) -> MediaInfo:
+    """Container, duration, size and codecs of an MP4/MOV of `size` bytes, read through `read`.
+
+    Raises NotAVideo (with a sentence for the user) for anything that is not a playable MP4/MOV
+    with a video track. Reads the first 64 KiB, 16 bytes per top-level box after that, and the
+    index whole (refused above max_index_bytes); media data is never read. Boxes after the index
+    are still walked, so a cut-short mdat after a front index is caught, except in fragmented
+    files, whose many moof/mdat pairs would each cost a read.
+    """
+    if size < 0:
+        raise ValueError(f"size must be >= 0, not {size}")
+    if size == 0:
+        raise NotAVideo("the file is empty (0 bytes)", detected="zero bytes")
+    reader = _CountingReader(read, size)
+    head = reader(0, HEAD_BYTES)
+    if head[4:8] not in _FIRST_BOX_TYPES:
+        raise _not_an_mp4(head, whole_file=len(head) == size)
+
+    brand: bytes | None = None
+    index: _Index | None = None
+    offset = 0
+    for _ in range(MAX_TOP_LEVEL_BOXES):
+        if offset >= size:
+            break
+        if offset + _BOX_HEADER_BYTES <= len(head) or len(head) == size:
+            header = head[offset : offset + _BOX_HEADER_BYTES]
+        else:
+            header = reader(offset, _BOX_HEADER_BYTES)
+        box = _parse_header(header, offset, size)
+        if box is None or not _plausible_fourcc(box.type) or box.size < box.header_size:
+            if index is not None:
+                break  # padding or junk after a complete file does not stop it playing
+            if box is None:
+                raise NotAVideo(
+                    f"the file is truncated: it ends {size - offset} bytes into a box header "
+                    f"at byte {offset}",
+                    detected="truncated",
+                )
+            raise NotAVideo(
+                f"the file is not a valid MP4/MOV video: the data at byte {offset} "
+                "is not an MP4/MOV box"
+            )
+        if box.end > size:
+            raise NotAVideo(
+                f"the file is truncated: box '{box.name}' at byte {offset} claims {box.size} bytes "
+                f"but the file ends at {size}",
+                detected="truncated",
+            )
+        if box.type == b"ftyp" and brand is None:
+            brand = _major_brand(header, box)
+        elif box.type == b"moov" and index is None:
+            if box.size > max_index_bytes:
+                raise NotAVideo(
+                    f"the file's index (moov box) is {_human_bytes(box.size)}, over the "
+                    f"{_human_bytes(max_index_bytes)} limit"
+                )
+            index = _parse_moov(_read_box(reader, head, box), box)
+            _video_track(index)  # before spending reads on the rest of the file
+            if index.fragmented:
+                break  # the rest is moof/mdat pairs: checking them all would mean a read each
+        offset = box.end
+    else:
+        if index is None:
+            raise NotAVideo(
+                f"the file is not a valid MP4/MOV video: it has more than {MAX_TOP_LEVEL_BOXES} "
+                "boxes before its index"
+            )
+    if index is None:
+        raise NotAVideo(
+            "the file has no index (moov box): it is truncated or still being written",
+            detected="truncated",
+        )
+
+    video = _video_track(index)
+    width, height = video.tkhd_width, video.tkhd_height
+    if not (width and height):
+        width, height = video.entry_width, video.entry_height
+    return MediaInfo(
+        container="mov" if brand is None or brand == b"qt  " else "mp4",
+        brand=(brand or b"").decode("latin-1").strip(),
+        size_bytes=size,
+        duration_seconds=index.duration_seconds,
+        width=width or None,
+        height=height or None,
+        video_codec=video.codec,
+        audio_codec=index.audio.codec if index.audio is not None else None,
+        bytes_read=reader.bytes_read,
+        reads=reader.reads,
+    )
+
+
+class _CountingReader:
+    """The caller's reader, clamped to the file and counted; a short answer means a short file."""
+
+    def __init__(self, read: RangeReader, size: int) -> None:
+        self._read = read
+        self._size = size
+        self.bytes_read = 0
+        self.reads = 0
+
+    def __call__(self, offset: int, length: int) -> bytes:
+        length = min(length, self._size - offset)
+        if length <= 0:
+            return b""
+        self.reads += 1
+        self.bytes_read += length
+        data = bytes(self._read(offset, length))[:length]
+        if len(data) < length:
+            raise NotAVideo(
+                f"the file is truncated: it ends at byte {offset + len(data)}, "
+                f"not at byte {self._size} as its size says",
+                detected="truncated",
+            )
+        return data
+
+
+@dataclass(frozen=True)
+class _Box:
+    type: bytes
+    offset: int  # of the header, in the file or in the buffer being parsed
+    header_size: int
+    size: int  # header included
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+    @property
+    def payload(self) -> int:
+        return self.offset + self.header_size
+
+    @property
+    def name(self) -> str:
+        return self.type.decode("latin-1")
+
+
+def _parse_header(header: bytes, offset: int, parent_end: int) -> _Box | None:
+    """The box whose header starts `header`; None if too few bytes remain for a header."""
+    if len(header) < 8:
+        return None
+    size = int.from_bytes(header[0:4], "big")
+    box_type = header[4:8]
+    if size == 1:
+        if len(header) < 16:
+            return None
+        return _Box(box_type, offset, 16, int.from_bytes(header[8:16], "big"))
+    if size == 0:  # the box runs to the end of the file (or of its parent)
+        return _Box(box_type, offset, 8, parent_end - offset)
+    return _Box(box_type, offset, 8, size)
+
+
+def _plausible_fourcc(box_type: bytes) -> bool:
+    return all(0x20 <= byte <= 0x7E for byte in box_type)
+
+
+def _major_brand(header: bytes, ftyp: _Box) -> bytes:
+    brand = header[ftyp.header_size : ftyp.header_size + 4]
+    if ftyp.size < ftyp.header_size + 4 or len(brand) < 4:
+        raise NotAVideo(
+            "the file is not a valid MP4/MOV video: its ftyp box is too short",
+            detected="truncated",
+        )
+    image = _HEIF_BRANDS.get(brand)
+    if image is not None:
+        raise NotAVideo(
+            f"the file is {'a HEIC' if image == 'heic' else 'an AVIF'} image, not an MP4/MOV video",
+            detected=image,
+        )
+    return brand
+
+
+def _read_box(reader: _CountingReader, head: bytes, box: _Box) -> bytes:
+    """The whole box in at most one read, reusing what the first read already holds."""
+    if box.end <= len(head):
+        return head[box.offset : box.end]
+    if box.offset < len(head):
+        return head[box.offset :] + reader(len(head), box.end - len(head))
+    return reader(box.offset, box.size)
+
+
+@dataclass
+class _Track:
+    handler: bytes | None = None
+    codec: str | None = None
+    tkhd_width: int = 0
+    tkhd_height: int = 0
+    entry_width: int = 0
+    entry_height: int = 0
+
+
+@dataclass
+class _Index:
+    duration_seconds: float | None = None
+    fragmented: bool = False
+    tracks: list[_Track] = field(default_factory=list)
+
+    @property
+    def video(self) -> _Track | None:
+        return next((t for t in self.tracks if t.handler == b"vide"), None)
+
+    @property
+    def audio(self) -> _Track | None:
+        return next((t for t in self.tracks if t.handler == b"soun"), None)
+
+
+class _Fields:
+    """Bounds-checked big-endian reads from one box, so a short box is NotAVideo, not IndexError."""
+
+    def __init__(self, buf: bytes, box: _Box, file_offset: int) -> None:
+        self._buf = buf
+        self._box = box
+        self._file_offset = file_offset  # of buf[0], for messages
+
+    def uint(self, at: int, width: int) -> int:
+        """The unsigned integer `at` bytes into the box's payload."""
+        start = self._box.payload + at
+        if start + width > self._box.end:
+            raise NotAVideo(
+                f"the file is truncated or damaged: its '{self._box.name}' box at byte "
+                f"{self._file_offset + self._box.offset} is too short",
+                detected="truncated",
+            )
+        return int.from_bytes(self._buf[start : start + width], "big")
+
+    def fourcc(self, at: int) -> bytes:
+        return self.uint(at, 4).to_bytes(4, "big")
+
+
+def _video_track(index: _Index) -> _Track:
+    if index.video is None:
+        raise NotAVideo(
+            "the file has no video track",
+            detected="audio" if index.audio is not None else None,
+        )
+    return index.video
+
+
+def _children(buf: bytes, parent: _Box, file_offset: int) -> Iterator[_Box]:
+    """The boxes inside `parent`; each step moves forward at least 8 bytes, so this ends."""
+    position = parent.payload
+    # QuickTime may end a list with a 4-byte zero terminator: fewer than 8 bytes are not a box.
+    while position + 8 <= parent.end:
+        box = _parse_header(buf[position : position + 16], position, parent.end)
+        if box is None or box.size < box.header_size or box.end > parent.end:
+            raise NotAVideo(
+                f"the file is truncated or damaged: the box at byte {file_offset + position} "
+                f"runs past the end of its '{parent.name}' box",
+                detected="truncated",
+            )
+        yield box
+        position = box.end
+
+
+def _parse_moov(moov: bytes, box_in_file: _Box) -> _Index:
+    """Duration and tracks from the index; `moov` is the whole box, header included."""
+    root = replace(box_in_file, offset=0)
+    file_offset = box_in_file.offset
+    index = _Index()
+    timescale = duration = fragment_duration = 0
+    for box in _children(moov, root, file_offset):
+        fields = _Fields(moov, box, file_offset)
+        if box.type == b"mvhd":
+            if fields.uint(0, 1) == 1:
+                timescale, duration = fields.uint(20, 4), fields.uint(24, 8)
+                unknown = 0xFFFF_FFFF_FFFF_FFFF
+            else:
+                timescale, duration = fields.uint(12, 4), fields.uint(16, 4)
+                unknown = 0xFFFF_FFFF
+            if duration == unknown:
+                duration = 0
+        elif box.type == b"mvex":
+            index.fragmented = True
+            for mehd in _children(moov, box, file_offset):
+                if mehd.type == b"mehd":
+                    mehd_fields = _Fields(moov, mehd, file_offset)
+                    width = 8 if mehd_fields.uint(0, 1) == 1 else 4
+                    fragment_duration = mehd_fields.uint(4, width)
+        elif box.type == b"trak":
+            index.tracks.append(_parse_trak(moov, box, file_offset))
+        elif box.type == b"cmov":
+            raise NotAVideo(
+                "the file's index is compressed (an old QuickTime format), which is not supported"
+            )
+    # Fragmented files may leave the mvhd duration 0 and give the total in mehd, if anywhere.
+    total = duration or fragment_duration
+    if timescale and total:
+        index.duration_seconds = total / timescale
+    return index
+
+
+def _parse_trak(moov: bytes, trak: _Box, file_offset: int) -> _Track:
+    track = _Track()
+    for box in _children(moov, trak, file_offset):
+        if box.type == b"tkhd":
+            fields = _Fields(moov, box, file_offset)
+            # width and height end the box: 16.16 fixed point, after fields whose size depends
+            # on the version
+            at = 88 if fields.uint(0, 1) == 1 else 76
+            track.tkhd_width = round(fields.uint(at, 4) / 65536)
+            track.tkhd_height = round(fields.uint(at + 4, 4) / 65536)
+        elif box.type == b"mdia":
+            _parse_mdia(moov, box, file_offset, track)
+    return track
+
+
+def _parse_mdia(moov: bytes, mdia: _Box, file_offset: int, track: _Track) -> None:
+    # QuickTime also puts a data-handler hdlr inside minf; only the one directly in mdia says
+    # whether the track is video or sound.
+    for box in _children(moov, mdia, file_offset):
+        if box.type == b"hdlr":
+            track.handler = _Fields(moov, box, file_offset).fourcc(8)
+    for minf in _children(moov, mdia, file_offset):
+        if minf.type != b"minf":
+            continue
+        for stbl in _children(moov, minf, file_offset):
+            if stbl.type != b"stbl":
+                continue
+            for stsd in _children(moov, stbl, file_offset):
+                if stsd.type == b"stsd":
+                    _parse_stsd(moov, stsd, file_offset, track)
+
+
+def _parse_stsd(moov: bytes, stsd: _Box, file_offset: int, track: _Track) -> None:
+    fields = _Fields(moov, stsd, file_offset)
+    if fields.uint(4, 4) == 0:  # no sample entries
+        return
+    # The first sample entry starts 8 bytes in: its size, then its format fourcc (the codec).
+    track.codec = fields.fourcc(12).decode("latin-1")
+    if track.handler == b"vide":
+        # A visual sample entry: 6 reserved + 2 data-reference + 16 bytes before width, height.
+        track.entry_width = fields.uint(8 + 32, 2)
+        track.entry_height = fields.uint(8 + 34, 2)
+
+
+def _not_an_mp4(head: bytes, *, whole_file: bool) -> NotAVideo:
+    """Name what the file is instead, when its first bytes are not an MP4/MOV box."""
+    detected, noun = _identify(head, whole_file=whole_file)
+    if noun is None:
+        return NotAVideo(
+            "the file is not an MP4/MOV video (its first bytes are not an MP4/MOV header)"
+        )
+    return NotAVideo(f"the file is {noun}, not an MP4/MOV video", detected=detected)
+
+
+def _identify(head: bytes, *, whole_file: bool) -> tuple[str | None, str | None]:
+    image = sniff_image(head[:IMAGE_SNIFF_BYTES])
+    if image is not None:
+        return image, _IMAGE_NOUNS[image]
+    if head.startswith(b"RIFF"):
+        kind = head[8:12]
+        if kind == b"AVI ":
+            return "avi", "an AVI video"
+        if kind == b"WAVE":
+            return "wav", "a WAV audio file"
+        return "riff", "a RIFF file"
+    for magic, detected, noun in _SIGNATURES:
+        if head.startswith(magic):
+            if detected == "mkv" and b"webm" in head[:64]:
+                return "webm", "a WebM video"
+            return detected, noun
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:  # 188-byte TS packets
+        return "ts", "an MPEG transport stream (.ts)"
+    if _looks_like_text(head, whole_file=whole_file):
+        return "text", "text"
+    return None, None
+
+
+def _looks_like_text(head: bytes, *, whole_file: bool) -> bool:
+    # An incremental decoder tolerates a character cut in half at the end of a partial read.
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        text = decoder.decode(head, final=whole_file)
+    except UnicodeDecodeError:
+        return False
+    text = text.removeprefix("\ufeff")
+    return bool(text) and all(char.isprintable() or char in "\t\n\r\f\v" for char in text)
+
+
+def _human_bytes(count: int) -> str:
+    if count < 1000:
+        return f"{count} bytes"
+    if count < 1_000_000:
+        return f"{count / 1000:.1f} kB"
+    return f"{count / 1_000_000:.1f} MB"
