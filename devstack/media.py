@@ -303,3 +303,23 @@ def _copy_range(fin: BinaryIO, fout: BinaryIO, start: int, length: int) -> None:
             raise ValueError(f"{fin.name} ended {length} bytes early")
         fout.write(chunk)
         length -= len(chunk)
+
+
+def make_audio_only_mp4(path: str | Path, seconds: float = 1.0) -> Path:
+    """An MP4 with an AAC track and no video track."""
+    path = Path(path)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=48000, layout="mono")
+        samples = (0.3 * np.sin(np.arange(int(seconds * 48000)) / 10)).astype(np.float32)
+        for start in range(0, len(samples), 1024):
+            frame = av.AudioFrame.from_ndarray(
+                samples[None, start : start + 1024], format="fltp", layout="mono"
+            )
+            frame.sample_rate = 48000
+            frame.pts = start
+            frame.time_base = Fraction(1, 48000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

@@ -17,7 +17,9 @@ from dropcut.jobs import job_id_for
 def states_entered(app: LocalApp, job_id: str) -> list[str]:
     execution = next(e for e in app.stack.executions("JobStateMachine") if e["name"] == job_id)
     history = app.stack.history(execution["executionArn"])
-    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    return [
+        e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
+    ]
 
 
 def history_of(app: LocalApp, job_id: str) -> list[dict[str, Any]]:

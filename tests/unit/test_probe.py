@@ -5,13 +5,10 @@ from __future__ import annotations
 import io
 import random
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import boto3
-import numpy as np
 import pytest
 from moto import mock_aws
 from PIL import Image
@@ -20,6 +17,7 @@ from pydantic import ValidationError
 from devstack.media import (
     fragmented_mp4,
     frame_at,
+    make_audio_only_mp4,
     make_faststart_copy,
     make_sample_image,
     make_sample_mov,
@@ -80,24 +78,6 @@ def child_offset(data: bytes, parent: int, kind: bytes) -> int:
             return position
         position += int.from_bytes(data[position : position + 4], "big")
     raise LookupError(kind)
-
-
-def make_audio_only_mp4(path: Path, seconds: float = 1.0) -> Path:
-    with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("aac", rate=48000, layout="mono")
-        samples = (0.3 * np.sin(np.arange(int(seconds * 48000)) / 10)).astype(np.float32)
-        for start in range(0, len(samples), 1024):
-            frame = av.AudioFrame.from_ndarray(
-                samples[None, start : start + 1024], format="fltp", layout="mono"
-            )
-            frame.sample_rate = 48000
-            frame.pts = start
-            frame.time_base = Fraction(1, 48000)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def image_bytes(fmt: str) -> bytes:

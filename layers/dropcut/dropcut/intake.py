@@ -23,7 +23,9 @@ from dropcut.jobs import (
     manifest_key_for,
 )
 from dropcut.observability import logger
+from dropcut.providers import PROVIDERS
 from dropcut.reports import write_error_report
+from dropcut.validation import check_input
 
 MAX_MANIFEST_BYTES = 64 * 1024
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -96,6 +98,8 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
         version=version,
         execution_name=job_id,
     )
+    spec: JobSpec | None = None
+    problems: list[Problem] = []
     try:
         spec, source = resolve_spec(intake, video_key, head)
     except NoOptionsYet:
@@ -104,20 +108,26 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
         intake.store.create(waiting)
         return SubmitResult(key, Outcome.WAITING_FOR_MANIFEST, job_id)
     except InputInvalid as invalid:
+        problems.extend(invalid.problems)
+    provider = PROVIDERS[(spec.provider if spec else None) or settings.provider]
+    checked = check_input(intake.s3, provider, bucket, video_key, head, spec)
+    problems.extend(checked.problems)
+    if problems or spec is None:
+        refusal = InputInvalid(problems)
         if existing is not None or intake.store.create(record):
             write_error_report(
                 intake.s3,
                 intake.store,
                 settings,
                 record,
-                error_type=type(invalid).__name__,
-                reason=invalid.reason,
-                message=str(invalid),
-                advice=invalid.advice,
-                problems=invalid.problems,
+                error_type=type(refusal).__name__,
+                reason=refusal.reason,
+                message=str(refusal),
+                advice=refusal.advice,
+                problems=refusal.problems,
             )
-        logger.warning("input refused", extra={"key": video_key, "problems": len(invalid.problems)})
-        return SubmitResult(key, Outcome.REFUSED, job_id, detail=str(invalid))
+        logger.warning("input refused", extra={"key": video_key, "problems": len(problems)})
+        return SubmitResult(key, Outcome.REFUSED, job_id, detail=str(refusal))
 
     ready = record.model_copy(
         update={
@@ -125,6 +135,8 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
             "spec": spec,
             "spec_source": source,
             "provider": spec.provider or settings.provider,
+            "media": checked.media.model_dump(mode="json") if checked.media else None,
+            "notices": checked.notices,
         }
     )
     if existing is None:
@@ -132,7 +144,10 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
     else:
         started = intake.store.update(
             job_id,
-            ready.model_dump(mode="json", include={"status", "spec", "spec_source", "provider"}),
+            ready.model_dump(
+                mode="json",
+                include={"status", "spec", "spec_source", "provider", "media", "notices"},
+            ),
             condition="#status = :waiting",
             condition_names={"#status": "status"},
             condition_values={":waiting": JobStatus.WAITING_FOR_MANIFEST.value},

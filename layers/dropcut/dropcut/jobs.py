@@ -124,6 +124,10 @@ class JobRecord(BaseModel):
     error_reason: str | None = None
     error_message: str | None = None
     problems: list[dict[str, str]] = []
+    #: What validation read from the video's header boxes (container, duration, size, codecs).
+    media: dict[str, Any] | None = None
+    #: Things the user should know that did not stop the job (billing of short/long clips).
+    notices: list[str] = []
     creating_since: float | None = None
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)

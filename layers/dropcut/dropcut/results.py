@@ -72,6 +72,8 @@ def finalize(
         "prompt": record.spec.prompt,
         "options": record.spec.model_dump(mode="json", exclude={"prompt"}),
         "options_source": record.spec_source,
+        "media": record.media,
+        "notices": record.notices,
         "provider": progress.provider,
         "provider_task_id": progress.task_id,
         "credits": task.credits if task.credits is not None else record.credits,

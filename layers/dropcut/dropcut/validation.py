@@ -1,0 +1,162 @@
+"""Checks made before any money is spent: the video by its content (a few ranged GETs), the
+reference images, and the options against the active provider's limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dropcut.errors import Problem
+from dropcut.jobs import JobSpec
+from dropcut.probe import (
+    IMAGE_SNIFF_BYTES,
+    MediaInfo,
+    NotAVideo,
+    probe_video,
+    s3_range_reader,
+    sniff_image,
+)
+from dropcut.providers import Provider
+
+MIB = 1024 * 1024
+
+_NOT_A_VIDEO_HINTS = {
+    "zero bytes": "The upload is empty: upload the video again.",
+    "truncated": "The upload is incomplete or damaged: upload the whole file again.",
+    "png": "Upload the video itself; reference images belong in the manifest's 'images'.",
+    "jpeg": "Upload the video itself; reference images belong in the manifest's 'images'.",
+    "webp": "Upload the video itself; reference images belong in the manifest's 'images'.",
+    "gif": "Upload the video itself; reference images belong in the manifest's 'images'.",
+}
+_CONVERT_HINT = (
+    "Convert it to MP4 (H.264 video, AAC audio), for example: "
+    "ffmpeg -i input -c:v libx264 -c:a aac output.mp4"
+)
+
+
+@dataclass(frozen=True)
+class InputCheck:
+    """What the checks found: the video's facts, notices to pass on, and every problem."""
+
+    media: MediaInfo | None = None
+    notices: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def check_input(
+    s3: Any,
+    provider: type[Provider],
+    bucket: str,
+    video_key: str,
+    head: dict[str, Any],
+    spec: JobSpec | None,
+) -> InputCheck:
+    """Check the video (by content), the reference images and the options; list every problem."""
+    problems: list[Problem] = []
+    notices: list[str] = []
+    size = int(head["ContentLength"])
+    if size > provider.max_video_bytes:
+        problems.append(
+            Problem(
+                "video",
+                f"the video is {size / MIB:.1f} MB",
+                f"at most {provider.max_video_bytes // MIB} MB for {provider.name}",
+                "Trim the clip or re-encode it at a lower bitrate.",
+            )
+        )
+    media: MediaInfo | None = None
+    version = head.get("VersionId")
+    try:
+        media = probe_video(s3_range_reader(s3, bucket, video_key, version), size)
+    except NotAVideo as exc:
+        problems.append(
+            Problem(
+                "video",
+                str(exc),
+                "an MP4 or MOV video (checked by its content, not its name)",
+                _NOT_A_VIDEO_HINTS.get(exc.detected or "", _CONVERT_HINT),
+            )
+        )
+    if media is not None and media.duration_seconds is not None:
+        notice = provider.duration_notice(media.duration_seconds)
+        if notice:
+            notices.append(notice)
+    if spec is not None:
+        problems.extend(_option_problems(provider, spec))
+        problems.extend(_image_problems(s3, provider, bucket, spec))
+    return InputCheck(media=media, notices=notices, problems=problems)
+
+
+def _option_problems(provider: type[Provider], spec: JobSpec) -> list[Problem]:
+    found: list[Problem] = []
+    if len(spec.prompt) > provider.max_prompt_chars:
+        found.append(
+            Problem(
+                "prompt",
+                f"the prompt has {len(spec.prompt)} characters",
+                f"at most {provider.max_prompt_chars} characters for {provider.name}",
+                "Shorten the prompt.",
+            )
+        )
+    if len(spec.images) > provider.max_images:
+        found.append(
+            Problem(
+                "images",
+                f"{len(spec.images)} reference images",
+                f"at most {provider.max_images} for {provider.name}",
+                "Keep the most important reference images.",
+            )
+        )
+    return found
+
+
+def _image_problems(s3: Any, provider: type[Provider], bucket: str, spec: JobSpec) -> list[Problem]:
+    found: list[Problem] = []
+    formats = ", ".join(sorted(provider.image_formats))
+    for index, image in enumerate(spec.images):
+        if image.startswith("https://"):
+            continue  # fetched by the provider itself; nothing to read here
+        where = f"images[{index}]"
+        try:
+            head = s3.head_object(Bucket=bucket, Key=image)
+        except s3.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("404", "NoSuchKey"):
+                raise
+            found.append(
+                Problem(
+                    where,
+                    f"{image!r} does not exist in the bucket",
+                    "an existing image key",
+                    "Upload the image first (or fix its key), then upload the manifest again.",
+                )
+            )
+            continue
+        size = int(head["ContentLength"])
+        if size > provider.max_image_bytes:
+            found.append(
+                Problem(
+                    where,
+                    f"{image!r} is {size / MIB:.1f} MB",
+                    f"at most {provider.max_image_bytes // MIB} MB per image for {provider.name}",
+                    "Resize or recompress the image.",
+                )
+            )
+        kind = _sniff(s3, bucket, image, size)
+        if kind not in provider.image_formats:
+            what = f"a {kind.upper()} image" if kind else "not an image we can recognise"
+            found.append(
+                Problem(
+                    where,
+                    f"{image!r} is {what}",
+                    f"{formats} for {provider.name}",
+                    "Convert the image to JPEG or PNG.",
+                )
+            )
+    return found
+
+
+def _sniff(s3: Any, bucket: str, key: str, size: int) -> str | None:
+    if size == 0:
+        return None
+    head = s3_range_reader(s3, bucket, key, None)(0, min(size, IMAGE_SNIFF_BYTES))
+    return sniff_image(head)

@@ -1,0 +1,186 @@
+"""Every refused input gets a specific error report, costs no provider task, and stays as it was."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.app import LocalApp
+from devstack.media import make_audio_only_mp4, make_sample_image
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """One refused upload: the video (named by `video`), optionally a manifest and other files."""
+
+    name: str
+    video: str  # a key of the `media` fixture, or raw bytes spelled "bytes:<hex>"
+    expect: tuple[str, str]  # (problem field prefix, text in its message)
+    manifest: Any = None  # dict/list (JSON), bytes (raw), or None (metadata prompt instead)
+    extension: str = ".mp4"
+    files: dict[str, str] = field(default_factory=dict)  # extra keys -> media name
+
+
+GOOD = {"prompt": "monochrome"}
+CASES = [
+    # manifests
+    BadInput("manifest-not-json", "clip", ("manifest", "not valid JSON"), b'{"prompt": '),
+    BadInput("manifest-is-a-list", "clip", ("manifest", "valid dictionary"), ["monochrome"]),
+    BadInput("manifest-too-big", "clip", ("manifest", "bytes"), b" " * 70_000 + b"{}"),
+    BadInput("prompt-wrong-type", "clip", ("prompt", "valid string"), {"prompt": 42}),
+    BadInput("prompt-missing", "clip", ("prompt", "Field required"), {"keep_audio": True}),
+    BadInput("prompt-empty", "clip", ("prompt", "at least 1 character"), {"prompt": "  "}),
+    BadInput("prompt-too-long", "clip", ("prompt", "at most 5000"), {"prompt": "x" * 5001}),
+    BadInput("unknown-field", "clip", ("colour", "Extra inputs"), {**GOOD, "colour": "red"}),
+    BadInput(
+        "keep-audio-yes", "clip", ("keep_audio", "valid boolean"), {**GOOD, "keep_audio": "yes"}
+    ),
+    BadInput("aspect-ratio-4-3", "clip", ("aspect_ratio", "16:9"), {**GOOD, "aspect_ratio": "4:3"}),
+    BadInput(
+        "provider-not-here", "clip", ("provider", "evolink only"), {**GOOD, "provider": "aimlapi"}
+    ),
+    BadInput(
+        "output-name-path", "clip", ("output_name", "pattern"), {**GOOD, "output_name": "../x"}
+    ),
+    BadInput(
+        "image-http-url",
+        "clip",
+        ("images", "https URL"),
+        {**GOOD, "images": ["http://example.com/a.png"]},
+    ),
+    BadInput(
+        "image-other-prefix",
+        "clip",
+        ("images[0]", "is not under inbox/"),
+        {**GOOD, "images": ["outbox/ref.png"]},
+    ),
+    BadInput(
+        "image-missing",
+        "clip",
+        ("images[0]", "does not exist"),
+        {**GOOD, "images": ["inbox/bad/nothing.png"]},
+    ),
+    BadInput(
+        "image-too-large",
+        "clip",
+        ("images[0]", "MB"),
+        {**GOOD, "images": ["inbox/bad/huge.png"]},
+        files={"inbox/bad/huge.png": "huge_png"},
+    ),
+    BadInput(
+        "image-gif",
+        "clip",
+        ("images[0]", "GIF image"),
+        {**GOOD, "images": ["inbox/bad/ref.gif"]},
+        files={"inbox/bad/ref.gif": "gif"},
+    ),
+    BadInput(
+        "image-is-text",
+        "clip",
+        ("images[0]", "not an image"),
+        {**GOOD, "images": ["inbox/bad/notes.png"]},
+        files={"inbox/bad/notes.png": "text"},
+    ),
+    BadInput(
+        "too-many-images",
+        "clip",
+        ("images", "5 reference images"),
+        {**GOOD, "images": ["inbox/bad/ok.png"] * 5},
+        files={"inbox/bad/ok.png": "png"},
+    ),
+    # videos, by content
+    BadInput("video-zero-bytes", "empty", ("video", "empty (0 bytes)")),
+    BadInput("video-is-a-png", "png", ("video", "PNG image")),
+    BadInput("video-is-text", "text", ("video", "text")),
+    BadInput("video-random-bytes", "random", ("video", "not an MP4/MOV")),
+    BadInput("video-truncated", "truncated", ("video", "truncated")),
+    BadInput("video-audio-only", "audio_only", ("video", "no video track")),
+    BadInput("video-webm-named-mov", "webm", ("video", "Matroska"), extension=".MOV"),
+    BadInput("video-too-large", "over_100_mb", ("video", "the video is 100.0 MB")),
+    BadInput("not-mp4-or-mov-name", "clip", ("key", "not a .mp4 or .mov"), extension=".avi"),
+]
+
+
+@pytest.fixture(scope="module")
+def media(clip: bytes, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("bad-media")
+    gif = make_sample_image(folder / "ref.gif")
+    png = make_sample_image(folder / "ok.png")
+    audio = make_audio_only_mp4(folder / "audio.mp4", seconds=4.0)
+    return {
+        "clip": clip,
+        "empty": b"",
+        "png": Path(png).read_bytes(),
+        "gif": Path(gif).read_bytes(),
+        "huge_png": PNG_SIGNATURE + bytes(11 * 1024 * 1024),
+        "text": b"these are my notes about the clip\n" * 100,
+        "random": bytes((i * 7919 + 13) % 251 for i in range(50_000)),
+        "truncated": clip[: len(clip) // 2],
+        "audio_only": Path(audio).read_bytes(),
+        "webm": b"\x1aE\xdf\xa3" + bytes(4000),
+        "over_100_mb": clip + bytes(100 * 1024 * 1024 - len(clip) + 1),
+    }
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_bad_input_is_refused_with_a_specific_report(app: LocalApp, media, case: BadInput):
+    key = f"inbox/bad/{case.name}{case.extension}"
+    for extra_key, media_name in case.files.items():
+        app.put(extra_key, media[media_name])
+    uploads: dict[str, bytes] = {}
+    metadata = None
+    if case.manifest is None:
+        metadata = {"prompt": "monochrome"}
+    else:
+        raw = (
+            case.manifest
+            if isinstance(case.manifest, bytes)
+            else json.dumps(case.manifest).encode()
+        )
+        app.put(key + ".json", raw)
+        uploads[key + ".json"] = raw
+    put = app.put(key, media[case.video], metadata=metadata)
+    uploads[key] = media[case.video]
+
+    ending = app.wait_for_ending(key, timeout=60)
+
+    assert not ending.succeeded
+    assert ending.error_key == f"errors/bad/{case.name}{case.extension}.error.json"
+    report = ending.error
+    assert report["reason"] == "input_invalid"
+    assert report["input_key"] == key and report["input_version"] == put["VersionId"]
+    field_prefix, text = case.expect
+    matching = [
+        p
+        for p in report["problems"]
+        if p["field"].startswith(field_prefix) and text in p["message"]
+    ]
+    assert matching, f"no problem {case.expect} in {report['problems']}"
+    assert all(p["message"] for p in report["problems"])
+    assert report["advice"]
+    job = app.job(key)
+    assert job is not None and job["status"] == "failed" and job["problems"] == report["problems"]
+    # Nothing was spent and nothing was touched.
+    assert app.simulator.stats()["tasks_created"] == 0
+    for upload_key, body in uploads.items():
+        versions = app.s3.list_object_versions(Bucket=app.bucket, Prefix=upload_key)["Versions"]
+        assert [v["Key"] for v in versions if v["Key"] == upload_key] == [upload_key]
+        assert app.s3.get_object(Bucket=app.bucket, Key=upload_key)["Body"].read() == body
+    assert app.keys(f"outbox/bad/{case.name}") == []
+
+
+def test_every_problem_is_reported_not_only_the_first(app: LocalApp, media):
+    key = "inbox/bad/many-problems.mp4"
+    manifest = {"prompt": "x" * 5001, "images": ["inbox/bad/none.png"], "extra": 1}
+    app.put(key + ".json", json.dumps(manifest).encode())
+    app.put(key, media["png"])
+    report = app.wait_for_ending(key).error
+    fields = sorted(p["field"] for p in report["problems"])
+    assert fields == ["extra", "prompt", "video"], report["problems"]
+    assert app.simulator.stats()["tasks_created"] == 0
