@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -154,6 +155,8 @@ class LocalStack:
         #: default to the execute-api URL, which does not exist here).
         self.api_url_parameters = api_url_parameters
         self.http_api: LocalHttpApi | None = None
+        #: Scheduled functions and their expressions (run them with `fire_schedule`).
+        self.schedules: dict[str, str] = {}
 
         self.endpoint_url = ""
         self.outputs: dict[str, Any] = {}
@@ -913,7 +916,12 @@ class LocalStack:
 
     def _event_source_handlers(self) -> dict[str, Callable[[str, str, dict[str, Any]], None]]:
         # Add "SQS" (a poller like Lambda's, see DESIGN.md) here.
-        return {"S3": self._event_s3, "HttpApi": self._event_http_api}
+        return {
+            "S3": self._event_s3,
+            "HttpApi": self._event_http_api,
+            "Schedule": self._event_schedule,
+            "ScheduleV2": self._event_schedule,
+        }
 
     def _apply_event_sources(self) -> None:
         for logical_id in self.pools:
@@ -962,6 +970,30 @@ class LocalStack:
             raise TemplateError(f"{logical_id}.{event_id}: HttpApi events need Path and Method")
         api_id = str(props.get("ApiId") or "ServerlessHttpApi")
         self.http_api.add_route(method, path, logical_id, api_id)
+
+    def _event_schedule(self, logical_id: str, event_id: str, props: dict[str, Any]) -> None:
+        # Not run on a clock: tests and tools fire them (`fire_schedule`), so runs are ordered.
+        self.schedules[logical_id] = str(self.resolver.resolve(props.get("ScheduleExpression")))
+
+    def fire_schedule(self, logical_id: str) -> Any:
+        """Run a scheduled function once, as its EventBridge schedule would; its result."""
+        if logical_id not in self.schedules:
+            raise LocalStackError(f"{logical_id} has no schedule in the template")
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.scheduler",
+            "account": self.account_id,
+            "time": now,
+            "region": self.region,
+            "resources": [
+                f"arn:aws:scheduler:{self.region}:{self.account_id}:schedule/{logical_id}"
+            ],
+            "detail": {},
+        }
+        return self.invoke(logical_id, event)
 
     # -- Step Functions ---------------------------------------------------------------------
 

@@ -21,7 +21,9 @@ def app() -> Iterator[LocalApp]:
     # produced (the layer as it deploys), not the source tree.
     code_root = os.environ.get("DROPCUT_CODE_ROOT")
     with local_app(
-        "evolink", {"JobDeadlineSeconds": "10"}, code_root=Path(code_root) if code_root else None
+        "evolink",
+        {"JobDeadlineSeconds": "10", "ManifestWaitSeconds": "3"},
+        code_root=Path(code_root) if code_root else None,
     ) as running:
         yield running
 

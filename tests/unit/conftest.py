@@ -29,5 +29,6 @@ def jobs_table():
             AttributeDefinitions=props["AttributeDefinitions"],
             KeySchema=props["KeySchema"],
             BillingMode=props["BillingMode"],
+            GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
         )
         yield table

@@ -62,3 +62,9 @@ class CallbackWait(JobStep):
     """ArmCallback's input: the job and the token of the execution's callback wait."""
 
     task_token: str = Field(min_length=1, max_length=8192)
+
+
+class ScheduledEvent(_Lenient):
+    """An EventBridge schedule's event (only its time is read)."""
+
+    time: str = ""

@@ -1,0 +1,126 @@
+"""Validation that reads only the header boxes, and the arrival rules for videos and manifests."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import quote_plus
+
+from devstack.app import LocalApp
+from devstack.media import make_sample_mov, make_sample_video, pad_mdat, top_level_boxes
+from dropcut.jobs import job_id_for
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+MIB = 1024 * 1024
+
+
+def test_a_100_mb_video_with_its_index_at_the_end_is_checked_from_a_few_kilobytes(
+    app: LocalApp, clip, tmp_path
+):
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(clip)
+    assert [box.type for box in top_level_boxes(source)][-1] == "moov"  # index at the end
+    big = pad_mdat(source, tmp_path / "big.mp4", 100 * MIB - 4096)
+    key = "inbox/validation/big.mp4"
+    app.put(key, big.read_bytes(), metadata={"prompt": "monochrome"})
+    job = app.wait_for_job(key, lambda j: j.get("media") is not None, timeout=60)
+    media = job["media"]
+    print(
+        f"\nvalidation read {media['bytes_read']:,} bytes in {media['reads']} ranged GETs "
+        f"of a {media['size_bytes']:,}-byte video ({media['bytes_read'] / media['size_bytes']:.4%})"
+    )
+    assert media["size_bytes"] == 100 * MIB - 4096
+    assert media["bytes_read"] < 256 * 1024 and media["reads"] <= 4
+    assert media["container"] == "mp4" and media["video_codec"] == "avc1"
+    assert abs(float(media["duration_seconds"]) - 4.0) < 0.2
+    ending = app.wait_for_ending(key, timeout=120)
+    assert ending.succeeded, ending.error
+
+
+def test_a_short_clip_runs_and_its_result_says_how_it_is_billed(app: LocalApp, tmp_path):
+    short = make_sample_video(tmp_path / "short.mp4", seconds=1.5)
+    key = "inbox/validation/short.mp4"
+    app.put(key, short.read_bytes(), metadata={"prompt": "sepia"})
+    ending = app.wait_for_ending(key)
+    assert ending.succeeded, ending.error
+    assert ending.result["notices"] == ["the video is 1.5 s: evolink bills videos under 3 s as 3 s"]
+    assert ending.result["media"]["duration_seconds"] < 2
+
+
+def test_an_upper_case_mov_is_a_video_by_its_content(app: LocalApp, tmp_path):
+    mov = make_sample_mov(tmp_path / "clip.mov", seconds=3.5)
+    key = "inbox/validation/PHONE.MOV"
+    app.put(key, mov.read_bytes(), metadata={"prompt": "mirror"})
+    ending = app.wait_for_ending(key)
+    assert ending.succeeded, ending.error
+    assert ending.result["media"]["container"] == "mov"
+    assert ending.output_key == "outbox/validation/PHONE.edited.mp4"
+
+
+def s3_event(app: LocalApp, key: str, version: str) -> dict:
+    event = json.loads(EVENTS.joinpath("submit.json").read_text())
+    obj = event["Records"][0]["s3"]
+    obj["bucket"]["name"] = app.bucket
+    obj["object"].update(key=quote_plus(key, safe="/"), versionId=version)
+    return event
+
+
+def test_simultaneous_events_for_video_and_manifest_start_one_job(app: LocalApp, clip):
+    key = "inbox/validation/together.mp4"
+    # Both objects exist before any event is handled: every event sees both.
+    with app.stack.pool("SubmitFunction").held():
+        manifest = app.put_manifest(key, {"prompt": "invert", "keep_audio": True})
+        video = app.put(key, clip)
+    events = [
+        s3_event(app, key, video["VersionId"]),
+        s3_event(app, key + ".json", manifest["VersionId"]),
+    ]
+    with ThreadPoolExecutor(6) as pool:  # and each event again, concurrently
+        results = list(pool.map(lambda e: app.stack.invoke("SubmitFunction", e), events * 3))
+    ending = app.wait_for_ending(key)
+    assert ending.succeeded, ending.error
+    assert ending.result["options"]["keep_audio"] is True
+    outcomes = [r["results"][0]["outcome"] for r in results]
+    assert outcomes.count("started") <= 1 and set(outcomes) <= {"started", "duplicate"}
+    job_id = job_id_for(app.bucket, key, video["VersionId"])
+    assert [e["name"] for e in app.stack.executions("JobStateMachine")].count(job_id) == 1
+    assert app.simulator.stats()["tasks_created"] == 1
+
+
+def test_a_video_whose_manifest_never_comes_gets_a_report(app: LocalApp, clip):
+    key = "inbox/validation/waiting.mp4"
+    app.put(key, clip)  # no manifest, no metadata prompt, no stack default
+    app.wait_for_job(key, lambda j: j["status"] == "waiting_for_manifest")
+    assert app.stack.fire_schedule("ReconcileFunction")["manifest_timeouts"] == []
+    time.sleep(3.2)  # ManifestWaitSeconds=3 in this suite
+    expired = app.stack.fire_schedule("ReconcileFunction")["manifest_timeouts"]
+    ending = app.wait_for_ending(key)
+    assert expired == [ending.error["job_id"]]
+    assert ending.error["reason"] == "manifest_timeout"
+    assert "waiting.mp4.json" in ending.error["advice"]
+    assert ending.error["problems"][0]["limit"] == "within 3 s (ManifestWaitSeconds)"
+    # The late manifest does not start the ended job; a new upload of the video would.
+    app.put_manifest(key, {"prompt": "too late"})
+    app.stack.drain()
+    assert app.job(key)["status"] == "failed"
+    assert app.stack.fire_schedule("ReconcileFunction")["manifest_timeouts"] == []
+    assert app.simulator.stats()["tasks_created"] == 0
+
+
+def test_a_reupload_is_a_new_job_and_the_same_version_is_not(app: LocalApp, clip):
+    key = "inbox/validation/again.mp4"
+    first = app.put(key, clip, metadata={"prompt": "warm"})
+    app.wait_for_ending(key)
+    app.stack.invoke("SubmitFunction", s3_event(app, key, first["VersionId"]))  # seen again
+    second = app.put(key, clip, metadata={"prompt": "cool"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        jobs = [j for j in app.jobs() if j["key"] == key]
+        if len(jobs) == 2 and all(j["status"] == "succeeded" for j in jobs):
+            break
+        time.sleep(0.2)
+    versions = sorted(j["version"] for j in app.jobs() if j["key"] == key)
+    assert versions == sorted([first["VersionId"], second["VersionId"]])
+    assert app.simulator.stats()["tasks_created"] == 2
