@@ -434,6 +434,12 @@ class Simulator:
                     "status": self._public_status(t),
                     "internal_status": t.status,
                     "created": t.created,
+                    # wall clock, so it compares with the pipeline's own timestamps
+                    "finished_at": (
+                        time.time() - (time.monotonic() - t.finished_mono)
+                        if t.finished_mono is not None
+                        else None
+                    ),
                     "credits": t.credits,
                     "error": (
                         {"code": t.error_code, "message": t.error_message}

@@ -124,3 +124,42 @@ def test_a_reupload_is_a_new_job_and_the_same_version_is_not(app: LocalApp, clip
     versions = sorted(j["version"] for j in app.jobs() if j["key"] == key)
     assert versions == sorted([first["VersionId"], second["VersionId"]])
     assert app.simulator.stats()["tasks_created"] == 2
+
+
+def test_a_folder_preset_gives_defaults_that_metadata_and_manifests_override(app: LocalApp, clip):
+    app.put(
+        "inbox/presets/team/_preset.json",
+        json.dumps({"prompt": "sepia", "keep_audio": True}).encode(),
+    )
+    only_preset = "inbox/presets/team/sub/a.mp4"
+    with_metadata = "inbox/presets/team/b.mp4"
+    with_manifest = "inbox/presets/team/c.mp4"
+    app.put_manifest(with_manifest, {"prompt": "mirror", "keep_audio": False})
+    app.put(only_preset, clip)
+    app.put(with_metadata, clip, metadata={"prompt": "invert"})
+    app.put(with_manifest, clip)
+    results = {
+        key: app.wait_for_ending(key).result for key in (only_preset, with_metadata, with_manifest)
+    }
+    seen = {
+        key: (r["prompt"], r["options"]["keep_audio"], r["options_source"])
+        for key, r in results.items()
+    }
+    assert seen == {
+        only_preset: ("sepia", True, "preset"),
+        with_metadata: ("invert", True, "metadata+preset"),
+        with_manifest: ("mirror", False, "manifest+preset"),
+    }
+
+
+def test_a_broken_preset_is_reported_as_the_presets_problem(app: LocalApp, clip):
+    app.put(
+        "inbox/presets/broken/_preset.json",
+        json.dumps({"prompt": "sepia", "colour": "red"}).encode(),
+    )
+    key = "inbox/presets/broken/clip.mp4"
+    app.put(key, clip)
+    report = app.wait_for_ending(key).error
+    assert [p["field"] for p in report["problems"]] == ["preset.colour"]
+    assert "inbox/presets/broken/_preset.json" in report["problems"][0]["message"]
+    assert app.simulator.stats()["tasks_created"] == 0

@@ -79,6 +79,18 @@ def test_moto_internals_the_hook_relies_on(stack: LocalStack) -> None:
     assert str(inspect.signature(s3_notifications._ORIGINALS["_get_s3_event"])).startswith(
         "(event_name: str, bucket: 'FakeBucket', key: Any, notification_id: str)"
     )
+    # moto_fixes: the heartbeat endpoint is made after the waitForTaskToken Lambda returns, and
+    # its wait does not look at an outcome that came earlier (what the fix corrects).
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_task,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
+    assert CallbackEndpoint.setup_heartbeat_endpoint.__module__ == "devstack.moto_fixes"
+    waiting = inspect.getsource(
+        callback_task.StateTaskServiceCallback._wait_for_task_token_heartbeat
+    )
+    assert "received = heartbeat_endpoint.clear_and_wait()" in waiting
     # ... and the hook is what runs: the handler ran in another process.
     result = stack.invoke("EchoFunction", {"probe": 1})
     assert result["pid"] != os.getpid()
@@ -431,7 +443,11 @@ def test_real_template_deploys(stack: LocalStack) -> None:
                 definition = sfn.describe_state_machine(stateMachineArn=name)["definition"]
                 assert "${" not in definition
                 for state in json.loads(definition)["States"].values():
-                    if state["Type"] == "Task" and "lambda" in state["Resource"]:
+                    if state["Type"] != "Task":
+                        continue
+                    if state["Resource"].startswith("arn:aws:states:::lambda:invoke"):
+                        lam.get_function(FunctionName=state["Parameters"]["FunctionName"])
+                    elif ":lambda:" in state["Resource"]:
                         lam.get_function(FunctionName=state["Resource"])
         assert real.outputs and all(
             isinstance(v, str) and "${" not in v for v in real.outputs.values()

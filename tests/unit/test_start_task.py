@@ -29,6 +29,8 @@ PLAN = PollPlan(initial_seconds=15, max_seconds=60, deadline_seconds=600)
 class FakeProvider:
     """Answers creates from a script; records what it was asked."""
 
+    supports_callback = True
+
     def __init__(self, *answers):
         self.answers = list(answers)
         self.requests: list[EditRequest] = []

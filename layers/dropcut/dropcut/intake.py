@@ -30,6 +30,8 @@ from dropcut.validation import check_input
 MAX_MANIFEST_BYTES = 64 * 1024
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 METADATA_PROMPT_KEY = "prompt"
+#: A folder's default options: `<inbox folder>/_preset.json`, nearest folder first.
+PRESET_NAME = "_preset.json"
 
 
 class Outcome(StrEnum):
@@ -164,7 +166,8 @@ class NoOptionsYet(InputInvalid):
 
 
 def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[JobSpec, str]:
-    """The job's options: manifest beside the video > metadata prompt > stack default prompt."""
+    """The job's options. Prompt: manifest > 'prompt' metadata > folder preset > stack default;
+    other options: manifest > folder preset (a preset gives a folder's defaults)."""
     problems: list[Problem] = []
     if not video_key.lower().endswith(VIDEO_SUFFIXES):
         problems.append(
@@ -176,22 +179,35 @@ def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[
             )
         )
     manifest = _read_manifest(intake, manifest_key_for(video_key), problems)
+    preset_key, preset = _find_preset(intake, video_key, problems)
     if problems:
         raise InputInvalid(problems)
+    if preset is not None:
+        _check_preset(preset_key, preset)
+    defaults = dict(preset or {})
     if manifest is not None:
-        spec = _parse_spec(manifest)
+        document = {**defaults, **manifest} if isinstance(manifest, dict) else manifest
+        spec = _parse_spec(document)
         _check_options(intake.settings, spec)
-        return spec, "manifest"
+        return spec, "manifest+preset" if preset else "manifest"
     prompt = (head.get("Metadata") or {}).get(METADATA_PROMPT_KEY, "").strip()
     if prompt:
-        return _parse_spec({"prompt": prompt}), "metadata"
+        spec = _parse_spec({**defaults, "prompt": prompt})
+        _check_options(intake.settings, spec)
+        return spec, "metadata+preset" if preset else "metadata"
+    if "prompt" in defaults:
+        spec = _parse_spec(defaults)
+        _check_options(intake.settings, spec)
+        return spec, "preset"
     if intake.default_prompt.strip():
-        return _parse_spec({"prompt": intake.default_prompt}), "stack_default"
+        spec = _parse_spec({**defaults, "prompt": intake.default_prompt})
+        _check_options(intake.settings, spec)
+        return spec, "stack_default+preset" if preset else "stack_default"
     raise NoOptionsYet(
         [
             Problem(
                 "prompt",
-                "no prompt: no manifest, no 'prompt' metadata, no stack default",
+                "no prompt: no manifest, no 'prompt' metadata, no folder preset, no stack default",
                 "a prompt is required",
                 f"Upload {manifest_key_for(video_key).rsplit('/', 1)[-1]} with a prompt, "
                 "or set the object's 'prompt' metadata.",
@@ -200,7 +216,46 @@ def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[
     )
 
 
-def _read_manifest(intake: Intake, key: str, problems: list[Problem]) -> Any:
+def _find_preset(
+    intake: Intake, video_key: str, problems: list[Problem]
+) -> tuple[str, dict[str, Any] | None]:
+    """The nearest `_preset.json` from the video's folder up to the inbox root."""
+    inbox = intake.settings.inbox_prefix
+    folder = video_key.rsplit("/", 1)[0] + "/" if "/" in video_key else ""
+    while folder.startswith(inbox):
+        key = folder + PRESET_NAME
+        found = _read_manifest(intake, key, problems, what="preset")
+        if found is not None:
+            if not isinstance(found, dict):
+                problems.append(Problem("preset", f"{key} is not a JSON object", "a JSON object"))
+                return key, None
+            return key, found
+        if folder == inbox:
+            break
+        folder = folder[:-1].rsplit("/", 1)[0] + "/"
+    return "", None
+
+
+def _check_preset(key: str, preset: dict[str, Any]) -> None:
+    """A preset's own mistakes are reported as the preset's, not the video's manifest's."""
+    try:
+        JobSpec.model_validate({"prompt": "-", **preset})
+    except ValidationError as exc:
+        raise InputInvalid(
+            [
+                Problem(
+                    "preset." + ".".join(str(p) for p in error["loc"]),
+                    f"{error['msg']} (in {key})",
+                    hint="Fix the folder preset; it applies to every video in the folder.",
+                )
+                for error in exc.errors()
+            ]
+        ) from None
+
+
+def _read_manifest(
+    intake: Intake, key: str, problems: list[Problem], what: str = "manifest"
+) -> Any:
     try:
         obj = intake.s3.get_object(Bucket=intake.settings.bucket, Key=key)
     except intake.s3.exceptions.NoSuchKey:
@@ -208,8 +263,8 @@ def _read_manifest(intake: Intake, key: str, problems: list[Problem]) -> Any:
     if obj["ContentLength"] > MAX_MANIFEST_BYTES:
         problems.append(
             Problem(
-                "manifest",
-                f"the manifest is {obj['ContentLength']} bytes",
+                what,
+                f"the {what} is {obj['ContentLength']} bytes",
                 f"at most {MAX_MANIFEST_BYTES} bytes",
             )
         )
@@ -220,8 +275,8 @@ def _read_manifest(intake: Intake, key: str, problems: list[Problem]) -> Any:
     except ValueError as exc:
         problems.append(
             Problem(
-                "manifest",
-                f"the manifest is not valid JSON ({exc})",
+                what,
+                f"the {what} is not valid JSON ({exc})",
                 "a JSON object",
                 "Check the manifest with a JSON validator.",
             )

@@ -1,0 +1,122 @@
+"""Benchmark: following a provider task by callback versus by polling, for the same simulated
+4-minute task, read from real execution histories on the local stack.
+
+For each mode: state transitions and Lambda invocations per job, status checks, and the time
+from the provider finishing the task to the edited video being stored. Time is scaled down
+(SCALE) so a run takes seconds; waits are scaled the same way, so the poll-mode delays printed
+"as deployed" are the measured ones divided by SCALE, while callback-mode delays are overheads
+(a webhook call, a Lambda start) that do not scale and are printed as measured.
+
+    python -m bench.follow_modes            (every mode, one process each)
+    python -m bench.follow_modes MODE       (one of the MODES below)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Any
+
+from devstack.app import local_app
+from devstack.media import make_sample_video
+from devstack.simulator import SimConfig
+
+TASK_SECONDS = 240
+SCALE = 1 / 15
+QUEUE_SECONDS = 0.2
+
+#: mode -> (provider, stack parameters, simulator config changes, fault or None)
+MODES: dict[str, tuple[str, dict[str, str], dict[str, Any], dict[str, Any] | None]] = {
+    "callback": ("evolink", {"Callbacks": "auto"}, {}, None),
+    "callback-lost": (
+        "evolink",
+        {"Callbacks": "auto"},
+        {},
+        {"api": "evolink", "op": "callback", "kind": "lost_callback"},
+    ),
+    "poll-with-estimate": ("evolink", {"Callbacks": "off"}, {}, None),
+    "poll-estimate-half": (
+        "evolink",
+        {"Callbacks": "off"},
+        {"estimated_time": round(TASK_SECONDS * SCALE / 2)},
+        None,
+    ),
+    "poll-no-estimate": ("aimlapi", {}, {}, None),
+}
+
+
+def scaled(seconds: float) -> str:
+    return str(max(1, round(seconds * SCALE)))
+
+
+def run(mode: str) -> None:
+    provider, extra_parameters, sim_changes, fault = MODES[mode]
+    task_seconds = TASK_SECONDS * SCALE
+    config = SimConfig(task_seconds=task_seconds, queue_seconds=QUEUE_SECONDS, **sim_changes)
+    parameters = {
+        "PollInitialSeconds": scaled(15),
+        "PollMaxSeconds": scaled(60),
+        "PollGrowthPercent": "150",
+        "CallbackSilenceSeconds": scaled(300),
+        "JobDeadlineSeconds": "600",
+        **extra_parameters,
+    }
+    with local_app(provider, parameters, config) as app:
+        if fault:
+            app.simulator.add_fault(**fault)
+        clip = make_sample_video("/tmp/bench-clip.mp4", seconds=4.0).read_bytes()
+        key = f"inbox/bench/{mode}.mp4"
+        app.put(key, clip, metadata={"prompt": "monochrome"})
+        ending = app.wait_for_ending(key, timeout=task_seconds * 6 + 60)
+        assert ending.succeeded, ending.error
+        task = next(
+            t
+            for t in app.simulator.stats()["tasks"]
+            if t["id"] == ending.result["provider_task_id"]
+        )
+        execution = next(
+            e
+            for e in app.stack.executions("JobStateMachine")
+            if e["name"] == ending.result["job_id"]
+        )
+        history = app.stack.history(execution["executionArn"])
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")
+    ]
+    lambdas = [
+        e
+        for e in history
+        if e["type"] == "LambdaFunctionScheduled"
+        or (
+            e["type"] == "TaskScheduled"
+            and e["taskScheduledEventDetails"]["resourceType"] == "lambda"
+        )
+    ]
+    late = ending.result["timings"]["stored_at"] - task["finished_at"]
+    waiting = "callback" if mode.startswith("callback") else "poll"
+    as_deployed = f"{late:.1f} s" if waiting == "callback" else f"~{late / SCALE:.0f} s"
+    print(
+        f"{mode:20s} transitions {len(entered):3d}   lambda invocations {len(lambdas):2d}   "
+        f"status checks {entered.count('CheckStatus'):2d}   "
+        f"provider done -> stored {late:5.1f} s measured ({as_deployed} as deployed)"
+    )
+
+
+def main() -> int:
+    if len(sys.argv) > 1:
+        run(sys.argv[1])
+        return 0
+    print(
+        f"provider task of {TASK_SECONDS} s, run at {SCALE:.3f} scale "
+        f"({TASK_SECONDS * SCALE:.0f} s); callback silence 300 s; polls 15 s growing to 60 s"
+    )
+    started = time.monotonic()
+    for mode in MODES:
+        subprocess.run([sys.executable, "-m", "bench.follow_modes", mode], check=True)
+    print(f"(benchmark took {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

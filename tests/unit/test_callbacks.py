@@ -1,0 +1,132 @@
+"""Callback capabilities, and the token hand-off between ArmCallback and the webhook."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import SecretStr
+
+from dropcut.callbacks import CallbackSigner, accept_callback, arm_callback
+from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for
+from dropcut.providers import ProviderTask, TaskState
+
+JOB = job_id_for("media", "inbox/a.mp4", "v1")
+OTHER = job_id_for("media", "inbox/b.mp4", "v1")
+SIGNER = CallbackSigner(base_url="https://hooks.test/", secret=SecretStr("s" * 64))
+
+
+def test_a_capability_opens_only_its_own_job():
+    url = SIGNER.url_for(JOB)
+    assert url == f"https://hooks.test/callbacks/{JOB}?cap={SIGNER.capability(JOB)}"
+    assert SIGNER.verify(JOB, SIGNER.capability(JOB))
+    assert not SIGNER.verify(JOB, SIGNER.capability(OTHER))
+    assert not SIGNER.verify(JOB, None)
+    assert not SIGNER.verify(JOB, "")
+    assert not SIGNER.verify(JOB, SIGNER.capability(JOB).upper())
+    rotated = CallbackSigner(base_url="https://hooks.test", secret=SecretStr("t" * 64))
+    assert not rotated.verify(JOB, SIGNER.capability(JOB))
+    assert not SIGNER.verify("../etc", SIGNER.capability("../etc")), "only job ids"
+    assert "s" * 64 not in repr(SIGNER)
+
+
+class FakeSfn:
+    class exceptions:  # shaped like the boto3 client's
+        class TaskTimedOut(Exception): ...
+
+        class InvalidToken(Exception): ...
+
+        class TaskDoesNotExist(Exception): ...
+
+    def __init__(self, expired: set[str] | None = None):
+        self.sent: list[tuple[str, dict]] = []
+        self.expired = expired or set()
+
+    def send_task_success(self, taskToken: str, output: str) -> None:
+        if taskToken in self.expired:
+            raise self.exceptions.TaskTimedOut()
+        self.sent.append((taskToken, json.loads(output)))
+
+
+class FakeProvider:
+    name = "evolink"
+
+    def __init__(self, status: str):
+        self.status = status
+        self.queries = 0
+
+    def _task(self, body_status: str, task_id: str) -> ProviderTask:
+        state = {"completed": TaskState.SUCCEEDED, "processing": TaskState.RUNNING}[body_status]
+        return ProviderTask(task_id=task_id, state=state, provider_status=body_status)
+
+    def parse_callback(self, body: dict) -> ProviderTask:
+        return self._task(body["status"], body["id"])
+
+    def get_task(self, task_id: str) -> ProviderTask:
+        self.queries += 1
+        return self._task(self.status, task_id)
+
+
+BODY = {"id": "task-unified-1", "status": "completed"}
+
+
+@pytest.fixture
+def store(jobs_table) -> JobStore:
+    store = JobStore(jobs_table)
+    store.create(
+        JobRecord(
+            job_id=JOB,
+            status=JobStatus.RUNNING,
+            bucket="media",
+            key="inbox/a.mp4",
+            version="v1",
+            spec=JobSpec(prompt="sepia"),
+            provider="evolink",
+            task_id="task-unified-1",
+        )
+    )
+    return store
+
+
+def test_token_first_then_callback_resumes_once(store):
+    sfn, provider = FakeSfn(), FakeProvider("completed")
+    assert arm_callback(store, sfn, JOB, "token-1") is False
+    first = accept_callback(store, sfn, lambda _: provider, JOB, BODY)
+    again = accept_callback(store, sfn, lambda _: provider, JOB, BODY)
+    assert (first.status_code, first.message) == (200, "accepted")
+    assert (again.status_code, again.message) == (200, "already handled")
+    assert sfn.sent == [("token-1", {"state": "succeeded"})]
+
+
+def test_callback_first_then_token_resumes_once(store):
+    sfn, provider = FakeSfn(), FakeProvider("completed")
+    assert accept_callback(store, sfn, lambda _: provider, JOB, BODY).status_code == 200
+    assert sfn.sent == []
+    assert arm_callback(store, sfn, JOB, "token-1") is True
+    assert sfn.sent == [("token-1", {"state": "succeeded"})]
+
+
+def test_a_callback_for_an_expired_wait_is_picked_up_by_the_next_one(store):
+    sfn, provider = FakeSfn(expired={"old"}), FakeProvider("completed")
+    arm_callback(store, sfn, JOB, "old")
+    assert accept_callback(store, sfn, lambda _: provider, JOB, BODY).status_code == 200
+    assert sfn.sent == []
+    assert arm_callback(store, sfn, JOB, "new") is True
+    assert sfn.sent == [("new", {"state": "succeeded"})]
+
+
+def test_an_unconfirmed_claim_changes_nothing(store):
+    sfn, provider = FakeSfn(), FakeProvider("processing")
+    arm_callback(store, sfn, JOB, "token-1")
+    answer = accept_callback(store, sfn, lambda _: provider, JOB, BODY)
+    assert answer.status_code == 409 and provider.queries == 1
+    assert store.require(JOB).callback_outcome is None and sfn.sent == []
+
+
+def test_answers_for_unknown_jobs_and_bad_bodies(store):
+    sfn, provider = FakeSfn(), FakeProvider("completed")
+    assert accept_callback(store, sfn, lambda _: provider, OTHER, BODY).status_code == 404
+    assert accept_callback(store, sfn, lambda _: provider, JOB, ["x"]).status_code == 400
+    other_task = {**BODY, "id": "task-unified-2"}
+    assert accept_callback(store, sfn, lambda _: provider, JOB, other_task).status_code == 400
+    assert provider.queries == 0 and sfn.sent == []
