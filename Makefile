@@ -74,6 +74,7 @@ simulator: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.poll_transitions
+	$(BIN)/python -m bench.follow_modes
 
 clean:
 	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache
