@@ -106,9 +106,17 @@ def accept_callback(
         )
         metrics.add_metric(name="CallbacksUnconfirmed", unit="Count", value=1)
         return CallbackAnswer(409, f"the provider reports the task {confirmed.provider_status}")
+    now = time.time()
     updated = store.update_returning(
         job_id,
-        {"callback_outcome": confirmed.state.value, "callback_received_at": time.time()},
+        {
+            "callback_outcome": confirmed.state.value,
+            "callback_received_at": now,
+            "task_state": confirmed.state.value,
+            "progress": confirmed.progress,
+            "credits": confirmed.credits,
+            "task_finished_seen_at": now,
+        },
         condition="attribute_not_exists(callback_outcome) AND #status = :running",
         condition_names={"#status": "status"},
         condition_values={":running": JobStatus.RUNNING.value},
