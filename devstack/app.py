@@ -199,7 +199,13 @@ def main(argv: list[str] | None = None) -> int:
             f"Ctrl-C stops it.",
             flush=True,
         )
-        stopped.wait()
+        # Scheduled functions (the reconciler) on a clock, once a minute here.
+        while not stopped.wait(60):
+            for function in app.stack.schedules:
+                try:
+                    app.stack.fire_schedule(function)
+                except Exception as exc:  # keep the stack up; the next run may work
+                    print(f"scheduled {function} failed: {exc}", flush=True)
     return 0
 
 
