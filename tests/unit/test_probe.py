@@ -32,9 +32,9 @@ from dropcut.probe import (
     MediaInfo,
     NotAVideo,
     probe_video,
-    s3_range_reader,
     sniff_image,
 )
+from dropcut.storage import s3_range_reader
 
 HEAD = 64 * 1024
 

@@ -78,18 +78,18 @@ def accept_callback(
         return CallbackAnswer(404, "unknown job")
     if not isinstance(body, dict):
         return CallbackAnswer(400, "the body must be a JSON object")
-    provider = provider_for(record.provider or "")
+    if record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or record.callback_outcome:
+        return CallbackAnswer(ACCEPTED, "already handled")
+    if record.task_id is None or record.provider is None:
+        # The provider called back before StartTask recorded the task: ask it to retry.
+        return CallbackAnswer(409, "the job's task is not recorded yet; retry later")
+    provider = provider_for(record.provider)
     try:
         claimed = provider.parse_callback(body)
     except ProviderBadResponse as exc:
         return CallbackAnswer(400, f"malformed callback body: {exc}")
     except NotImplementedError:
         return CallbackAnswer(400, f"{provider.name} sends no callbacks")
-    if record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or record.callback_outcome:
-        return CallbackAnswer(ACCEPTED, "already handled")
-    if record.task_id is None:
-        # The provider called back before StartTask recorded the task id: ask it to retry.
-        return CallbackAnswer(409, "the job's task is not recorded yet; retry later")
     if claimed.task_id != record.task_id:
         logger.warning("callback names another task", extra={"claimed_task_id": claimed.task_id})
         return CallbackAnswer(400, "the body names a different task than this job's")

@@ -93,7 +93,7 @@ def provider_factory(settings: Settings, **overrides: Any) -> Callable[[str], Pr
 
     def provider_for(name: str) -> Provider:
         api_key = fetch_api_key(settings.provider_key_secret_arn)
-        return provider_from_settings(settings, api_key, name or None, **overrides)
+        return provider_from_settings(settings, api_key, name, **overrides)
 
     return provider_for
 

@@ -25,6 +25,7 @@ from dropcut.jobs import (
 from dropcut.observability import logger
 from dropcut.providers import PROVIDERS
 from dropcut.reports import write_error_report
+from dropcut.storage import head_or_none
 from dropcut.validation import check_input
 
 MAX_MANIFEST_BYTES = 64 * 1024
@@ -74,12 +75,12 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
         video_key = key[: -len(MANIFEST_SUFFIX)]
         if not video_key.lower().endswith(VIDEO_SUFFIXES):
             return SubmitResult(key, Outcome.IGNORED, detail="JSON that is not a video manifest")
-        head = _head(intake.s3, bucket, video_key, None)
+        head = head_or_none(intake.s3, bucket, video_key, None)
         if head is None:
             return SubmitResult(key, Outcome.WAITING_FOR_VIDEO, detail=video_key)
     else:
         video_key = key
-        head = _head(intake.s3, bucket, key, version_id)
+        head = head_or_none(intake.s3, bucket, key, version_id)
         if head is None:
             return SubmitResult(key, Outcome.IGNORED, detail="object no longer exists")
     version = head.get("VersionId") or head["ETag"].strip('"')
@@ -114,7 +115,7 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
     provider = PROVIDERS[(spec.provider if spec else None) or settings.provider]
     checked = check_input(intake.s3, provider, bucket, video_key, head, spec)
     problems.extend(checked.problems)
-    if problems or spec is None:
+    if problems:
         refusal = InputInvalid(problems)
         if existing is not None or intake.store.create(record):
             write_error_report(
@@ -130,6 +131,7 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
             )
         logger.warning("input refused", extra={"key": video_key, "problems": len(problems)})
         return SubmitResult(key, Outcome.REFUSED, job_id, detail=str(refusal))
+    assert spec is not None, "resolve_spec returns a spec or raises with problems"
 
     ready = record.model_copy(
         update={
@@ -185,35 +187,35 @@ def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[
     if preset is not None:
         _check_preset(preset_key, preset)
     defaults = dict(preset or {})
+    metadata_prompt = (head.get("Metadata") or {}).get(METADATA_PROMPT_KEY, "").strip()
+    document: Any
     if manifest is not None:
         document = {**defaults, **manifest} if isinstance(manifest, dict) else manifest
-        spec = _parse_spec(document)
-        _check_options(intake.settings, spec)
-        return spec, "manifest+preset" if preset else "manifest"
-    prompt = (head.get("Metadata") or {}).get(METADATA_PROMPT_KEY, "").strip()
-    if prompt:
-        spec = _parse_spec({**defaults, "prompt": prompt})
-        _check_options(intake.settings, spec)
-        return spec, "metadata+preset" if preset else "metadata"
-    if "prompt" in defaults:
-        spec = _parse_spec(defaults)
-        _check_options(intake.settings, spec)
-        return spec, "preset"
-    if intake.default_prompt.strip():
-        spec = _parse_spec({**defaults, "prompt": intake.default_prompt})
-        _check_options(intake.settings, spec)
-        return spec, "stack_default+preset" if preset else "stack_default"
-    raise NoOptionsYet(
-        [
-            Problem(
-                "prompt",
-                "no prompt: no manifest, no 'prompt' metadata, no folder preset, no stack default",
-                "a prompt is required",
-                f"Upload {manifest_key_for(video_key).rsplit('/', 1)[-1]} with a prompt, "
-                "or set the object's 'prompt' metadata.",
-            )
-        ]
-    )
+        source = "manifest"
+    elif metadata_prompt:
+        document, source = {**defaults, "prompt": metadata_prompt}, "metadata"
+    elif "prompt" in defaults:
+        document, source = defaults, "preset"
+    elif intake.default_prompt.strip():
+        document, source = {**defaults, "prompt": intake.default_prompt}, "stack_default"
+    else:
+        raise NoOptionsYet(
+            [
+                Problem(
+                    "prompt",
+                    "no prompt: no manifest, no 'prompt' metadata, no folder preset, "
+                    "no stack default",
+                    "a prompt is required",
+                    f"Upload {manifest_key_for(video_key).rsplit('/', 1)[-1]} with a prompt, "
+                    "or set the object's 'prompt' metadata.",
+                )
+            ]
+        )
+    spec = _parse_spec(document)
+    _check_options(intake.settings, spec)
+    if preset is not None and source != "preset":
+        source += "+preset"
+    return spec, source
 
 
 def _find_preset(
@@ -323,19 +325,6 @@ def _check_options(settings: Settings, spec: JobSpec) -> None:
         )
     if problems:
         raise InputInvalid(problems)
-
-
-def _head(s3: Any, bucket: str, key: str, version_id: str | None) -> dict[str, Any] | None:
-    kwargs = {"Bucket": bucket, "Key": key}
-    if version_id and version_id != "null":
-        kwargs["VersionId"] = version_id
-    try:
-        head: dict[str, Any] = s3.head_object(**kwargs)
-    except s3.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NoSuchVersion"):
-            return None
-        raise
-    return head
 
 
 def _start_execution(intake: Intake, job_id: str) -> None:

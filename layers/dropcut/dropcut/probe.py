@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -97,24 +97,6 @@ def sniff_image(head: bytes) -> Literal["jpeg", "png", "webp", "gif"] | None:
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "webp"
     return None
-
-
-def s3_range_reader(s3: Any, bucket: str, key: str, version_id: str | None) -> RangeReader:
-    """A RangeReader doing one ranged GET per read; pin version_id so every read sees one object."""
-    version: dict[str, str] = {}
-    if version_id and version_id != "null":
-        version["VersionId"] = version_id
-
-    def read(offset: int, length: int) -> bytes:
-        if length <= 0:
-            return b""  # "bytes=10-9" is not a valid range
-        response = s3.get_object(
-            Bucket=bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}", **version
-        )
-        data: bytes = response["Body"].read()
-        return data
-
-    return read
 
 
 def probe_video(

@@ -25,7 +25,8 @@ def expire_manifest_waits(
     s3: Any, store: JobStore, settings: Settings, wait_seconds: int, now: float | None = None
 ) -> list[str]:
     """End every job still waiting for its manifest after `wait_seconds`; returns their ids."""
-    cutoff = (now or time.time()) - wait_seconds
+    now = now or time.time()
+    cutoff = now - wait_seconds
     expired: list[str] = []
     for record in _records_in(store, JobStatus.WAITING_FOR_MANIFEST, created_before=cutoff):
         # Conditional: a manifest that arrives at this very moment wins or loses, never both.
@@ -39,7 +40,7 @@ def expire_manifest_waits(
         if not claimed:
             continue
         manifest_name = record.key.rsplit("/", 1)[-1] + MANIFEST_SUFFIX
-        waited = (now or time.time()) - record.created_at
+        waited = now - record.created_at
         write_error_report(
             s3,
             store,

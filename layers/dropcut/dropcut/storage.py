@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from dropcut.errors import ProviderUnavailable, ResultUnavailable, ResultUrlRefused
+from dropcut.probe import RangeReader
 from dropcut.providers.base import is_public_https
 
 logger = logging.getLogger(__name__)
@@ -16,11 +17,49 @@ logger = logging.getLogger(__name__)
 PART_SIZE = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB except the last.
 
 
+def object_ref(bucket: str, key: str, version: str | None) -> dict[str, str]:
+    """Bucket, Key and (when there is one) VersionId parameters for one version of an object.
+
+    "null" is the version id S3 reports for objects written before versioning was enabled;
+    passing it back is refused, so it means "no version".
+    """
+    ref = {"Bucket": bucket, "Key": key}
+    if version and version != "null":
+        ref["VersionId"] = version
+    return ref
+
+
+def head_or_none(
+    s3: Any, bucket: str, key: str, version: str | None = None
+) -> dict[str, Any] | None:
+    """The object's HEAD answer, or None when that object (version) does not exist."""
+    try:
+        head: dict[str, Any] = s3.head_object(**object_ref(bucket, key, version))
+    except s3.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NoSuchVersion"):
+            return None
+        raise
+    return head
+
+
+def s3_range_reader(s3: Any, bucket: str, key: str, version: str | None) -> RangeReader:
+    """A RangeReader doing one ranged GET per read; pinned to `version`, so every read sees
+    the same object."""
+    ref = object_ref(bucket, key, version)
+
+    def read(offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""  # "bytes=10-9" is not a valid range
+        response = s3.get_object(**ref, Range=f"bytes={offset}-{offset + length - 1}")
+        data: bytes = response["Body"].read()
+        return data
+
+    return read
+
+
 def presign_get(s3: Any, bucket: str, key: str, version: str | None, expires: int) -> str:
     """A presigned GET URL for one version of an object. Never log it: it carries a signature."""
-    params: dict[str, str] = {"Bucket": bucket, "Key": key}
-    if version and version != "null":
-        params["VersionId"] = version
+    params = object_ref(bucket, key, version)
     url: str = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
     return url
 

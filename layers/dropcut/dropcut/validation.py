@@ -8,15 +8,9 @@ from typing import Any
 
 from dropcut.errors import Problem
 from dropcut.jobs import JobSpec
-from dropcut.probe import (
-    IMAGE_SNIFF_BYTES,
-    MediaInfo,
-    NotAVideo,
-    probe_video,
-    s3_range_reader,
-    sniff_image,
-)
+from dropcut.probe import IMAGE_SNIFF_BYTES, MediaInfo, NotAVideo, probe_video, sniff_image
 from dropcut.providers import Provider
+from dropcut.storage import head_or_none, s3_range_reader
 
 MIB = 1024 * 1024
 
@@ -117,11 +111,8 @@ def _image_problems(s3: Any, provider: type[Provider], bucket: str, spec: JobSpe
         if image.startswith("https://"):
             continue  # fetched by the provider itself; nothing to read here
         where = f"images[{index}]"
-        try:
-            head = s3.head_object(Bucket=bucket, Key=image)
-        except s3.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("404", "NoSuchKey"):
-                raise
+        head = head_or_none(s3, bucket, image)
+        if head is None:
             found.append(
                 Problem(
                     where,

@@ -98,9 +98,11 @@ class Provider(abc.ABC):
     max_prompt_chars: ClassVar[int]
     max_images: ClassVar[int]
     # Kling O1 video edit's input limits (documented on the evolink page; the same model behind
-    # aimlapi). `billing_note` says what happens outside the duration range, when documented.
+    # aimlapi). Outside `video_seconds` a clip still runs; `bills_outside_range` says whether the
+    # provider documents billing it as the nearest bound.
     max_video_bytes: ClassVar[int] = 100 * 1024 * 1024
     video_seconds: ClassVar[tuple[float, float]] = (3.0, 10.0)
+    bills_outside_range: ClassVar[bool] = False
     max_image_bytes: ClassVar[int] = 10 * 1024 * 1024
     image_formats: ClassVar[frozenset[str]] = frozenset({"jpeg", "png", "webp"})
 
@@ -108,17 +110,15 @@ class Provider(abc.ABC):
     def duration_notice(cls, seconds: float) -> str | None:
         """What happens to a clip of `seconds` outside the model's range (None inside it)."""
         low, high = cls.video_seconds
-        if seconds < low:
-            return (
-                f"the video is {seconds:.1f} s, shorter than {low:g} s: "
-                f"{cls.name} may refuse it or bill it as {low:g} s"
-            )
-        if seconds > high:
-            return (
-                f"the video is {seconds:.1f} s, longer than {high:g} s: "
-                f"{cls.name} may refuse or trim it, or bill it as {high:g} s"
-            )
-        return None
+        if low <= seconds <= high:
+            return None
+        bound, side = (low, "under") if seconds < low else (high, "over")
+        if cls.bills_outside_range:
+            return f"the video is {seconds:.1f} s: {cls.name} bills videos {side} {bound:g} s as {bound:g} s"
+        return (
+            f"the video is {seconds:.1f} s, {side} the model's {low:g}-{high:g} s: "
+            f"{cls.name} may refuse or trim it"
+        )
 
     def __init__(self, settings: ProviderSettings, client: httpx.Client):
         self.settings = settings

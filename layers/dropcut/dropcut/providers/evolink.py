@@ -28,18 +28,7 @@ class EvolinkProvider(Provider):
     supports_callback: ClassVar[bool] = True
     max_prompt_chars: ClassVar[int] = 5000
     max_images: ClassVar[int] = 4
-
-    @classmethod
-    def duration_notice(cls, seconds: float) -> str | None:
-        low, high = cls.video_seconds
-        if seconds < low:
-            return f"the video is {seconds:.1f} s: {cls.name} bills videos under {low:g} s as {low:g} s"
-        if seconds > high:
-            return (
-                f"the video is {seconds:.1f} s: {cls.name} bills videos over {high:g} s "
-                f"as {high:g} s"
-            )
-        return None
+    bills_outside_range: ClassVar[bool] = True
 
     def _callback_problems(self, url: str) -> list[Problem]:
         found = []
