@@ -76,7 +76,7 @@ def make_sample_video(
         vs.options = {"preset": "ultrafast", "tune": "zerolatency"}
         as_ = None
         if audio:
-            as_ = out.add_stream("aac", rate=48000, layout="mono")
+            as_ = out.add_stream("aac", rate=TONE_RATE, layout="mono")
         for i in range(n_frames):
             img = bg.copy()
             t = i / fps
@@ -91,21 +91,7 @@ def make_sample_video(
         for pkt in vs.encode():
             out.mux(pkt)
         if as_ is not None:
-            rate = 48000
-            total = int(seconds * rate)
-            chunk = 1024
-            for start in range(0, total, chunk):
-                n = min(chunk, total - start)
-                tt = (np.arange(start, start + n, dtype=np.float32)) / rate
-                samples = (0.3 * np.sin(2 * np.pi * 440.0 * tt)).astype(np.float32)[None, :]
-                af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-                af.sample_rate = rate
-                af.pts = start
-                af.time_base = Fraction(1, rate)
-                for pkt in as_.encode(af):
-                    out.mux(pkt)
-            for pkt in as_.encode():
-                out.mux(pkt)
+            _mux_tone(out, as_, seconds)
     return path
 
 
@@ -309,17 +295,25 @@ def make_audio_only_mp4(path: str | Path, seconds: float = 1.0) -> Path:
     """An MP4 with an AAC track and no video track."""
     path = Path(path)
     with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("aac", rate=48000, layout="mono")
-        samples = (0.3 * np.sin(np.arange(int(seconds * 48000)) / 10)).astype(np.float32)
-        for start in range(0, len(samples), 1024):
-            frame = av.AudioFrame.from_ndarray(
-                samples[None, start : start + 1024], format="fltp", layout="mono"
-            )
-            frame.sample_rate = 48000
-            frame.pts = start
-            frame.time_base = Fraction(1, 48000)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+        _mux_tone(out, out.add_stream("aac", rate=TONE_RATE, layout="mono"), seconds)
     return path
+
+
+TONE_RATE = 48000
+
+
+def _mux_tone(out: Any, stream: Any, seconds: float) -> None:
+    """Encode a 440 Hz mono sine of `seconds` into `stream` of container `out`."""
+    total = int(seconds * TONE_RATE)
+    for start in range(0, total, 1024):
+        count = min(1024, total - start)
+        t = np.arange(start, start + count, dtype=np.float32) / TONE_RATE
+        samples = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = TONE_RATE
+        frame.pts = start
+        frame.time_base = Fraction(1, TONE_RATE)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)

@@ -32,3 +32,29 @@ def jobs_table():
             GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
         )
         yield table
+
+
+@pytest.fixture
+def stored_job(jobs_table):
+    """`stored_job(**fields)`: put the job of inbox/a.mp4 (version v1, evolink, prompt "sepia"),
+    with `fields` changed, in the jobs table; returns (store, job id)."""
+    from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for
+
+    def store_one(**fields):
+        store = JobStore(jobs_table)
+        record = JobRecord(
+            **{
+                "job_id": job_id_for("media", "inbox/a.mp4", "v1"),
+                "status": JobStatus.RECEIVED,
+                "bucket": "media",
+                "key": "inbox/a.mp4",
+                "version": "v1",
+                "spec": JobSpec(prompt="sepia"),
+                "provider": "evolink",
+                **fields,
+            }
+        )
+        store.create(record)
+        return store, record.job_id
+
+    return store_one

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from dropcut.callbacks import CallbackSigner, accept_callback, arm_callback
-from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for
+from dropcut.jobs import JobStatus, JobStore, job_id_for
 from dropcut.providers import ProviderTask, TaskState
 
 JOB = job_id_for("media", "inbox/a.mp4", "v1")
@@ -71,20 +71,8 @@ BODY = {"id": "task-unified-1", "status": "completed"}
 
 
 @pytest.fixture
-def store(jobs_table) -> JobStore:
-    store = JobStore(jobs_table)
-    store.create(
-        JobRecord(
-            job_id=JOB,
-            status=JobStatus.RUNNING,
-            bucket="media",
-            key="inbox/a.mp4",
-            version="v1",
-            spec=JobSpec(prompt="sepia"),
-            provider="evolink",
-            task_id="task-unified-1",
-        )
-    )
+def store(stored_job) -> JobStore:
+    store, _ = stored_job(status=JobStatus.RUNNING, task_id="task-unified-1")
     return store
 
 

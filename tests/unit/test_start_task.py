@@ -6,7 +6,7 @@ import pytest
 
 from dropcut.config import Settings
 from dropcut.errors import ProviderAnswerLost, ProviderThrottled, TaskCreationUncertain
-from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for
+from dropcut.jobs import JobStatus
 from dropcut.providers import EditRequest, ProviderTask, TaskState
 from dropcut.storage import presigning_s3_client
 from dropcut.tasks import PollPlan, start_task
@@ -44,20 +44,8 @@ class FakeProvider:
 
 
 @pytest.fixture
-def job(jobs_table):
-    store = JobStore(jobs_table)
-    job_id = job_id_for("media", "inbox/a.mp4", "v1")
-    store.create(
-        JobRecord(
-            job_id=job_id,
-            status=JobStatus.RECEIVED,
-            bucket="media",
-            key="inbox/a.mp4",
-            version="v1",
-            spec=JobSpec(prompt="sepia"),
-            provider="evolink",
-        )
-    )
+def job(stored_job):
+    store, job_id = stored_job()
     s3 = presigning_s3_client()
     return store, s3, job_id
 
