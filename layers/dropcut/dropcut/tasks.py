@@ -220,12 +220,11 @@ def check_task(
             f"the provider task was still {task.provider_status} at the job deadline "
             f"(after {progress.polls + 1} status checks)"
         )
+    # The same schedule PollPlan.waits_for describes: each wait grows from the previous interval.
     if progress.follow == "callback":
         interval = plan.callback_silence_seconds
-    elif progress.polls:
-        interval = plan.next_interval(progress.interval_seconds)
     else:
-        interval = progress.interval_seconds
+        interval = plan.next_interval(progress.interval_seconds)
     wait = max(1, min(interval, math.ceil(remaining)))
     return updated.model_copy(
         update={
