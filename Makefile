@@ -73,7 +73,6 @@ simulator: $(STAMP)
 	$(BIN)/python -m devstack.simulator --port 8765 --allow-insecure-callbacks
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.poll_transitions
 	$(BIN)/python -m bench.follow_modes
 
 clean:

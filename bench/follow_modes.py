@@ -6,7 +6,8 @@ from the provider finishing the task to the edited video being stored. Time is s
 (SCALE) so a run takes seconds; waits are scaled the same way, so the poll-mode delays printed
 "as deployed" are the measured ones divided by SCALE, while callback-mode delays are overheads
 (a webhook call, a Lambda start) that do not scale and are printed as measured. Scaled delays
-include that overhead too, so they are upper bounds.
+include that overhead too, so they are upper bounds. Poll modes also print the schedule the
+deployed defaults follow for the same task (`PollPlan.waits_for`, the rule `CheckStatus` uses).
 
     python -m bench.follow_modes            (every mode, one process each)
     python -m bench.follow_modes MODE       (one of the MODES below)
@@ -17,33 +18,46 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from devstack.app import local_app
 from devstack.media import make_sample_video
 from devstack.simulator import SimConfig
+from dropcut.tasks import PollPlan
 
 TASK_SECONDS = 240
 SCALE = 1 / 15
 QUEUE_SECONDS = 0.2
+#: The stack's default poll parameters, for the "as deployed" schedule of poll modes.
+DEPLOYED = PollPlan(initial_seconds=15, max_seconds=60, growth_percent=150)
 
-#: mode -> (provider, stack parameters, simulator config changes, fault or None)
-MODES: dict[str, tuple[str, dict[str, str], dict[str, Any], dict[str, Any] | None]] = {
-    "callback": ("evolink", {"Callbacks": "auto"}, {}, None),
-    "callback-lost": (
+
+@dataclass(frozen=True)
+class Mode:
+    provider: str
+    parameters: dict[str, str] = field(default_factory=dict)
+    simulator: dict[str, Any] = field(default_factory=dict)
+    fault: dict[str, Any] | None = None
+    #: Poll modes: the provider's estimate, unscaled (None: it gives none).
+    estimate: int | None = None
+
+
+MODES: dict[str, Mode] = {
+    "callback": Mode("evolink", {"Callbacks": "auto"}),
+    "callback-lost": Mode(
         "evolink",
         {"Callbacks": "auto"},
-        {},
-        {"api": "evolink", "op": "callback", "kind": "lost_callback"},
+        fault={"api": "evolink", "op": "callback", "kind": "lost_callback"},
     ),
-    "poll-with-estimate": ("evolink", {"Callbacks": "off"}, {}, None),
-    "poll-estimate-half": (
+    "poll-with-estimate": Mode("evolink", {"Callbacks": "off"}, estimate=TASK_SECONDS),
+    "poll-estimate-half": Mode(
         "evolink",
         {"Callbacks": "off"},
         {"estimated_time": round(TASK_SECONDS * SCALE / 2)},
-        None,
+        estimate=TASK_SECONDS // 2,
     ),
-    "poll-no-estimate": ("aimlapi", {}, {}, None),
+    "poll-no-estimate": Mode("aimlapi"),
 }
 
 
@@ -52,20 +66,20 @@ def scaled(seconds: float) -> str:
 
 
 def run(mode: str) -> None:
-    provider, extra_parameters, sim_changes, fault = MODES[mode]
+    chosen = MODES[mode]
     task_seconds = TASK_SECONDS * SCALE
-    config = SimConfig(task_seconds=task_seconds, queue_seconds=QUEUE_SECONDS, **sim_changes)
+    config = SimConfig(task_seconds=task_seconds, queue_seconds=QUEUE_SECONDS, **chosen.simulator)
     parameters = {
         "PollInitialSeconds": scaled(15),
         "PollMaxSeconds": scaled(60),
         "PollGrowthPercent": "150",
         "CallbackSilenceSeconds": scaled(300),
         "JobDeadlineSeconds": "600",
-        **extra_parameters,
+        **chosen.parameters,
     }
-    with local_app(provider, parameters, config) as app:
-        if fault:
-            app.simulator.add_fault(**fault)
+    with local_app(chosen.provider, parameters, config) as app:
+        if chosen.fault:
+            app.simulator.add_fault(**chosen.fault)
         clip = make_sample_video("/tmp/bench-clip.mp4", seconds=4.0).read_bytes()
         key = f"inbox/bench/{mode}.mp4"
         app.put(key, clip, metadata={"prompt": "monochrome"})
@@ -102,6 +116,13 @@ def run(mode: str) -> None:
         f"status checks {entered.count('CheckStatus'):2d}   "
         f"provider done -> stored {late:5.1f} s measured ({as_deployed} as deployed)"
     )
+    if mode.startswith("poll"):
+        # What the deployed defaults would do for the same task (the scaled run rounds waits).
+        waits = DEPLOYED.waits_for(TASK_SECONDS, chosen.estimate)
+        print(
+            f"{'':20s} deployed defaults: waits {waits} -> {len(waits)} status checks, "
+            f"task end seen {sum(waits) - TASK_SECONDS} s late"
+        )
 
 
 def main() -> int:
