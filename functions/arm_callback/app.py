@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut.callbacks import arm_callback
 from dropcut.config import Settings
-from dropcut.events import CallbackWait
+from dropcut.events import TokenWait
 from dropcut.jobs import JobStore
 from dropcut.observability import lambda_handler, logger
 
@@ -16,8 +16,8 @@ store = JobStore(boto3.resource("dynamodb").Table(settings.jobs_table))
 sfn = boto3.client("stepfunctions")
 
 
-@lambda_handler(CallbackWait)
-def handler(event: CallbackWait, context: LambdaContext) -> dict[str, Any]:
+@lambda_handler(TokenWait)
+def handler(event: TokenWait, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.job_id)
     resumed = arm_callback(store, sfn, event.job_id, event.task_token)
     return {"resumed_now": resumed}

@@ -11,27 +11,48 @@ def _no_network():
     enable_socket()
 
 
-@pytest.fixture
-def jobs_table():
-    """The jobs table, created in moto (in-process) from template.yaml's JobsTable properties."""
+def _create_from_template(dynamodb, logical_id: str, name: str):
+    """A table in moto with the properties template.yaml gives `logical_id`."""
     from pathlib import Path
 
-    import boto3
     from cfnlint.decode import decode
-    from moto import mock_aws
 
     template, _ = decode(str(Path(__file__).resolve().parents[2] / "template.yaml"))
-    props = template["Resources"]["JobsTable"]["Properties"]
+    props = template["Resources"][logical_id]["Properties"]
+    extra = (
+        {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
+        if "GlobalSecondaryIndexes" in props
+        else {}
+    )
+    return dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        BillingMode=props["BillingMode"],
+        **extra,
+    )
+
+
+@pytest.fixture
+def aws():
+    """moto in-process (no sockets): yields a DynamoDB resource."""
+    import boto3
+    from moto import mock_aws
+
     with mock_aws():
-        dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
-        table = dynamodb.create_table(
-            TableName="jobs",
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode=props["BillingMode"],
-            GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
-        )
-        yield table
+        yield boto3.resource("dynamodb", region_name="us-east-1")
+
+
+@pytest.fixture
+def jobs_table(aws):
+    """The jobs table, created in moto (in-process) from template.yaml's JobsTable properties."""
+    return _create_from_template(aws, "JobsTable", "jobs")
+
+
+@pytest.fixture
+def slots_table(aws):
+    """The slots table, from template.yaml's SlotsTable properties."""
+    return _create_from_template(aws, "SlotsTable", "slots")
 
 
 @pytest.fixture

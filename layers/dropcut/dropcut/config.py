@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from dropcut.callbacks import CallbackSigner
 from dropcut.providers import Provider, ProviderSettings, make_provider
 from dropcut.providers.http import make_client
+from dropcut.slots import SlotPool
 
 
 def _flag(name: str) -> bool:
@@ -128,3 +129,28 @@ def callback_signer(secret_arn: str, base_url: str = "") -> CallbackSigner:
     """
     secret = fetch_secret(secret_arn, "callback signing")
     return CallbackSigner(base_url=base_url, secret=SecretStr(secret))
+
+
+@dataclass(frozen=True)
+class SlotSettings:
+    """Provider concurrency: the slots table and how many tasks the provider account may run."""
+
+    table: str
+    limit: int
+    #: How long a job may wait in line for a slot before it ends with a report.
+    max_wait_seconds: int
+    #: How long a slot stays held for a task we lost track of (it may still be running).
+    lost_task_hold_seconds: int
+
+    @classmethod
+    def from_env(cls) -> SlotSettings:
+        return cls(
+            table=os.environ["SLOTS_TABLE"],
+            limit=int(os.environ["PROVIDER_CONCURRENCY"]),
+            max_wait_seconds=int(os.environ["QUEUE_WAIT_SECONDS"]),
+            lost_task_hold_seconds=int(os.environ["JOB_DEADLINE_SECONDS"]),
+        )
+
+    def pool(self, settings: Settings, dynamodb: Any, sfn: Any) -> SlotPool:
+        """The slot pool of this stack's provider account."""
+        return SlotPool(dynamodb.Table(self.table), sfn, settings.provider, self.limit)

@@ -159,6 +159,23 @@ class JobTimedOut(DropcutError):
     advice = "The provider took longer than this stack's JobDeadlineSeconds; upload again later."
 
 
+class SlotWaitTimedOut(DropcutError):
+    """No provider slot came free within the stack's QueueWaitSeconds; nothing was sent."""
+
+    reason = "slot_wait_timed_out"
+    advice = (
+        "Every provider slot (ProviderConcurrency) stayed busy for longer than QueueWaitSeconds; "
+        "upload the video again later, or ask the operator to raise the limit."
+    )
+
+
+class ExecutionEnded(DropcutError):
+    """The job's execution ended without recording an ending (cancelled, timed out or crashed)."""
+
+    reason = "execution_ended"
+    advice = "The job was stopped before it finished; upload the video again to retry."
+
+
 def error_class(name: str) -> type[DropcutError] | None:
     """The DropcutError subclass called `name` (as Step Functions reports it), if there is one."""
     pending: list[type[DropcutError]] = [DropcutError]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_plus
 
-from pydantic import BaseModel, ConfigDict, Field
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from pydantic import BaseModel, ConfigDict, Field, Json
 
 from dropcut.tasks import TaskProgress
 
@@ -46,6 +47,13 @@ class InboxEvent(_Lenient):
     Records: list[S3EventRecord] = Field(default_factory=list)
 
 
+class InboxMessage(SqsRecordModel):
+    """One inbox queue message: the S3 notification S3 sent to the queue (its test event, sent
+    when the notification is configured, has no Records)."""
+
+    body: Json[InboxEvent]
+
+
 class JobStep(_Lenient):
     job_id: str = Field(pattern=r"^job-[0-9a-f]{40}$")
 
@@ -58,8 +66,8 @@ class FailureStep(JobStep):
     error: dict[str, Any]
 
 
-class CallbackWait(JobStep):
-    """ArmCallback's input: the job and the token of the execution's callback wait."""
+class TokenWait(JobStep):
+    """Input of a waitForTaskToken step (ArmCallback, AcquireSlot): the job and the wait's token."""
 
     task_token: str = Field(min_length=1, max_length=8192)
 

@@ -140,6 +140,13 @@ class JobRecord(BaseModel):
     callback_outcome: str | None = None
     callback_received_at: float | None = None
 
+    @property
+    def task_may_be_running(self) -> bool:
+        """True when a provider task may exist that we have not seen end: its slot stays held."""
+        if self.task_id:
+            return self.task_finished_seen_at is None and self.callback_outcome is None
+        return self.creating_since is not None
+
 
 def to_item(value: Any) -> Any:
     """JSON-ish value -> DynamoDB-safe value (floats become Decimal, None fields dropped)."""

@@ -1,21 +1,31 @@
-"""The scheduled reconciler: finds jobs that can no longer move on their own and ends them.
+"""The scheduled reconciler: drives jobs that can no longer move on their own to an ending.
 
-Rule so far: a video that has waited longer than the manifest wait for its manifest ends with a
-report saying so (its manifest never came, or came under another name).
+- A video that waited longer than the manifest wait for its manifest ends with a report.
+- A received job whose execution never started (Submit crashed between record and start) is
+  started; a received or running job whose execution is over without an ending (cancelled,
+  timed out, crashed) ends with a report.
+- Slots held by jobs that ended without giving them back are given back (those whose task may
+  still be running keep them for the lost-task hold); waiters whose execution is gone leave the
+  line; free slots go to the oldest waiters.
+- The in-flight gauges (slots in use, jobs in line) are published.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
 from dropcut.config import Settings
-from dropcut.errors import Problem
+from dropcut.errors import ExecutionEnded, Problem
 from dropcut.jobs import MANIFEST_SUFFIX, JobRecord, JobStatus, JobStore, from_item, to_item
 from dropcut.observability import logger, metrics
-from dropcut.reports import write_error_report
+from dropcut.reports import count_failure, write_error_report
+from dropcut.slots import SlotPool, settle_slot
 
 STATUS_INDEX = "by_status"
 MANIFEST_TIMEOUT_REASON = "manifest_timeout"
@@ -61,7 +71,7 @@ def expire_manifest_waits(
                 )
             ],
         )
-        metrics.add_metric(name="ManifestTimeouts", unit="Count", value=1)
+        count_failure(MANIFEST_TIMEOUT_REASON)
         logger.warning("manifest never came", extra={"job_id": record.job_id, "key": record.key})
         expired.append(record.job_id)
     return expired
@@ -80,3 +90,143 @@ def _records_in(store: JobStore, status: JobStatus, created_before: float) -> li
         if "LastEvaluatedKey" not in page:
             return records
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+#: Jobs younger than this are still on their way (Submit records, then starts the execution).
+SETTLE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Executions:
+    """The job state machine's executions, named by job id."""
+
+    sfn: Any
+    state_machine_arn: str
+
+    def arn(self, job_id: str) -> str:
+        prefix = self.state_machine_arn.replace(":stateMachine:", ":execution:", 1)
+        return f"{prefix}:{job_id}"
+
+    def status(self, job_id: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; None when it never started."""
+        try:
+            return str(self.sfn.describe_execution(executionArn=self.arn(job_id))["status"])
+        except self.sfn.exceptions.ExecutionDoesNotExist:
+            return None
+
+    def start(self, job_id: str) -> None:
+        with contextlib.suppress(self.sfn.exceptions.ExecutionAlreadyExists):
+            self.sfn.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=job_id,
+                input=json.dumps({"job_id": job_id}),
+            )
+
+
+@dataclass
+class ReconcileReport:
+    manifest_timeouts: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+    slots_reclaimed: list[str] = field(default_factory=list)
+    waiters_dropped: list[str] = field(default_factory=list)
+    slots_handed_over: list[str] = field(default_factory=list)
+    slots_in_use: int = 0
+    jobs_in_line: int = 0
+
+
+def reconcile(
+    s3: Any,
+    store: JobStore,
+    settings: Settings,
+    executions: Executions,
+    slots: SlotPool,
+    *,
+    manifest_wait_seconds: int,
+    lost_task_hold_seconds: int,
+    now: float | None = None,
+) -> ReconcileReport:
+    """One pass of every rule (see the module docstring); safe to run concurrently with jobs."""
+    now = now or time.time()
+    report = ReconcileReport(
+        manifest_timeouts=expire_manifest_waits(s3, store, settings, manifest_wait_seconds, now)
+    )
+    for status in (JobStatus.RECEIVED, JobStatus.RUNNING):
+        for record in _records_in(store, status, created_before=now - SETTLE_SECONDS):
+            execution = executions.status(record.job_id)
+            if execution == "RUNNING":
+                continue
+            if execution is None and status is JobStatus.RECEIVED:
+                executions.start(record.job_id)
+                report.restarted.append(record.job_id)
+                logger.warning("job had no execution: started", extra={"job_id": record.job_id})
+            elif _end_abandoned(s3, store, settings, record, execution or "missing"):
+                report.ended.append(record.job_id)
+    report.slots_reclaimed = _reclaim_slots(store, executions, slots, lost_task_hold_seconds, now)
+    for waiter in slots.waiters():
+        if executions.status(waiter.job_id) != "RUNNING":
+            slots.leave_line(waiter)
+            report.waiters_dropped.append(waiter.job_id)
+    report.slots_handed_over = slots.dispatch()
+    report.slots_in_use = len(slots.holders())
+    report.jobs_in_line = len(slots.waiters())
+    metrics.add_metric(name="SlotsInUse", unit="Count", value=report.slots_in_use)
+    metrics.add_metric(name="JobsInLine", unit="Count", value=report.jobs_in_line)
+    stuck = len(report.restarted) + len(report.ended)
+    metrics.add_metric(name="StuckJobs", unit="Count", value=stuck)
+    metrics.add_metric(name="SlotsReclaimed", unit="Count", value=len(report.slots_reclaimed))
+    return report
+
+
+def _end_abandoned(
+    s3: Any, store: JobStore, settings: Settings, record: JobRecord, execution: str
+) -> bool:
+    """End a job whose execution is over (or gone) without having ended it; False if it moved."""
+    claimed = store.update(
+        record.job_id,
+        {"status": JobStatus.FAILED.value, "error_reason": ExecutionEnded.reason},
+        condition="#status = :seen",
+        condition_names={"#status": "status"},
+        condition_values={":seen": record.status.value},
+    )
+    if not claimed:
+        return False
+    how = {"ABORTED": "was cancelled", "TIMED_OUT": "timed out"}.get(execution, "ended")
+    write_error_report(
+        s3,
+        store,
+        settings,
+        record,
+        error_type=ExecutionEnded.__name__,
+        reason=ExecutionEnded.reason,
+        message=f"the job's execution {how} ({execution}) before the job ended",
+        advice=ExecutionEnded.advice,
+    )
+    count_failure(ExecutionEnded.reason)
+    logger.warning("abandoned job ended", extra={"job_id": record.job_id, "execution": execution})
+    return True
+
+
+def _reclaim_slots(
+    store: JobStore, executions: Executions, slots: SlotPool, hold_seconds: int, now: float
+) -> list[str]:
+    reclaimed: list[str] = []
+    for holder in slots.holders().values():
+        if holder.until is not None:
+            if holder.until <= now:
+                slots.release(holder.job_id)
+                reclaimed.append(holder.job_id)
+            continue
+        record = store.get(holder.job_id)
+        if record is None:
+            slots.release(holder.job_id)
+            reclaimed.append(holder.job_id)
+        elif record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or (
+            executions.status(holder.job_id) != "RUNNING"
+        ):
+            settle_slot(slots, record, hold_seconds)
+            if not record.task_may_be_running:
+                reclaimed.append(holder.job_id)
+    if reclaimed:
+        logger.warning("slots given back for jobs that ended", extra={"jobs": reclaimed})
+    return reclaimed

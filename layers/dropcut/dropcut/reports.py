@@ -6,12 +6,14 @@ import json
 import time
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel
 
 from dropcut.config import Settings
 from dropcut.errors import DropcutError, Problem, error_class
 from dropcut.jobs import JobRecord, JobStatus, JobStore, error_report_key_for
 from dropcut.observability import logger, metrics
+from dropcut.slots import SlotPool, settle_slot
 from dropcut.storage import put_json
 
 # Step Functions' and Lambda's own names for a step that ran out of time (moto reports a
@@ -101,9 +103,18 @@ def write_error_report(
 
 
 def record_step_failure(
-    s3: Any, store: JobStore, settings: Settings, job_id: str, error: dict[str, Any]
+    s3: Any,
+    store: JobStore,
+    settings: Settings,
+    slots: SlotPool,
+    lost_task_hold_seconds: float,
+    job_id: str,
+    error: dict[str, Any],
 ) -> str:
-    """Turn a Step Functions Catch result into the job's error report; returns the report key."""
+    """Turn a Step Functions Catch result into the job's error report; returns the report key.
+
+    The job's slot is given back, unless its task may still be running at the provider.
+    """
     record = store.require(job_id)
     error_type, reason, message, advice = describe_step_error(error)
     key = write_error_report(
@@ -116,7 +127,14 @@ def record_step_failure(
         message=message,
         advice=advice,
     )
-    metrics.add_dimension(name="reason", value=reason)
-    metrics.add_metric(name="JobsFailed", unit="Count", value=1)
+    settle_slot(slots, record, lost_task_hold_seconds)
+    count_failure(reason)
     logger.warning("job failed", extra={"reason": reason, "error_type": error_type})
     return key
+
+
+def count_failure(reason: str) -> None:
+    """JobsFailed in total (the alarm's metric) and by reason (the dashboard's)."""
+    metrics.add_metric(name="JobsFailed", unit="Count", value=1)
+    with single_metric(name="JobsFailedByReason", unit=MetricUnit.Count, value=1) as by_reason:
+        by_reason.add_dimension(name="reason", value=reason)

@@ -13,6 +13,7 @@ from dropcut.errors import ProviderBadResponse
 from dropcut.jobs import JobStatus, JobStore, output_key_for
 from dropcut.observability import logger, metrics
 from dropcut.providers import TaskState
+from dropcut.slots import SlotPool
 from dropcut.storage import put_json, stream_url_to_s3
 from dropcut.tasks import ProviderFor, TaskProgress
 
@@ -33,10 +34,14 @@ def finalize(
     store: JobStore,
     settings: Settings,
     provider_for: ProviderFor,
+    slots: SlotPool,
     job_id: str,
     progress: TaskProgress,
 ) -> FinalizeResult:
-    """Store the result and close the job. A retry after success returns the stored result."""
+    """Store the result and close the job. A retry after success returns the stored result.
+
+    The task has ended at the provider, so its slot goes to the next job before the copy.
+    """
     record = store.require(job_id)
     assert record.spec is not None
     output_key = output_key_for(
@@ -44,6 +49,7 @@ def finalize(
     )
     manifest_key = result_manifest_key_for(output_key)
     if record.status is JobStatus.SUCCEEDED and record.output_key:
+        slots.release(job_id)
         logger.info("job already finalized")
         return FinalizeResult(
             output_key=record.output_key, result_manifest_key=manifest_key, bytes_stored=0
@@ -54,6 +60,7 @@ def finalize(
         raise ProviderBadResponse(
             f"the provider reported {task.provider_status} for a task it had reported completed"
         )
+    slots.release(job_id)
     started = time.time()
     size = stream_url_to_s3(
         client,

@@ -1,0 +1,251 @@
+"""Provider concurrency slots: at most `limit` provider tasks in flight per provider account.
+
+The slots table holds, per pool (the provider account), one `slots` item whose `holders` map
+names the jobs holding a slot, and one `wait#<job created_at>#<job id>` item per waiting job
+with the task token of its execution's `AcquireSlot` wait. Joining the line and leaving a slot
+both end with `dispatch`, which hands free slots to the oldest waiters and resumes their
+executions (SendTaskSuccess): a waiting job costs no Lambda time and no state transitions.
+
+A job holds its slot from before its task is created until the task is known to have ended, so
+the provider never sees more of our tasks in flight than the limit. A task we lost track of
+(its creation answer was lost, or it outlived the job's deadline) keeps its slot until `until`,
+since it may still be running. The reconciler returns slots whose holders ended without
+releasing them (a crashed or aborted execution).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from dropcut.errors import SlotWaitTimedOut
+from dropcut.jobs import JobRecord
+from dropcut.observability import logger
+
+SLOTS_ENTRY = "slots"
+WAIT_PREFIX = "wait#"
+#: Errors SendTaskSuccess gives for a token whose wait is over (expired, execution ended).
+STALE_TOKEN_ERRORS = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
+
+
+@dataclass(frozen=True)
+class Holder:
+    job_id: str
+    since: float
+    #: Set for a task we lost track of: keep the slot until then (it may still be running).
+    until: float | None = None
+
+
+@dataclass(frozen=True)
+class Waiter:
+    job_id: str
+    entry: str
+    task_token: str
+
+
+def wait_entry(job_id: str, created_at: float) -> str:
+    """The waiter's sort key: oldest job first, the same key every time the job re-joins."""
+    return f"{WAIT_PREFIX}{created_at:017.6f}#{job_id}"
+
+
+@dataclass
+class SlotPool:
+    """The slots of one provider account. Every method is safe to repeat and to race."""
+
+    table: Any
+    sfn: Any
+    pool: str
+    limit: int
+    _ready: bool = field(default=False, repr=False)
+
+    # -- the line --------------------------------------------------------------------------
+
+    def acquire(
+        self, job_id: str, created_at: float, task_token: str, max_wait_seconds: float
+    ) -> bool:
+        """Join the line with this execution's task token; the token is resumed (perhaps by this
+        very call) once the job holds a slot. True when it holds one now. Raises SlotWaitTimedOut
+        once the job has been in line longer than `max_wait_seconds`."""
+        if job_id in self.holders():
+            # A re-join after the wait's heartbeat, or a retried step: the slot is already ours.
+            self._resume(task_token, job_id)
+            self._leave_line(job_id, created_at)
+            return True
+        joined = self.table.update_item(
+            Key={"pool": self.pool, "entry": wait_entry(job_id, created_at)},
+            UpdateExpression="SET job_id = :job, task_token = :token, "
+            "joined_at = if_not_exists(joined_at, :now)",
+            ExpressionAttributeValues={
+                ":job": job_id,
+                ":token": task_token,
+                ":now": Decimal(str(time.time())),
+            },
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        waited = time.time() - float(joined["joined_at"])
+        if waited > max_wait_seconds:
+            self._leave_line(job_id, created_at)
+            raise SlotWaitTimedOut(
+                f"no provider slot came free in {waited:.0f} s (QueueWaitSeconds "
+                f"{max_wait_seconds:.0f}; {self.limit} slots for {self.pool})"
+            )
+        # Dispatch after joining: a slot freed a moment ago, with nobody in line, is not lost.
+        return job_id in self.dispatch()
+
+    def release(self, job_id: str) -> list[str]:
+        """Give the job's slot back (nothing if it holds none) and hand free slots on."""
+        self._ensure_pool()
+        self.table.update_item(
+            Key={"pool": self.pool, "entry": SLOTS_ENTRY},
+            UpdateExpression="REMOVE holders.#job",
+            ExpressionAttributeNames={"#job": job_id},
+        )
+        return self.dispatch()
+
+    def hold_until(self, job_id: str, until: float) -> bool:
+        """Keep the job's slot until `until` (its task may still run); False if it holds none."""
+        try:
+            self.table.update_item(
+                Key={"pool": self.pool, "entry": SLOTS_ENTRY},
+                UpdateExpression="SET holders.#job.#until = :until",
+                ConditionExpression="attribute_exists(holders.#job)",
+                ExpressionAttributeNames={"#job": job_id, "#until": "until"},
+                ExpressionAttributeValues={":until": Decimal(str(until))},
+            )
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def dispatch(self) -> list[str]:
+        """Hand free slots to the oldest waiters and resume them; the job ids served."""
+        served: list[str] = []
+        while True:
+            free = self.limit - len(self.holders())
+            if free <= 0:
+                return served
+            line = self.waiters(free)
+            if not line:
+                return served
+            for waiter in line:
+                if not self._claim(waiter.job_id):
+                    return served  # full again: someone else dispatched meanwhile
+                self._resume(waiter.task_token, waiter.job_id)
+                self._forget_waiter(waiter)
+                served.append(waiter.job_id)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def holders(self) -> dict[str, Holder]:
+        self._ensure_pool()
+        item = self.table.get_item(
+            Key={"pool": self.pool, "entry": SLOTS_ENTRY}, ConsistentRead=True
+        ).get("Item", {})
+        return {
+            job_id: Holder(
+                job_id,
+                float(value.get("since", 0)),
+                float(value["until"]) if "until" in value else None,
+            )
+            for job_id, value in (item.get("holders") or {}).items()
+        }
+
+    def waiters(self, limit: int | None = None) -> list[Waiter]:
+        """The line, oldest job first (at most `limit`)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pool").eq(self.pool)
+            & Key("entry").begins_with(WAIT_PREFIX),
+            "ConsistentRead": True,
+        }
+        found: list[Waiter] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(found)
+            page = self.table.query(**kwargs)
+            found.extend(
+                Waiter(item["job_id"], item["entry"], item["task_token"]) for item in page["Items"]
+            )
+            if "LastEvaluatedKey" not in page or (limit is not None and len(found) >= limit):
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def leave_line(self, waiter: Waiter) -> None:
+        """Drop a waiter whose execution is gone (the reconciler's job)."""
+        self.table.delete_item(Key={"pool": self.pool, "entry": waiter.entry})
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _ensure_pool(self) -> None:
+        if self._ready:
+            return
+        with contextlib.suppress(self.table.meta.client.exceptions.ConditionalCheckFailedException):
+            self.table.put_item(
+                Item={"pool": self.pool, "entry": SLOTS_ENTRY, "holders": {}},
+                ConditionExpression="attribute_not_exists(#pool)",
+                ExpressionAttributeNames={"#pool": "pool"},
+            )
+        self._ready = True
+
+    def _claim(self, job_id: str) -> bool:
+        """Take a slot for the job unless the pool is full (holding one already counts)."""
+        self._ensure_pool()
+        try:
+            self.table.update_item(
+                Key={"pool": self.pool, "entry": SLOTS_ENTRY},
+                UpdateExpression="SET holders.#job = if_not_exists(holders.#job, :held)",
+                ConditionExpression="attribute_exists(holders.#job) OR size(holders) < :limit",
+                ExpressionAttributeNames={"#job": job_id},
+                ExpressionAttributeValues={
+                    ":held": {"since": Decimal(str(time.time()))},
+                    ":limit": self.limit,
+                },
+            )
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _resume(self, task_token: str, job_id: str) -> None:
+        try:
+            self.sfn.send_task_success(
+                taskToken=task_token, output=json.dumps({"granted": True, "pool": self.pool})
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in STALE_TOKEN_ERRORS:
+                raise
+            # Its wait ended (heartbeat): it re-joins, finds the slot already its own.
+            logger.info("slot granted to a wait that had ended", extra={"slot_job_id": job_id})
+
+    def _forget_waiter(self, waiter: Waiter) -> None:
+        """Delete the waiter unless it re-joined with a newer token meanwhile; resume that one."""
+        try:
+            self.table.delete_item(
+                Key={"pool": self.pool, "entry": waiter.entry},
+                ConditionExpression="task_token = :token",
+                ExpressionAttributeValues={":token": waiter.task_token},
+            )
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            item = self.table.get_item(
+                Key={"pool": self.pool, "entry": waiter.entry}, ConsistentRead=True
+            ).get("Item")
+            if item:
+                self._resume(item["task_token"], waiter.job_id)
+                self.table.delete_item(Key={"pool": self.pool, "entry": waiter.entry})
+
+    def _leave_line(self, job_id: str, created_at: float) -> None:
+        self.table.delete_item(Key={"pool": self.pool, "entry": wait_entry(job_id, created_at)})
+
+
+def settle_slot(slots: SlotPool, record: JobRecord, hold_seconds: float) -> None:
+    """At a job's ending: give its slot back, or, when its task may still be running at the
+    provider (we lost track of it), keep the slot for `hold_seconds` more."""
+    if record.task_may_be_running:
+        if slots.hold_until(record.job_id, time.time() + hold_seconds):
+            logger.warning("slot kept: the provider task may still be running")
+        return
+    slots.release(record.job_id)

@@ -1,0 +1,140 @@
+"""Provider slots: at most `limit` holders, the line served oldest job first, hand-overs resume
+the waiting execution's token, and nothing is lost when a wait ends or a step repeats."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from dropcut.errors import SlotWaitTimedOut
+from dropcut.jobs import JobRecord, JobStatus
+from dropcut.slots import SlotPool, settle_slot
+
+
+class StepFunctionsTokens:
+    """Step Functions' task tokens as SendTaskSuccess sees them: each can be resumed once; a
+    token whose wait ended answers TaskTimedOut."""
+
+    def __init__(self) -> None:
+        self.resumed: list[str] = []
+        self.ended: set[str] = set()
+
+    def send_task_success(self, taskToken: str, output: str) -> None:
+        if taskToken in self.ended or taskToken in self.resumed:
+            raise ClientError(
+                {"Error": {"Code": "TaskTimedOut", "Message": "expired"}}, "SendTaskSuccess"
+            )
+        self.resumed.append(taskToken)
+
+
+@pytest.fixture
+def tokens():
+    return StepFunctionsTokens()
+
+
+@pytest.fixture
+def pool(slots_table, tokens):
+    return SlotPool(slots_table, tokens, "evolink", limit=2)
+
+
+def test_the_limit_holds_and_a_release_hands_the_slot_to_the_next_in_line(pool, tokens):
+    assert pool.acquire("job-a", 1.0, "tok-a", 3600) is True
+    assert pool.acquire("job-b", 2.0, "tok-b", 3600) is True
+    assert pool.acquire("job-c", 3.0, "tok-c", 3600) is False
+    assert tokens.resumed == ["tok-a", "tok-b"]
+    assert set(pool.holders()) == {"job-a", "job-b"}
+    assert [w.job_id for w in pool.waiters()] == ["job-c"]
+
+    assert pool.release("job-a") == ["job-c"]
+    assert tokens.resumed == ["tok-a", "tok-b", "tok-c"]
+    assert set(pool.holders()) == {"job-b", "job-c"}
+    assert pool.waiters() == []
+
+
+def test_the_line_is_served_oldest_job_first(pool, tokens):
+    pool.acquire("job-a", 1.0, "tok-a", 3600)
+    pool.acquire("job-b", 2.0, "tok-b", 3600)
+    pool.acquire("job-late", 50.0, "tok-late", 3600)  # joins first, but is the newer job
+    pool.acquire("job-early", 10.0, "tok-early", 3600)
+    pool.release("job-a")
+    assert tokens.resumed[-1] == "tok-early"
+    pool.release("job-b")
+    assert tokens.resumed[-1] == "tok-late"
+
+
+def test_releasing_twice_or_a_slot_never_held_frees_nothing_extra(pool, tokens):
+    pool.acquire("job-a", 1.0, "tok-a", 3600)
+    pool.acquire("job-b", 2.0, "tok-b", 3600)
+    pool.acquire("job-c", 3.0, "tok-c", 3600)
+    pool.acquire("job-d", 4.0, "tok-d", 3600)
+    assert pool.release("job-a") == ["job-c"]
+    assert pool.release("job-a") == []  # a retried Finalize
+    assert pool.release("job-x") == []
+    assert set(pool.holders()) == {"job-b", "job-c"}
+    assert [w.job_id for w in pool.waiters()] == ["job-d"]
+
+
+def test_a_waiter_that_joins_again_is_resumed_on_its_new_token(pool, tokens):
+    pool.acquire("job-a", 1.0, "tok-a", 3600)
+    pool.acquire("job-b", 2.0, "tok-b", 3600)
+    pool.acquire("job-c", 3.0, "tok-c1", 3600)
+    tokens.ended.add("tok-c1")  # its heartbeat expired: the execution joins again
+    pool.acquire("job-c", 3.0, "tok-c2", 3600)
+    assert len(pool.waiters()) == 1  # the same place in line, not a second one
+    pool.release("job-a")
+    assert tokens.resumed[-1] == "tok-c2"
+
+
+def test_a_hand_over_to_an_ended_wait_is_kept_for_the_job_when_it_joins_again(pool, tokens):
+    pool.acquire("job-a", 1.0, "tok-a", 3600)
+    pool.acquire("job-b", 2.0, "tok-b", 3600)
+    pool.acquire("job-c", 3.0, "tok-c1", 3600)
+    tokens.ended.add("tok-c1")
+    pool.release("job-a")  # the slot is job-c's, but its wait had ended: resume fails quietly
+    assert "job-c" in pool.holders() and "tok-c1" not in tokens.resumed
+    assert pool.acquire("job-c", 3.0, "tok-c2", 3600) is True
+    assert tokens.resumed[-1] == "tok-c2"
+    assert len(pool.holders()) == 2
+
+
+def test_a_job_in_line_longer_than_the_queue_wait_leaves_it_with_slot_wait_timed_out(pool):
+    pool.acquire("job-a", 1.0, "tok-a", 3600)
+    pool.acquire("job-b", 2.0, "tok-b", 3600)
+    pool.acquire("job-c", 3.0, "tok-c1", 3600)
+    time.sleep(0.05)
+    with pytest.raises(SlotWaitTimedOut, match="2 slots for evolink"):
+        pool.acquire("job-c", 3.0, "tok-c2", max_wait_seconds=0.01)
+    assert pool.waiters() == []
+
+
+def _ended_job(**fields) -> JobRecord:
+    return JobRecord(
+        job_id="job-a",
+        status=JobStatus.FAILED,
+        bucket="b",
+        key="inbox/a.mp4",
+        version="1",
+        **fields,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept"),
+    [
+        ({}, False),  # refused or failed before any task
+        ({"task_id": "t1", "task_finished_seen_at": 5.0}, False),  # its end was seen
+        ({"task_id": "t1", "callback_outcome": "failed"}, False),  # a confirmed callback
+        ({"task_id": "t1"}, True),  # timed out: the task may still run
+        ({"creating_since": 5.0}, True),  # creation answer lost: a task may exist
+    ],
+    ids=["no-task", "seen-ended", "callback-ended", "still-running", "creation-uncertain"],
+)
+def test_an_ending_gives_the_slot_back_unless_the_task_may_still_run(pool, fields, kept):
+    pool.acquire("job-a", 1.0, "tok-a", 3600)
+    settle_slot(pool, _ended_job(**fields), hold_seconds=600)
+    holders = pool.holders()
+    assert ("job-a" in holders) is kept
+    if kept:
+        assert holders["job-a"].until == pytest.approx(time.time() + 600, abs=5)
