@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from pydantic import SecretStr
 
+from devstack.s3_notifications import s3_event_key
 from devstack.simulator import SimConfig, Simulator
 from devstack.stack import LocalStack
 from dropcut.callbacks import CallbackSigner
@@ -31,6 +33,7 @@ FAST_POLLING = {
     "PollGrowthPercent": "150",
     "JobDeadlineSeconds": "60",
     "CallbackSilenceSeconds": "5",
+    "InboxRetrySeconds": "30",
 }
 
 
@@ -70,6 +73,33 @@ class LocalApp:
 
     def put_manifest(self, video_key: str, manifest: dict[str, Any]) -> dict[str, Any]:
         return self.put(video_key + ".json", json.dumps(manifest).encode())
+
+    def inbox_event(self, key: str, version: str) -> dict[str, Any]:
+        """The S3 notification S3 sends to the inbox queue for one object version."""
+        event = json.loads((ROOT / "events" / "inbox_notification.json").read_text())
+        record = event["Records"][0]["s3"]
+        record["bucket"].update(name=self.bucket, arn=f"arn:aws:s3:::{self.bucket}")
+        record["object"].update(key=s3_event_key(key), versionId=version)
+        document: dict[str, Any] = event
+        return document
+
+    def redeliver(self, key: str, version: str, copies: int = 1, delay_seconds: int = 0) -> None:
+        """Deliver an object's event to the inbox queue again, as S3's at-least-once delivery may."""
+        queue_url = self.stack.physical_ids["InboxQueue"]
+        body = json.dumps(self.inbox_event(key, version))
+        for _ in range(copies):
+            self.stack.client("sqs").send_message(
+                QueueUrl=queue_url, MessageBody=body, DelaySeconds=delay_seconds
+            )
+
+    def submit_event(self, *notifications: dict[str, Any]) -> dict[str, Any]:
+        """The event Lambda gives Submit for a batch of inbox queue messages (for direct invokes)."""
+        template = json.loads((ROOT / "events" / "submit.json").read_text())["Records"][0]
+        records = [
+            {**template, "messageId": str(uuid.uuid4()), "body": json.dumps(notification)}
+            for notification in notifications
+        ]
+        return {"Records": records}
 
     def jobs(self) -> list[dict[str, Any]]:
         """Every job record in the stack's jobs table, as plain Python values."""

@@ -78,7 +78,8 @@ Stats: ``tasks_created`` (successful creates only), ``tasks_created_by_api``, ``
 ``max_in_flight`` (unfinished tasks, both APIs together; ``concurrency_limit`` counts the same),
 ``requests`` ({"aimlapi.create": n, ...}, every request received, faulted or not),
 ``callbacks_sent`` (HTTP attempts), ``callbacks_delivered`` (2xx), ``callbacks_failed`` (gave up),
-``callbacks_dropped`` (lost_callback), ``status_429``, ``faults_applied``, ``credits_spent``,
+``callbacks_dropped`` (lost_callback), ``status_429`` (of which ``status_429_concurrency``
+for going over ``concurrency_limit``), ``faults_applied``, ``credits_spent``,
 ``credits_remaining``, ``tasks`` ([{id, api, prompt, status, ...}]).
 
 CLI: ``python -m devstack.simulator --host 127.0.0.1 --port 8765 [--task-seconds N]

@@ -413,6 +413,8 @@ class Simulator:
             "callbacks_failed": 0,
             "callbacks_dropped": 0,
             "status_429": 0,
+            # 429s for going over concurrency_limit (the client's doing, unlike throttle faults)
+            "status_429_concurrency": 0,
             "faults_applied": 0,
             "credits_spent": 0,
         }
@@ -434,6 +436,7 @@ class Simulator:
                     "status": self._public_status(t),
                     "internal_status": t.status,
                     "created": t.created,
+                    "created_at": time.time() - (time.monotonic() - t.created_mono),
                     # wall clock, so it compares with the pipeline's own timestamps
                     "finished_at": (
                         time.time() - (time.monotonic() - t.finished_mono)
@@ -601,6 +604,7 @@ class Simulator:
             cfg = self.config
             if cfg.concurrency_limit is not None and self._in_flight() >= cfg.concurrency_limit:
                 self._counters["status_429"] += 1
+                self._counters["status_429_concurrency"] += 1
                 if api == "aimlapi":
                     raise _Answer(
                         429,

@@ -24,7 +24,8 @@ plan = PollPlan(
 )
 presign_seconds = int(os.environ["PRESIGN_EXPIRY_SECONDS"])
 
-provider_for = provider_factory(settings)
+# The create's answer must come well inside the function's 30 s (a lost answer is final).
+provider_for = provider_factory(settings, read_timeout=20.0)
 callbacks = CallbackSettings.from_env()
 callback_url_for = callbacks.url_for if callbacks.enabled else None
 

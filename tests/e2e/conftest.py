@@ -17,21 +17,26 @@ from devstack.media import make_sample_video
 @pytest.fixture(scope="module")
 def app() -> Iterator[LocalApp]:
     # A short deadline so a task that never finishes ends the job within the test's time.
-    # `make test` sets DROPCUT_CODE_ROOT=.aws-sam/build: the e2e suite then runs what `sam build`
-    # produced (the layer as it deploys), not the source tree.
-    code_root = os.environ.get("DROPCUT_CODE_ROOT")
     with local_app(
-        "evolink",
-        {"JobDeadlineSeconds": "10", "ManifestWaitSeconds": "3"},
-        code_root=Path(code_root) if code_root else None,
+        "evolink", {"JobDeadlineSeconds": "10", "ManifestWaitSeconds": "3"}, code_root=code_root()
     ) as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
-def _fresh_simulator(app: LocalApp) -> None:
+def _fresh_simulator(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("own_app"):
+        return  # the module runs its own stack (one stack per process at a time)
+    app: LocalApp = request.getfixturevalue("app")
     app.simulator.reset(config=True)
     app.simulator.configure(task_seconds=1.5, queue_seconds=0.2)
+
+
+def code_root() -> Path | None:
+    """`make test` sets DROPCUT_CODE_ROOT=.aws-sam/build: the e2e suite then runs what `sam
+    build` produced (the layer as it deploys), not the source tree."""
+    root = os.environ.get("DROPCUT_CODE_ROOT")
+    return Path(root) if root else None
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,275 @@
+"""A burst of inputs dropped at once into the local app, with faults: the chaos test's run and
+the burst benchmark's. Collects how every input ended and what it cost.
+
+What the run does, all at once:
+- drops `clips` valid clips (some meant to fail at the provider) and `refused` invalid files;
+- delivers every S3 event once or twice more (some at once, some a little later);
+- lets the provider simulator throttle, answer 5xx, stall past our read timeout, reset
+  connections, fail tasks and lose callbacks (`CHAOS_FAULTS`);
+- SIGKILLs a busy handler worker every `kill_every_seconds` (the interrupted step is retried);
+- runs the reconciler every `reconcile_every_seconds`, as its schedule would (sped up).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from devstack.app import LocalApp
+
+PREFIX = "inbox/burst/"
+#: What the provider simulator does wrong during a burst (each rule `times` times).
+CHAOS_FAULTS: list[dict[str, Any]] = [
+    {"api": "evolink", "op": "create", "kind": "throttle", "times": 8, "retry_after": 1},
+    {"api": "evolink", "op": "create", "kind": "unavailable", "status": 503, "times": 4},
+    {"api": "evolink", "op": "query", "kind": "throttle", "times": 6, "retry_after": 1},
+    {"api": "evolink", "op": "query", "kind": "unavailable", "status": 502, "times": 6},
+    {"api": "evolink", "op": "query", "kind": "slow", "delay": 10, "times": 2},  # > read timeout
+    {"api": "evolink", "op": "query", "kind": "reset", "times": 4},
+    {"api": "evolink", "op": "result", "kind": "reset", "times": 2},
+    {"api": "evolink", "op": "callback", "kind": "lost_callback", "times": 12},
+    {"api": "evolink", "op": "callback", "kind": "duplicate_callback", "times": 6},
+]
+#: Functions whose workers the run kills (the reconciler is run by the test itself).
+KILLABLE = (
+    "SubmitFunction",
+    "AcquireSlotFunction",
+    "StartTaskFunction",
+    "ArmCallbackFunction",
+    "StatusFunction",
+    "WebhookFunction",
+    "FinalizeFunction",
+    "RecordFailureFunction",
+)
+
+
+@dataclass(frozen=True)
+class BurstPlan:
+    clips: int = 200
+    #: Of the clips, how many the provider fails ([sim:fail] in the prompt).
+    failing: int = 8
+    #: Invalid files (text named .mp4): refused before any task, not meant to run.
+    refused: int = 6
+    faults: list[dict[str, Any]] = field(default_factory=lambda: list(CHAOS_FAULTS))
+    kill_every_seconds: float | None = 2.0
+    reconcile_every_seconds: float = 5.0
+    timeout_seconds: float = 420.0
+    seed: int = 7
+
+
+@dataclass
+class InputOutcome:
+    key: str
+    meant_to_run: bool
+    expected: str  # "output" | "task_failed" | "refused"
+    outputs: int = 0  # result manifests written
+    reports: int = 0  # error reports written
+    reason: str | None = None
+    tasks: int = 0  # provider tasks created for it
+    job_status: str | None = None
+
+
+@dataclass
+class BurstReport:
+    plan: BurstPlan
+    limit: int
+    task_seconds: float
+    inputs: dict[str, InputOutcome]
+    seconds: float
+    first_task_at: float
+    last_task_end_at: float
+    busy_task_seconds: float
+    simulator: dict[str, Any]
+    lambda_invocations: dict[str, int]
+    transitions: list[int]
+    workers_killed: int
+    reconcile_runs: int
+    slots_held_after: dict[str, Any]
+    jobs_in_line_after: int
+
+    @property
+    def runnable(self) -> int:
+        return sum(1 for outcome in self.inputs.values() if outcome.meant_to_run)
+
+    @property
+    def ideal_seconds(self) -> float:
+        """Inputs / limit x task time: the provider busy on every slot, all the time."""
+        return self.runnable / self.limit * self.task_seconds
+
+    @property
+    def slot_utilization(self) -> float:
+        """Task-seconds run / (limit x the span from the first task to the last one's end)."""
+        span = self.last_task_end_at - self.first_task_at
+        return self.busy_task_seconds / (self.limit * span) if span > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        endings = Counter(
+            "output" if o.outputs else (o.reason or "report") for o in self.inputs.values()
+        )
+        jobs = len(self.inputs)
+        return {
+            "inputs": jobs,
+            "meant_to_run": self.runnable,
+            "endings": dict(sorted(endings.items())),
+            "provider_tasks": self.simulator["tasks_created"],
+            "max_in_flight": self.simulator["max_in_flight"],
+            "limit": self.limit,
+            "429_over_limit": self.simulator["status_429_concurrency"],
+            "429_all": self.simulator["status_429"],
+            "faults_applied": self.simulator["faults_applied"],
+            "workers_killed": self.workers_killed,
+            "seconds": round(self.seconds, 1),
+            "ideal_seconds": round(self.ideal_seconds, 1),
+            "time_vs_ideal": round(self.seconds / self.ideal_seconds, 2),
+            "slot_utilization": round(self.slot_utilization, 3),
+            "lambda_invocations_per_job": round(sum(self.lambda_invocations.values()) / jobs, 2),
+            "transitions_per_execution": round(sum(self.transitions) / len(self.transitions), 2)
+            if self.transitions
+            else 0,
+        }
+
+
+def run_burst(app: LocalApp, plan: BurstPlan, clip: bytes) -> BurstReport:
+    """Drop the burst, wait until every input has ended, collect the figures."""
+    rng = random.Random(plan.seed)
+    limit = int(app.stack.function_env("AcquireSlotFunction")["PROVIDER_CONCURRENCY"])
+    sim_config = app.simulator.config
+    task_seconds = sim_config.queue_seconds + sim_config.task_seconds
+    app.simulator.configure(faults=plan.faults)
+    invocations_before = {name: pool.invocations for name, pool in app.stack.pools.items()}
+
+    inputs: dict[str, InputOutcome] = {}
+    uploads: list[tuple[str, bytes, dict[str, str]]] = []
+    for index in range(plan.clips):
+        key = f"{PREFIX}clip-{index:03d}.mp4"
+        failing = index < plan.failing
+        prompt = f"burst clip-{index:03d}: sepia" + (" [sim:fail]" if failing else "")
+        inputs[key] = InputOutcome(key, True, "task_failed" if failing else "output")
+        uploads.append((key, clip, {"prompt": prompt}))
+    for index in range(plan.refused):
+        key = f"{PREFIX}bad-{index:03d}.mp4"
+        inputs[key] = InputOutcome(key, False, "refused")
+        uploads.append((key, b"not a video, just text\n" * 10, {"prompt": "sepia"}))
+    rng.shuffle(uploads)
+
+    stop = threading.Event()
+    killed: list[int] = []
+    reconcile_runs = [0]
+
+    def killer() -> None:
+        assert plan.kill_every_seconds is not None
+        while not stop.wait(plan.kill_every_seconds):
+            busy = [name for name in KILLABLE if app.stack.pool(name).busy_count() > 0]
+            if busy:
+                killed.extend(app.stack.pool(rng.choice(busy)).kill_busy(1))
+
+    def reconciler() -> None:
+        while not stop.wait(plan.reconcile_every_seconds):
+            app.stack.fire_schedule("ReconcileFunction")
+            reconcile_runs[0] += 1
+
+    started = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        versions = dict(
+            pool.map(lambda u: (u[0], app.put(u[0], u[1], metadata=u[2])["VersionId"]), uploads)
+        )
+    for key, version in versions.items():  # S3 delivers at least once: here 2 or 3 times
+        app.redeliver(key, version, copies=1)
+        if rng.random() < 0.5:
+            app.redeliver(key, version, copies=1, delay_seconds=rng.randint(1, 5))
+    helpers = [threading.Thread(target=reconciler, daemon=True)]
+    if plan.kill_every_seconds:
+        helpers.append(threading.Thread(target=killer, daemon=True))
+    for thread in helpers:
+        thread.start()
+    try:
+        _wait_for_endings(app, inputs, started + plan.timeout_seconds)
+    finally:
+        stop.set()
+        for thread in helpers:
+            thread.join(timeout=60)
+    seconds = time.time() - started
+    app.stack.drain(timeout=120)  # duplicates still queued are handled (and change nothing)
+
+    stats = app.simulator.stats()
+    _collect_endings(app, inputs, stats)
+    tasks = [t for t in stats["tasks"] if t["finished_at"] is not None]
+    first_task_at = min((t["created_at"] for t in tasks), default=started)
+    last_task_end_at = max((t["finished_at"] for t in tasks), default=started)
+    busy = sum(t["finished_at"] - t["created_at"] for t in tasks)
+    transitions = [
+        sum(1 for event in app.stack.history(execution["executionArn"]) if "StateEntered" in event["type"])
+        for execution in app.stack.executions("JobStateMachine")
+    ]
+    slots = app.stack.client("dynamodb")
+    table = app.stack.physical_ids["SlotsTable"]
+    pool_item = slots.get_item(
+        TableName=table, Key={"pool": {"S": "evolink"}, "entry": {"S": "slots"}}
+    ).get("Item", {})
+    in_line = slots.query(
+        TableName=table,
+        KeyConditionExpression="#p = :p AND begins_with(#e, :w)",
+        ExpressionAttributeNames={"#p": "pool", "#e": "entry"},
+        ExpressionAttributeValues={":p": {"S": "evolink"}, ":w": {"S": "wait#"}},
+    )["Items"]
+    return BurstReport(
+        plan=plan,
+        limit=limit,
+        task_seconds=task_seconds,
+        inputs=inputs,
+        seconds=seconds,
+        first_task_at=first_task_at,
+        last_task_end_at=last_task_end_at,
+        busy_task_seconds=busy,
+        simulator=stats,
+        lambda_invocations={
+            name: pool.invocations - invocations_before.get(name, 0)
+            for name, pool in app.stack.pools.items()
+        },
+        transitions=transitions,
+        workers_killed=len(killed),
+        reconcile_runs=reconcile_runs[0],
+        slots_held_after=pool_item.get("holders", {}).get("M", {}),
+        jobs_in_line_after=len(in_line),
+    )
+
+
+def _wait_for_endings(app: LocalApp, inputs: dict[str, InputOutcome], deadline: float) -> None:
+    while True:
+        ended = {
+            job["key"]
+            for job in app.jobs()
+            if job["key"] in inputs and job["status"] in ("succeeded", "failed")
+        }
+        if len(ended) == len(inputs):
+            return
+        if time.time() > deadline:
+            missing = sorted(set(inputs) - ended)
+            raise TimeoutError(f"{len(missing)} inputs have no ending, e.g. {missing[:5]}")
+        time.sleep(1.0)
+
+
+def _collect_endings(app: LocalApp, inputs: dict[str, InputOutcome], stats: dict[str, Any]) -> None:
+    """Count, per input, what S3 holds for it (results and reports) and its provider tasks."""
+    outbox = set(app.keys("outbox/burst/"))
+    reports = set(app.keys("errors/burst/"))
+    tasks_per_clip = Counter(
+        task["prompt"].split(":", 1)[0].removeprefix("burst ") for task in stats["tasks"]
+    )
+    jobs = {job["key"]: job for job in app.jobs() if job["key"] in inputs}
+    for key, outcome in inputs.items():
+        name = key.removeprefix(PREFIX).removesuffix(".mp4")
+        outcome.outputs = int(f"outbox/burst/{name}.edited.result.json" in outbox)
+        report_key = f"errors/burst/{name}.mp4.error.json"
+        outcome.reports = int(report_key in reports)
+        if outcome.reports:
+            body = app.s3.get_object(Bucket=app.bucket, Key=report_key)["Body"].read()
+            outcome.reason = json.loads(body)["reason"]
+        outcome.tasks = tasks_per_clip.get(name, 0)
+        outcome.job_status = jobs[key]["status"] if key in jobs else None
