@@ -74,6 +74,7 @@ simulator: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.follow_modes
+	$(BIN)/python -m bench.burst
 
 clean:
 	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache

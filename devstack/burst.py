@@ -204,7 +204,11 @@ def run_burst(app: LocalApp, plan: BurstPlan, clip: bytes) -> BurstReport:
     last_task_end_at = max((t["finished_at"] for t in tasks), default=started)
     busy = sum(t["finished_at"] - t["created_at"] for t in tasks)
     transitions = [
-        sum(1 for event in app.stack.history(execution["executionArn"]) if "StateEntered" in event["type"])
+        sum(
+            1
+            for event in app.stack.history(execution["executionArn"])
+            if "StateEntered" in event["type"]
+        )
         for execution in app.stack.executions("JobStateMachine")
     ]
     slots = app.stack.client("dynamodb")
