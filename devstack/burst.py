@@ -165,7 +165,7 @@ def run_burst(app: LocalApp, plan: BurstPlan, clip: bytes) -> BurstReport:
     def killer() -> None:
         assert plan.kill_every_seconds is not None
         while not stop.wait(plan.kill_every_seconds):
-            busy = [name for name in KILLABLE if app.stack.pool(name).busy_count() > 0]
+            busy = [name for name in KILLABLE if app.stack.pool(name).busy_pids()]
             if busy:
                 killed.extend(app.stack.pool(rng.choice(busy)).kill_busy(1))
 

@@ -268,6 +268,10 @@ class FunctionPool:
         self._cond = threading.Condition()
         self._idle: list[Worker] = []
         self._all: set[Worker] = set()
+        #: Workers running an invocation (between taking the request and giving the result).
+        self._busy: set[Worker] = set()
+        #: Workers `kill_busy` signalled: never reused, even if they still look alive.
+        self._doomed: set[Worker] = set()
         self._starting = 0
         self._closed = False
         self.started_workers = 0
@@ -276,6 +280,8 @@ class FunctionPool:
         self._door.set()
         #: Invocations that had to wait at a held door (see `held`).
         self.held_invocations = 0
+        #: Workers killed by `kill_busy`.
+        self.killed = 0
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -294,7 +300,7 @@ class FunctionPool:
                     raise WorkerError(f"{self.spec.logical_id}: the stack is stopped")
                 while self._idle:
                     worker = self._idle.pop()
-                    if worker.alive():
+                    if worker.alive() and worker not in self._doomed:
                         return worker
                     self._discard(worker)
                 if len(self._all) + self._starting < self.max_workers:
@@ -319,12 +325,14 @@ class FunctionPool:
 
     def _discard(self, worker: Worker) -> None:
         self._all.discard(worker)
+        self._doomed.discard(worker)
         worker.close()
         self._cond.notify_all()
 
     def _release(self, worker: Worker, reusable: bool) -> None:
         with self._cond:
-            if reusable and worker.alive() and not self._closed:
+            self._busy.discard(worker)
+            if reusable and worker.alive() and worker not in self._doomed and not self._closed:
                 self._idle.append(worker)
                 self._cond.notify_all()
             else:
@@ -349,7 +357,13 @@ class FunctionPool:
             self._release(worker, reusable=False)
             result = InvokeResult(json.dumps(payload), True, worker.init_logs, request_id)
         else:
-            result = worker.invoke(event_json, request_id)
+            with self._cond:
+                self._busy.add(worker)
+            try:
+                result = worker.invoke(event_json, request_id)
+            except BaseException:
+                self._release(worker, reusable=False)
+                raise
             self._release(worker, reusable=worker.alive())
         self._emit_logs(result)
         return result
@@ -368,12 +382,45 @@ class FunctionPool:
         with self._cond:
             return [w.pid for w in self._all]
 
+    def busy_pids(self) -> list[int]:
+        """Workers running an invocation right now."""
+        with self._cond:
+            return [w.pid for w in self._busy]
+
+    def busy_count(self) -> int:
+        """How many workers are running an invocation right now."""
+        with self._cond:
+            return len(self._busy)
+
+    def kill_busy(self, count: int = 1) -> list[int]:
+        """Chaos: SIGKILL up to `count` workers that are running an invocation (never idle
+        ones); their pids. Each interrupted invocation returns `Runtime.ExitError` ("signal:
+        killed"), and the next invoke starts a fresh worker, as after a crashed environment."""
+        killed: list[int] = []
+        with self._cond:
+            victims = [w for w in self._busy if w not in self._doomed and w.alive()]
+            for worker in victims[: max(0, count)]:
+                # Under the lock: the worker cannot go back to the idle list meanwhile.
+                try:
+                    os.killpg(worker.pid, signal.SIGKILL)  # its own session: children too
+                except (ProcessLookupError, PermissionError):
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.proc.send_signal(signal.SIGKILL)
+                self._doomed.add(worker)
+                killed.append(worker.pid)
+            self.killed += len(killed)
+        if killed:
+            LOG.info("[%s] killed busy worker(s) %s", self.spec.logical_id, killed)
+        return killed
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
             workers = list(self._all)
             self._idle.clear()
             self._all.clear()
+            self._busy.clear()
+            self._doomed.clear()
             self._cond.notify_all()
         for worker in workers:
             worker.close()

@@ -16,7 +16,9 @@ What it does (see DESIGN.md "Local stack"):
 - runs every Lambda invoke (API, Step Functions, S3 notifications) as the real handler from the
   source tree (or `sam build` output) in warm worker processes (`devstack.lambda_runtime`);
 - delivers S3 -> Lambda notifications asynchronously with S3's event shape
-  (`devstack.s3_notifications`).
+  (`devstack.s3_notifications`);
+- polls the queues of SQS events as Lambda's event source mappings do (batches, batching
+  window, partial batch responses, maximum concurrency; `devstack.sqs_events`).
 
 Foreground mode: `python -m devstack.stack [--port 4566] [--param Key=Value ...]`.
 Several LocalStacks in one process share moto's process-wide backends: give them different
@@ -45,7 +47,7 @@ from typing import Any, ClassVar, Self
 import boto3
 from botocore.config import Config
 
-from devstack import lambda_runtime, moto_fixes, s3_notifications
+from devstack import lambda_runtime, moto_fixes, s3_notifications, sqs_events
 from devstack.http_api import LocalHttpApi
 from devstack.template import Resolver, TemplateError, apply_globals, load_template
 
@@ -157,6 +159,8 @@ class LocalStack:
         self.http_api: LocalHttpApi | None = None
         #: Scheduled functions and their expressions (run them with `fire_schedule`).
         self.schedules: dict[str, str] = {}
+        #: SQS event source pollers, by "FunctionLogicalId.EventId" (started after deploy).
+        self.sqs_pollers: dict[str, sqs_events.SqsPoller] = {}
 
         self.endpoint_url = ""
         self.outputs: dict[str, Any] = {}
@@ -202,6 +206,9 @@ class LocalStack:
             self.http_api = LocalHttpApi(self._invoke_for_api, self.account_id)
             self.http_api.start()
             self._deploy()
+            for poller in self.sqs_pollers.values():
+                if poller.source.enabled:
+                    poller.start()
         except BaseException:
             self.stop()
             raise
@@ -212,6 +219,7 @@ class LocalStack:
 
         lambda_runtime.install_hook()
         s3_notifications.install()
+        sqs_events.install()
         moto_fixes.install()
         werkzeug_log = logging.getLogger("werkzeug")
         if werkzeug_log.level == logging.NOTSET:
@@ -255,6 +263,12 @@ class LocalStack:
         if self.http_api is not None:
             self.http_api.stop()
             self.http_api = None
+        # Pollers before the pools: no new batches; a batch in flight ends when its pool closes.
+        for poller in self.sqs_pollers.values():
+            poller.signal_stop()
+        stop_deadline = time.monotonic() + 2.0
+        for poller in self.sqs_pollers.values():
+            poller.stop(timeout=max(0.0, stop_deadline - time.monotonic()))
         if self._async is not None:
             s3_notifications.set_async_invoker(None)
             self._async.close()
@@ -342,9 +356,34 @@ class LocalStack:
         return text, "x-amz-function-error" in headers
 
     def drain(self, timeout: float = 30.0) -> None:
-        """Wait until queued S3 event invocations (and their retries) are done."""
-        if self._async is not None:
-            self._async.drain(timeout)
+        """Wait until queued S3 event invocations (and their retries) are done and every polled
+        SQS queue is empty (no visible, in-flight or delayed message) with no batch running.
+        Messages waiting out a visibility timeout count: drain waits for their redelivery (or
+        their move to the dead-letter queue). TimeoutError says what is still busy."""
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while True:
+            busy = self._drain_busy()
+            if busy:
+                quiet = 0
+            else:
+                quiet += 1
+                if quiet >= 2:  # twice in a row: a handler may have just queued more work
+                    return
+            if busy and time.monotonic() > deadline:
+                raise TimeoutError(f"not drained after {timeout:g} s: " + "; ".join(busy))
+            time.sleep(0.05 if busy else 0.02)
+
+    def _drain_busy(self) -> list[str]:
+        busy = []
+        if self._async is not None and self._async.pending():
+            busy.append(f"{self._async.pending()} S3 event invocation(s) still running")
+        for poller in self.sqs_pollers.values():
+            if poller.polling:
+                reason = poller.busy()
+                if reason:
+                    busy.append(reason)
+        return busy
 
     @property
     def async_invocations(self) -> list[s3_notifications.AsyncInvocation]:
@@ -915,9 +954,9 @@ class LocalStack:
     # -- event sources (SAM function Events) ------------------------------------------------
 
     def _event_source_handlers(self) -> dict[str, Callable[[str, str, dict[str, Any]], None]]:
-        # Add "SQS" (a poller like Lambda's, see DESIGN.md) here.
         return {
             "S3": self._event_s3,
+            "SQS": self._event_sqs,
             "HttpApi": self._event_http_api,
             "Schedule": self._event_schedule,
             "ScheduleV2": self._event_schedule,
@@ -960,6 +999,78 @@ class LocalStack:
             config["Filter"] = _key_filter(rules)
         notifications = self._bucket_notifications.setdefault(bucket, {})
         notifications.setdefault("LambdaFunctionConfigurations", []).append(config)
+
+    def _event_sqs(self, logical_id: str, event_id: str, props: dict[str, Any]) -> None:
+        # A poller like Lambda's event source mapping (not moto's own, which runs inside
+        # SendMessage and ignores partial batch responses); started once the stack is deployed.
+        where = f"{logical_id}.{event_id}"
+        props = self.resolver.resolve(props)
+        queue_arn = props.get("Queue")
+        if not isinstance(queue_arn, str) or not queue_arn.startswith("arn:aws:sqs:"):
+            raise TemplateError(f"{where}: SQS event Queue must be a queue ARN, got {queue_arn!r}")
+        if props.get("FilterCriteria"):
+            LOG.warning(
+                "%s: FilterCriteria is not applied locally: every message is delivered", where
+            )
+        for unsupported in ("MetricsConfig", "ProvisionedPollerConfig"):
+            if unsupported in props:
+                LOG.info("%s: %s is ignored locally", where, unsupported)
+        from botocore.exceptions import ClientError
+
+        try:
+            queue_url = self.client("sqs").get_queue_url(QueueName=queue_arn.rsplit(":", 1)[-1])[
+                "QueueUrl"
+            ]
+        except ClientError as exc:
+            raise TemplateError(f"{where}: queue {queue_arn} does not exist locally") from exc
+        response_types = props.get("FunctionResponseTypes") or []
+        unknown = set(response_types) - {sqs_events.REPORT_BATCH_ITEM_FAILURES}
+        if unknown:
+            raise TemplateError(f"{where}: unknown FunctionResponseTypes {sorted(unknown)}")
+        scaling = props.get("ScalingConfig") or {}
+        pool = self.pools[logical_id]
+        try:
+            if "MaximumConcurrency" in scaling:
+                sqs_events.check_maximum_concurrency(int(scaling["MaximumConcurrency"]))
+            source = sqs_events.SqsEventSource(
+                function_arn=self._lookup(logical_id, "Arn"),
+                queue_arn=queue_arn,
+                queue_url=queue_url,
+                batch_size=int(props.get("BatchSize", 10)),
+                batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+                report_batch_item_failures=bool(response_types),
+                max_concurrency=int(scaling.get("MaximumConcurrency", pool.max_workers)),
+                enabled=props.get("Enabled", True) not in (False, "false", "False"),
+            )
+            source.validate()
+        except (TypeError, ValueError) as exc:
+            raise TemplateError(f"{where}: {exc}") from None
+        if source.max_concurrency > pool.max_workers:
+            LOG.info(
+                "%s: MaximumConcurrency %d, but %s has %d workers: batches beyond them wait for "
+                "one (as Lambda throttles them)",
+                where,
+                source.max_concurrency,
+                logical_id,
+                pool.max_workers,
+            )
+        # Its own client: connections for every batch in flight, plus the receiver.
+        client = boto3.client(
+            "sqs",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            aws_session_token="testing",
+            config=Config(
+                retries={"max_attempts": 2, "mode": "standard"},
+                read_timeout=30,
+                max_pool_connections=source.max_concurrency + 2,
+            ),
+        )
+        self.sqs_pollers[where] = sqs_events.SqsPoller(
+            where, source, sqs_client=client, invoke=self._invoke_direct, region=self.region
+        )
 
     def _event_http_api(self, logical_id: str, event_id: str, props: dict[str, Any]) -> None:
         assert self.http_api is not None

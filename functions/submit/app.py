@@ -39,10 +39,11 @@ OUTCOME_METRICS = {
 }
 
 
-def submit_message(message: InboxMessage) -> None:
-    for record in message.body.Records:
-        ref = record.s3.object
-        result = submit_object(intake, record.s3.bucket.name, ref.decoded_key, ref.versionId)
+def submit_message(record: InboxMessage) -> None:
+    """One queue message (Powertools calls it `record`); raising reports it failed."""
+    for notification in record.body.Records:
+        ref = notification.s3.object
+        result = submit_object(intake, notification.s3.bucket.name, ref.decoded_key, ref.versionId)
         logger.info(
             "inbox event handled",
             extra={"key": result.key, "outcome": result.outcome.value, "job_id": result.job_id},
