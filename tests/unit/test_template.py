@@ -97,7 +97,7 @@ def _states(definition):
             yield from _states(state.get("ItemProcessor") or state["Iterator"])
 
 
-KNOWN_PREFIXES = ("States.", "Lambda.", "Sandbox.")
+KNOWN_PREFIXES = ("States.", "Lambda.", "Sandbox.", "Runtime.")
 
 
 @pytest.mark.parametrize("name", sorted(STATE_MACHINES))
@@ -165,16 +165,38 @@ def test_outputs_can_never_trigger_the_pipeline_again():
     inbox = env["INBOX_PREFIX"]
     for other in (env["OUTBOX_PREFIX"], env["ERRORS_PREFIX"]):
         assert not other.startswith(inbox) and not inbox.startswith(other)
+    notifications = RESOURCES["MediaBucket"]["Properties"]["NotificationConfiguration"]
     triggers = [
-        event["Properties"]
-        for function in FUNCTIONS.values()
-        for event in function["Properties"].get("Events", {}).values()
-        if event["Type"] == "S3"
+        *notifications.get("QueueConfigurations", []),
+        *notifications.get("LambdaConfigurations", []),
+        *notifications.get("TopicConfigurations", []),
+        *(
+            event["Properties"]
+            for function in FUNCTIONS.values()
+            for event in function["Properties"].get("Events", {}).values()
+            if event["Type"] == "S3"
+        ),
     ]
     assert triggers
     for trigger in triggers:
         rules = trigger["Filter"]["S3Key"]["Rules"]
         assert {"Name": "prefix", "Value": inbox} in rules
+
+
+def test_the_inbox_queue_buffers_events_with_a_dead_letter_queue_and_partial_failures():
+    queue = RESOURCES["InboxQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["InboxDeadLetterQueue", "Arn"]
+    }
+    assert 2 <= queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    retry = TEMPLATE["Parameters"]["InboxRetrySeconds"]
+    submit_timeout = function_property("SubmitFunction", "Timeout")
+    # Lambda refuses an event source whose queue hides a message for less than the timeout.
+    assert retry["MinValue"] >= submit_timeout and retry["Default"] >= 6 * submit_timeout
+    (event,) = FUNCTIONS["SubmitFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "DependsOn" in RESOURCES["MediaBucket"]  # S3 checks it may send to the queue
 
 
 def _statements(value):
