@@ -160,6 +160,23 @@ def test_every_environment_variable_a_handler_reads_is_set_by_the_template(name)
     )
 
 
+@pytest.mark.parametrize("name", sorted(STATE_MACHINES))
+def test_a_retried_error_is_retried_with_all_its_subclasses(name):
+    # Step Functions matches error names, not classes: ProviderAnswerLost is a
+    # ProviderUnavailable in Python, but a Retry naming only the latter lets it through.
+    definition = json.loads(
+        (ROOT / STATE_MACHINES[name]["Properties"]["DefinitionUri"]).read_text()
+    )
+    for state_name, state in _states(definition):
+        for rule in state.get("Retry", []):
+            for error in rule["ErrorEquals"]:
+                pending = [errors.error_class(error)] if errors.error_class(error) else []
+                while pending:
+                    cls = pending.pop()
+                    assert cls.__name__ in rule["ErrorEquals"], f"{state_name}: {cls.__name__}"
+                    pending.extend(c for c in cls.__subclasses__())
+
+
 def test_outputs_can_never_trigger_the_pipeline_again():
     env = GLOBAL_FUNCTION["Environment"]["Variables"]
     inbox = env["INBOX_PREFIX"]
