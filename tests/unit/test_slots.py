@@ -47,7 +47,7 @@ def test_the_limit_holds_and_a_release_hands_the_slot_to_the_next_in_line(pool, 
     assert set(pool.holders()) == {"job-a", "job-b"}
     assert [w.job_id for w in pool.waiters()] == ["job-c"]
 
-    assert pool.release("job-a") == ["job-c"]
+    assert pool.release("job-a") is True
     assert tokens.resumed == ["tok-a", "tok-b", "tok-c"]
     assert set(pool.holders()) == {"job-b", "job-c"}
     assert pool.waiters() == []
@@ -69,9 +69,9 @@ def test_releasing_twice_or_a_slot_never_held_frees_nothing_extra(pool, tokens):
     pool.acquire("job-b", 2.0, "tok-b", 3600)
     pool.acquire("job-c", 3.0, "tok-c", 3600)
     pool.acquire("job-d", 4.0, "tok-d", 3600)
-    assert pool.release("job-a") == ["job-c"]
-    assert pool.release("job-a") == []  # a retried Finalize
-    assert pool.release("job-x") == []
+    assert pool.release("job-a") is True
+    assert pool.release("job-a") is False  # a retried Finalize
+    assert pool.release("job-x") is False
     assert set(pool.holders()) == {"job-b", "job-c"}
     assert [w.job_id for w in pool.waiters()] == ["job-d"]
 
@@ -133,7 +133,7 @@ def _ended_job(**fields) -> JobRecord:
 )
 def test_an_ending_gives_the_slot_back_unless_the_task_may_still_run(pool, fields, kept):
     pool.acquire("job-a", 1.0, "tok-a", 3600)
-    settle_slot(pool, _ended_job(**fields), hold_seconds=600)
+    assert settle_slot(pool, _ended_job(**fields), hold_seconds=600) is not kept
     holders = pool.holders()
     assert ("job-a" in holders) is kept
     if kept:

@@ -213,20 +213,21 @@ def _reclaim_slots(
     reclaimed: list[str] = []
     for holder in slots.holders().values():
         if holder.until is not None:
-            if holder.until <= now:
-                slots.release(holder.job_id)
+            if holder.until <= now and slots.release(holder.job_id):
                 reclaimed.append(holder.job_id)
             continue
         record = store.get(holder.job_id)
         if record is None:
-            slots.release(holder.job_id)
-            reclaimed.append(holder.job_id)
+            given_back = slots.release(holder.job_id)
         elif record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or (
             executions.status(holder.job_id) != "RUNNING"
         ):
-            settle_slot(slots, record, hold_seconds)
-            if not record.task_may_be_running:
-                reclaimed.append(holder.job_id)
+            given_back = settle_slot(slots, record, hold_seconds)
+        else:
+            continue
+        # False when its own ending gave it back meanwhile: then nothing leaked.
+        if given_back:
+            reclaimed.append(holder.job_id)
     if reclaimed:
         logger.warning("slots given back for jobs that ended", extra={"jobs": reclaimed})
     return reclaimed

@@ -99,15 +99,18 @@ class SlotPool:
         # Dispatch after joining: a slot freed a moment ago, with nobody in line, is not lost.
         return job_id in self.dispatch()
 
-    def release(self, job_id: str) -> list[str]:
-        """Give the job's slot back (nothing if it holds none) and hand free slots on."""
+    def release(self, job_id: str) -> bool:
+        """Give the job's slot back and hand free slots on; False if it held none."""
         self._ensure_pool()
-        self.table.update_item(
+        answer = self.table.update_item(
             Key={"pool": self.pool, "entry": SLOTS_ENTRY},
             UpdateExpression="REMOVE holders.#job",
             ExpressionAttributeNames={"#job": job_id},
+            ReturnValues="UPDATED_OLD",
         )
-        return self.dispatch()
+        held = job_id in (answer.get("Attributes") or {}).get("holders", {})
+        self.dispatch()
+        return held
 
     def hold_until(self, job_id: str, until: float) -> bool:
         """Keep the job's slot until `until` (its task may still run); False if it holds none."""
@@ -241,11 +244,11 @@ class SlotPool:
         self.table.delete_item(Key={"pool": self.pool, "entry": wait_entry(job_id, created_at)})
 
 
-def settle_slot(slots: SlotPool, record: JobRecord, hold_seconds: float) -> None:
+def settle_slot(slots: SlotPool, record: JobRecord, hold_seconds: float) -> bool:
     """At a job's ending: give its slot back, or, when its task may still be running at the
-    provider (we lost track of it), keep the slot for `hold_seconds` more."""
+    provider (we lost track of it), keep the slot for `hold_seconds` more. True if given back."""
     if record.task_may_be_running:
         if slots.hold_until(record.job_id, time.time() + hold_seconds):
             logger.warning("slot kept: the provider task may still be running")
-        return
-    slots.release(record.job_id)
+        return False
+    return slots.release(record.job_id)
