@@ -101,12 +101,36 @@ class LocalApp:
         ]
         return {"Records": records}
 
+    def slot_holders(self) -> dict[str, dict[str, Any]]:
+        """Jobs holding a provider slot of the stack's provider: job id -> {since, until?}."""
+        item = self.stack.client("dynamodb").get_item(
+            TableName=self.stack.physical_ids["SlotsTable"],
+            Key={"pool": {"S": self._provider}, "entry": {"S": "slots"}},
+            ConsistentRead=True,
+        )
+        holders: dict[str, dict[str, Any]] = _plain(item.get("Item", {})).get("holders", {})
+        return holders
+
+    def jobs_in_line(self) -> list[str]:
+        """Jobs waiting in line for a provider slot, oldest first."""
+        answer = self.stack.client("dynamodb").query(
+            TableName=self.stack.physical_ids["SlotsTable"],
+            KeyConditionExpression="#pool = :pool AND begins_with(#entry, :wait)",
+            ExpressionAttributeNames={"#pool": "pool", "#entry": "entry"},
+            ExpressionAttributeValues={":pool": {"S": self._provider}, ":wait": {"S": "wait#"}},
+            ConsistentRead=True,
+        )
+        return [_plain(item)["job_id"] for item in answer["Items"]]
+
+    @property
+    def _provider(self) -> str:
+        return self.stack.function_env("AcquireSlotFunction")["PROVIDER"]
+
     def jobs(self) -> list[dict[str, Any]]:
         """Every job record in the stack's jobs table, as plain Python values."""
-        deserializer = TypeDeserializer()
         name = str(self.stack.outputs["JobsTableName"])
         items = self.stack.client("dynamodb").scan(TableName=name)["Items"]
-        return [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
+        return [_plain(item) for item in items]
 
     def job(self, video_key: str) -> dict[str, Any] | None:
         """The most recent job record of `video_key`, if there is one."""
@@ -161,6 +185,12 @@ class LocalApp:
     def keys(self, prefix: str) -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (low-level shape) as plain Python values."""
+    deserializer = TypeDeserializer()
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
 
 
 @contextmanager

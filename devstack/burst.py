@@ -211,17 +211,6 @@ def run_burst(app: LocalApp, plan: BurstPlan, clip: bytes) -> BurstReport:
         )
         for execution in app.stack.executions("JobStateMachine")
     ]
-    slots = app.stack.client("dynamodb")
-    table = app.stack.physical_ids["SlotsTable"]
-    pool_item = slots.get_item(
-        TableName=table, Key={"pool": {"S": "evolink"}, "entry": {"S": "slots"}}
-    ).get("Item", {})
-    in_line = slots.query(
-        TableName=table,
-        KeyConditionExpression="#p = :p AND begins_with(#e, :w)",
-        ExpressionAttributeNames={"#p": "pool", "#e": "entry"},
-        ExpressionAttributeValues={":p": {"S": "evolink"}, ":w": {"S": "wait#"}},
-    )["Items"]
     return BurstReport(
         plan=plan,
         limit=limit,
@@ -239,8 +228,8 @@ def run_burst(app: LocalApp, plan: BurstPlan, clip: bytes) -> BurstReport:
         transitions=transitions,
         workers_killed=len(killed),
         reconcile_runs=reconcile_runs[0],
-        slots_held_after=pool_item.get("holders", {}).get("M", {}),
-        jobs_in_line_after=len(in_line),
+        slots_held_after=app.slot_holders(),
+        jobs_in_line_after=len(app.jobs_in_line()),
     )
 
 

@@ -9,9 +9,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut.config import Settings, SlotSettings
 from dropcut.events import ScheduledEvent
+from dropcut.executions import Executions
 from dropcut.jobs import JobStore
 from dropcut.observability import lambda_handler
-from dropcut.reconcile import Executions, reconcile
+from dropcut.reconcile import reconcile
 
 settings = Settings.from_env()
 slot_settings = SlotSettings.from_env()

@@ -10,16 +10,6 @@ from devstack.app import LocalApp
 from dropcut.jobs import job_id_for
 
 
-def slots_item(app: LocalApp) -> dict:
-    client = app.stack.client("dynamodb")
-    item = client.get_item(
-        TableName=app.stack.physical_ids["SlotsTable"],
-        Key={"pool": {"S": "evolink"}, "entry": {"S": "slots"}},
-        ConsistentRead=True,
-    ).get("Item", {})
-    return item.get("holders", {}).get("M", {})
-
-
 def test_a_bad_message_in_a_batch_is_reported_alone(app: LocalApp, clip):
     key = "inbox/flow/batch.mp4"
     put = app.put(key, clip, metadata={"prompt": "warm"})
@@ -46,7 +36,7 @@ def test_jobs_beyond_the_limit_wait_in_line_without_running_anything(app: LocalA
     assert stats["max_in_flight"] == limit  # busy to the limit, never over it
     # Each job joined the line once: the ones that waited ran no Lambda while they waited.
     assert acquire.invocations - before == len(keys)
-    assert slots_item(app) == {}
+    assert app.slot_holders() == {}
 
 
 def test_the_reconciler_starts_a_job_whose_execution_never_started(app: LocalApp, clip):
@@ -107,9 +97,9 @@ def test_a_cancelled_job_gets_a_report_and_its_slot_comes_back(app: LocalApp, cl
     assert f"({status})" in ending.error["message"]
     assert ending.error["input_version"] == put["VersionId"]
     # Its task never ended at the provider: the slot is kept for the job deadline (10 s here).
-    assert "until" in slots_item(app)[job["job_id"]]["M"]
+    assert "until" in app.slot_holders()[job["job_id"]]
     time.sleep(10.5)
     report = app.stack.fire_schedule("ReconcileFunction")
     assert report["slots_reclaimed"] == [job["job_id"]]
-    assert slots_item(app) == {}
+    assert app.slot_holders() == {}
     assert report["slots_in_use"] == 0

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from dropcut.config import Settings
 from dropcut.errors import InputInvalid, Problem
+from dropcut.executions import Executions
 from dropcut.jobs import (
     MANIFEST_SUFFIX,
     VIDEO_SUFFIXES,
@@ -329,11 +330,4 @@ def _check_options(settings: Settings, spec: JobSpec) -> None:
 
 def _start_execution(intake: Intake, job_id: str) -> None:
     # The execution name is the job id: Step Functions refuses a second execution of a name.
-    try:
-        intake.sfn.start_execution(
-            stateMachineArn=intake.state_machine_arn,
-            name=job_id,
-            input=json.dumps({"job_id": job_id}),
-        )
-    except intake.sfn.exceptions.ExecutionAlreadyExists:
-        logger.info("execution already exists")
+    Executions(intake.sfn, intake.state_machine_arn).start(job_id)

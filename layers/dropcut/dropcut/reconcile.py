@@ -12,9 +12,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from boto3.dynamodb.conditions import Key
 
 from dropcut.config import Settings
 from dropcut.errors import ExecutionEnded, Problem
+from dropcut.executions import Executions
 from dropcut.jobs import MANIFEST_SUFFIX, JobRecord, JobStatus, JobStore, from_item, to_item
 from dropcut.observability import logger, metrics
 from dropcut.reports import count_failure, write_error_report
@@ -39,19 +39,9 @@ def expire_manifest_waits(
     cutoff = now - wait_seconds
     expired: list[str] = []
     for record in _records_in(store, JobStatus.WAITING_FOR_MANIFEST, created_before=cutoff):
-        # Conditional: a manifest that arrives at this very moment wins or loses, never both.
-        claimed = store.update(
-            record.job_id,
-            {"status": JobStatus.FAILED.value, "error_reason": MANIFEST_TIMEOUT_REASON},
-            condition="#status = :waiting",
-            condition_names={"#status": "status"},
-            condition_values={":waiting": JobStatus.WAITING_FOR_MANIFEST.value},
-        )
-        if not claimed:
-            continue
         manifest_name = record.key.rsplit("/", 1)[-1] + MANIFEST_SUFFIX
-        waited = now - record.created_at
-        write_error_report(
+        # Conditional: a manifest that arrives at this very moment wins or loses, never both.
+        ended = _end_once(
             s3,
             store,
             settings,
@@ -59,7 +49,7 @@ def expire_manifest_waits(
             error_type="ManifestTimedOut",
             reason=MANIFEST_TIMEOUT_REASON,
             message=f"no manifest arrived within {wait_seconds} s of the video "
-            f"(waited {waited:.0f} s), and the video has no 'prompt' metadata",
+            f"(waited {now - record.created_at:.0f} s), and the video has no 'prompt' metadata",
             advice=f"Upload {manifest_name} beside the video, then upload the video again "
             "(a new upload is a new job).",
             problems=[
@@ -71,7 +61,8 @@ def expire_manifest_waits(
                 )
             ],
         )
-        count_failure(MANIFEST_TIMEOUT_REASON)
+        if not ended:
+            continue
         logger.warning("manifest never came", extra={"job_id": record.job_id, "key": record.key})
         expired.append(record.job_id)
     return expired
@@ -94,33 +85,6 @@ def _records_in(store: JobStore, status: JobStatus, created_before: float) -> li
 
 #: Jobs younger than this are still on their way (Submit records, then starts the execution).
 SETTLE_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class Executions:
-    """The job state machine's executions, named by job id."""
-
-    sfn: Any
-    state_machine_arn: str
-
-    def arn(self, job_id: str) -> str:
-        prefix = self.state_machine_arn.replace(":stateMachine:", ":execution:", 1)
-        return f"{prefix}:{job_id}"
-
-    def status(self, job_id: str) -> str | None:
-        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; None when it never started."""
-        try:
-            return str(self.sfn.describe_execution(executionArn=self.arn(job_id))["status"])
-        except self.sfn.exceptions.ExecutionDoesNotExist:
-            return None
-
-    def start(self, job_id: str) -> None:
-        with contextlib.suppress(self.sfn.exceptions.ExecutionAlreadyExists):
-            self.sfn.start_execution(
-                stateMachineArn=self.state_machine_arn,
-                name=job_id,
-                input=json.dumps({"job_id": job_id}),
-            )
 
 
 @dataclass
@@ -151,9 +115,17 @@ def reconcile(
     report = ReconcileReport(
         manifest_timeouts=expire_manifest_waits(s3, store, settings, manifest_wait_seconds, now)
     )
+    seen: dict[str, str | None] = {}
+
+    def execution_status(job_id: str) -> str | None:
+        # Waiters and holders are jobs the first loop may have described already: once a pass.
+        if job_id not in seen:
+            seen[job_id] = executions.status(job_id)
+        return seen[job_id]
+
     for status in (JobStatus.RECEIVED, JobStatus.RUNNING):
         for record in _records_in(store, status, created_before=now - SETTLE_SECONDS):
-            execution = executions.status(record.job_id)
+            execution = execution_status(record.job_id)
             if execution == "RUNNING":
                 continue
             if execution is None and status is JobStatus.RECEIVED:
@@ -162,9 +134,11 @@ def reconcile(
                 logger.warning("job had no execution: started", extra={"job_id": record.job_id})
             elif _end_abandoned(s3, store, settings, record, execution or "missing"):
                 report.ended.append(record.job_id)
-    report.slots_reclaimed = _reclaim_slots(store, executions, slots, lost_task_hold_seconds, now)
+    report.slots_reclaimed = _reclaim_slots(
+        store, execution_status, slots, lost_task_hold_seconds, now
+    )
     for waiter in slots.waiters():
-        if executions.status(waiter.job_id) != "RUNNING":
+        if execution_status(waiter.job_id) != "RUNNING":
             slots.leave_line(waiter)
             report.waiters_dropped.append(waiter.job_id)
     report.slots_handed_over = slots.dispatch()
@@ -178,21 +152,30 @@ def reconcile(
     return report
 
 
-def _end_abandoned(
-    s3: Any, store: JobStore, settings: Settings, record: JobRecord, execution: str
+def _end_once(
+    s3: Any, store: JobStore, settings: Settings, record: JobRecord, **report: Any
 ) -> bool:
-    """End a job whose execution is over (or gone) without having ended it; False if it moved."""
+    """End the job with an error report (`report`: write_error_report's keywords) unless it
+    moved on since `record` was read; False then. The status flip is the claim: one ending."""
     claimed = store.update(
         record.job_id,
-        {"status": JobStatus.FAILED.value, "error_reason": ExecutionEnded.reason},
+        {"status": JobStatus.FAILED.value, "error_reason": report["reason"]},
         condition="#status = :seen",
         condition_names={"#status": "status"},
         condition_values={":seen": record.status.value},
     )
-    if not claimed:
-        return False
+    if claimed:
+        write_error_report(s3, store, settings, record, **report)
+        count_failure(report["reason"])
+    return claimed
+
+
+def _end_abandoned(
+    s3: Any, store: JobStore, settings: Settings, record: JobRecord, execution: str
+) -> bool:
+    """End a job whose execution is over (or gone) without having ended it; False if it moved."""
     how = {"ABORTED": "was cancelled", "TIMED_OUT": "timed out"}.get(execution, "ended")
-    write_error_report(
+    ended = _end_once(
         s3,
         store,
         settings,
@@ -202,13 +185,19 @@ def _end_abandoned(
         message=f"the job's execution {how} ({execution}) before the job ended",
         advice=ExecutionEnded.advice,
     )
-    count_failure(ExecutionEnded.reason)
-    logger.warning("abandoned job ended", extra={"job_id": record.job_id, "execution": execution})
-    return True
+    if ended:
+        logger.warning(
+            "abandoned job ended", extra={"job_id": record.job_id, "execution": execution}
+        )
+    return ended
 
 
 def _reclaim_slots(
-    store: JobStore, executions: Executions, slots: SlotPool, hold_seconds: int, now: float
+    store: JobStore,
+    execution_status: Callable[[str], str | None],
+    slots: SlotPool,
+    hold_seconds: int,
+    now: float,
 ) -> list[str]:
     reclaimed: list[str] = []
     for holder in slots.holders().values():
@@ -220,7 +209,7 @@ def _reclaim_slots(
         if record is None:
             given_back = slots.release(holder.job_id)
         elif record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or (
-            executions.status(holder.job_id) != "RUNNING"
+            execution_status(holder.job_id) != "RUNNING"
         ):
             given_back = settle_slot(slots, record, hold_seconds)
         else:

@@ -1,0 +1,36 @@
+"""The job state machine's executions: one per job, named by the job id."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Executions:
+    """The job state machine's executions, named by job id."""
+
+    sfn: Any
+    state_machine_arn: str
+
+    def arn(self, job_id: str) -> str:
+        prefix = self.state_machine_arn.replace(":stateMachine:", ":execution:", 1)
+        return f"{prefix}:{job_id}"
+
+    def status(self, job_id: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; None when it never started."""
+        try:
+            return str(self.sfn.describe_execution(executionArn=self.arn(job_id))["status"])
+        except self.sfn.exceptions.ExecutionDoesNotExist:
+            return None
+
+    def start(self, job_id: str) -> None:
+        """Start the job's execution; nothing if it exists (a name runs once, ever)."""
+        with contextlib.suppress(self.sfn.exceptions.ExecutionAlreadyExists):
+            self.sfn.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=job_id,
+                input=json.dumps({"job_id": job_id}),
+            )
