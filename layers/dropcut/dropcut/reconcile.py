@@ -130,6 +130,9 @@ def reconcile(
                 continue
             if execution is None and status is JobStatus.RECEIVED:
                 executions.start(record.job_id)
+                # It may join the line, or even take a slot, before this pass reaches the
+                # waiters and holders: they must see it running, not the None read above.
+                seen[record.job_id] = "RUNNING"
                 report.restarted.append(record.job_id)
                 logger.warning("job had no execution: started", extra={"job_id": record.job_id})
             elif _end_abandoned(s3, store, settings, record, execution or "missing"):
