@@ -79,3 +79,34 @@ def stored_job(jobs_table):
         return store, record.job_id
 
     return store_one
+
+
+class StepFunctionsTokens:
+    """Step Functions' task tokens as SendTaskSuccess sees them: each can be resumed once; a
+    token whose wait ended answers TaskTimedOut."""
+
+    def __init__(self) -> None:
+        self.resumed: list[str] = []
+        self.ended: set[str] = set()
+
+    def send_task_success(self, taskToken: str, output: str) -> None:
+        from botocore.exceptions import ClientError
+
+        if taskToken in self.ended or taskToken in self.resumed:
+            raise ClientError(
+                {"Error": {"Code": "TaskTimedOut", "Message": "expired"}}, "SendTaskSuccess"
+            )
+        self.resumed.append(taskToken)
+
+
+@pytest.fixture
+def tokens() -> StepFunctionsTokens:
+    return StepFunctionsTokens()
+
+
+@pytest.fixture
+def pool(slots_table, tokens):
+    """The evolink slot pool, 2 slots, in moto; hand-overs resume tokens in `tokens`."""
+    from dropcut.slots import SlotPool
+
+    return SlotPool(slots_table, tokens, "evolink", limit=2)

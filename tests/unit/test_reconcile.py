@@ -12,7 +12,6 @@ from dropcut.config import Settings
 from dropcut.jobs import JobStatus
 from dropcut.reconcile import SETTLE_SECONDS, reconcile
 from dropcut.slots import SlotPool
-from tests.unit.test_slots import StepFunctionsTokens
 
 
 class ExecutionsThatJoinAtOnce:
@@ -71,11 +70,9 @@ def _orphan(stored_job):
 
 @pytest.mark.parametrize("busy_slots", [0, 2], ids=["slot-free", "pool-full"])
 def test_a_restarted_job_keeps_what_its_execution_got_during_the_pass(
-    settings, stored_job, slots_table, busy_slots
+    settings, stored_job, pool, tokens, busy_slots
 ):
     store, job_id = _orphan(stored_job)
-    tokens = StepFunctionsTokens()
-    pool = SlotPool(slots_table, tokens, "evolink", limit=2)
     busy = tuple(f"busy-{i}" for i in range(busy_slots))
     for i, other in enumerate(busy):
         store.create(

@@ -6,37 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from botocore.exceptions import ClientError
 
 from dropcut.errors import SlotWaitTimedOut
 from dropcut.jobs import JobRecord, JobStatus
-from dropcut.slots import SlotPool, settle_slot
-
-
-class StepFunctionsTokens:
-    """Step Functions' task tokens as SendTaskSuccess sees them: each can be resumed once; a
-    token whose wait ended answers TaskTimedOut."""
-
-    def __init__(self) -> None:
-        self.resumed: list[str] = []
-        self.ended: set[str] = set()
-
-    def send_task_success(self, taskToken: str, output: str) -> None:
-        if taskToken in self.ended or taskToken in self.resumed:
-            raise ClientError(
-                {"Error": {"Code": "TaskTimedOut", "Message": "expired"}}, "SendTaskSuccess"
-            )
-        self.resumed.append(taskToken)
-
-
-@pytest.fixture
-def tokens():
-    return StepFunctionsTokens()
-
-
-@pytest.fixture
-def pool(slots_table, tokens):
-    return SlotPool(slots_table, tokens, "evolink", limit=2)
+from dropcut.slots import settle_slot
 
 
 def test_the_limit_holds_and_a_release_hands_the_slot_to_the_next_in_line(pool, tokens):

@@ -245,3 +245,29 @@ def test_no_function_reads_its_api_key_from_the_environment():
         env = FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {})
         env = {**GLOBAL_FUNCTION["Environment"]["Variables"], **env}
         assert not [k for k in env if "API_KEY" in k and not k.endswith("_SECRET_ARN")]
+
+
+def _policy_tables(name: str) -> set[str]:
+    return {
+        policy["DynamoDBCrudPolicy"]["TableName"]["Ref"]
+        for policy in FUNCTIONS[name]["Properties"].get("Policies", [])
+        if isinstance(policy, dict) and "DynamoDBCrudPolicy" in policy
+    }
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_that_hands_slots_over_may_write_the_line_and_resume_executions(name):
+    # A release or a join dispatches: it writes SlotsTable and resumes waiters (SendTaskSuccess).
+    source = (ROOT / FUNCTIONS[name]["Properties"]["CodeUri"] / "app.py").read_text()
+    if "SlotSettings.from_env" not in source:
+        return
+    assert "SlotsTable" in _policy_tables(name), f"{name} cannot write SlotsTable"
+    actions = {
+        action
+        for statement in _statements(FUNCTIONS[name]["Properties"].get("Policies", []))
+        if statement["Effect"] == "Allow"
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    }
+    assert "states:SendTaskSuccess" in actions, f"{name} cannot resume a waiting execution"
