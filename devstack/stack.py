@@ -70,6 +70,7 @@ _IGNORED_TYPES = {
     "AWS::S3::BucketPolicy",
     "AWS::Logs::LogGroup",
     "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
     "AWS::IAM::Policy",
     "AWS::IAM::ManagedPolicy",
     "AWS::Lambda::Permission",

@@ -271,3 +271,55 @@ def test_every_function_that_hands_slots_over_may_write_the_line_and_resume_exec
         )
     }
     assert "states:SendTaskSuccess" in actions, f"{name} cannot resume a waiting execution"
+
+
+def _dashboard() -> dict:
+    """The dashboard body as CloudWatch gets it, with every ${...} filled by a stand-in."""
+    body = RESOURCES["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert isinstance(body, str)
+    return json.loads(
+        re.sub(r"\$\{([^}!]+)\}", lambda m: "7" if "Concurrency" in m[1] else "x", body)
+    )
+
+
+def _dashboard_dropcut_metrics(dashboard: dict) -> set[str]:
+    shown: set[str] = set()
+    for widget in dashboard["widgets"]:
+        previous: list = []
+        for row in widget["properties"].get("metrics", []):
+            fields = [f for f in row if not isinstance(f, dict)]
+            # "." repeats the field of the row above (the console's shorthand).
+            fields = [previous[i] if f == "." else f for i, f in enumerate(fields)]
+            previous = fields
+            if fields and fields[0] == "dropcut":
+                shown.add(fields[1])
+            for options in (f for f in row if isinstance(f, dict)):
+                shown.update(re.findall(r'MetricName=\\?"(\w+)\\?"', options.get("expression", "")))
+    return shown
+
+
+def _published_metrics() -> set[str]:
+    published: set[str] = set()
+    for source in [*(ROOT / "layers").rglob("*.py"), *(ROOT / "functions").rglob("app.py")]:
+        text = source.read_text()
+        published.update(re.findall(r'(?:add_metric|single_metric)\(\s*name="(\w+)"', text))
+        table = re.search(r"OUTCOME_METRICS = \{(.*?)\}", text, re.S)
+        if table:
+            published.update(re.findall(r':\s*"(\w+)"', table[1]))
+    return published
+
+
+def test_the_dashboard_shows_every_metric_dropcut_publishes_and_no_other():
+    dashboard = _dashboard()
+    published = _published_metrics()
+    assert {"JobsFailedByReason", "JobsSubmitted", "SlotsInUse"} <= published  # the scan works
+    assert _dashboard_dropcut_metrics(dashboard) == published
+    alarms = {
+        name for name, resource in RESOURCES.items() if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    body = RESOURCES["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert {a for a in alarms if f"${{{a}.Arn}}" in body} == alarms, "every alarm on the page"
+    for widget in dashboard["widgets"]:
+        if widget["type"] == "log":
+            sources = set(re.findall(r"SOURCE '/aws/lambda/\$\{(\w+)\}'", body))
+            assert sources == set(FUNCTIONS), "every function's log group in the log widget"
