@@ -25,7 +25,7 @@ from dropcut.jobs import (
 )
 from dropcut.observability import logger
 from dropcut.providers import PROVIDERS
-from dropcut.reports import write_error_report
+from dropcut.reports import put_error_report
 from dropcut.storage import head_or_none
 from dropcut.validation import check_input
 
@@ -118,18 +118,25 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
     problems.extend(checked.problems)
     if problems:
         refusal = InputInvalid(problems)
-        if existing is not None or intake.store.create(record):
-            write_error_report(
-                intake.s3,
-                intake.store,
-                settings,
-                record,
-                error_type=type(refusal).__name__,
-                reason=refusal.reason,
-                message=str(refusal),
-                advice=refusal.advice,
-                problems=refusal.problems,
-            )
+        failed = put_error_report(
+            intake.s3,
+            settings,
+            record,
+            error_type=type(refusal).__name__,
+            reason=refusal.reason,
+            message=str(refusal),
+            advice=refusal.advice,
+            problems=refusal.problems,
+        )
+        # The report first, then the record, born failed: a Submit that dies in between leaves
+        # no record, and the redelivered event refuses again. (A record left 'received' would
+        # look like a job whose execution never started, and be started.)
+        if existing is not None:
+            intake.store.update(job_id, failed)
+        else:
+            fields = {name: value for name, value in failed.items() if value is not None}
+            if not intake.store.create(JobRecord.model_validate({**record.model_dump(), **fields})):
+                return SubmitResult(key, Outcome.DUPLICATE, job_id, detail="concurrent event")
         logger.warning("input refused", extra={"key": video_key, "problems": len(problems)})
         return SubmitResult(key, Outcome.REFUSED, job_id, detail=str(refusal))
     assert spec is not None, "resolve_spec returns a spec or raises with problems"

@@ -60,9 +60,8 @@ def describe_step_error(error: dict[str, Any]) -> tuple[str, str, str, str]:
     return error_type, "internal_error", message or error_type, DropcutError.advice
 
 
-def write_error_report(
+def put_error_report(
     s3: Any,
-    store: JobStore,
     settings: Settings,
     record: JobRecord,
     *,
@@ -71,8 +70,9 @@ def write_error_report(
     message: str,
     advice: str,
     problems: list[Problem] | None = None,
-) -> str:
-    """Write the report and mark the job failed; returns the report's key. The input is untouched."""
+) -> dict[str, Any]:
+    """Write the report beside the input's place; returns the job fields that record the failure.
+    The input is untouched."""
     report = ErrorReport(
         job_id=record.job_id,
         input_bucket=record.bucket,
@@ -89,17 +89,23 @@ def write_error_report(
     )
     key = error_report_key_for(record.key, settings.inbox_prefix, settings.errors_prefix)
     put_json(s3, settings.bucket, key, report.model_dump(mode="json"))
-    store.update(
-        record.job_id,
-        {
-            "status": JobStatus.FAILED.value,
-            "error_reason": reason,
-            "error_message": message,
-            "error_report_key": key,
-            "problems": report.problems or None,
-        },
-    )
-    return key
+    return {
+        "status": JobStatus.FAILED.value,
+        "error_reason": reason,
+        "error_message": message,
+        "error_report_key": key,
+        "problems": report.problems or None,
+    }
+
+
+def write_error_report(
+    s3: Any, store: JobStore, settings: Settings, record: JobRecord, **report: Any
+) -> str:
+    """Write the report (`report`: put_error_report's keywords) and mark the job failed;
+    returns the report's key."""
+    failed = put_error_report(s3, settings, record, **report)
+    store.update(record.job_id, failed)
+    return str(failed["error_report_key"])
 
 
 def record_step_failure(
