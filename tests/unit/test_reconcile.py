@@ -63,6 +63,18 @@ def _pass(settings, store, executions, pool):
     )
 
 
+def _busy(store, pool, like: str, count: int) -> tuple[str, ...]:
+    """`count` running jobs (copies of job `like`) holding slots; their ids."""
+    busy = tuple(f"busy-{i}" for i in range(count))
+    for i, other in enumerate(busy):
+        running = store.require(like).model_copy(
+            update={"job_id": other, "status": JobStatus.RUNNING}
+        )
+        store.create(running)
+        pool.acquire(other, float(i), f"token-{other}", 3600)
+    return busy
+
+
 def _orphan(stored_job):
     """A received job, older than the settle time, whose execution never started."""
     return stored_job(created_at=time.time() - SETTLE_SECONDS - 60)
@@ -73,12 +85,7 @@ def test_a_restarted_job_keeps_what_its_execution_got_during_the_pass(
     settings, stored_job, pool, tokens, busy_slots
 ):
     store, job_id = _orphan(stored_job)
-    busy = tuple(f"busy-{i}" for i in range(busy_slots))
-    for i, other in enumerate(busy):
-        store.create(
-            store.get(job_id).model_copy(update={"job_id": other, "status": JobStatus.RUNNING})
-        )
-        pool.acquire(other, float(i), f"token-{other}", 3600)
+    busy = _busy(store, pool, job_id, busy_slots)
     executions = ExecutionsThatJoinAtOnce(pool, store, running=busy)
 
     report = _pass(settings, store, executions, pool)
@@ -91,3 +98,26 @@ def test_a_restarted_job_keeps_what_its_execution_got_during_the_pass(
     else:
         assert set(pool.holders()) == {job_id}
         assert tokens.resumed == [f"token-{job_id}"]
+
+
+@pytest.mark.parametrize(
+    ("execution", "dropped"),
+    [(None, False), ("RUNNING", False), ("ABORTED", True), ("SUCCEEDED", True)],
+    ids=["not-visible-yet", "running", "cancelled", "over"],
+)
+def test_only_waiters_whose_execution_is_over_leave_the_line(
+    settings, stored_job, pool, execution, dropped
+):
+    store, job_id = stored_job()  # young: the pass leaves the job itself alone
+    busy = _busy(store, pool, job_id, 2)
+    pool.acquire("job-w", 2.0, "token-w", 3600)
+    # DescribeExecution is eventually consistent: a brand-new execution may not be known yet,
+    # but its entry in line proves it started.
+    executions = ExecutionsThatJoinAtOnce(pool, store, running=busy)
+    if execution:
+        executions.statuses["job-w"] = execution
+
+    report = _pass(settings, store, executions, pool)
+
+    assert report.waiters_dropped == (["job-w"] if dropped else [])
+    assert [w.job_id for w in pool.waiters()] == ([] if dropped else ["job-w"])

@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from botocore.exceptions import ClientError
 
 from dropcut.errors import SlotWaitTimedOut
 from dropcut.jobs import JobRecord, JobStatus
-from dropcut.slots import settle_slot
+from dropcut.slots import SlotPool, settle_slot
 
 
 def test_the_limit_holds_and_a_release_hands_the_slot_to_the_next_in_line(pool, tokens):
@@ -111,3 +112,56 @@ def test_an_ending_gives_the_slot_back_unless_the_task_may_still_run(pool, field
     assert ("job-a" in holders) is kept
     if kept:
         assert holders["job-a"].until == pytest.approx(time.time() + 600, abs=5)
+
+
+class RaceOnJoin:
+    """The slots table, with `race()` run just before the first wait entry is written: another
+    function's release landing between a re-join's holder check and its write."""
+
+    def __init__(self, table, race) -> None:
+        self._table = table
+        self._race = race
+
+    def __getattr__(self, name):
+        return getattr(self._table, name)
+
+    def update_item(self, **kwargs):
+        if self._race and kwargs["Key"]["entry"].startswith("wait#"):
+            race, self._race = self._race, None
+            race()
+        return self._table.update_item(**kwargs)
+
+
+def test_a_hand_over_that_lands_while_the_job_joins_again_is_not_lost(slots_table, pool, tokens):
+    pool.acquire("job-a", 1.0, "tok-a", 3600)
+    pool.acquire("job-b", 2.0, "tok-b", 3600)
+    pool.acquire("job-c", 3.0, "tok-c1", 3600)
+    tokens.ended.add("tok-c1")  # its heartbeat expired: the execution joins again
+    # Meanwhile job-a's release hands job-c the slot, on the token whose wait had ended.
+    joining = SlotPool(
+        RaceOnJoin(slots_table, lambda: pool.release("job-a")), tokens, "evolink", limit=2
+    )
+    assert joining.acquire("job-c", 3.0, "tok-c2", 3600) is True
+    assert tokens.resumed[-1] == "tok-c2"  # not left holding a slot nobody uses
+    assert set(pool.holders()) == {"job-b", "job-c"} and pool.waiters() == []
+
+
+def test_a_throttled_hand_over_does_not_fail_the_release_and_is_served_later(pool, tokens):
+    pool.acquire("job-a", 1.0, "tok-a", 3600)
+    pool.acquire("job-b", 2.0, "tok-b", 3600)
+    pool.acquire("job-c", 3.0, "tok-c", 3600)
+    throttled = ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "SendTaskSuccess"
+    )
+    real_send = tokens.send_task_success
+
+    def throttle(**kwargs):
+        raise throttled
+
+    tokens.send_task_success = throttle
+    assert pool.release("job-a") is True  # the job giving the slot back goes on
+    tokens.send_task_success = real_send
+    assert "tok-c" not in tokens.resumed
+    pool.release("job-b")  # the next release (or the reconciler's dispatch) serves job-c
+    assert "tok-c" in tokens.resumed
+    assert set(pool.holders()) == {"job-c"} and pool.waiters() == []

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from dropcut.config import Settings
-from dropcut.errors import ProviderAnswerLost, ProviderThrottled, TaskCreationUncertain
+from dropcut.errors import (
+    ExecutionEnded,
+    ProviderAnswerLost,
+    ProviderThrottled,
+    TaskCreationUncertain,
+)
 from dropcut.jobs import JobStatus
 from dropcut.providers import EditRequest, ProviderTask, TaskState
 from dropcut.storage import presigning_s3_client
@@ -96,3 +101,14 @@ def test_a_lost_answer_is_never_retried(job):
     with pytest.raises(TaskCreationUncertain):  # a Step Functions retry must not POST again
         start(job, provider)
     assert len(provider.requests) == 1
+
+
+def test_a_job_that_ended_meanwhile_is_never_paid_for(job):
+    store, _, job_id = job
+    # Its execution was cancelled and the reconciler ended it while StartTask was on its way.
+    store.update(job_id, {"status": JobStatus.FAILED.value, "error_reason": "execution_ended"})
+    provider = FakeProvider(CREATED)
+    with pytest.raises(ExecutionEnded, match="already ended"):
+        start(job, provider)
+    assert provider.requests == []
+    assert store.require(job_id).status is JobStatus.FAILED

@@ -85,6 +85,9 @@ def _records_in(store: JobStore, status: JobStatus, created_before: float) -> li
 
 #: Jobs younger than this are still on their way (Submit records, then starts the execution).
 SETTLE_SECONDS = 60
+#: An execution in one of these is over. A waiter's or holder's execution that DescribeExecution
+#: does not know yet (it is eventually consistent) has just started: it wrote the entry.
+EXECUTION_OVER = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
 @dataclass
@@ -141,7 +144,7 @@ def reconcile(
         store, execution_status, slots, lost_task_hold_seconds, now
     )
     for waiter in slots.waiters():
-        if execution_status(waiter.job_id) != "RUNNING":
+        if execution_status(waiter.job_id) in EXECUTION_OVER:
             slots.leave_line(waiter)
             report.waiters_dropped.append(waiter.job_id)
     report.slots_handed_over = slots.dispatch()
@@ -212,7 +215,7 @@ def _reclaim_slots(
         if record is None:
             given_back = slots.release(holder.job_id)
         elif record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or (
-            execution_status(holder.job_id) != "RUNNING"
+            execution_status(holder.job_id) in EXECUTION_OVER
         ):
             given_back = settle_slot(slots, record, hold_seconds)
         else:

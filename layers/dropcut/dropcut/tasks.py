@@ -11,7 +11,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from dropcut.config import Settings
-from dropcut.errors import JobTimedOut, ProviderAnswerLost, TaskCreationUncertain, TaskFailed
+from dropcut.errors import (
+    ExecutionEnded,
+    JobTimedOut,
+    ProviderAnswerLost,
+    TaskCreationUncertain,
+    TaskFailed,
+)
 from dropcut.jobs import JobStatus, JobStore
 from dropcut.observability import logger, metrics
 from dropcut.providers import EditRequest, Provider, ProviderTask, TaskState
@@ -111,9 +117,15 @@ def start_task(
     claimed = store.update(
         job_id,
         {"creating_since": time.time()},
-        condition="attribute_not_exists(task_id) AND attribute_not_exists(creating_since)",
+        condition="attribute_not_exists(task_id) AND attribute_not_exists(creating_since) "
+        "AND #status = :received",
+        condition_names={"#status": "status"},
+        condition_values={":received": JobStatus.RECEIVED.value},
     )
     if not claimed:
+        if (ended := store.require(job_id).status) is not JobStatus.RECEIVED:
+            # Its execution was cancelled and the reconciler ended the job: pay for nothing.
+            raise ExecutionEnded(f"the job had already ended ({ended.value}); no task was created")
         raise TaskCreationUncertain(
             "an earlier attempt sent the create request and its answer was lost; "
             "dropcut will not send a second one"
