@@ -13,16 +13,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM, CallbackAnswer, accept_callback
-from dropcut.config import Settings, SlotSettings, callback_signer, provider_factory
+from dropcut.config import Settings, callback_signer, provider_factory
 from dropcut.jobs import JobStore
 from dropcut.observability import instrumented, logger
 
 settings = Settings.from_env()
 signing_secret_arn = os.environ["CALLBACK_SECRET_ARN"]
-dynamodb = boto3.resource("dynamodb")
-store = JobStore(dynamodb.Table(settings.jobs_table))
+store = JobStore(boto3.resource("dynamodb").Table(settings.jobs_table))
 sfn = boto3.client("stepfunctions")
-slots = SlotSettings.from_env().pool(settings, dynamodb, sfn)
 # The provider gives up on a callback after 10 s: the confirming query must fit well inside that.
 provider_for = provider_factory(settings, connect_timeout=2.0, read_timeout=4.0, read_attempts=1)
 app = APIGatewayHttpResolver()
@@ -47,7 +45,7 @@ def provider_callback(job_id: str) -> Response[str]:
         body = json.loads(app.current_event.decoded_body or "")
     except ValueError:
         return _answer(CallbackAnswer(400, "the body is not JSON"))
-    answer = accept_callback(store, sfn, slots, provider_for, job_id, body)
+    answer = accept_callback(store, sfn, provider_for, job_id, body)
     logger.info(
         "callback answered", extra={"status_code": answer.status_code, "answer": answer.message}
     )

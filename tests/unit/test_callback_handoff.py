@@ -76,65 +76,45 @@ def store(stored_job) -> JobStore:
     return store
 
 
-def test_token_first_then_callback_resumes_once(store, pool):
+def test_token_first_then_callback_resumes_once(store):
     sfn, provider = FakeSfn(), FakeProvider("completed")
     assert arm_callback(store, sfn, JOB, "token-1") is False
-    first = accept_callback(store, sfn, pool, lambda _: provider, JOB, BODY)
-    again = accept_callback(store, sfn, pool, lambda _: provider, JOB, BODY)
+    first = accept_callback(store, sfn, lambda _: provider, JOB, BODY)
+    again = accept_callback(store, sfn, lambda _: provider, JOB, BODY)
     assert (first.status_code, first.message) == (200, "accepted")
     assert (again.status_code, again.message) == (200, "already handled")
     assert sfn.sent == [("token-1", {"state": "succeeded"})]
 
 
-def test_callback_first_then_token_resumes_once(store, pool):
+def test_callback_first_then_token_resumes_once(store):
     sfn, provider = FakeSfn(), FakeProvider("completed")
-    assert accept_callback(store, sfn, pool, lambda _: provider, JOB, BODY).status_code == 200
+    assert accept_callback(store, sfn, lambda _: provider, JOB, BODY).status_code == 200
     assert sfn.sent == []
     assert arm_callback(store, sfn, JOB, "token-1") is True
     assert sfn.sent == [("token-1", {"state": "succeeded"})]
 
 
-def test_a_callback_for_an_expired_wait_is_picked_up_by_the_next_one(store, pool):
+def test_a_callback_for_an_expired_wait_is_picked_up_by_the_next_one(store):
     sfn, provider = FakeSfn(expired={"old"}), FakeProvider("completed")
     arm_callback(store, sfn, JOB, "old")
-    assert accept_callback(store, sfn, pool, lambda _: provider, JOB, BODY).status_code == 200
+    assert accept_callback(store, sfn, lambda _: provider, JOB, BODY).status_code == 200
     assert sfn.sent == []
     assert arm_callback(store, sfn, JOB, "new") is True
     assert sfn.sent == [("new", {"state": "succeeded"})]
 
 
-def test_an_unconfirmed_claim_changes_nothing(store, pool):
+def test_an_unconfirmed_claim_changes_nothing(store):
     sfn, provider = FakeSfn(), FakeProvider("processing")
     arm_callback(store, sfn, JOB, "token-1")
-    answer = accept_callback(store, sfn, pool, lambda _: provider, JOB, BODY)
+    answer = accept_callback(store, sfn, lambda _: provider, JOB, BODY)
     assert answer.status_code == 409 and provider.queries == 1
     assert store.require(JOB).callback_outcome is None and sfn.sent == []
 
 
-def test_answers_for_unknown_jobs_and_bad_bodies(store, pool):
+def test_answers_for_unknown_jobs_and_bad_bodies(store):
     sfn, provider = FakeSfn(), FakeProvider("completed")
-    assert accept_callback(store, sfn, pool, lambda _: provider, OTHER, BODY).status_code == 404
-    assert accept_callback(store, sfn, pool, lambda _: provider, JOB, ["x"]).status_code == 400
+    assert accept_callback(store, sfn, lambda _: provider, OTHER, BODY).status_code == 404
+    assert accept_callback(store, sfn, lambda _: provider, JOB, ["x"]).status_code == 400
     other_task = {**BODY, "id": "task-unified-2"}
-    assert accept_callback(store, sfn, pool, lambda _: provider, JOB, other_task).status_code == 400
+    assert accept_callback(store, sfn, lambda _: provider, JOB, other_task).status_code == 400
     assert provider.queries == 0 and sfn.sent == []
-
-
-def test_a_confirmed_callback_hands_the_slot_on_and_an_unconfirmed_one_keeps_it(
-    store, pool, tokens
-):
-    pool.acquire(JOB, 1.0, "slot-token-job", 3600)
-    pool.acquire("job-b", 2.0, "slot-token-b", 3600)
-    pool.acquire("job-c", 3.0, "slot-token-c", 3600)  # in line: the pool has 2 slots
-    sfn = FakeSfn()
-    arm_callback(store, sfn, JOB, "token-1")
-
-    unconfirmed = accept_callback(store, sfn, pool, lambda _: FakeProvider("processing"), JOB, BODY)
-    assert unconfirmed.status_code == 409 and JOB in pool.holders()
-
-    accepted = accept_callback(store, sfn, pool, lambda _: FakeProvider("completed"), JOB, BODY)
-    assert accepted.message == "accepted"
-    assert sfn.sent == [("token-1", {"state": "succeeded"})]
-    assert set(pool.holders()) == {"job-b", "job-c"}
-    assert tokens.resumed[-1] == "slot-token-c"
-    assert pool.release(JOB) is False  # Finalize's own release then finds nothing to give back

@@ -28,7 +28,6 @@ from dropcut.jobs import JobStatus, JobStore
 from dropcut.observability import logger, metrics
 
 if TYPE_CHECKING:
-    from dropcut.slots import SlotPool
     from dropcut.tasks import ProviderFor
 
 CALLBACK_ROUTE = "/callbacks/<job_id>"
@@ -71,10 +70,9 @@ ACCEPTED = 200
 
 
 def accept_callback(
-    store: JobStore, sfn: Any, slots: SlotPool, provider_for: ProviderFor, job_id: str, body: Any
+    store: JobStore, sfn: Any, provider_for: ProviderFor, job_id: str, body: Any
 ) -> CallbackAnswer:
-    """Handle an authenticated callback for `job_id`: confirm with the provider, resume the job
-    once, and hand its provider slot to the next job (the task no longer counts there)."""
+    """Handle an authenticated callback for `job_id`: confirm with the provider, then resume once."""
     record = store.get(job_id)
     if record is None:
         return CallbackAnswer(404, "unknown job")
@@ -130,8 +128,6 @@ def accept_callback(
         resume(sfn, updated.callback_token, confirmed.state.value)
     else:
         logger.info("callback stored before the execution armed its wait")
-    # After the resume: if this fails, the job still goes on, and its ending releases the slot.
-    slots.release(job_id)
     return CallbackAnswer(ACCEPTED, "accepted")
 
 

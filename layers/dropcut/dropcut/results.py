@@ -40,8 +40,7 @@ def finalize(
 ) -> FinalizeResult:
     """Store the result and close the job. A retry after success returns the stored result.
 
-    The webhook or CheckStatus gave the slot back when they saw the task end; it is released
-    here too (before the copy) in case they died in between: a second release frees nothing.
+    The task has ended at the provider, so its slot goes to the next job before the copy.
     """
     record = store.require(job_id)
     assert record.spec is not None

@@ -6,9 +6,8 @@ with the task token of its execution's `AcquireSlot` wait. Joining the line and 
 both end with `dispatch`, which hands free slots to the oldest waiters and resumes their
 executions (SendTaskSuccess): a waiting job costs no Lambda time and no state transitions.
 
-A job holds its slot from before its task is created until the task is known to have ended (the
-webhook or CheckStatus gives it back as soon as they see the end), so the provider never sees
-more of our tasks in flight than the limit. A task we lost track of
+A job holds its slot from before its task is created until the task is known to have ended, so
+the provider never sees more of our tasks in flight than the limit. A task we lost track of
 (its creation answer was lost, or it outlived the job's deadline) keeps its slot until `until`,
 since it may still be running. The reconciler returns slots whose holders ended without
 releasing them (a crashed or aborted execution).

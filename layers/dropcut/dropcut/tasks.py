@@ -22,7 +22,6 @@ from dropcut.jobs import JobStatus, JobStore
 from dropcut.observability import logger, metrics
 from dropcut.providers import EditRequest, Provider, ProviderTask, TaskState
 from dropcut.providers.http import redact_urls
-from dropcut.slots import SlotPool
 from dropcut.storage import presign_get
 
 
@@ -204,18 +203,9 @@ def _progress(
 
 
 def check_task(
-    store: JobStore,
-    slots: SlotPool,
-    provider_for: ProviderFor,
-    plan: PollPlan,
-    job_id: str,
-    progress: TaskProgress,
+    store: JobStore, provider_for: ProviderFor, plan: PollPlan, job_id: str, progress: TaskProgress
 ) -> TaskProgress:
-    """One status query. Raises TaskFailed or JobTimedOut; otherwise returns the next wait.
-
-    A task seen ended no longer counts at the provider: its slot goes to the next job now,
-    not a state later.
-    """
+    """One status query. Raises TaskFailed or JobTimedOut; otherwise returns the next wait."""
     task: ProviderTask = provider_for(progress.provider).get_task(progress.task_id)
     now = time.time()
     fields: dict[str, Any] = {
@@ -227,8 +217,6 @@ def check_task(
         fields["task_finished_seen_at"] = now
         fields["credits"] = task.credits
     store.update(job_id, fields)
-    if task.finished:
-        slots.release(job_id)
     if task.state is TaskState.FAILED:
         code = f" [{task.error_code}]" if task.error_code else ""
         message = redact_urls(task.error_message or "no message")
