@@ -9,7 +9,7 @@ import httpx
 from pydantic import BaseModel
 
 from dropcut.config import Settings
-from dropcut.errors import ProviderBadResponse
+from dropcut.errors import ExecutionEnded, ProviderBadResponse
 from dropcut.jobs import JobStatus, JobStore, output_key_for
 from dropcut.observability import logger, metrics
 from dropcut.providers import TaskState
@@ -54,6 +54,10 @@ def finalize(
         return FinalizeResult(
             output_key=record.output_key, result_manifest_key=manifest_key, bytes_stored=0
         )
+    if record.status is JobStatus.FAILED:
+        # Its execution was stopped and the reconciler ended the job with a report: an output
+        # now would contradict the report the user already has.
+        raise ExecutionEnded(f"the job had already ended ({record.error_reason}); nothing stored")
     # Ask again rather than carry the result URL through the execution history: it may be signed.
     task = provider_for(progress.provider).get_task(progress.task_id)
     if task.state is not TaskState.SUCCEEDED or not task.result_url:
