@@ -1,7 +1,10 @@
 """Unit tests run in-process with no network: sockets are blocked (moto mocks need none)."""
 
 import pytest
+from botocore.exceptions import ClientError
 from pytest_socket import disable_socket, enable_socket
+
+from dropcut.config import Settings
 
 
 @pytest.fixture(autouse=True)
@@ -90,8 +93,6 @@ class StepFunctionsTokens:
         self.ended: set[str] = set()
 
     def send_task_success(self, taskToken: str, output: str) -> None:
-        from botocore.exceptions import ClientError
-
         if taskToken in self.ended or taskToken in self.resumed:
             raise ClientError(
                 {"Error": {"Code": "TaskTimedOut", "Message": "expired"}}, "SendTaskSuccess"
@@ -110,3 +111,31 @@ def pool(slots_table, tokens):
     from dropcut.slots import SlotPool
 
     return SlotPool(slots_table, tokens, "evolink", limit=2)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """The stack's settings: bucket "media", table "jobs", evolink (never reached: no network)."""
+    return Settings(
+        bucket="media",
+        jobs_table="jobs",
+        inbox_prefix="inbox/",
+        outbox_prefix="outbox/",
+        errors_prefix="errors/",
+        provider="evolink",
+        provider_base_url="https://provider.invalid",
+        provider_model=None,
+        provider_key_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
+        allow_insecure_urls=False,
+    )
+
+
+@pytest.fixture
+def media_bucket(aws, settings):
+    """The media bucket (versioned, as the template makes it) in moto; yields an S3 client."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=settings.bucket)
+    s3.put_bucket_versioning(Bucket=settings.bucket, VersioningConfiguration={"Status": "Enabled"})
+    return s3

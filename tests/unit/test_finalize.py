@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
-from dropcut.config import Settings
 from dropcut.errors import ExecutionEnded
 from dropcut.jobs import JobStatus
 from dropcut.providers import TaskState
 from dropcut.results import finalize
 from dropcut.tasks import TaskProgress
-
-SETTINGS = Settings(
-    bucket="media",
-    jobs_table="jobs",
-    inbox_prefix="inbox/",
-    outbox_prefix="outbox/",
-    errors_prefix="errors/",
-    provider="evolink",
-    provider_base_url="https://provider.invalid",
-    provider_model=None,
-    provider_key_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
-    allow_insecure_urls=False,
-)
 
 
 class ProviderNeverAsked:
@@ -31,12 +16,11 @@ class ProviderNeverAsked:
         raise AssertionError("an ended job must not be finalized")
 
 
-def test_a_job_the_reconciler_ended_gets_no_output(stored_job, pool):
+def test_a_job_the_reconciler_ended_gets_no_output(stored_job, pool, settings, media_bucket):
     store, job_id = stored_job(
         status=JobStatus.FAILED, task_id="task-1", error_reason="execution_ended"
     )
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket="media")
+    s3 = media_bucket
     progress = TaskProgress(
         task_id="task-1",
         provider="evolink",
@@ -46,6 +30,6 @@ def test_a_job_the_reconciler_ended_gets_no_output(stored_job, pool):
         deadline=0,
     )
     with pytest.raises(ExecutionEnded, match="execution_ended"):
-        finalize(s3, None, store, SETTINGS, lambda _: ProviderNeverAsked(), pool, job_id, progress)
+        finalize(s3, None, store, settings, lambda _: ProviderNeverAsked(), pool, job_id, progress)
     assert s3.list_objects_v2(Bucket="media", Prefix="outbox/")["KeyCount"] == 0
     assert store.require(job_id).status is JobStatus.FAILED

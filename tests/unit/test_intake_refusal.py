@@ -4,25 +4,10 @@ redelivered event refuses again; no execution is ever started for an invalid inp
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
-from dropcut.config import Settings
 from dropcut.intake import Intake, Outcome, submit_object
 from dropcut.jobs import JobStatus, JobStore, job_id_for
-
-SETTINGS = Settings(
-    bucket="media",
-    jobs_table="jobs",
-    inbox_prefix="inbox/",
-    outbox_prefix="outbox/",
-    errors_prefix="errors/",
-    provider="evolink",
-    provider_base_url="https://provider.invalid",
-    provider_model=None,
-    provider_key_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
-    allow_insecure_urls=False,
-)
 
 
 class RecordingStepFunctions:
@@ -43,15 +28,12 @@ class SubmitDied(Exception):
 
 
 @pytest.fixture
-def intake(jobs_table):
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket="media")
-    s3.put_bucket_versioning(Bucket="media", VersioningConfiguration={"Status": "Enabled"})
+def intake(jobs_table, media_bucket, settings):
     return Intake(
-        s3=s3,
+        s3=media_bucket,
         sfn=RecordingStepFunctions(),
         store=JobStore(jobs_table),
-        settings=SETTINGS,
+        settings=settings,
         state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:jobs",
         default_prompt="",
     )

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import time
 
-import boto3
 import pytest
 
-from dropcut.config import Settings
 from dropcut.jobs import JobStatus
 from dropcut.reconcile import SETTLE_SECONDS, reconcile
 from dropcut.slots import SlotPool
@@ -34,26 +32,9 @@ class ExecutionsThatJoinAtOnce:
         self.pool.acquire(job_id, record.created_at, f"token-{job_id}", 3600)
 
 
-@pytest.fixture
-def settings(aws):
-    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="media")
-    return Settings(
-        bucket="media",
-        jobs_table="jobs",
-        inbox_prefix="inbox/",
-        outbox_prefix="outbox/",
-        errors_prefix="errors/",
-        provider="evolink",
-        provider_base_url="https://provider.invalid",
-        provider_model=None,
-        provider_key_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
-        allow_insecure_urls=False,
-    )
-
-
-def _pass(settings, store, executions, pool):
+def _pass(s3, settings, store, executions, pool):
     return reconcile(
-        boto3.client("s3", region_name="us-east-1"),
+        s3,
         store,
         settings,
         executions,
@@ -82,13 +63,13 @@ def _orphan(stored_job):
 
 @pytest.mark.parametrize("busy_slots", [0, 2], ids=["slot-free", "pool-full"])
 def test_a_restarted_job_keeps_what_its_execution_got_during_the_pass(
-    settings, stored_job, pool, tokens, busy_slots
+    media_bucket, settings, stored_job, pool, tokens, busy_slots
 ):
     store, job_id = _orphan(stored_job)
     busy = _busy(store, pool, job_id, busy_slots)
     executions = ExecutionsThatJoinAtOnce(pool, store, running=busy)
 
-    report = _pass(settings, store, executions, pool)
+    report = _pass(media_bucket, settings, store, executions, pool)
 
     assert executions.started == report.restarted == [job_id]
     assert report.slots_reclaimed == [] and report.waiters_dropped == []
@@ -106,7 +87,7 @@ def test_a_restarted_job_keeps_what_its_execution_got_during_the_pass(
     ids=["not-visible-yet", "running", "cancelled", "over"],
 )
 def test_only_waiters_whose_execution_is_over_leave_the_line(
-    settings, stored_job, pool, execution, dropped
+    media_bucket, settings, stored_job, pool, execution, dropped
 ):
     store, job_id = stored_job()  # young: the pass leaves the job itself alone
     busy = _busy(store, pool, job_id, 2)
@@ -117,7 +98,7 @@ def test_only_waiters_whose_execution_is_over_leave_the_line(
     if execution:
         executions.statuses["job-w"] = execution
 
-    report = _pass(settings, store, executions, pool)
+    report = _pass(media_bucket, settings, store, executions, pool)
 
     assert report.waiters_dropped == (["job-w"] if dropped else [])
     assert [w.job_id for w in pool.waiters()] == ([] if dropped else ["job-w"])

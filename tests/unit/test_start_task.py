@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from dropcut.config import Settings
 from dropcut.errors import (
     ExecutionEnded,
     ProviderAnswerLost,
@@ -16,18 +15,6 @@ from dropcut.providers import EditRequest, ProviderTask, TaskState
 from dropcut.storage import presigning_s3_client
 from dropcut.tasks import PollPlan, start_task
 
-SETTINGS = Settings(
-    bucket="media",
-    jobs_table="jobs",
-    inbox_prefix="inbox/",
-    outbox_prefix="outbox/",
-    errors_prefix="errors/",
-    provider="evolink",
-    provider_base_url="https://p.test",
-    provider_model=None,
-    provider_key_secret_arn="arn:aws:secretsmanager:x",
-    allow_insecure_urls=False,
-)
 PLAN = PollPlan(initial_seconds=15, max_seconds=60, deadline_seconds=600)
 
 
@@ -55,9 +42,11 @@ def job(stored_job):
     return store, s3, job_id
 
 
-def start(job, provider):
+@pytest.fixture
+def start(job, settings):
+    """`start(provider)`: run StartTask for the stored job against `provider`."""
     store, s3, job_id = job
-    return start_task(s3, store, SETTINGS, lambda _: provider, PLAN, 3600, job_id)
+    return lambda provider: start_task(s3, store, settings, lambda _: provider, PLAN, 3600, job_id)
 
 
 CREATED = ProviderTask(
@@ -68,10 +57,10 @@ CREATED = ProviderTask(
 )
 
 
-def test_creates_once_and_a_retry_returns_the_recorded_task(job):
+def test_creates_once_and_a_retry_returns_the_recorded_task(job, start):
     provider = FakeProvider(CREATED)
-    first = start(job, provider)
-    again = start(job, provider)
+    first = start(provider)
+    again = start(provider)
     assert first.task_id == again.task_id == CREATED.task_id
     assert len(provider.requests) == 1
     assert first.wait_seconds == 240  # the provider's estimate sets the first wait
@@ -85,30 +74,30 @@ def test_creates_once_and_a_retry_returns_the_recorded_task(job):
     assert "versionId=v1" in provider.requests[0].video_url
 
 
-def test_a_refused_create_releases_the_claim_so_the_state_machine_can_retry(job):
+def test_a_refused_create_releases_the_claim_so_the_state_machine_can_retry(job, start):
     provider = FakeProvider(ProviderThrottled("429", retry_after=1), CREATED)
     with pytest.raises(ProviderThrottled):
-        start(job, provider)
+        start(provider)
     assert job[0].require(job[2]).creating_since is None
-    assert start(job, provider).task_id == CREATED.task_id
+    assert start(provider).task_id == CREATED.task_id
     assert len(provider.requests) == 2
 
 
-def test_a_lost_answer_is_never_retried(job):
+def test_a_lost_answer_is_never_retried(job, start):
     provider = FakeProvider(ProviderAnswerLost("read timeout"), CREATED)
     with pytest.raises(TaskCreationUncertain):
-        start(job, provider)
+        start(provider)
     with pytest.raises(TaskCreationUncertain):  # a Step Functions retry must not POST again
-        start(job, provider)
+        start(provider)
     assert len(provider.requests) == 1
 
 
-def test_a_job_that_ended_meanwhile_is_never_paid_for(job):
+def test_a_job_that_ended_meanwhile_is_never_paid_for(job, start):
     store, _, job_id = job
     # Its execution was cancelled and the reconciler ended it while StartTask was on its way.
     store.update(job_id, {"status": JobStatus.FAILED.value, "error_reason": "execution_ended"})
     provider = FakeProvider(CREATED)
     with pytest.raises(ExecutionEnded, match="already ended"):
-        start(job, provider)
+        start(provider)
     assert provider.requests == []
     assert store.require(job_id).status is JobStatus.FAILED
