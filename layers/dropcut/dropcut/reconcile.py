@@ -85,8 +85,9 @@ def _records_in(store: JobStore, status: JobStatus, created_before: float) -> li
 
 #: Jobs younger than this are still on their way (Submit records, then starts the execution).
 SETTLE_SECONDS = 60
-#: An execution in one of these is over. A waiter's or holder's execution that DescribeExecution
-#: does not know yet (it is eventually consistent) has just started: it wrote the entry.
+#: An execution in one of these is over. A waiter's or holder's execution that reads as missing
+#: has just started (DescribeExecution is eventually consistent, or this very pass started it
+#: after reading): its entry proves it exists. Only an execution that is over loses its entry.
 EXECUTION_OVER = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
@@ -133,9 +134,6 @@ def reconcile(
                 continue
             if execution is None and status is JobStatus.RECEIVED:
                 executions.start(record.job_id)
-                # It may join the line, or even take a slot, before this pass reaches the
-                # waiters and holders: they must see it running, not the None read above.
-                seen[record.job_id] = "RUNNING"
                 report.restarted.append(record.job_id)
                 logger.warning("job had no execution: started", extra={"job_id": record.job_id})
             elif _end_abandoned(s3, store, settings, record, execution or "missing"):
