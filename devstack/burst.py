@@ -71,6 +71,8 @@ class InputOutcome:
     outputs: int = 0  # result manifests written
     reports: int = 0  # error reports written
     reason: str | None = None
+    error_type: str | None = None  # the report's, so a failed assertion shows the cause
+    message: str | None = None
     tasks: int = 0  # provider tasks created for it
     job_status: str | None = None
 
@@ -263,6 +265,9 @@ def _collect_endings(app: LocalApp, inputs: dict[str, InputOutcome], stats: dict
         outcome.reports = int(report_key in reports)
         if outcome.reports:
             body = app.s3.get_object(Bucket=app.bucket, Key=report_key)["Body"].read()
-            outcome.reason = json.loads(body)["reason"]
+            report = json.loads(body)
+            outcome.reason = report["reason"]
+            outcome.error_type = report.get("error_type")
+            outcome.message = report.get("message")
         outcome.tasks = tasks_per_clip.get(name, 0)
         outcome.job_status = jobs[key]["status"] if key in jobs else None
