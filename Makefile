@@ -25,7 +25,7 @@ help:
 	@echo "make demo    run the whole pipeline on the local stack (videos in, edited videos out)"
 	@echo "make test    lint + sam build + unit, integration and end-to-end tests"
 	@echo "make stack   run the local stack in the foreground (S3/SFN/DynamoDB + provider simulator)"
-	@echo "make lint    ruff, mypy, cfn-lint, sam validate --lint"
+	@echo "make lint    ruff (with a complexity gate), mypy, import contracts, cfn-lint, sam validate --lint"
 	@echo "make bench   benchmarks (figures printed, not asserted)"
 
 $(STAMP): requirements-dev.txt
@@ -41,6 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --region $(AWS_DEFAULT_REGION)
 

@@ -24,7 +24,7 @@ from typing import Any
 from devstack.app import local_app
 from devstack.media import make_sample_video
 from devstack.simulator import SimConfig
-from dropcut.tasks import PollPlan
+from dropcut.follow import PollPlan
 
 TASK_SECONDS = 240
 SCALE = 1 / 15

@@ -42,7 +42,7 @@ KILLABLE = (
     "AcquireSlotFunction",
     "StartTaskFunction",
     "ArmCallbackFunction",
-    "StatusFunction",
+    "CheckStatusFunction",
     "WebhookFunction",
     "FinalizeFunction",
     "RecordFailureFunction",

@@ -1,39 +1,30 @@
-"""Reconcile (scheduled): drive stuck jobs to an ending, return leaked slots, publish gauges."""
+"""Reconcile (scheduled): drive stuck jobs to an ending, return leaked slots, publish gauges
+(dropcut.steps.reconcile)."""
 
-import os
 from dataclasses import asdict
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dropcut.config import Settings, SlotSettings
-from dropcut.events import ScheduledEvent
-from dropcut.executions import Executions
-from dropcut.jobs import JobStore
-from dropcut.observability import lambda_handler
-from dropcut.reconcile import reconcile
+from dropcut import wiring
+from dropcut.inputs import ScheduledEvent
+from dropcut.observability import typed_handler
+from dropcut.settings import ReconcileSettings, Settings
+from dropcut.steps.reconcile import ReconcileDeps, reconcile
 
 settings = Settings.from_env()
-slot_settings = SlotSettings.from_env()
-s3 = boto3.client("s3")
-sfn = boto3.client("stepfunctions")
-dynamodb = boto3.resource("dynamodb")
-store = JobStore(dynamodb.Table(settings.jobs_table))
-slots = slot_settings.pool(settings, dynamodb, sfn)
-executions = Executions(sfn, os.environ["STATE_MACHINE_ARN"])
-manifest_wait_seconds = int(os.environ["MANIFEST_WAIT_SECONDS"])
+reconcile_settings = ReconcileSettings.from_env()
+deps = ReconcileDeps(
+    s3=wiring.s3_client(),
+    store=wiring.job_store(settings),
+    layout=settings.layout,
+    executions=wiring.executions(reconcile_settings.state_machine_arn),
+    slots=wiring.slot_pool(settings),
+    manifest_wait_seconds=reconcile_settings.manifest_wait_seconds,
+    lost_task_hold_seconds=settings.slots.lost_task_hold_seconds,
+)
 
 
-@lambda_handler(ScheduledEvent)
+@typed_handler(ScheduledEvent)
 def handler(event: ScheduledEvent, context: LambdaContext) -> dict[str, Any]:
-    report = reconcile(
-        s3,
-        store,
-        settings,
-        executions,
-        slots,
-        manifest_wait_seconds=manifest_wait_seconds,
-        lost_task_hold_seconds=slot_settings.lost_task_hold_seconds,
-    )
-    return asdict(report)
+    return asdict(reconcile(deps))

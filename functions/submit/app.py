@@ -1,34 +1,34 @@
-"""Submit: inbox queue messages (S3 notifications) -> one job per video version, started once.
+"""Submit: inbox queue messages (S3 notifications) -> one job per video version, started once
+(dropcut.steps.submit).
 
 A message whose handling fails is reported back (partial batch failure) and retried after the
 queue's visibility timeout; after maxReceiveCount receives it goes to the dead-letter queue.
 """
 
-import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dropcut.config import Settings
-from dropcut.events import InboxMessage
-from dropcut.intake import Intake, Outcome, submit_object
-from dropcut.jobs import JobStore
+from dropcut import wiring
+from dropcut.inputs import InboxMessage
 from dropcut.observability import instrumented, logger, metrics
+from dropcut.settings import Settings, SubmitSettings
+from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
 
 settings = Settings.from_env()
-intake = Intake(
-    s3=boto3.client("s3"),
-    sfn=boto3.client("stepfunctions"),
-    store=JobStore(boto3.resource("dynamodb").Table(settings.jobs_table)),
+submit_settings = SubmitSettings.from_env()
+deps = SubmitDeps(
+    s3=wiring.s3_client(),
+    store=wiring.job_store(settings),
+    executions=wiring.executions(submit_settings.state_machine_arn),
     settings=settings,
-    state_machine_arn=os.environ["STATE_MACHINE_ARN"],
-    default_prompt=os.environ["DEFAULT_PROMPT"],
+    default_prompt=submit_settings.default_prompt,
 )
 processor = BatchProcessor(event_type=EventType.SQS, model=InboxMessage)
 #: Metric per outcome: what an operator counts on the dashboard.
@@ -43,7 +43,7 @@ def submit_message(record: InboxMessage) -> None:
     """One queue message (Powertools calls it `record`); raising reports it failed."""
     for notification in record.body.Records:
         ref = notification.s3.object
-        result = submit_object(intake, notification.s3.bucket.name, ref.decoded_key, ref.versionId)
+        result = submit_object(deps, notification.s3.bucket.name, ref.decoded_key, ref.versionId)
         logger.info(
             "inbox event handled",
             extra={"key": result.key, "outcome": result.outcome.value, "job_id": result.job_id},
@@ -53,7 +53,7 @@ def submit_message(record: InboxMessage) -> None:
 
 
 @instrumented
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=submit_message, processor=processor, context=context
     )

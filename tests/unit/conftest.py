@@ -4,7 +4,7 @@ import pytest
 from botocore.exceptions import ClientError
 from pytest_socket import disable_socket, enable_socket
 
-from dropcut.config import Settings
+from dropcut.settings import Settings, SlotSettings
 
 
 @pytest.fixture(autouse=True)
@@ -127,6 +127,9 @@ def settings() -> Settings:
         provider_model=None,
         provider_key_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
         allow_insecure_urls=False,
+        slots=SlotSettings(
+            table="slots", limit=2, max_wait_seconds=3600, lost_task_hold_seconds=600
+        ),
     )
 
 

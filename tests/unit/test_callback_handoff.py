@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
-from dropcut.callbacks import CallbackSigner, accept_callback, arm_callback
+from dropcut.callbacks import CallbackSigner
 from dropcut.jobs import JobStatus, JobStore, job_id_for
 from dropcut.providers import ProviderTask, TaskState
+from dropcut.steps.arm_callback import ArmCallbackDeps, arm_callback
+from dropcut.steps.webhook import WebhookDeps, accept_callback
 
 JOB = job_id_for("media", "inbox/a.mp4", "v1")
 OTHER = job_id_for("media", "inbox/b.mp4", "v1")
@@ -31,20 +34,15 @@ def test_a_capability_opens_only_its_own_job():
 
 
 class FakeSfn:
-    class exceptions:  # shaped like the boto3 client's
-        class TaskTimedOut(Exception): ...
-
-        class InvalidToken(Exception): ...
-
-        class TaskDoesNotExist(Exception): ...
-
     def __init__(self, expired: set[str] | None = None):
         self.sent: list[tuple[str, dict]] = []
         self.expired = expired or set()
 
     def send_task_success(self, taskToken: str, output: str) -> None:
         if taskToken in self.expired:
-            raise self.exceptions.TaskTimedOut()
+            raise ClientError(
+                {"Error": {"Code": "TaskTimedOut", "Message": "expired"}}, "SendTaskSuccess"
+            )
         self.sent.append((taskToken, json.loads(output)))
 
 
@@ -78,9 +76,9 @@ def store(stored_job) -> JobStore:
 
 def test_token_first_then_callback_resumes_once(store):
     sfn, provider = FakeSfn(), FakeProvider("completed")
-    assert arm_callback(store, sfn, JOB, "token-1") is False
-    first = accept_callback(store, sfn, lambda _: provider, JOB, BODY)
-    again = accept_callback(store, sfn, lambda _: provider, JOB, BODY)
+    assert arm_callback(ArmCallbackDeps(store, sfn), JOB, "token-1") is False
+    first = accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, BODY)
+    again = accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, BODY)
     assert (first.status_code, first.message) == (200, "accepted")
     assert (again.status_code, again.message) == (200, "already handled")
     assert sfn.sent == [("token-1", {"state": "succeeded"})]
@@ -88,33 +86,44 @@ def test_token_first_then_callback_resumes_once(store):
 
 def test_callback_first_then_token_resumes_once(store):
     sfn, provider = FakeSfn(), FakeProvider("completed")
-    assert accept_callback(store, sfn, lambda _: provider, JOB, BODY).status_code == 200
+    assert (
+        accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, BODY).status_code == 200
+    )
     assert sfn.sent == []
-    assert arm_callback(store, sfn, JOB, "token-1") is True
+    assert arm_callback(ArmCallbackDeps(store, sfn), JOB, "token-1") is True
     assert sfn.sent == [("token-1", {"state": "succeeded"})]
 
 
 def test_a_callback_for_an_expired_wait_is_picked_up_by_the_next_one(store):
     sfn, provider = FakeSfn(expired={"old"}), FakeProvider("completed")
-    arm_callback(store, sfn, JOB, "old")
-    assert accept_callback(store, sfn, lambda _: provider, JOB, BODY).status_code == 200
+    arm_callback(ArmCallbackDeps(store, sfn), JOB, "old")
+    assert (
+        accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, BODY).status_code == 200
+    )
     assert sfn.sent == []
-    assert arm_callback(store, sfn, JOB, "new") is True
+    assert arm_callback(ArmCallbackDeps(store, sfn), JOB, "new") is True
     assert sfn.sent == [("new", {"state": "succeeded"})]
 
 
 def test_an_unconfirmed_claim_changes_nothing(store):
     sfn, provider = FakeSfn(), FakeProvider("processing")
-    arm_callback(store, sfn, JOB, "token-1")
-    answer = accept_callback(store, sfn, lambda _: provider, JOB, BODY)
+    arm_callback(ArmCallbackDeps(store, sfn), JOB, "token-1")
+    answer = accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, BODY)
     assert answer.status_code == 409 and provider.queries == 1
     assert store.require(JOB).callback_outcome is None and sfn.sent == []
 
 
 def test_answers_for_unknown_jobs_and_bad_bodies(store):
     sfn, provider = FakeSfn(), FakeProvider("completed")
-    assert accept_callback(store, sfn, lambda _: provider, OTHER, BODY).status_code == 404
-    assert accept_callback(store, sfn, lambda _: provider, JOB, ["x"]).status_code == 400
+    assert (
+        accept_callback(WebhookDeps(store, sfn, lambda _: provider), OTHER, BODY).status_code == 404
+    )
+    assert (
+        accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, ["x"]).status_code == 400
+    )
     other_task = {**BODY, "id": "task-unified-2"}
-    assert accept_callback(store, sfn, lambda _: provider, JOB, other_task).status_code == 400
+    assert (
+        accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, other_task).status_code
+        == 400
+    )
     assert provider.queries == 0 and sfn.sent == []

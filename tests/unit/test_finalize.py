@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from dropcut.errors import ExecutionEnded
+from dropcut.follow import TaskProgress
 from dropcut.jobs import JobStatus
 from dropcut.providers import TaskState
-from dropcut.results import finalize
-from dropcut.tasks import TaskProgress
+from dropcut.steps.finalize import FinalizeDeps, finalize
 
 
 class ProviderNeverAsked:
@@ -30,6 +30,14 @@ def test_a_job_the_reconciler_ended_gets_no_output(stored_job, pool, settings, m
         deadline=0,
     )
     with pytest.raises(ExecutionEnded, match="execution_ended"):
-        finalize(s3, None, store, settings, lambda _: ProviderNeverAsked(), pool, job_id, progress)
+        deps = FinalizeDeps(
+            s3=s3,
+            client=None,
+            store=store,
+            layout=settings.layout,
+            provider_for=lambda _: ProviderNeverAsked(),
+            slots=pool,
+        )
+        finalize(deps, job_id, progress)
     assert s3.list_objects_v2(Bucket="media", Prefix="outbox/")["KeyCount"] == 0
     assert store.require(job_id).status is JobStatus.FAILED

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from dropcut.intake import Intake, Outcome, submit_object
+from dropcut.executions import Executions
 from dropcut.jobs import JobStatus, JobStore, job_id_for
+from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
 
 
 class RecordingStepFunctions:
@@ -29,12 +30,13 @@ class SubmitDied(Exception):
 
 @pytest.fixture
 def intake(jobs_table, media_bucket, settings):
-    return Intake(
+    return SubmitDeps(
         s3=media_bucket,
-        sfn=RecordingStepFunctions(),
         store=JobStore(jobs_table),
+        executions=Executions(
+            RecordingStepFunctions(), "arn:aws:states:us-east-1:123456789012:stateMachine:jobs"
+        ),
         settings=settings,
-        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:jobs",
         default_prompt="",
     )
 
@@ -85,4 +87,4 @@ def test_a_submit_that_dies_while_refusing_leaves_nothing_to_start(intake, monke
     assert record.status is JobStatus.FAILED and record.error_reason == "input_invalid"
     assert record.error_report_key == "errors/notes.mp4.error.json"
     assert intake.s3.get_object(Bucket="media", Key=record.error_report_key)["ContentLength"] > 0
-    assert intake.sfn.started == []
+    assert intake.executions.sfn.started == []

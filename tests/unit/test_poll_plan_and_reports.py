@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from dropcut.reports import describe_step_error
-from dropcut.tasks import PollPlan
+from dropcut.error_reports import describe_step_error
+from dropcut.follow import PollPlan
 
 
 def test_without_an_estimate_waits_grow_from_the_initial_wait_to_the_cap():
@@ -73,8 +73,8 @@ def lambda_cause(error_type, message):
     ],
 )
 def test_step_errors_map_to_a_reason_and_advice_without_stack_traces(error, reason, advice_word):
-    error_type, got_reason, message, advice = describe_step_error(error)
-    assert error_type == error["Error"]
-    assert got_reason == reason
-    assert advice_word in advice
-    assert "stackTrace" not in message and message
+    failure = describe_step_error(error)
+    assert failure.error_type == error["Error"]
+    assert failure.reason == reason
+    assert advice_word in failure.advice
+    assert "stackTrace" not in failure.message and failure.message

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from dropcut.jobs import JobStatus
-from dropcut.reconcile import SETTLE_SECONDS, reconcile
 from dropcut.slots import SlotPool
+from dropcut.steps.reconcile import SETTLE_SECONDS, ReconcileDeps, reconcile
 
 
 class ExecutionsThatJoinAtOnce:
@@ -33,15 +33,16 @@ class ExecutionsThatJoinAtOnce:
 
 
 def _pass(s3, settings, store, executions, pool):
-    return reconcile(
-        s3,
-        store,
-        settings,
-        executions,
-        pool,
+    deps = ReconcileDeps(
+        s3=s3,
+        store=store,
+        layout=settings.layout,
+        executions=executions,
+        slots=pool,
         manifest_wait_seconds=600,
         lost_task_hold_seconds=60,
     )
+    return reconcile(deps)
 
 
 def _busy(store, pool, like: str, count: int) -> tuple[str, ...]:

@@ -10,10 +10,11 @@ from dropcut.errors import (
     ProviderThrottled,
     TaskCreationUncertain,
 )
+from dropcut.follow import PollPlan
 from dropcut.jobs import JobStatus
 from dropcut.providers import EditRequest, ProviderTask, TaskState
-from dropcut.storage import presigning_s3_client
-from dropcut.tasks import PollPlan, start_task
+from dropcut.steps.start_task import StartTaskDeps, start_task
+from dropcut.wiring import presigning_s3_client
 
 PLAN = PollPlan(initial_seconds=15, max_seconds=60, deadline_seconds=600)
 
@@ -46,7 +47,19 @@ def job(stored_job):
 def start(job, settings):
     """`start(provider)`: run StartTask for the stored job against `provider`."""
     store, s3, job_id = job
-    return lambda provider: start_task(s3, store, settings, lambda _: provider, PLAN, 3600, job_id)
+
+    def run(provider):
+        deps = StartTaskDeps(
+            s3=s3,
+            store=store,
+            provider_for=lambda _: provider,
+            default_provider=settings.provider,
+            plan=PLAN,
+            presign_seconds=3600,
+        )
+        return start_task(deps, job_id)
+
+    return run
 
 
 CREATED = ProviderTask(

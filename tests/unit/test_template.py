@@ -123,12 +123,13 @@ def test_every_task_has_a_timeout_a_result_path_and_known_error_names(name):
     assert definition.get("TimeoutSeconds"), "the whole execution has a time limit"
 
 
-ENV_READ = re.compile(r"os\.environ\[\"([A-Z0-9_]+)\"\]")
-SHARED_CONFIG = ROOT / "layers/dropcut/dropcut/config.py"
+#: An environment read in settings.py: os.environ["X"] or one of its helpers _int("X"), _flag("X").
+ENV_READ = re.compile(r"(?:os\.environ\[|_int\(|_flag\()\"([A-Z0-9_]+)\"")
+SHARED_CONFIG = ROOT / "layers/dropcut/dropcut/settings.py"
 
 
 def _settings_classes() -> dict[str, str]:
-    """Source of each settings class in config.py (with the helpers its reads go through)."""
+    """Source of each settings class in settings.py (with the helpers its reads go through)."""
     import ast
 
     text = SHARED_CONFIG.read_text()
@@ -148,10 +149,17 @@ SHARED_SETTINGS = _settings_classes()
 def test_every_environment_variable_a_handler_reads_is_set_by_the_template(name):
     code_dir = ROOT / FUNCTIONS[name]["Properties"]["CodeUri"]
     source = (code_dir / "app.py").read_text()
-    needed = set(ENV_READ.findall(source))
-    for settings_class, class_source in SHARED_SETTINGS.items():
-        if re.search(rf"\b{settings_class}\.from_env", source):
-            needed |= set(ENV_READ.findall(class_source))
+    assert "os.environ" not in source, "settings are read in dropcut/settings.py only"
+    needed: set[str] = set()
+    pending = [source]
+    while pending:  # a settings class may read another's (StartTaskSettings -> CallbackSettings)
+        text = pending.pop()
+        for settings_class, class_source in SHARED_SETTINGS.items():
+            if re.search(rf"\b{settings_class}\.from_env", text) and not (
+                set(ENV_READ.findall(class_source)) <= needed
+            ):
+                needed |= set(ENV_READ.findall(class_source))
+                pending.append(class_source)
     env = dict(GLOBAL_FUNCTION["Environment"]["Variables"])
     env.update(FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {}))
     assert needed, "the handler reads its configuration from the environment"

@@ -169,11 +169,61 @@ class SlotWaitTimedOut(DropcutError):
     )
 
 
+class ManifestTimedOut(DropcutError):
+    """A video without options waited longer than ManifestWaitSeconds for its manifest."""
+
+    reason = "manifest_timeout"
+    advice = (
+        "Upload the manifest beside the video, then upload the video again "
+        "(a new upload is a new job)."
+    )
+
+
+class StepTimedOut(DropcutError):
+    """A step ran past its time limit (Step Functions' States.Timeout / HeartbeatTimeout, or
+    Lambda's Sandbox.Timedout)."""
+
+    reason = "step_timed_out"
+    advice = "A step of the job ran past its time limit; upload the video again."
+
+    #: The names Step Functions and Lambda give a step that ran out of time (moto reports a
+    #: heartbeat expiry as States.Timeout, AWS as States.HeartbeatTimeout).
+    error_names = frozenset({"States.Timeout", "States.HeartbeatTimeout", "Sandbox.Timedout"})
+
+
+class JobNotReady(DropcutError):
+    """A step found the job without what an earlier step guarantees (a resolved spec): a bug."""
+
+    reason = "job_not_ready"
+
+
 class ExecutionEnded(DropcutError):
     """The job's execution ended without recording an ending (cancelled, timed out or crashed)."""
 
     reason = "execution_ended"
     advice = "The job was stopped before it finished; upload the video again to retry."
+
+
+#: The reason of a failure no named error explains: a bug, by definition.
+INTERNAL_ERROR_REASON = "internal_error"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a job failed, as its error report and job record say it: the value object every
+    ending with a report is made from."""
+
+    reason: str
+    error_type: str
+    message: str
+    advice: str
+    problems: tuple[Problem, ...] = ()
+
+    @classmethod
+    def of(cls, error: DropcutError) -> Failure:
+        """The failure a named error describes (its class name is the error type)."""
+        problems = tuple(error.problems) if isinstance(error, InputInvalid) else ()
+        return cls(error.reason, type(error).__name__, str(error), error.advice, problems)
 
 
 def error_class(name: str) -> type[DropcutError] | None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
 
 
 @dataclass(frozen=True)
 class Executions:
     """The job state machine's executions, named by job id."""
 
-    sfn: Any
+    sfn: SFNClient
     state_machine_arn: str
 
     def arn(self, job_id: str) -> str:

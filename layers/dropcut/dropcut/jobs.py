@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dropcut.providers.base import AspectRatio
 
-MANIFEST_SUFFIX = ".json"
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+#: The longest prompt any provider takes (evolink: 5,000; aimlapi and Kling: 2,500, checked per
+#: provider in validation). providers/README "The model's own limits".
 MAX_PROMPT_CHARS = 5000
-VIDEO_SUFFIXES = (".mp4", ".mov")
+#: A job id: "job-" + 40 hex digits (see job_id_for); also the execution name.
+JOB_ID_PATTERN = r"^job-[0-9a-f]{40}$"
 
 
 class JobStatus(StrEnum):
@@ -74,32 +80,9 @@ def job_id_for(bucket: str, key: str, version: str) -> str:
     return f"job-{digest[:40]}"
 
 
-def is_manifest_key(key: str) -> bool:
-    return key.endswith(MANIFEST_SUFFIX)
-
-
-def manifest_key_for(video_key: str) -> str:
-    return video_key + MANIFEST_SUFFIX
-
-
-def relative_key(key: str, prefix: str) -> str:
-    """The key below `prefix` (inbox/a/b.mp4 -> a/b.mp4)."""
-    return key[len(prefix) :] if key.startswith(prefix) else key
-
-
-def output_key_for(video_key: str, settings_inbox: str, outbox: str, name: str | None) -> str:
-    """Where the edited video goes: the input's folder under the outbox, never under the inbox."""
-    relative = relative_key(video_key, settings_inbox)
-    folder, _, filename = relative.rpartition("/")
-    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
-    chosen = name or f"{stem}.edited.mp4"
-    if not chosen.lower().endswith(".mp4"):
-        chosen += ".mp4"
-    return f"{outbox}{folder + '/' if folder else ''}{chosen}"
-
-
-def error_report_key_for(video_key: str, inbox: str, errors: str) -> str:
-    return f"{errors}{relative_key(video_key, inbox)}.error.json"
+def is_job_id(value: str) -> bool:
+    """True when `value` has the shape job_id_for gives (JOB_ID_PATTERN)."""
+    return re.fullmatch(JOB_ID_PATTERN, value) is not None
 
 
 class JobRecord(BaseModel):
@@ -172,7 +155,7 @@ def from_item(value: Any) -> Any:
 class JobStore:
     """Job records in DynamoDB. Conditional writes make each transition happen at most once."""
 
-    def __init__(self, table: Any):
+    def __init__(self, table: Table):
         self.table = table
 
     def create(self, record: JobRecord) -> bool:

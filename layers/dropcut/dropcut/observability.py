@@ -29,10 +29,17 @@ def instrumented(handler: Callable[..., Any]) -> Callable[..., Any]:
     return logger.inject_lambda_context(traced, clear_state=True, log_event=False)
 
 
-def lambda_handler(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`instrumented`, with the event parsed into `model` (a ValidationError names the bad field)."""
+#: The attribute of a typed handler that names the model its event is parsed into.
+EVENT_MODEL_ATTRIBUTE = "event_model"
+
+
+def typed_handler(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`instrumented`, with the event parsed into `model` (a ValidationError names the bad field).
+    The wrapped handler carries the model as `event_model`, so tests can check sample events."""
 
     def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
-        return instrumented(event_parser(model=model)(handler))
+        wrapped = instrumented(event_parser(model=model)(handler))
+        setattr(wrapped, EVENT_MODEL_ATTRIBUTE, model)
+        return wrapped
 
     return wrap

@@ -125,40 +125,14 @@ def probe_video(
     for _ in range(MAX_TOP_LEVEL_BOXES):
         if offset >= size:
             break
-        if offset + _BOX_HEADER_BYTES <= len(head) or len(head) == size:
-            header = head[offset : offset + _BOX_HEADER_BYTES]
-        else:
-            header = reader(offset, _BOX_HEADER_BYTES)
-        box = _parse_header(header, offset, size)
-        if box is None or not _plausible_fourcc(box.type) or box.size < box.header_size:
-            if index is not None:
-                break  # padding or junk after a complete file does not stop it playing
-            if box is None:
-                raise NotAVideo(
-                    f"the file is truncated: it ends {size - offset} bytes into a box header "
-                    f"at byte {offset}",
-                    detected="truncated",
-                )
-            raise NotAVideo(
-                f"the file is not a valid MP4/MOV video: the data at byte {offset} "
-                "is not an MP4/MOV box"
-            )
-        if box.end > size:
-            raise NotAVideo(
-                f"the file is truncated: box '{box.name}' at byte {offset} claims {box.size} bytes "
-                f"but the file ends at {size}",
-                detected="truncated",
-            )
+        found = _next_box(reader, head, offset, size, after_index=index is not None)
+        if found is None:
+            break  # padding or junk after a complete file does not stop it playing
+        box, header = found
         if box.type == b"ftyp" and brand is None:
             brand = _major_brand(header, box)
         elif box.type == b"moov" and index is None:
-            if box.size > max_index_bytes:
-                raise NotAVideo(
-                    f"the file's index (moov box) is {_human_bytes(box.size)}, over the "
-                    f"{_human_bytes(max_index_bytes)} limit"
-                )
-            index = _parse_moov(_read_box(reader, head, box), box)
-            _video_track(index)  # before spending reads on the rest of the file
+            index = _read_index(reader, head, box, max_index_bytes)
             if index.fragmented:
                 break  # the rest is moof/mdat pairs: checking them all would mean a read each
         offset = box.end
@@ -174,6 +148,12 @@ def probe_video(
             detected="truncated",
         )
 
+    return _media_info(index, brand, size, reader)
+
+
+def _media_info(
+    index: _Index, brand: bytes | None, size: int, reader: _CountingReader
+) -> MediaInfo:
     video = _video_track(index)
     width, height = video.tkhd_width, video.tkhd_height
     if not (width and height):
@@ -235,6 +215,53 @@ class _Box:
     @property
     def name(self) -> str:
         return self.type.decode("latin-1")
+
+
+def _read_index(reader: _CountingReader, head: bytes, box: _Box, max_bytes: int) -> _Index:
+    """The moov box, read whole (at most `max_bytes`) and parsed; raises NotAVideo for an index
+    that is too big or has no video track."""
+    if box.size > max_bytes:
+        raise NotAVideo(
+            f"the file's index (moov box) is {_human_bytes(box.size)}, over the "
+            f"{_human_bytes(max_bytes)} limit"
+        )
+    index = _parse_moov(_read_box(reader, head, box), box)
+    _video_track(index)  # before spending reads on the rest of the file
+    return index
+
+
+def _next_box(
+    reader: _CountingReader, head: bytes, offset: int, size: int, *, after_index: bool
+) -> tuple[_Box, bytes] | None:
+    """The top-level box at `offset`, checked, and its header bytes; None for junk after a
+    complete index.
+
+    Raises NotAVideo for a cut-short or malformed box before the index is complete."""
+    if offset + _BOX_HEADER_BYTES <= len(head) or len(head) == size:
+        header = head[offset : offset + _BOX_HEADER_BYTES]
+    else:
+        header = reader(offset, _BOX_HEADER_BYTES)
+    box = _parse_header(header, offset, size)
+    if box is None or not _plausible_fourcc(box.type) or box.size < box.header_size:
+        if after_index:
+            return None
+        if box is None:
+            raise NotAVideo(
+                f"the file is truncated: it ends {size - offset} bytes into a box header "
+                f"at byte {offset}",
+                detected="truncated",
+            )
+        raise NotAVideo(
+            f"the file is not a valid MP4/MOV video: the data at byte {offset} "
+            "is not an MP4/MOV box"
+        )
+    if box.end > size:
+        raise NotAVideo(
+            f"the file is truncated: box '{box.name}' at byte {offset} claims {box.size} bytes "
+            f"but the file ends at {size}",
+            detected="truncated",
+        )
+    return box, header
 
 
 def _parse_header(header: bytes, offset: int, parent_end: int) -> _Box | None:

@@ -16,11 +16,10 @@ releasing them (a crashed or aborted execution).
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,11 +27,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dropcut.errors import SlotWaitTimedOut
 from dropcut.jobs import JobRecord
 from dropcut.observability import logger
+from dropcut.tokens import resume_wait
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_stepfunctions import SFNClient
 
 SLOTS_ENTRY = "slots"
 WAIT_PREFIX = "wait#"
-#: Errors SendTaskSuccess gives for a token whose wait is over (expired, execution ended).
-STALE_TOKEN_ERRORS = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ def wait_entry(job_id: str, created_at: float) -> str:
 class SlotPool:
     """The slots of one provider account. Every method is safe to repeat and to race."""
 
-    table: Any
-    sfn: Any
+    table: Table
+    sfn: SFNClient
     pool: str
     limit: int
     _ready: bool = field(default=False, repr=False)
@@ -89,7 +91,7 @@ class SlotPool:
             },
             ReturnValues="ALL_NEW",
         )["Attributes"]
-        waited = time.time() - float(joined["joined_at"])
+        waited = time.time() - float(str(joined["joined_at"]))
         if waited > max_wait_seconds:
             self._leave_line(job_id, created_at)
             raise SlotWaitTimedOut(
@@ -116,7 +118,8 @@ class SlotPool:
             ExpressionAttributeNames={"#job": job_id},
             ReturnValues="UPDATED_OLD",
         )
-        held = job_id in (answer.get("Attributes") or {}).get("holders", {})
+        before: dict[str, Any] = dict(answer.get("Attributes") or {})
+        held = job_id in (before.get("holders") or {})
         try:
             self.dispatch()
         except (ClientError, BotoCoreError) as exc:
@@ -163,13 +166,14 @@ class SlotPool:
         item = self.table.get_item(
             Key={"pool": self.pool, "entry": SLOTS_ENTRY}, ConsistentRead=True
         ).get("Item", {})
+        holders: dict[str, dict[str, Any]] = dict(item.get("holders") or {})  # type: ignore[arg-type]
         return {
             job_id: Holder(
                 job_id,
                 float(value.get("since", 0)),
                 float(value["until"]) if "until" in value else None,
             )
-            for job_id, value in (item.get("holders") or {}).items()
+            for job_id, value in holders.items()
         }
 
     def waiters(self, limit: int | None = None) -> list[Waiter]:
@@ -185,7 +189,8 @@ class SlotPool:
                 kwargs["Limit"] = limit - len(found)
             page = self.table.query(**kwargs)
             found.extend(
-                Waiter(item["job_id"], item["entry"], item["task_token"]) for item in page["Items"]
+                Waiter(str(item["job_id"]), str(item["entry"]), str(item["task_token"]))
+                for item in page["Items"]
             )
             if "LastEvaluatedKey" not in page or (limit is not None and len(found) >= limit):
                 return found
@@ -227,13 +232,7 @@ class SlotPool:
         return True
 
     def _resume(self, task_token: str, job_id: str) -> None:
-        try:
-            self.sfn.send_task_success(
-                taskToken=task_token, output=json.dumps({"granted": True, "pool": self.pool})
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in STALE_TOKEN_ERRORS:
-                raise
+        if not resume_wait(self.sfn, task_token, {"granted": True, "pool": self.pool}):
             # Its wait ended (heartbeat): it re-joins, finds the slot already its own.
             logger.info("slot granted to a wait that had ended", extra={"slot_job_id": job_id})
 
@@ -250,7 +249,7 @@ class SlotPool:
                 Key={"pool": self.pool, "entry": waiter.entry}, ConsistentRead=True
             ).get("Item")
             if item:
-                self._resume(item["task_token"], waiter.job_id)
+                self._resume(str(item["task_token"]), waiter.job_id)
                 self.table.delete_item(Key={"pool": self.pool, "entry": waiter.entry})
 
     def _leave_line(self, job_id: str, created_at: float) -> None:

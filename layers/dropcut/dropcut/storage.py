@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -12,29 +12,33 @@ from dropcut.errors import ProviderUnavailable, ResultUnavailable, ResultUrlRefu
 from dropcut.probe import RangeReader
 from dropcut.providers.base import is_public_https
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
 logger = logging.getLogger(__name__)
 
 PART_SIZE = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB except the last.
 
 
-def object_ref(bucket: str, key: str, version: str | None) -> dict[str, str]:
+def object_ref(bucket: str, key: str, version: str | None) -> dict[str, Any]:
     """Bucket, Key and (when there is one) VersionId parameters for one version of an object.
 
     "null" is the version id S3 reports for objects written before versioning was enabled;
     passing it back is refused, so it means "no version".
     """
-    ref = {"Bucket": bucket, "Key": key}
+    ref: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version and version != "null":
         ref["VersionId"] = version
     return ref
 
 
 def head_or_none(
-    s3: Any, bucket: str, key: str, version: str | None = None
+    s3: S3Client, bucket: str, key: str, version: str | None = None
 ) -> dict[str, Any] | None:
     """The object's HEAD answer, or None when that object (version) does not exist."""
     try:
-        head: dict[str, Any] = s3.head_object(**object_ref(bucket, key, version))
+        head: dict[str, Any] = dict(s3.head_object(**object_ref(bucket, key, version)))
     except s3.exceptions.ClientError as exc:
         if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NoSuchVersion"):
             return None
@@ -42,7 +46,7 @@ def head_or_none(
     return head
 
 
-def s3_range_reader(s3: Any, bucket: str, key: str, version: str | None) -> RangeReader:
+def s3_range_reader(s3: S3Client, bucket: str, key: str, version: str | None) -> RangeReader:
     """A RangeReader doing one ranged GET per read; pinned to `version`, so every read sees
     the same object."""
     ref = object_ref(bucket, key, version)
@@ -57,21 +61,21 @@ def s3_range_reader(s3: Any, bucket: str, key: str, version: str | None) -> Rang
     return read
 
 
-def presign_get(s3: Any, bucket: str, key: str, version: str | None, expires: int) -> str:
+def presign_get(s3: S3Client, bucket: str, key: str, version: str | None, expires: int) -> str:
     """A presigned GET URL for one version of an object. Never log it: it carries a signature."""
     params = object_ref(bucket, key, version)
     url: str = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
     return url
 
 
-def put_json(s3: Any, bucket: str, key: str, document: dict[str, Any]) -> None:
+def put_json(s3: S3Client, bucket: str, key: str, document: dict[str, Any]) -> None:
     body = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json; charset=utf-8")
 
 
 def stream_url_to_s3(
     client: httpx.Client,
-    s3: Any,
+    s3: S3Client,
     url: str,
     bucket: str,
     key: str,
@@ -91,7 +95,7 @@ def stream_url_to_s3(
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)[
         "UploadId"
     ]
-    parts: list[dict[str, Any]] = []
+    parts: list[CompletedPartTypeDef] = []
     total = 0
     try:
         with client.stream("GET", url) as response:
@@ -128,7 +132,12 @@ def stream_url_to_s3(
 
 
 def _upload_part(
-    s3: Any, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]], data: bytes
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    parts: list[CompletedPartTypeDef],
+    data: bytes,
 ) -> int:
     number = len(parts) + 1
     answer = s3.upload_part(
@@ -136,11 +145,3 @@ def _upload_part(
     )
     parts.append({"PartNumber": number, "ETag": answer["ETag"]})
     return len(data)
-
-
-def presigning_s3_client() -> Any:
-    """An S3 client that signs URLs with SigV4 (what S3 requires; allows up to 7 days)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("s3", config=Config(signature_version="s3v4"))

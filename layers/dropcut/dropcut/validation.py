@@ -4,13 +4,16 @@ reference images, and the options against the active provider's limits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dropcut.errors import Problem
 from dropcut.jobs import JobSpec
 from dropcut.probe import IMAGE_SNIFF_BYTES, MediaInfo, NotAVideo, probe_video, sniff_image
 from dropcut.providers import Provider
 from dropcut.storage import head_or_none, s3_range_reader
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 MIB = 1024 * 1024
 
@@ -38,7 +41,7 @@ class InputCheck:
 
 
 def check_input(
-    s3: Any,
+    s3: S3Client,
     provider: type[Provider],
     bucket: str,
     video_key: str,
@@ -104,7 +107,9 @@ def _option_problems(provider: type[Provider], spec: JobSpec) -> list[Problem]:
     return found
 
 
-def _image_problems(s3: Any, provider: type[Provider], bucket: str, spec: JobSpec) -> list[Problem]:
+def _image_problems(
+    s3: S3Client, provider: type[Provider], bucket: str, spec: JobSpec
+) -> list[Problem]:
     found: list[Problem] = []
     formats = ", ".join(sorted(provider.image_formats))
     for index, image in enumerate(spec.images):
@@ -146,7 +151,7 @@ def _image_problems(s3: Any, provider: type[Provider], bucket: str, spec: JobSpe
     return found
 
 
-def _sniff(s3: Any, bucket: str, key: str, size: int) -> str | None:
+def _sniff(s3: S3Client, bucket: str, key: str, size: int) -> str | None:
     if size == 0:
         return None
     head = s3_range_reader(s3, bucket, key, None)(0, min(size, IMAGE_SNIFF_BYTES))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
 from dropcut.providers.aimlapi import AimlapiProvider
@@ -18,6 +20,10 @@ PROVIDERS: dict[str, type[Provider]] = {
     AimlapiProvider.name: AimlapiProvider,
     EvolinkProvider.name: EvolinkProvider,
 }
+
+
+#: `provider_for(name)`: the adapter of that name, keyed and ready (built by dropcut.wiring).
+ProviderFor = Callable[[str], Provider]
 
 
 def make_provider(name: str, settings: ProviderSettings, client: httpx.Client) -> Provider:
@@ -37,6 +43,7 @@ __all__ = [
     "EditRequest",
     "EvolinkProvider",
     "Provider",
+    "ProviderFor",
     "ProviderSettings",
     "ProviderTask",
     "TaskState",

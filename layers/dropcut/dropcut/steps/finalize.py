@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import BaseModel
 
-from dropcut.config import Settings
-from dropcut.errors import ExecutionEnded, ProviderBadResponse
-from dropcut.jobs import JobStatus, JobStore, output_key_for
+from dropcut.errors import ExecutionEnded, JobNotReady, ProviderBadResponse
+from dropcut.follow import TaskProgress
+from dropcut.jobs import JobStatus, JobStore
+from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
-from dropcut.providers import TaskState
+from dropcut.providers import ProviderFor, TaskState
 from dropcut.slots import SlotPool
 from dropcut.storage import put_json, stream_url_to_s3
-from dropcut.tasks import ProviderFor, TaskProgress
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 class FinalizeResult(BaseModel):
@@ -24,30 +28,32 @@ class FinalizeResult(BaseModel):
     bytes_stored: int
 
 
-def result_manifest_key_for(output_key: str) -> str:
-    return output_key.rsplit(".", 1)[0] + ".result.json"
+@dataclass(frozen=True)
+class FinalizeDeps:
+    s3: S3Client
+    #: Downloads the result (dropcut.providers.http.make_client: bounded timeouts).
+    client: httpx.Client
+    store: JobStore
+    layout: BucketLayout
+    provider_for: ProviderFor
+    slots: SlotPool
+    #: Local stacks only: result links over http://127.0.0.1.
+    allow_insecure_urls: bool = False
 
 
-def finalize(
-    s3: Any,
-    client: httpx.Client,
-    store: JobStore,
-    settings: Settings,
-    provider_for: ProviderFor,
-    slots: SlotPool,
-    job_id: str,
-    progress: TaskProgress,
-) -> FinalizeResult:
+def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> FinalizeResult:
     """Store the result and close the job. A retry after success returns the stored result.
 
     The task has ended at the provider, so its slot goes to the next job before the copy.
+    Raises ExecutionEnded (the job already ended with a report), ProviderBadResponse (the
+    provider no longer reports success), and the copy's named errors (storage.stream_url_to_s3).
     """
+    store, slots, layout = deps.store, deps.slots, deps.layout
     record = store.require(job_id)
-    assert record.spec is not None
-    output_key = output_key_for(
-        record.key, settings.inbox_prefix, settings.outbox_prefix, record.spec.output_name
-    )
-    manifest_key = result_manifest_key_for(output_key)
+    if record.spec is None:
+        raise JobNotReady("the job has no resolved options; Submit starts only jobs that do")
+    output_key = layout.output_key(record.key, record.spec.output_name)
+    manifest_key = layout.result_manifest_key(output_key)
     if record.status is JobStatus.SUCCEEDED and record.output_key:
         slots.release(job_id)
         logger.info("job already finalized")
@@ -59,7 +65,7 @@ def finalize(
         # now would contradict the report the user already has.
         raise ExecutionEnded(f"the job had already ended ({record.error_reason}); nothing stored")
     # Ask again rather than carry the result URL through the execution history: it may be signed.
-    task = provider_for(progress.provider).get_task(progress.task_id)
+    task = deps.provider_for(progress.provider).get_task(progress.task_id)
     if task.state is not TaskState.SUCCEEDED or not task.result_url:
         raise ProviderBadResponse(
             f"the provider reported {task.provider_status} for a task it had reported completed"
@@ -67,19 +73,19 @@ def finalize(
     slots.release(job_id)
     started = time.time()
     size = stream_url_to_s3(
-        client,
-        s3,
+        deps.client,
+        deps.s3,
         task.result_url,
-        settings.bucket,
+        layout.bucket,
         output_key,
-        allow_insecure=settings.allow_insecure_urls,
+        allow_insecure=deps.allow_insecure_urls,
     )
     stored_at = time.time()
     manifest = {
         "job_id": job_id,
         "status": "succeeded",
         "input": {"bucket": record.bucket, "key": record.key, "version": record.version},
-        "output": {"bucket": settings.bucket, "key": output_key, "bytes": size},
+        "output": {"bucket": layout.bucket, "key": output_key, "bytes": size},
         "prompt": record.spec.prompt,
         "options": record.spec.model_dump(mode="json", exclude={"prompt"}),
         "options_source": record.spec_source,
@@ -98,7 +104,7 @@ def finalize(
             "total_seconds": round(stored_at - record.created_at, 3),
         },
     }
-    put_json(s3, settings.bucket, manifest_key, manifest)
+    put_json(deps.s3, layout.bucket, manifest_key, manifest)
     store.update(
         job_id,
         {

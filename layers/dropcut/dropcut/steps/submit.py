@@ -5,35 +5,26 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from dropcut.config import Settings
-from dropcut.errors import InputInvalid, Problem
+from dropcut.error_reports import put_error_report
+from dropcut.errors import Failure, InputInvalid, JobNotReady, Problem
 from dropcut.executions import Executions
-from dropcut.jobs import (
-    MANIFEST_SUFFIX,
-    VIDEO_SUFFIXES,
-    JobRecord,
-    JobSpec,
-    JobStatus,
-    JobStore,
-    is_manifest_key,
-    job_id_for,
-    manifest_key_for,
-)
+from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for
+from dropcut.layout import MANIFEST_SUFFIX, BucketLayout, is_image_key, is_video_key
 from dropcut.observability import logger
 from dropcut.providers import PROVIDERS
-from dropcut.reports import put_error_report
+from dropcut.settings import Settings
 from dropcut.storage import head_or_none
 from dropcut.validation import check_input
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 MAX_MANIFEST_BYTES = 64 * 1024
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 METADATA_PROMPT_KEY = "prompt"
-#: A folder's default options: `<inbox folder>/_preset.json`, nearest folder first.
-PRESET_NAME = "_preset.json"
 
 
 class Outcome(StrEnum):
@@ -54,44 +45,35 @@ class SubmitResult:
 
 
 @dataclass(frozen=True)
-class Intake:
-    """Everything submit needs, passed in (clients are created once per process by the handler)."""
+class SubmitDeps:
+    """Everything Submit needs, passed in (clients are created once per process by wiring)."""
 
-    s3: Any
-    sfn: Any
+    s3: S3Client
     store: JobStore
+    executions: Executions
     settings: Settings
-    state_machine_arn: str
+    #: The prompt of a video that has no manifest, metadata prompt or preset ("" = wait for one).
     default_prompt: str
 
 
-def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None) -> SubmitResult:
-    """Handle one ObjectCreated event (key already URL-decoded). Safe to call any number of times."""
-    settings = intake.settings
-    if bucket != settings.bucket or not key.startswith(settings.inbox_prefix):
-        return SubmitResult(key, Outcome.IGNORED, detail="outside the inbox")
-    if key.lower().endswith(IMAGE_SUFFIXES):
-        return SubmitResult(key, Outcome.IGNORED, detail="reference image (used by manifests)")
-    if is_manifest_key(key):
-        video_key = key[: -len(MANIFEST_SUFFIX)]
-        if not video_key.lower().endswith(VIDEO_SUFFIXES):
-            return SubmitResult(key, Outcome.IGNORED, detail="JSON that is not a video manifest")
-        head = head_or_none(intake.s3, bucket, video_key, None)
-        if head is None:
-            return SubmitResult(key, Outcome.WAITING_FOR_VIDEO, detail=video_key)
-    else:
-        video_key = key
-        head = head_or_none(intake.s3, bucket, key, version_id)
-        if head is None:
-            return SubmitResult(key, Outcome.IGNORED, detail="object no longer exists")
+def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | None) -> SubmitResult:
+    """Handle one ObjectCreated event (key already URL-decoded). Safe to call any number of times.
+
+    Bad input is refused with an error report (Outcome.REFUSED), never raised; what raises is
+    infrastructure (S3, DynamoDB, Step Functions), which the inbox queue retries.
+    """
+    located = _locate_video(deps, bucket, key, version_id)
+    if isinstance(located, SubmitResult):
+        return located
+    video_key, head = located
     version = head.get("VersionId") or head["ETag"].strip('"')
     job_id = job_id_for(bucket, video_key, version)
     logger.append_keys(job_id=job_id)
 
-    existing = intake.store.get(job_id)
+    existing = deps.store.get(job_id)
     if existing is not None and existing.status is not JobStatus.WAITING_FOR_MANIFEST:
         if existing.status is JobStatus.RECEIVED:
-            _start_execution(intake, job_id)  # a crash may have come between record and start
+            _start_execution(deps, job_id)  # a crash may have come between record and start
         return SubmitResult(key, Outcome.DUPLICATE, job_id, detail=existing.status.value)
 
     record = existing or JobRecord(
@@ -103,59 +85,87 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
         execution_name=job_id,
     )
     spec: JobSpec | None = None
+    source = ""
     problems: list[Problem] = []
     try:
-        spec, source = resolve_spec(intake, video_key, head)
+        spec, source = resolve_spec(deps, video_key, head)
     except NoOptionsYet:
         # The manifest may still be on its way: its own event will start the job.
         waiting = record.model_copy(update={"status": JobStatus.WAITING_FOR_MANIFEST})
-        intake.store.create(waiting)
+        deps.store.create(waiting)
         return SubmitResult(key, Outcome.WAITING_FOR_MANIFEST, job_id)
     except InputInvalid as invalid:
         problems.extend(invalid.problems)
-    provider = PROVIDERS[(spec.provider if spec else None) or settings.provider]
-    checked = check_input(intake.s3, provider, bucket, video_key, head, spec)
+    provider = PROVIDERS[(spec.provider if spec else None) or deps.settings.provider]
+    checked = check_input(deps.s3, provider, bucket, video_key, head, spec)
     problems.extend(checked.problems)
     if problems:
-        refusal = InputInvalid(problems)
-        failed = put_error_report(
-            intake.s3,
-            settings,
-            record,
-            error_type=type(refusal).__name__,
-            reason=refusal.reason,
-            message=str(refusal),
-            advice=refusal.advice,
-            problems=refusal.problems,
-        )
-        # The report first, then the record, born failed: a Submit that dies in between leaves
-        # no record, and the redelivered event refuses again. (A record left 'received' would
-        # look like a job whose execution never started, and be started.)
-        if existing is not None:
-            intake.store.update(job_id, failed)
-        else:
-            fields = {name: value for name, value in failed.items() if value is not None}
-            if not intake.store.create(JobRecord.model_validate({**record.model_dump(), **fields})):
-                return SubmitResult(key, Outcome.DUPLICATE, job_id, detail="concurrent event")
-        logger.warning("input refused", extra={"key": video_key, "problems": len(problems)})
-        return SubmitResult(key, Outcome.REFUSED, job_id, detail=str(refusal))
-    assert spec is not None, "resolve_spec returns a spec or raises with problems"
-
+        return _refuse(deps, key, record, InputInvalid(problems), first_event=existing is None)
+    if spec is None:
+        raise JobNotReady("resolve_spec returned no spec and no problems")
     ready = record.model_copy(
         update={
             "status": JobStatus.RECEIVED,
             "spec": spec,
             "spec_source": source,
-            "provider": spec.provider or settings.provider,
+            "provider": spec.provider or deps.settings.provider,
             "media": checked.media.model_dump(mode="json") if checked.media else None,
             "notices": checked.notices,
         }
     )
-    if existing is None:
-        started = intake.store.create(ready)
+    return _start(deps, key, ready, first_event=existing is None)
+
+
+def _locate_video(
+    deps: SubmitDeps, bucket: str, key: str, version_id: str | None
+) -> tuple[str, dict[str, Any]] | SubmitResult:
+    """The video an event is about (the object itself, or the video of a manifest) and its
+    HEAD; a SubmitResult when there is nothing to do (yet)."""
+    layout = deps.settings.layout
+    if not layout.in_inbox(bucket, key):
+        return SubmitResult(key, Outcome.IGNORED, detail="outside the inbox")
+    if is_image_key(key):
+        return SubmitResult(key, Outcome.IGNORED, detail="reference image (used by manifests)")
+    if not key.endswith(MANIFEST_SUFFIX):
+        head = head_or_none(deps.s3, bucket, key, version_id)
+        if head is None:
+            return SubmitResult(key, Outcome.IGNORED, detail="object no longer exists")
+        return key, head
+    video_key = layout.video_key_of(key)
+    if video_key is None:
+        return SubmitResult(key, Outcome.IGNORED, detail="JSON that is not a video manifest")
+    head = head_or_none(deps.s3, bucket, video_key, None)
+    if head is None:
+        return SubmitResult(key, Outcome.WAITING_FOR_VIDEO, detail=video_key)
+    return video_key, head
+
+
+def _refuse(
+    deps: SubmitDeps, key: str, record: JobRecord, refusal: InputInvalid, *, first_event: bool
+) -> SubmitResult:
+    """End the job with a report before anything is paid.
+
+    The report first, then the record, born failed: a Submit that dies in between leaves no
+    record, and the redelivered event refuses again. (A record left 'received' would look like
+    a job whose execution never started, and be started.)"""
+    failed = put_error_report(deps.s3, deps.settings.layout, record, Failure.of(refusal))
+    if not first_event:
+        deps.store.update(record.job_id, failed)
     else:
-        started = intake.store.update(
-            job_id,
+        fields = {name: value for name, value in failed.items() if value is not None}
+        if not deps.store.create(JobRecord.model_validate({**record.model_dump(), **fields})):
+            return SubmitResult(key, Outcome.DUPLICATE, record.job_id, detail="concurrent event")
+    logger.warning("input refused", extra={"key": record.key, "problems": len(refusal.problems)})
+    return SubmitResult(key, Outcome.REFUSED, record.job_id, detail=str(refusal))
+
+
+def _start(deps: SubmitDeps, key: str, ready: JobRecord, *, first_event: bool) -> SubmitResult:
+    """Record the job as received (once: a conditional write) and start its execution."""
+    if first_event:
+        started = deps.store.create(ready)
+    else:
+        started = deps.store.update(
+            ready.job_id,
             ready.model_dump(
                 mode="json",
                 include={"status", "spec", "spec_source", "provider", "media", "notices"},
@@ -165,21 +175,21 @@ def submit_object(intake: Intake, bucket: str, key: str, version_id: str | None)
             condition_values={":waiting": JobStatus.WAITING_FOR_MANIFEST.value},
         )
     if not started:
-        return SubmitResult(key, Outcome.DUPLICATE, job_id, detail="concurrent event")
-    _start_execution(intake, job_id)
-    logger.info("job started", extra={"key": video_key, "spec_source": source})
-    return SubmitResult(key, Outcome.STARTED, job_id)
+        return SubmitResult(key, Outcome.DUPLICATE, ready.job_id, detail="concurrent event")
+    _start_execution(deps, ready.job_id)
+    logger.info("job started", extra={"key": ready.key, "spec_source": ready.spec_source})
+    return SubmitResult(key, Outcome.STARTED, ready.job_id)
 
 
 class NoOptionsYet(InputInvalid):
     """No manifest, no metadata prompt and no stack default (yet): wait for a manifest."""
 
 
-def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[JobSpec, str]:
+def resolve_spec(deps: SubmitDeps, video_key: str, head: dict[str, Any]) -> tuple[JobSpec, str]:
     """The job's options. Prompt: manifest > 'prompt' metadata > folder preset > stack default;
     other options: manifest > folder preset (a preset gives a folder's defaults)."""
     problems: list[Problem] = []
-    if not video_key.lower().endswith(VIDEO_SUFFIXES):
+    if not is_video_key(video_key):
         problems.append(
             Problem(
                 "key",
@@ -188,8 +198,8 @@ def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[
                 "Upload an MP4 or MOV video under the inbox prefix.",
             )
         )
-    manifest = _read_manifest(intake, manifest_key_for(video_key), problems)
-    preset_key, preset = _find_preset(intake, video_key, problems)
+    manifest = _read_manifest(deps, BucketLayout.manifest_key(video_key), problems)
+    preset_key, preset = _find_preset(deps, video_key, problems)
     if problems:
         raise InputInvalid(problems)
     if preset is not None:
@@ -204,8 +214,8 @@ def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[
         document, source = {**defaults, "prompt": metadata_prompt}, "metadata"
     elif "prompt" in defaults:
         document, source = defaults, "preset"
-    elif intake.default_prompt.strip():
-        document, source = {**defaults, "prompt": intake.default_prompt}, "stack_default"
+    elif deps.default_prompt.strip():
+        document, source = {**defaults, "prompt": deps.default_prompt}, "stack_default"
     else:
         raise NoOptionsYet(
             [
@@ -214,35 +224,29 @@ def resolve_spec(intake: Intake, video_key: str, head: dict[str, Any]) -> tuple[
                     "no prompt: no manifest, no 'prompt' metadata, no folder preset, "
                     "no stack default",
                     "a prompt is required",
-                    f"Upload {manifest_key_for(video_key).rsplit('/', 1)[-1]} with a prompt, "
+                    f"Upload {BucketLayout.manifest_name(video_key)} with a prompt, "
                     "or set the object's 'prompt' metadata.",
                 )
             ]
         )
     spec = _parse_spec(document)
-    _check_options(intake.settings, spec)
+    _check_options(deps.settings, spec)
     if preset is not None and source != "preset":
         source += "+preset"
     return spec, source
 
 
 def _find_preset(
-    intake: Intake, video_key: str, problems: list[Problem]
+    deps: SubmitDeps, video_key: str, problems: list[Problem]
 ) -> tuple[str, dict[str, Any] | None]:
     """The nearest `_preset.json` from the video's folder up to the inbox root."""
-    inbox = intake.settings.inbox_prefix
-    folder = video_key.rsplit("/", 1)[0] + "/" if "/" in video_key else ""
-    while folder.startswith(inbox):
-        key = folder + PRESET_NAME
-        found = _read_manifest(intake, key, problems, what="preset")
+    for key in deps.settings.layout.preset_keys(video_key):
+        found = _read_manifest(deps, key, problems, what="preset")
         if found is not None:
             if not isinstance(found, dict):
                 problems.append(Problem("preset", f"{key} is not a JSON object", "a JSON object"))
                 return key, None
             return key, found
-        if folder == inbox:
-            break
-        folder = folder[:-1].rsplit("/", 1)[0] + "/"
     return "", None
 
 
@@ -264,11 +268,11 @@ def _check_preset(key: str, preset: dict[str, Any]) -> None:
 
 
 def _read_manifest(
-    intake: Intake, key: str, problems: list[Problem], what: str = "manifest"
+    deps: SubmitDeps, key: str, problems: list[Problem], what: str = "manifest"
 ) -> Any:
     try:
-        obj = intake.s3.get_object(Bucket=intake.settings.bucket, Key=key)
-    except intake.s3.exceptions.NoSuchKey:
+        obj = deps.s3.get_object(Bucket=deps.settings.bucket, Key=key)
+    except deps.s3.exceptions.NoSuchKey:
         return None
     if obj["ContentLength"] > MAX_MANIFEST_BYTES:
         problems.append(
@@ -335,6 +339,6 @@ def _check_options(settings: Settings, spec: JobSpec) -> None:
         raise InputInvalid(problems)
 
 
-def _start_execution(intake: Intake, job_id: str) -> None:
+def _start_execution(deps: SubmitDeps, job_id: str) -> None:
     # The execution name is the job id: Step Functions refuses a second execution of a name.
-    Executions(intake.sfn, intake.state_machine_arn).start(job_id)
+    deps.executions.start(job_id)

@@ -1,4 +1,5 @@
-"""Typed inputs of each function: the S3 notification and the state machine's step inputs."""
+"""Typed inputs of each function: the inbox queue's S3 notifications, the state machine's step
+inputs and the reconciler's schedule. Sample events for each live in the project's events/."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import BaseModel, ConfigDict, Field, Json
 
-from dropcut.tasks import TaskProgress
+from dropcut.follow import TaskProgress
+from dropcut.jobs import JOB_ID_PATTERN
 
 
 class _Lenient(BaseModel):
@@ -55,7 +57,7 @@ class InboxMessage(SqsRecordModel):
 
 
 class JobStep(_Lenient):
-    job_id: str = Field(pattern=r"^job-[0-9a-f]{40}$")
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
 
 
 class TaskStep(JobStep):

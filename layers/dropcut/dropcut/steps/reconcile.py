@@ -15,52 +15,63 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 
-from dropcut.config import Settings
-from dropcut.errors import ExecutionEnded, Problem
+from dropcut.error_reports import count_failure, write_error_report
+from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem
 from dropcut.executions import Executions
-from dropcut.jobs import MANIFEST_SUFFIX, JobRecord, JobStatus, JobStore, from_item, to_item
+from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, to_item
+from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
-from dropcut.reports import count_failure, write_error_report
 from dropcut.slots import SlotPool, settle_slot
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 STATUS_INDEX = "by_status"
-MANIFEST_TIMEOUT_REASON = "manifest_timeout"
 
 
-def expire_manifest_waits(
-    s3: Any, store: JobStore, settings: Settings, wait_seconds: int, now: float | None = None
-) -> list[str]:
-    """End every job still waiting for its manifest after `wait_seconds`; returns their ids."""
-    now = now or time.time()
-    cutoff = now - wait_seconds
+@dataclass(frozen=True)
+class ReconcileDeps:
+    s3: S3Client
+    store: JobStore
+    layout: BucketLayout
+    executions: Executions
+    slots: SlotPool
+    #: ManifestWaitSeconds: how long a video without options waits for its manifest.
+    manifest_wait_seconds: int
+    #: How long a slot stays held for a task that may still be running (s).
+    lost_task_hold_seconds: int
+
+
+def expire_manifest_waits(deps: ReconcileDeps, now: float) -> list[str]:
+    """End every job still waiting for its manifest after manifest_wait_seconds; their ids."""
+    wait_seconds = deps.manifest_wait_seconds
     expired: list[str] = []
-    for record in _records_in(store, JobStatus.WAITING_FOR_MANIFEST, created_before=cutoff):
-        manifest_name = record.key.rsplit("/", 1)[-1] + MANIFEST_SUFFIX
-        # Conditional: a manifest that arrives at this very moment wins or loses, never both.
-        ended = _end_once(
-            s3,
-            store,
-            settings,
-            record,
-            error_type="ManifestTimedOut",
-            reason=MANIFEST_TIMEOUT_REASON,
-            message=f"no manifest arrived within {wait_seconds} s of the video "
+    for record in _records_in(
+        deps.store, JobStatus.WAITING_FOR_MANIFEST, created_before=now - wait_seconds
+    ):
+        manifest_name = BucketLayout.manifest_name(record.key)
+        failure = Failure(
+            ManifestTimedOut.reason,
+            ManifestTimedOut.__name__,
+            f"no manifest arrived within {wait_seconds} s of the video "
             f"(waited {now - record.created_at:.0f} s), and the video has no 'prompt' metadata",
-            advice=f"Upload {manifest_name} beside the video, then upload the video again "
+            f"Upload {manifest_name} beside the video, then upload the video again "
             "(a new upload is a new job).",
-            problems=[
+            (
                 Problem(
                     "manifest",
                     f"{manifest_name} did not arrive",
                     f"within {wait_seconds} s (ManifestWaitSeconds)",
                     "Upload the manifest before or together with the video.",
-                )
-            ],
+                ),
+            ),
         )
+        # Conditional: a manifest that arrives at this very moment wins or loses, never both.
+        ended = _end_once(deps, record, failure)
         if not ended:
             continue
         logger.warning("manifest never came", extra={"job_id": record.job_id, "key": record.key})
@@ -103,22 +114,12 @@ class ReconcileReport:
     jobs_in_line: int = 0
 
 
-def reconcile(
-    s3: Any,
-    store: JobStore,
-    settings: Settings,
-    executions: Executions,
-    slots: SlotPool,
-    *,
-    manifest_wait_seconds: int,
-    lost_task_hold_seconds: int,
-    now: float | None = None,
-) -> ReconcileReport:
-    """One pass of every rule (see the module docstring); safe to run concurrently with jobs."""
+def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
+    """One pass of every rule (see the module docstring); safe to run concurrently with jobs.
+    `now` (epoch seconds) defaults to the clock."""
     now = now or time.time()
-    report = ReconcileReport(
-        manifest_timeouts=expire_manifest_waits(s3, store, settings, manifest_wait_seconds, now)
-    )
+    store, executions, slots = deps.store, deps.executions, deps.slots
+    report = ReconcileReport(manifest_timeouts=expire_manifest_waits(deps, now))
     seen: dict[str, str | None] = {}
 
     def execution_status(job_id: str) -> str | None:
@@ -136,10 +137,10 @@ def reconcile(
                 executions.start(record.job_id)
                 report.restarted.append(record.job_id)
                 logger.warning("job had no execution: started", extra={"job_id": record.job_id})
-            elif _end_abandoned(s3, store, settings, record, execution or "missing"):
+            elif _end_abandoned(deps, record, execution or "missing"):
                 report.ended.append(record.job_id)
     report.slots_reclaimed = _reclaim_slots(
-        store, execution_status, slots, lost_task_hold_seconds, now
+        store, execution_status, slots, deps.lost_task_hold_seconds, now
     )
     for waiter in slots.waiters():
         if execution_status(waiter.job_id) in EXECUTION_OVER:
@@ -156,38 +157,29 @@ def reconcile(
     return report
 
 
-def _end_once(
-    s3: Any, store: JobStore, settings: Settings, record: JobRecord, **report: Any
-) -> bool:
-    """End the job with an error report (`report`: write_error_report's keywords) unless it
-    moved on since `record` was read; False then. The status flip is the claim: one ending."""
-    claimed = store.update(
+def _end_once(deps: ReconcileDeps, record: JobRecord, failure: Failure) -> bool:
+    """End the job with an error report unless it moved on since `record` was read; False
+    then. The status flip is the claim: one ending."""
+    claimed = deps.store.update(
         record.job_id,
-        {"status": JobStatus.FAILED.value, "error_reason": report["reason"]},
+        {"status": JobStatus.FAILED.value, "error_reason": failure.reason},
         condition="#status = :seen",
         condition_names={"#status": "status"},
         condition_values={":seen": record.status.value},
     )
     if claimed:
-        write_error_report(s3, store, settings, record, **report)
-        count_failure(report["reason"])
+        write_error_report(deps.s3, deps.store, deps.layout, record, failure)
+        count_failure(failure.reason)
     return claimed
 
 
-def _end_abandoned(
-    s3: Any, store: JobStore, settings: Settings, record: JobRecord, execution: str
-) -> bool:
+def _end_abandoned(deps: ReconcileDeps, record: JobRecord, execution: str) -> bool:
     """End a job whose execution is over (or gone) without having ended it; False if it moved."""
     how = {"ABORTED": "was cancelled", "TIMED_OUT": "timed out"}.get(execution, "ended")
     ended = _end_once(
-        s3,
-        store,
-        settings,
+        deps,
         record,
-        error_type=ExecutionEnded.__name__,
-        reason=ExecutionEnded.reason,
-        message=f"the job's execution {how} ({execution}) before the job ended",
-        advice=ExecutionEnded.advice,
+        Failure.of(ExecutionEnded(f"the job's execution {how} ({execution}) before the job ended")),
     )
     if ended:
         logger.warning(

@@ -1,0 +1,25 @@
+"""CheckStatus: one provider status query (dropcut.steps.check_status)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dropcut import wiring
+from dropcut.inputs import TaskStep
+from dropcut.observability import logger, typed_handler
+from dropcut.settings import CheckStatusSettings, Settings
+from dropcut.steps.check_status import CheckStatusDeps, check_status
+
+settings = Settings.from_env()
+deps = CheckStatusDeps(
+    store=wiring.job_store(settings),
+    # Two reads of at most 8 s each fit well inside the function's 30 s.
+    provider_for=wiring.provider_factory(settings, read_timeout=8.0, read_attempts=2),
+    plan=CheckStatusSettings.from_env().poll,
+)
+
+
+@typed_handler(TaskStep)
+def handler(event: TaskStep, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event.job_id, task_id=event.task.task_id)
+    return check_status(deps, event.job_id, event.task).model_dump(mode="json")

@@ -1,0 +1,104 @@
+"""Error reports: one JSON document per failed job, under the errors prefix, saying what to do."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from pydantic import BaseModel
+
+from dropcut.errors import INTERNAL_ERROR_REASON, DropcutError, Failure, StepTimedOut, error_class
+from dropcut.jobs import JobRecord, JobStatus, JobStore
+from dropcut.layout import BucketLayout
+from dropcut.observability import metrics
+from dropcut.storage import put_json
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class ErrorReport(BaseModel):
+    """What failed, why, and what to do next: the document a user finds next to their input."""
+
+    job_id: str
+    status: str = "failed"
+    input_bucket: str
+    input_key: str
+    input_version: str
+    reason: str
+    error_type: str
+    message: str
+    advice: str
+    problems: list[dict[str, str]] = []
+    provider: str | None = None
+    provider_task_id: str | None = None
+    failed_at: float
+
+
+def describe_step_error(error: dict[str, Any]) -> Failure:
+    """The failure a Step Functions Catch result (`{"Error": name, "Cause": text or the
+    Lambda error JSON}`) describes; a name no named error explains is an internal error."""
+    error_type = str(error.get("Error") or "UnknownError")
+    cause = error.get("Cause") or ""
+    message = str(cause)
+    try:
+        parsed = json.loads(cause) if isinstance(cause, str) and cause.startswith("{") else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        message = str(parsed.get("errorMessage") or message)
+        error_type = str(parsed.get("errorType") or error_type)
+    known = error_class(error_type)
+    if known is not None:
+        return Failure(known.reason, error_type, message, known.advice)
+    if error_type in StepTimedOut.error_names:
+        return Failure(StepTimedOut.reason, error_type, message or error_type, StepTimedOut.advice)
+    return Failure(INTERNAL_ERROR_REASON, error_type, message or error_type, DropcutError.advice)
+
+
+def put_error_report(
+    s3: S3Client, layout: BucketLayout, record: JobRecord, failure: Failure
+) -> dict[str, Any]:
+    """Write the report beside the input's place; returns the job fields that record the failure.
+    The input is untouched."""
+    report = ErrorReport(
+        job_id=record.job_id,
+        input_bucket=record.bucket,
+        input_key=record.key,
+        input_version=record.version,
+        reason=failure.reason,
+        error_type=failure.error_type,
+        message=failure.message,
+        advice=failure.advice,
+        problems=[p.as_dict() for p in failure.problems],
+        provider=record.provider,
+        provider_task_id=record.task_id,
+        failed_at=time.time(),
+    )
+    key = layout.error_report_key(record.key)
+    put_json(s3, layout.bucket, key, report.model_dump(mode="json"))
+    return {
+        "status": JobStatus.FAILED.value,
+        "error_reason": failure.reason,
+        "error_message": failure.message,
+        "error_report_key": key,
+        "problems": report.problems or None,
+    }
+
+
+def write_error_report(
+    s3: S3Client, store: JobStore, layout: BucketLayout, record: JobRecord, failure: Failure
+) -> str:
+    """Write the report and mark the job failed; returns the report's key."""
+    failed = put_error_report(s3, layout, record, failure)
+    store.update(record.job_id, failed)
+    return str(failed["error_report_key"])
+
+
+def count_failure(reason: str) -> None:
+    """JobsFailed in total (the alarm's metric) and by reason (the dashboard's)."""
+    metrics.add_metric(name="JobsFailed", unit="Count", value=1)
+    with single_metric(name="JobsFailedByReason", unit=MetricUnit.Count, value=1) as by_reason:
+        by_reason.add_dimension(name="reason", value=reason)

@@ -1,0 +1,119 @@
+"""Following a provider task: the poll schedule and the state machine's view of the task ($.task)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from dropcut.providers import TaskState
+
+
+@dataclass(frozen=True)
+class PollPlan:
+    """Waits between status checks: the provider's estimate first, then growing, capped intervals."""
+
+    initial_seconds: int
+    max_seconds: int
+    growth_percent: int = 150
+    deadline_seconds: int = 3600
+    #: Callback mode: the longest silence trusted before a safety-net status check.
+    callback_silence_seconds: int = 300
+
+    def first_wait(self, estimated_seconds: int | None) -> int:
+        """Poll mode: the first wait (s), the provider's estimate when it gives one."""
+        if estimated_seconds:
+            return max(1, min(estimated_seconds, self.deadline_seconds))
+        return self.initial_seconds
+
+    def first_silence(self, estimated_seconds: int | None) -> int:
+        """Callback mode: wait well past the estimate before checking on a silent provider."""
+        if estimated_seconds:
+            return max(1, min(2 * estimated_seconds, self.deadline_seconds))
+        return min(self.callback_silence_seconds, self.deadline_seconds)
+
+    def next_interval(self, interval: int) -> int:
+        """The wait (s) after one of `interval` s: grown by growth_percent, capped at max_seconds."""
+        return max(1, min(self.max_seconds, math.ceil(interval * self.growth_percent / 100)))
+
+    def waits_for(self, task_seconds: float, estimated_seconds: int | None = None) -> list[int]:
+        """The waits a job makes before it sees a task of `task_seconds` finished."""
+        waits = [self.first_wait(estimated_seconds)]
+        interval = self.initial_seconds
+        while sum(waits) < task_seconds:
+            interval = self.next_interval(interval)
+            waits.append(interval)
+        return waits
+
+
+Follow = Literal["poll", "callback"]
+
+
+class TaskProgress(BaseModel):
+    """The state machine's view of a provider task ($.task). Holds no URL: those carry signatures.
+
+    `follow` picks the loop: "poll" waits `wait_seconds` then checks; "callback" waits for the
+    provider's callback, with `wait_seconds` as the heartbeat (a safety-net check after that much
+    silence) and `seconds_left` (to the job deadline) as the wait's timeout.
+    """
+
+    task_id: str
+    provider: str
+    state: TaskState
+    follow: Follow = "poll"
+    wait_seconds: int = Field(ge=1)
+    interval_seconds: int = Field(ge=1)
+    deadline: float
+    seconds_left: int = Field(default=1, ge=1)
+    polls: int = 0
+    progress: int | None = None
+
+
+def first_progress(
+    task_id: str,
+    provider: str,
+    state: TaskState,
+    follow: Follow,
+    plan: PollPlan,
+    estimate: int | None,
+    created_at: float,
+) -> TaskProgress:
+    """The task as StartTask hands it to the state machine: its deadline (`created_at` +
+    the plan's deadline, epoch seconds) and the first wait (s) of its follow mode."""
+    deadline = created_at + plan.deadline_seconds
+    seconds_left = max(1, math.ceil(deadline - time.time()))
+    first = plan.first_silence(estimate) if follow == "callback" else plan.first_wait(estimate)
+    wait = max(1, min(first, seconds_left))
+    return TaskProgress(
+        task_id=task_id,
+        provider=provider,
+        state=state,
+        follow=follow,
+        wait_seconds=wait,
+        interval_seconds=plan.initial_seconds,
+        deadline=deadline,
+        # Step Functions wants a heartbeat shorter than the timeout.
+        seconds_left=max(seconds_left, wait + 1),
+    )
+
+
+def next_progress(progress: TaskProgress, plan: PollPlan, remaining_seconds: float) -> TaskProgress:
+    """The next wait after a status check that found the task still running: the schedule
+    PollPlan.waits_for describes (each wait grows from the previous interval), or the callback
+    silence, never past the deadline (`remaining_seconds` > 0)."""
+    if progress.follow == "callback":
+        interval = plan.callback_silence_seconds
+    else:
+        interval = plan.next_interval(progress.interval_seconds)
+    wait = max(1, min(interval, math.ceil(remaining_seconds)))
+    return progress.model_copy(
+        update={
+            "wait_seconds": wait,
+            "interval_seconds": interval,
+            # Step Functions wants a heartbeat shorter than the timeout.
+            "seconds_left": max(wait + 1, math.ceil(remaining_seconds)),
+        }
+    )

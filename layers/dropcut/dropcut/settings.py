@@ -1,0 +1,163 @@
+"""Settings: plain frozen data read from a function's environment, here and nowhere else.
+
+Every variable comes from template.yaml (the Globals for all functions, the rest per function).
+A required variable that is missing fails fast with a KeyError at cold start.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from dropcut.follow import PollPlan
+from dropcut.layout import BucketLayout
+
+
+def _flag(name: str) -> bool:
+    return os.environ[name].strip().lower() == "true"
+
+
+def _int(name: str) -> int:
+    return int(os.environ[name])
+
+
+@dataclass(frozen=True)
+class SlotSettings:
+    """Provider concurrency: the slots table and how many tasks the provider account may run."""
+
+    table: str
+    limit: int
+    #: How long a job may wait in line for a slot before it ends with a report.
+    max_wait_seconds: int
+    #: How long a slot stays held for a task we lost track of (it may still be running).
+    lost_task_hold_seconds: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every function knows about its stack (template.yaml's Globals)."""
+
+    bucket: str
+    jobs_table: str
+    inbox_prefix: str
+    outbox_prefix: str
+    errors_prefix: str
+    provider: str
+    provider_base_url: str
+    provider_model: str | None
+    provider_key_secret_arn: str
+    allow_insecure_urls: bool
+    slots: SlotSettings
+
+    @property
+    def layout(self) -> BucketLayout:
+        """Where inputs, outputs and reports live in the media bucket."""
+        return BucketLayout(self.bucket, self.inbox_prefix, self.outbox_prefix, self.errors_prefix)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            bucket=os.environ["MEDIA_BUCKET"],
+            jobs_table=os.environ["JOBS_TABLE"],
+            inbox_prefix=os.environ["INBOX_PREFIX"],
+            outbox_prefix=os.environ["OUTBOX_PREFIX"],
+            errors_prefix=os.environ["ERRORS_PREFIX"],
+            provider=os.environ["PROVIDER"],
+            provider_base_url=os.environ["PROVIDER_BASE_URL"],
+            provider_model=os.environ["PROVIDER_MODEL"] or None,
+            provider_key_secret_arn=os.environ["PROVIDER_API_KEY_SECRET_ARN"],
+            allow_insecure_urls=_flag("ALLOW_INSECURE_URLS"),
+            slots=SlotSettings(
+                table=os.environ["SLOTS_TABLE"],
+                limit=_int("PROVIDER_CONCURRENCY"),
+                max_wait_seconds=_int("QUEUE_WAIT_SECONDS"),
+                lost_task_hold_seconds=_int("JOB_DEADLINE_SECONDS"),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    """Callback mode: whether it is on, where the webhook is reached, which secret signs."""
+
+    enabled: bool
+    base_url: str
+    secret_arn: str
+
+    @classmethod
+    def from_env(cls) -> CallbackSettings:
+        mode = os.environ["CALLBACKS"]
+        if mode not in ("auto", "off"):
+            raise ValueError(f"CALLBACKS must be 'auto' or 'off', not {mode!r}")
+        return cls(
+            enabled=mode == "auto",
+            base_url=os.environ["CALLBACK_BASE_URL"],
+            secret_arn=os.environ["CALLBACK_SECRET_ARN"],
+        )
+
+
+@dataclass(frozen=True)
+class SubmitSettings:
+    state_machine_arn: str
+    #: The prompt of a video that has no manifest, metadata prompt or preset ("" = wait for one).
+    default_prompt: str
+
+    @classmethod
+    def from_env(cls) -> SubmitSettings:
+        return cls(os.environ["STATE_MACHINE_ARN"], os.environ["DEFAULT_PROMPT"])
+
+
+@dataclass(frozen=True)
+class StartTaskSettings:
+    presign_seconds: int
+    poll: PollPlan
+    callbacks: CallbackSettings
+
+    @classmethod
+    def from_env(cls) -> StartTaskSettings:
+        return cls(
+            presign_seconds=_int("PRESIGN_EXPIRY_SECONDS"),
+            poll=PollPlan(
+                initial_seconds=_int("POLL_INITIAL_SECONDS"),
+                max_seconds=_int("POLL_MAX_SECONDS"),
+                deadline_seconds=_int("JOB_DEADLINE_SECONDS"),
+                callback_silence_seconds=_int("CALLBACK_SILENCE_SECONDS"),
+            ),
+            callbacks=CallbackSettings.from_env(),
+        )
+
+
+@dataclass(frozen=True)
+class CheckStatusSettings:
+    poll: PollPlan
+
+    @classmethod
+    def from_env(cls) -> CheckStatusSettings:
+        return cls(
+            poll=PollPlan(
+                initial_seconds=1,  # only StartTask uses the initial wait
+                max_seconds=_int("POLL_MAX_SECONDS"),
+                growth_percent=_int("POLL_GROWTH_PERCENT"),
+                callback_silence_seconds=_int("CALLBACK_SILENCE_SECONDS"),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    state_machine_arn: str
+    #: How long a video without options waits for its manifest before it ends with a report.
+    manifest_wait_seconds: int
+
+    @classmethod
+    def from_env(cls) -> ReconcileSettings:
+        return cls(os.environ["STATE_MACHINE_ARN"], _int("MANIFEST_WAIT_SECONDS"))
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    callback_secret_arn: str
+
+    @classmethod
+    def from_env(cls) -> WebhookSettings:
+        return cls(os.environ["CALLBACK_SECRET_ARN"])

@@ -1,0 +1,40 @@
+"""RecordFailure: turn a Step Functions Catch result into the job's error report; the job is
+marked failed and its slot given back (kept while its task may still run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dropcut.error_reports import count_failure, describe_step_error, write_error_report
+from dropcut.jobs import JobStore
+from dropcut.layout import BucketLayout
+from dropcut.observability import logger
+from dropcut.slots import SlotPool, settle_slot
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True)
+class RecordFailureDeps:
+    s3: S3Client
+    store: JobStore
+    layout: BucketLayout
+    slots: SlotPool
+    #: How long a slot stays held for a task that may still be running (s).
+    lost_task_hold_seconds: float
+
+
+def record_failure(deps: RecordFailureDeps, job_id: str, error: dict[str, Any]) -> str:
+    """Write the report for `error` (`{"Error", "Cause"}` as Catch gives it); returns its key.
+
+    Raises LookupError when the job has no record (a bug: every execution has one).
+    """
+    record = deps.store.require(job_id)
+    failure = describe_step_error(error)
+    key = write_error_report(deps.s3, deps.store, deps.layout, record, failure)
+    settle_slot(deps.slots, record, deps.lost_task_hold_seconds)
+    count_failure(failure.reason)
+    logger.warning("job failed", extra={"reason": failure.reason, "error_type": failure.error_type})
+    return key

@@ -1,0 +1,126 @@
+"""StartTask: presign the input and create the provider task, at most once per job."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dropcut.errors import ExecutionEnded, JobNotReady, ProviderAnswerLost, TaskCreationUncertain
+from dropcut.follow import Follow, PollPlan, TaskProgress, first_progress
+from dropcut.jobs import JobRecord, JobStatus, JobStore
+from dropcut.observability import logger, metrics
+from dropcut.providers import EditRequest, ProviderFor, TaskState
+from dropcut.storage import presign_get
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+#: The callback URL for a job id, when callbacks are on (see dropcut.callbacks.CallbackSigner).
+CallbackUrlFor = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class StartTaskDeps:
+    #: Signs with SigV4 (storage.presigning_s3_client): the provider reads the input through it.
+    s3: S3Client
+    store: JobStore
+    provider_for: ProviderFor
+    #: The stack's provider, for a job record that names none.
+    default_provider: str
+    plan: PollPlan
+    presign_seconds: int
+    #: None when callbacks are off: every task is polled.
+    callback_url_for: CallbackUrlFor | None = None
+
+
+def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
+    """Create the job's provider task, or return the one already recorded. Never creates two.
+
+    With a callback URL and a provider that calls back, the task is created with this job's
+    callback URL and followed in callback mode; otherwise it is polled.
+    Raises ExecutionEnded (the job already ended), TaskCreationUncertain (an earlier create's
+    answer was lost), JobNotReady (no resolved spec) and the provider's named errors.
+    """
+    store = deps.store
+    record = store.require(job_id)
+    provider_name = record.provider or deps.default_provider
+    provider = deps.provider_for(provider_name)
+    callbacks = deps.callback_url_for is not None and provider.supports_callback
+    follow: Follow = "callback" if callbacks else "poll"
+    if record.task_id:
+        logger.info("provider task already recorded", extra={"task_id": record.task_id})
+        created_at = record.task_created_at or time.time()
+        return first_progress(
+            record.task_id, provider_name, TaskState.QUEUED, follow, deps.plan, None, created_at
+        )
+    claimed = store.update(
+        job_id,
+        {"creating_since": time.time()},
+        condition="attribute_not_exists(task_id) AND attribute_not_exists(creating_since) "
+        "AND #status = :received",
+        condition_names={"#status": "status"},
+        condition_values={":received": JobStatus.RECEIVED.value},
+    )
+    if not claimed:
+        if (ended := store.require(job_id).status) is not JobStatus.RECEIVED:
+            # Its execution was cancelled and the reconciler ended the job: pay for nothing.
+            raise ExecutionEnded(f"the job had already ended ({ended.value}); no task was created")
+        raise TaskCreationUncertain(
+            "an earlier attempt sent the create request and its answer was lost; "
+            "dropcut will not send a second one"
+        )
+    try:
+        request = _edit_request(deps, record, callback=callbacks)
+        task = provider.create_task(request)
+    except ProviderAnswerLost as lost:
+        raise TaskCreationUncertain(f"{lost}; the provider may have created the task") from None
+    except Exception:
+        # The provider answered with an error (or we never sent): no task exists, retry is safe.
+        store.update(job_id, {"creating_since": None})
+        raise
+    now = time.time()
+    store.update(
+        job_id,
+        {
+            "task_id": task.task_id,
+            "provider": provider_name,
+            "status": JobStatus.RUNNING.value,
+            "task_state": task.state.value,
+            "task_created_at": now,
+            "creating_since": None,
+        },
+    )
+    metrics.add_metric(name="TasksCreated", unit="Count", value=1)
+    logger.info(
+        "provider task created",
+        extra={"task_id": task.task_id, "provider": provider_name, "follow": follow},
+    )
+    return first_progress(
+        task.task_id, provider_name, task.state, follow, deps.plan, task.estimated_seconds, now
+    )
+
+
+def _edit_request(deps: StartTaskDeps, record: JobRecord, *, callback: bool) -> EditRequest:
+    """The provider request for a job: presigned URLs for the input version and bucket images."""
+    if record.spec is None:
+        raise JobNotReady("the job has no resolved options; Submit starts only jobs that do")
+    spec = record.spec
+
+    def presigned(key: str, version: str | None) -> str:
+        return presign_get(deps.s3, record.bucket, key, version, deps.presign_seconds)
+
+    return EditRequest(
+        prompt=spec.prompt,
+        video_url=presigned(record.key, record.version),
+        image_urls=tuple(
+            image if image.startswith("https://") else presigned(image, None)
+            for image in spec.images
+        ),
+        keep_audio=spec.keep_audio,
+        aspect_ratio=spec.aspect_ratio,
+        callback_url=deps.callback_url_for(record.job_id)
+        if callback and deps.callback_url_for
+        else None,
+    )

@@ -1,0 +1,117 @@
+"""Webhook: an authenticated provider callback -> confirmed with the provider -> the waiting
+execution resumed exactly once.
+
+Two writers meet on the job record: the state machine's ArmCallback step (stores the task token,
+dropcut.steps.arm_callback) and this step (stores the confirmed outcome). Each writes with a
+condition and reads the record back from the same atomic write, so whichever comes second sees
+the other's value and resumes the execution: a callback that arrives before the token is stored
+is not lost, and a repeated callback finds the outcome already stored and changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dropcut.errors import ProviderBadResponse, ProviderError
+from dropcut.jobs import JobStatus, JobStore
+from dropcut.observability import logger, metrics
+from dropcut.providers import ProviderFor
+from dropcut.tokens import resume_wait
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """What the webhook answers. 2xx tells the provider to stop retrying."""
+
+    status_code: int
+    message: str
+
+
+ACCEPTED = 200
+
+
+@dataclass(frozen=True)
+class WebhookDeps:
+    store: JobStore
+    sfn: SFNClient
+    #: Adapters with short timeouts: the provider gives up on a callback after 10 s.
+    provider_for: ProviderFor
+
+
+def accept_callback(deps: WebhookDeps, job_id: str, body: Any) -> CallbackAnswer:
+    """Handle an authenticated callback for `job_id`: confirm with the provider, then resume once.
+
+    Answers 404 unknown job, 400 malformed body, 409/503 retry later, 200 accepted or already
+    handled; never raises for anything the caller sent.
+    """
+    store = deps.store
+    record = store.get(job_id)
+    if record is None:
+        return CallbackAnswer(404, "unknown job")
+    if not isinstance(body, dict):
+        return CallbackAnswer(400, "the body must be a JSON object")
+    if record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or record.callback_outcome:
+        return CallbackAnswer(ACCEPTED, "already handled")
+    if record.task_id is None or record.provider is None:
+        # The provider called back before StartTask recorded the task: ask it to retry.
+        return CallbackAnswer(409, "the job's task is not recorded yet; retry later")
+    provider = deps.provider_for(record.provider)
+    try:
+        claimed = provider.parse_callback(body)
+    except ProviderBadResponse as exc:
+        return CallbackAnswer(400, f"malformed callback body: {exc}")
+    except NotImplementedError:
+        return CallbackAnswer(400, f"{provider.name} sends no callbacks")
+    if claimed.task_id != record.task_id:
+        logger.warning("callback names another task", extra={"claimed_task_id": claimed.task_id})
+        return CallbackAnswer(400, "the body names a different task than this job's")
+    try:
+        confirmed = provider.get_task(record.task_id)
+    except ProviderError as exc:
+        logger.warning("could not confirm a callback", extra={"error": type(exc).__name__})
+        return CallbackAnswer(503, "could not confirm the task with the provider; retry later")
+    if not confirmed.finished:
+        # Not trusted: the body said finished, the provider says otherwise. Nothing changes.
+        logger.warning(
+            "callback not confirmed by the provider",
+            extra={"claimed": claimed.provider_status, "provider": confirmed.provider_status},
+        )
+        metrics.add_metric(name="CallbacksUnconfirmed", unit="Count", value=1)
+        return CallbackAnswer(409, f"the provider reports the task {confirmed.provider_status}")
+    now = time.time()
+    updated = store.update_returning(
+        job_id,
+        {
+            "callback_outcome": confirmed.state.value,
+            "callback_received_at": now,
+            "task_state": confirmed.state.value,
+            "progress": confirmed.progress,
+            "credits": confirmed.credits,
+            "task_finished_seen_at": now,
+        },
+        condition="attribute_not_exists(callback_outcome) AND #status = :running",
+        condition_names={"#status": "status"},
+        condition_values={":running": JobStatus.RUNNING.value},
+    )
+    if updated is None:
+        return CallbackAnswer(ACCEPTED, "already handled")
+    metrics.add_metric(name="CallbacksAccepted", unit="Count", value=1)
+    if updated.callback_token:
+        resume_callback_wait(deps.sfn, updated.callback_token, confirmed.state.value)
+    else:
+        logger.info("callback stored before the execution armed its wait")
+    return CallbackAnswer(ACCEPTED, "accepted")
+
+
+def resume_callback_wait(sfn: SFNClient, task_token: str, outcome: str) -> bool:
+    """Resume WaitForCallback with `{"state": outcome}`; False when that wait already ended (a
+    safety-net status check took over and will see the outcome)."""
+    if resume_wait(sfn, task_token, {"state": outcome}):
+        return True
+    logger.info("the callback wait had already ended; the next wait picks the outcome up")
+    return False

@@ -1,0 +1,126 @@
+"""Wiring: AWS clients, secrets, provider adapters, the callback signer and the slot pool, built
+from Settings. Only the handlers (functions/*/app.py) import this module: everything below it
+receives its dependencies (the `*Deps` objects of dropcut.steps) instead of building them.
+
+Everything here is built once per Lambda execution environment (module scope of a handler) and
+reused across invocations; secrets are re-read through Powertools Parameters' 5-minute cache.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import httpx
+from pydantic import SecretStr
+
+from dropcut.callbacks import CallbackSigner
+from dropcut.executions import Executions
+from dropcut.jobs import JobStore
+from dropcut.providers import Provider, ProviderFor, ProviderSettings, make_provider
+from dropcut.providers.http import make_client
+from dropcut.settings import CallbackSettings, Settings
+from dropcut.slots import SlotPool
+from dropcut.steps.start_task import CallbackUrlFor
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBServiceResource
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
+
+#: How long a secret read from Secrets Manager is reused before it is read again (s).
+SECRET_MAX_AGE_SECONDS = 300
+
+
+@cache
+def s3_client() -> S3Client:
+    return boto3.client("s3")
+
+
+@cache
+def presigning_s3_client() -> S3Client:
+    """An S3 client that signs URLs with SigV4 (what S3 requires; allows up to 7 days)."""
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(signature_version="s3v4"))
+
+
+@cache
+def sfn_client() -> SFNClient:
+    return boto3.client("stepfunctions")
+
+
+@cache
+def dynamodb() -> DynamoDBServiceResource:
+    return boto3.resource("dynamodb")
+
+
+@cache
+def http_client() -> httpx.Client:
+    """One httpx client per process, reused across invocations (connection pooling)."""
+    return make_client()
+
+
+def job_store(settings: Settings) -> JobStore:
+    return JobStore(dynamodb().Table(settings.jobs_table))
+
+
+def slot_pool(settings: Settings) -> SlotPool:
+    """The slot pool of this stack's provider account."""
+    slots = settings.slots
+    return SlotPool(dynamodb().Table(slots.table), sfn_client(), settings.provider, slots.limit)
+
+
+def executions(state_machine_arn: str) -> Executions:
+    return Executions(sfn_client(), state_machine_arn)
+
+
+def fetch_secret(secret_arn: str, what: str) -> str:
+    """A secret's SecretString from Secrets Manager, cached by Powertools Parameters.
+
+    Raises ValueError when the secret is empty (the operator has not set it).
+    """
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"the {what} secret is empty; put the value in its SecretString")
+    return value.strip()
+
+
+def provider_factory(settings: Settings, **overrides: Any) -> ProviderFor:
+    """`provider_for(name)`: the named adapter, keyed from Secrets Manager at call time.
+
+    `overrides` adjust ProviderSettings (timeouts: each step sets what fits its Lambda timeout).
+    """
+
+    def provider_for(name: str) -> Provider:
+        api_key = fetch_secret(settings.provider_key_secret_arn, "provider API key")
+        provider_settings = ProviderSettings(
+            base_url=settings.provider_base_url,
+            api_key=SecretStr(api_key),
+            model=settings.provider_model,
+            allow_insecure_urls=settings.allow_insecure_urls,
+            **overrides,
+        )
+        return make_provider(name, provider_settings, http_client())
+
+    return provider_for
+
+
+def callback_signer(secret_arn: str, base_url: str = "") -> CallbackSigner:
+    """A signer with the current secret (the webhook only verifies, so it needs no base URL)."""
+    secret = fetch_secret(secret_arn, "callback signing")
+    return CallbackSigner(base_url=base_url, secret=SecretStr(secret))
+
+
+def callback_url_factory(callbacks: CallbackSettings) -> CallbackUrlFor | None:
+    """`url_for(job_id)` when callbacks are on (the signer read at call time), else None."""
+    if not callbacks.enabled:
+        return None
+
+    def url_for(job_id: str) -> str:
+        return callback_signer(callbacks.secret_arn, callbacks.base_url).url_for(job_id)
+
+    return url_for
