@@ -123,6 +123,26 @@ def test_every_task_has_a_timeout_a_result_path_and_known_error_names(name):
     assert definition.get("TimeoutSeconds"), "the whole execution has a time limit"
 
 
+def test_an_execution_outlives_the_longest_line_wait_plus_the_job_deadline():
+    # The execution's own time limit must never end a job the parameters still allow to run:
+    # the longest wait in line (plus one more AcquireSlot round), the longest job deadline, and
+    # the steps after it (Finalize, RecordFailure), with an hour to spare for retries.
+    params = TEMPLATE["Parameters"]
+    definition = json.loads(
+        (ROOT / STATE_MACHINES["JobStateMachine"]["Properties"]["DefinitionUri"]).read_text()
+    )
+    states = dict(_states(definition))
+    needed = (
+        params["QueueWaitSeconds"]["MaxValue"]
+        + states["AcquireSlot"]["TimeoutSeconds"]
+        + params["JobDeadlineSeconds"]["MaxValue"]
+        + states["Finalize"]["TimeoutSeconds"]
+        + states["RecordFailure"]["TimeoutSeconds"]
+        + 3600
+    )
+    assert definition["TimeoutSeconds"] >= needed
+
+
 #: An environment read in settings.py: os.environ["X"] or one of its helpers _int("X"), _flag("X").
 ENV_READ = re.compile(r"(?:os\.environ\[|_int\(|_flag\()\"([A-Z0-9_]+)\"")
 SHARED_CONFIG = ROOT / "layers/dropcut/dropcut/settings.py"

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 #: The longest prompt any provider takes (evolink: 5,000; aimlapi and Kling: 2,500, checked per
-#: provider in validation). providers/README "The model's own limits".
+#: provider in validation). docs/providers.md, "The model's own limits".
 MAX_PROMPT_CHARS = 5000
 #: A job id: "job-" + 40 hex digits (see job_id_for); also the execution name.
 JOB_ID_PATTERN = r"^job-[0-9a-f]{40}$"

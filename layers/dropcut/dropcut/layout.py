@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Video containers the model takes (Kling O1 edit: MP4 or MOV; providers/README "model limits").
+from dropcut.providers.base import IMAGE_SUFFIXES
+
+#: Video containers the model takes (Kling O1 edit: MP4 or MOV; docs/providers.md, "The model's own limits").
 VIDEO_SUFFIXES = (".mp4", ".mov")
-#: Reference image files (jpg/jpeg/png/webp, as the evolink page lists).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MANIFEST_SUFFIX = ".json"
 PRESET_NAME = "_preset.json"
 OUTPUT_SUFFIX = ".edited.mp4"

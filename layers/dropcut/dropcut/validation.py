@@ -85,26 +85,11 @@ def check_input(
 
 
 def _option_problems(provider: type[Provider], spec: JobSpec) -> list[Problem]:
-    found: list[Problem] = []
-    if len(spec.prompt) > provider.max_prompt_chars:
-        found.append(
-            Problem(
-                "prompt",
-                f"the prompt has {len(spec.prompt)} characters",
-                f"at most {provider.max_prompt_chars} characters for {provider.name}",
-                "Shorten the prompt.",
-            )
-        )
-    if len(spec.images) > provider.max_images:
-        found.append(
-            Problem(
-                "images",
-                f"{len(spec.images)} reference images",
-                f"at most {provider.max_images} for {provider.name}",
-                "Keep the most important reference images.",
-            )
-        )
-    return found
+    """The provider's own limits on the options (the same rules its adapter checks)."""
+    return [
+        *provider.prompt_problems(spec.prompt),
+        *provider.image_count_problems(len(spec.images)),
+    ]
 
 
 def _image_problems(

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from dropcut.errors import Problem, RequestInvalid
 
 AspectRatio = Literal["16:9", "9:16", "1:1"]
+#: Reference image files the providers take: jpg/jpeg/png/webp (evolink's page).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 class EditRequest(BaseModel):
@@ -128,31 +130,42 @@ class Provider(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.settings.base_url!r}, model={self.model!r})"
 
-    def problems(self, request: EditRequest) -> list[Problem]:
-        """Every documented limit `request` breaks for this provider (empty when it is acceptable)."""
-        found: list[Problem] = []
-        if not request.prompt.strip():
-            found.append(
-                Problem("prompt", "the prompt is empty", "1+ characters", "Write a prompt.")
-            )
-        if len(request.prompt) > self.max_prompt_chars:
-            found.append(
+    @classmethod
+    def prompt_problems(cls, prompt: str) -> list[Problem]:
+        """The prompt's broken limits: empty, or longer than max_prompt_chars characters."""
+        if not prompt.strip():
+            return [Problem("prompt", "the prompt is empty", "1+ characters", "Write a prompt.")]
+        if len(prompt) > cls.max_prompt_chars:
+            return [
                 Problem(
                     "prompt",
-                    f"the prompt has {len(request.prompt)} characters",
-                    f"at most {self.max_prompt_chars} characters for {self.name}",
+                    f"the prompt has {len(prompt)} characters",
+                    f"at most {cls.max_prompt_chars} characters for {cls.name}",
                     "Shorten the prompt.",
                 )
+            ]
+        return []
+
+    @classmethod
+    def image_count_problems(cls, count: int, field: str = "images") -> list[Problem]:
+        """More than max_images reference images (named `field` in the report)."""
+        if count <= cls.max_images:
+            return []
+        return [
+            Problem(
+                field,
+                f"{count} reference images",
+                f"at most {cls.max_images} for {cls.name}",
+                "Keep the most important reference images.",
             )
-        if len(request.image_urls) > self.max_images:
-            found.append(
-                Problem(
-                    "image_urls",
-                    f"{len(request.image_urls)} reference images given",
-                    f"at most {self.max_images} for {self.name}",
-                    "Drop some reference images.",
-                )
-            )
+        ]
+
+    def problems(self, request: EditRequest) -> list[Problem]:
+        """Every documented limit `request` breaks for this provider (empty when it is acceptable)."""
+        found = [
+            *self.prompt_problems(request.prompt),
+            *self.image_count_problems(len(request.image_urls), "image_urls"),
+        ]
         allow_insecure = self.settings.allow_insecure_urls
         video_problem = is_public_https(request.video_url, allow_insecure=allow_insecure)
         if video_problem and not request.video_url.startswith("data:"):

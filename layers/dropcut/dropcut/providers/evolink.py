@@ -6,7 +6,14 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from dropcut.errors import Problem, ProviderBadResponse, ProviderRejected
-from dropcut.providers.base import EditRequest, Provider, ProviderTask, TaskState, is_public_https
+from dropcut.providers.base import (
+    IMAGE_SUFFIXES,
+    EditRequest,
+    Provider,
+    ProviderTask,
+    TaskState,
+    is_public_https,
+)
 from dropcut.providers.http import require, retry_read, send
 
 _STATES = {
@@ -19,7 +26,6 @@ _STATES = {
 }
 TASK_ID_PREFIX = "task-unified-"
 MAX_CALLBACK_URL_CHARS = 2048
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 
 
 class EvolinkProvider(Provider):
@@ -49,7 +55,7 @@ class EvolinkProvider(Provider):
         found = []
         for index, url in enumerate(request.image_urls):
             path = urlsplit(url).path.lower()
-            if not path.endswith(IMAGE_EXTENSIONS):
+            if not path.endswith(IMAGE_SUFFIXES):
                 found.append(
                     Problem(
                         f"image_urls[{index}]",

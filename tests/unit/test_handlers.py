@@ -1,0 +1,99 @@
+"""Every handler imports with the environment template.yaml gives it, and every sample event in
+events/ parses into the model its handler reads (so `sam local invoke -e events/<step>.json`
+and the docs show events the code accepts)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
+
+from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
+from dropcut.inputs import InboxEvent, InboxMessage
+from dropcut.observability import EVENT_MODEL_ATTRIBUTE
+from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT
+
+EVENTS = ROOT / "events"
+#: Each function's folder under functions/ (the step's name in snake case).
+FOLDERS = {
+    name: Path(resource["Properties"]["CodeUri"]).name for name, resource in FUNCTIONS.items()
+}
+
+
+def _placeholder(value: object) -> str:
+    """An environment value as a deployed stack would hold it (Refs become sample ARNs)."""
+    if isinstance(value, str | int | float | bool):
+        return str(value)
+    return "arn:aws:states:us-east-1:123456789012:stateMachine:placeholder"
+
+
+def _environment(name: str) -> dict[str, str]:
+    variables = dict(GLOBAL_FUNCTION["Environment"]["Variables"])
+    variables.update(FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {}))
+    numeric = {key for key in variables if key.endswith(("_SECONDS", "_CONCURRENCY", "_PERCENT"))}
+    env = {key: _placeholder(value) for key, value in variables.items()}
+    env.update(dict.fromkeys(numeric, "60"))
+    env.update({"CALLBACKS": "auto", "ALLOW_INSECURE_URLS": "false", "PROVIDER": "evolink"})
+    env["AWS_DEFAULT_REGION"] = "us-east-1"
+    return env
+
+
+@pytest.fixture
+def handler_module(monkeypatch):
+    """`load(logical id)`: the function's app module, imported with the template's environment."""
+    from moto import mock_aws
+
+    loaded: list[str] = []
+
+    def load(name: str):
+        for key, value in _environment(name).items():
+            monkeypatch.setenv(key, value)
+        module_name = f"functions.{FOLDERS[name]}.app"
+        sys.modules.pop(module_name, None)
+        loaded.append(module_name)
+        return importlib.import_module(module_name)
+
+    with mock_aws():
+        yield load
+    for module_name in loaded:
+        sys.modules.pop(module_name, None)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_handler_imports_with_the_templates_environment(name, handler_module):
+    module = handler_module(name)
+    assert FUNCTIONS[name]["Properties"].get("Handler", GLOBAL_FUNCTION.get("Handler")) == (
+        "app.handler"
+    )
+    assert callable(module.handler)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_has_a_sample_event_its_handler_parses(name, handler_module):
+    sample = json.loads((EVENTS / f"{FOLDERS[name]}.json").read_text())
+    module = handler_module(name)
+    model = getattr(module.handler, EVENT_MODEL_ATTRIBUTE, None)
+    if model is not None:
+        model.model_validate(sample)
+    elif FOLDERS[name] == "submit":  # an SQS batch: Powertools parses each record
+        records = [InboxMessage.model_validate(record) for record in sample["Records"]]
+        assert records and all(record.body.Records for record in records)
+    else:  # the webhook: an HTTP API (payload 2.0) request on the callback route
+        assert FOLDERS[name] == "webhook"
+        event = APIGatewayProxyEventV2Model.model_validate(sample)
+        assert event.routeKey == "POST " + CALLBACK_ROUTE.replace("<job_id>", "{job_id}")
+        assert CAPABILITY_PARAM in (event.queryStringParameters or {})
+
+
+def test_the_s3_notification_sample_is_what_the_inbox_queue_carries():
+    sample = json.loads((EVENTS / "inbox_notification.json").read_text())
+    assert InboxEvent.model_validate(sample).Records
+
+
+def test_every_sample_event_belongs_to_a_function():
+    expected = {f"{folder}.json" for folder in FOLDERS.values()} | {"inbox_notification.json"}
+    assert {path.name for path in EVENTS.glob("*.json")} == expected
