@@ -123,6 +123,20 @@ def test_every_task_has_a_timeout_a_result_path_and_known_error_names(name):
     assert definition.get("TimeoutSeconds"), "the whole execution has a time limit"
 
 
+@pytest.mark.parametrize("name", sorted(STATE_MACHINES))
+def test_every_step_retries_a_transient_aws_failure(name):
+    # Handlers raise throttling, 5xx and unreachable AWS services as AwsUnavailable
+    # (observability.named_aws_errors); every step is safe to repeat, so each retries it.
+    definition = json.loads(
+        (ROOT / STATE_MACHINES[name]["Properties"]["DefinitionUri"]).read_text()
+    )
+    for state_name, state in _states(definition):
+        if state["Type"] != "Task":
+            continue
+        retried = {error for rule in state.get("Retry", []) for error in rule["ErrorEquals"]}
+        assert retried & {"AwsUnavailable", "States.ALL"}, state_name
+
+
 def test_an_execution_outlives_the_longest_line_wait_plus_the_job_deadline():
     # The execution's own time limit must never end a job the parameters still allow to run:
     # the longest wait in line (plus one more AcquireSlot round), the longest job deadline, and

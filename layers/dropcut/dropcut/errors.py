@@ -49,6 +49,18 @@ class RequestInvalid(InputInvalid):
     reason = "request_invalid"
 
 
+class AwsUnavailable(DropcutError):
+    """An AWS service dropcut calls (S3, DynamoDB, Step Functions, Secrets Manager) failed in a
+    way that may pass: throttled, 5xx, or unreachable, after the SDK's own retries. Every step
+    is safe to repeat, so the state machine retries it with backoff."""
+
+    reason = "aws_unavailable"
+    advice = (
+        "An AWS service was unavailable for longer than dropcut retries; upload the video again "
+        "later, and tell the operator if it persists."
+    )
+
+
 class ProviderError(DropcutError):
     """The provider answered with an error, or could not be reached."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Callable
@@ -9,7 +10,16 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from pydantic import BaseModel
+
+from dropcut.errors import AwsUnavailable
 
 logger = Logger()
 tracer = Tracer()
@@ -33,12 +43,66 @@ def instrumented(handler: Callable[..., Any]) -> Callable[..., Any]:
 EVENT_MODEL_ATTRIBUTE = "event_model"
 
 
+#: Error codes AWS gives for throttling (the SDK's own list of throttled errors, botocore
+#: retries/standard.py), besides any 5xx answer: both may pass, so the step is retried.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    }
+)
+_UNREACHABLE = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+
+
+def is_transient(error: Exception) -> bool:
+    """True for an AWS error that may pass: throttled, a 5xx answer, or no answer at all."""
+    if isinstance(error, _UNREACHABLE):
+        return True
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error.response.get("Error", {}).get("Code") in THROTTLING_CODES or status >= 500
+    return False
+
+
+def named_aws_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Raise a transient AWS failure as AwsUnavailable, the name the state machine retries;
+    any other error goes through unchanged."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except (ClientError, *_UNREACHABLE) as exc:
+            if not is_transient(exc):
+                raise
+            raise AwsUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper
+
+
 def typed_handler(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`instrumented`, with the event parsed into `model` (a ValidationError names the bad field).
-    The wrapped handler carries the model as `event_model`, so tests can check sample events."""
+    """`instrumented`, with the event parsed into `model` (a ValidationError names the bad field)
+    and transient AWS failures raised as AwsUnavailable. The wrapped handler carries the model
+    as `event_model`, so tests can check sample events."""
 
     def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
-        wrapped = instrumented(event_parser(model=model)(handler))
+        wrapped = instrumented(event_parser(model=model)(named_aws_errors(handler)))
         setattr(wrapped, EVENT_MODEL_ATTRIBUTE, model)
         return wrapped
 
