@@ -6,9 +6,21 @@ that the wrapped functions still exist, so a moto upgrade that moves them fails 
 
 from __future__ import annotations
 
+import functools
+import threading
 from typing import Any
 
 _installed = False
+#: The item operations of moto's DynamoDB backend that read or write items.
+DYNAMODB_ITEM_OPERATIONS = (
+    "put_item",
+    "get_item",
+    "query",
+    "scan",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+)
 
 
 def install() -> None:
@@ -17,6 +29,7 @@ def install() -> None:
     if _installed:
         return
     _early_task_success_reaches_a_heartbeat_wait()
+    _dynamodb_writes_are_atomic()
     _installed = True
 
 
@@ -36,3 +49,27 @@ def _early_task_success_reaches_a_heartbeat_wait() -> None:
         return endpoint
 
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint  # type: ignore[method-assign]
+
+
+def _dynamodb_writes_are_atomic() -> None:
+    # On AWS every write to an item is atomic: a reader sees the item before or after it. moto's
+    # UpdateItem on a new item first stores the bare key, then applies the update expression, so
+    # a concurrent Query or GetItem (moto server is threaded) can see an item with only its keys:
+    # the chaos test's slot line once read a waiter without job_id (KeyError in dispatch, a paid
+    # result's Finalize failed). One lock per backend around its item operations gives AWS's
+    # per-item atomicity (and more: moto is not the thing under load test).
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in DYNAMODB_ITEM_OPERATIONS:
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, "_dropcut_atomic", False):
+            continue
+
+        def serialized(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        functools.update_wrapper(serialized, original)
+        serialized._dropcut_atomic = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, serialized)

@@ -165,3 +165,27 @@ def test_a_throttled_hand_over_does_not_fail_the_release_and_is_served_later(poo
     pool.release("job-b")  # the next release (or the reconciler's dispatch) serves job-c
     assert "tok-c" in tokens.resumed
     assert set(pool.holders()) == {"job-c"} and pool.waiters() == []
+
+
+def test_a_half_written_line_entry_never_stops_a_release_or_the_line(pool, tokens, slots_table):
+    # The chaos test's cause of `internal_error` after a paid task: the local stack's DynamoDB
+    # let a reader see a waiter whose update had stored only its key, and dispatch raised
+    # KeyError inside Finalize's release. The line now skips what is not a whole waiter.
+    pool.acquire("job-a", 1.0, "tok-a", 3600)
+    pool.acquire("job-b", 2.0, "tok-b", 3600)
+    slots_table.put_item(Item={"pool": "evolink", "entry": "wait#00000000002.500000#job-x"})
+    pool.acquire("job-c", 3.0, "tok-c", 3600)
+    assert [w.job_id for w in pool.waiters()] == ["job-c"]
+    assert pool.release("job-a") is True
+    assert "tok-c" in tokens.resumed and set(pool.holders()) == {"job-b", "job-c"}
+
+
+def test_a_bug_in_the_hand_over_never_fails_the_job_that_gives_its_slot_back(pool, monkeypatch):
+    pool.acquire("job-a", 1.0, "tok-a", 3600)
+
+    def broken_dispatch():
+        raise KeyError("job_id")
+
+    monkeypatch.setattr(pool, "dispatch", broken_dispatch)
+    assert pool.release("job-a") is True
+    assert pool.holders() == {}
