@@ -145,6 +145,11 @@ def test_forged_and_malformed_callbacks_change_nothing(app: LocalApp, clip, capl
         "wrong shape": post(signer.url_for(job_id), {"status": "completed"}),
         "still running": post(signer.url_for(job_id), claim),
         "another task": post(signer.url_for(job_id), {**claim, "id": "task-unified-1-forged"}),
+        "nested 100,000 deep": post(signer.url_for(job_id), raw=b"[" * 100_000),
+        "a 400-digit number": post(
+            signer.url_for(job_id),
+            raw=json.dumps(claim).encode()[:-1] + b', "credits": ' + b"9" * 400 + b"}",
+        ),
     }
     codes = {name: answer.status_code for name, answer in answers.items()}
     assert codes == {
@@ -156,6 +161,8 @@ def test_forged_and_malformed_callbacks_change_nothing(app: LocalApp, clip, capl
         "wrong shape": 400,
         "still running": 409,
         "another task": 400,
+        "nested 100,000 deep": 400,
+        "a 400-digit number": 400,
     }
     # A 401 says nothing else, whatever the job.
     assert answers["no capability"].json() == answers["another job's capability"].json()
@@ -177,6 +184,7 @@ def test_forged_and_malformed_callbacks_change_nothing(app: LocalApp, clip, capl
 
     logs = "\n".join(r.getMessage() for r in caplog.records)
     assert "callback answered" in logs
+    assert '"CallbacksRejected"' in logs, "rejected callbacks are counted"
     assert signer.capability(job_id) not in logs
     assert signer.capability(other_job) not in logs
     assert "sim-key" not in logs

@@ -65,7 +65,7 @@ class FakeProvider:
         return self._task(self.status, task_id)
 
 
-BODY = {"id": "task-unified-1", "status": "completed"}
+BODY = json.dumps({"id": "task-unified-1", "status": "completed"})
 
 
 @pytest.fixture
@@ -119,11 +119,33 @@ def test_answers_for_unknown_jobs_and_bad_bodies(store):
         accept_callback(WebhookDeps(store, sfn, lambda _: provider), OTHER, BODY).status_code == 404
     )
     assert (
-        accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, ["x"]).status_code == 400
+        accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, '["x"]').status_code
+        == 400
     )
-    other_task = {**BODY, "id": "task-unified-2"}
+    other_task = json.dumps({"id": "task-unified-2", "status": "completed"})
     assert (
         accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, other_task).status_code
         == 400
     )
     assert provider.queries == 0 and sfn.sent == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000,  # RecursionError in a plain json.loads
+        '{"id": "task-unified-1", "status": "completed", "credits": ' + "9" * 400 + "}",
+        '{"id": "task-unified-1", "status": "completed", "credits": 1e400}',
+        "not json",
+        "x" * 70_000,
+    ],
+)
+def test_a_hostile_body_with_a_valid_capability_is_answered_400_and_changes_nothing(store, body):
+    sfn, provider = FakeSfn(), FakeProvider("completed")
+    before = store.require(JOB)
+    answer = accept_callback(WebhookDeps(store, sfn, lambda _: provider), JOB, body)
+    assert answer.status_code == 400
+    assert provider.queries == 0 and sfn.sent == []
+    assert store.require(JOB).model_dump(exclude={"updated_at"}) == before.model_dump(
+        exclude={"updated_at"}
+    )

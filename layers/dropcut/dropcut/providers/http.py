@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import (
     ProviderAnswerLost,
     ProviderBadResponse,
@@ -23,6 +24,8 @@ from dropcut.errors import (
 
 T = TypeVar("T")
 SNIPPET_BYTES = 200
+#: Largest provider answer parsed (task and error bodies are a few KB).
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 def make_client(connect_timeout: float = 5.0, read_timeout: float = 30.0) -> httpx.Client:
@@ -59,8 +62,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
     """(code, message) from either provider's error body, falling back to the body's first bytes."""
     try:
-        body = response.json()
-    except ValueError:
+        body = parse_bounded_json(response.content, max_bytes=MAX_ANSWER_BYTES)
+    except BoundedJsonError:
         return None, snippet(response.content)
     if isinstance(body, dict):
         error = body.get("error")
@@ -111,11 +114,11 @@ def send(
         ) from None
     raise_for_status(provider, response)
     try:
-        body = response.json()
-    except ValueError:
+        body = parse_bounded_json(response.content, max_bytes=MAX_ANSWER_BYTES)
+    except BoundedJsonError as exc:
         raise ProviderBadResponse(
-            f"{provider} answered HTTP {response.status_code} with a body that is not JSON: "
-            f"{snippet(response.content)!r}",
+            f"{provider} answered HTTP {response.status_code} with a body that is not usable "
+            f"JSON: {exc}: {snippet(response.content)!r}",
             status=response.status_code,
         ) from None
     if not isinstance(body, dict):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.error_reports import put_error_report
 from dropcut.errors import Failure, InputInvalid, JobNotReady, Problem
 from dropcut.executions import Executions
@@ -283,15 +283,15 @@ def _read_manifest(
             )
         )
         return None
-    raw = obj["Body"].read()
+    raw = obj["Body"].read(MAX_MANIFEST_BYTES + 1)
     try:
-        return json.loads(raw)
-    except ValueError as exc:
+        return parse_bounded_json(raw, max_bytes=MAX_MANIFEST_BYTES)
+    except BoundedJsonError as exc:
         problems.append(
             Problem(
                 what,
-                f"the {what} is not valid JSON ({exc})",
-                "a JSON object",
+                f"the {what} cannot be read: {exc}",
+                f"a JSON object of at most {MAX_MANIFEST_BYTES} bytes",
                 "Check the manifest with a JSON validator.",
             )
         )

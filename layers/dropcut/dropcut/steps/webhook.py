@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ProviderBadResponse, ProviderError
 from dropcut.jobs import JobStatus, JobStore
 from dropcut.observability import logger, metrics
@@ -33,6 +34,8 @@ class CallbackAnswer:
 
 
 ACCEPTED = 200
+#: Largest callback body read (the provider's task JSON is about 1 KB).
+MAX_CALLBACK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,9 @@ class WebhookDeps:
     provider_for: ProviderFor
 
 
-def accept_callback(deps: WebhookDeps, job_id: str, body: Any) -> CallbackAnswer:
-    """Handle an authenticated callback for `job_id`: confirm with the provider, then resume once.
+def accept_callback(deps: WebhookDeps, job_id: str, raw_body: str | bytes) -> CallbackAnswer:
+    """Handle an authenticated callback for `job_id` (its raw body): confirm with the provider,
+    then resume once.
 
     Answers 404 unknown job, 400 malformed body, 409/503 retry later, 200 accepted or already
     handled; never raises for anything the caller sent.
@@ -53,6 +57,10 @@ def accept_callback(deps: WebhookDeps, job_id: str, body: Any) -> CallbackAnswer
     record = store.get(job_id)
     if record is None:
         return CallbackAnswer(404, "unknown job")
+    try:
+        body: Any = parse_bounded_json(raw_body, max_bytes=MAX_CALLBACK_BYTES)
+    except BoundedJsonError as exc:
+        return CallbackAnswer(400, f"the body is not usable JSON: {exc}")
     if not isinstance(body, dict):
         return CallbackAnswer(400, "the body must be a JSON object")
     if record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or record.callback_outcome:
