@@ -55,6 +55,37 @@ CASES = [
         {**GOOD, "images": ["http://example.com/a.png"]},
     ),
     BadInput(
+        "image-url-short-loopback",
+        "clip",
+        ("images[0]", "not a public address"),
+        {**GOOD, "images": ["https://127.1/ref.png"]},
+    ),
+    BadInput(
+        "image-url-hex-loopback",
+        "clip",
+        ("images[0]", "not a public address"),
+        {**GOOD, "images": ["https://0x7f000001/ref.png"]},
+    ),
+    BadInput(
+        "image-url-metadata",
+        "clip",
+        ("images[0]", "not a public address"),
+        {**GOOD, "images": ["https://169.254.169.254/latest/meta-data/"]},
+    ),
+    BadInput(
+        "image-url-localhost",
+        "clip",
+        ("images[0]", "not a public address"),
+        {**GOOD, "images": ["https://localhost./ref.png"]},
+    ),
+    BadInput("manifest-nested-deep", "clip", ("manifest", "levels deep"), b"[" * 60_000),
+    BadInput(
+        "manifest-huge-number",
+        "clip",
+        ("manifest", "digit number"),
+        b'{"prompt": "sepia", "keep_audio": ' + b"9" * 400 + b"}",
+    ),
+    BadInput(
         "image-other-prefix",
         "clip",
         ("images[0]", "is not under inbox/"),

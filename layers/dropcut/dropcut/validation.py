@@ -10,6 +10,7 @@ from dropcut.errors import Problem
 from dropcut.jobs import JobSpec
 from dropcut.probe import IMAGE_SNIFF_BYTES, MediaInfo, NotAVideo, probe_video, sniff_image
 from dropcut.providers import Provider
+from dropcut.public_urls import Resolver, UrlRefused, check_public_https, system_resolver
 from dropcut.storage import head_or_none, s3_range_reader
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def check_input(
     video_key: str,
     head: dict[str, Any],
     spec: JobSpec | None,
+    resolve: Resolver = system_resolver,
 ) -> InputCheck:
     """Check the video (by content), the reference images and the options; list every problem."""
     problems: list[Problem] = []
@@ -80,7 +82,7 @@ def check_input(
             notices.append(notice)
     if spec is not None:
         problems.extend(_option_problems(provider, spec))
-        problems.extend(_image_problems(s3, provider, bucket, spec))
+        problems.extend(_image_problems(s3, provider, bucket, spec, resolve))
     return InputCheck(media=media, notices=notices, problems=problems)
 
 
@@ -93,13 +95,26 @@ def _option_problems(provider: type[Provider], spec: JobSpec) -> list[Problem]:
 
 
 def _image_problems(
-    s3: S3Client, provider: type[Provider], bucket: str, spec: JobSpec
+    s3: S3Client, provider: type[Provider], bucket: str, spec: JobSpec, resolve: Resolver
 ) -> list[Problem]:
     found: list[Problem] = []
     formats = ", ".join(sorted(provider.image_formats))
     for index, image in enumerate(spec.images):
         if image.startswith("https://"):
-            continue  # fetched by the provider itself; nothing to read here
+            # Fetched by the provider itself: checked so that no job sends it a URL that
+            # points inside a network (the provider may run where that reaches something).
+            try:
+                check_public_https(image, resolve)
+            except UrlRefused as refused:
+                found.append(
+                    Problem(
+                        f"images[{index}]",
+                        f"the image URL {refused}",
+                        "an https URL of a public host",
+                        "Upload the image beside the video and name its key instead.",
+                    )
+                )
+            continue
         where = f"images[{index}]"
         head = head_or_none(s3, bucket, image)
         if head is None:

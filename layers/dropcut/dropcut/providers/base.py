@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import ipaddress
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -12,6 +11,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from dropcut.errors import Problem, RequestInvalid
+from dropcut.public_urls import address_problem, literal_address
 
 AspectRatio = Literal["16:9", "9:16", "1:1"]
 #: Reference image files the providers take: jpg/jpeg/png/webp (evolink's page).
@@ -72,22 +72,18 @@ class ProviderSettings(BaseModel):
 
 
 def is_public_https(url: str, *, allow_insecure: bool) -> str | None:
-    """Why `url` is not an acceptable public https URL, or None when it is."""
+    """Why `url` is not an acceptable public https URL, or None when it is. Checks its form
+    only (no lookup: dropcut.public_urls resolves names where dropcut itself connects)."""
     parts = urlsplit(url)
     if allow_insecure and parts.scheme in ("http", "https") and parts.hostname:
         return None
     if parts.scheme != "https":
         return "must be an https URL"
-    host = parts.hostname or ""
+    host = (parts.hostname or "").rstrip(".")
     if not host or host == "localhost" or host.endswith(".localhost"):
         return "must name a public host"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if not address.is_global:
-        return "must not point at a private, loopback or link-local address"
-    return None
+    address = literal_address(host)
+    return address_problem(address) if address is not None else None
 
 
 class Provider(abc.ABC):

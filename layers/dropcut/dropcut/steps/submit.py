@@ -16,6 +16,7 @@ from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for
 from dropcut.layout import MANIFEST_SUFFIX, BucketLayout, is_image_key, is_video_key
 from dropcut.observability import logger
 from dropcut.providers import PROVIDERS
+from dropcut.public_urls import Resolver, system_resolver
 from dropcut.settings import Settings
 from dropcut.storage import head_or_none
 from dropcut.validation import check_input
@@ -54,6 +55,8 @@ class SubmitDeps:
     settings: Settings
     #: The prompt of a video that has no manifest, metadata prompt or preset ("" = wait for one).
     default_prompt: str
+    #: Resolves the hosts of https image URLs (the address guard checks every address).
+    resolve: Resolver = system_resolver
 
 
 def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | None) -> SubmitResult:
@@ -97,7 +100,7 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
     except InputInvalid as invalid:
         problems.extend(invalid.problems)
     provider = PROVIDERS[(spec.provider if spec else None) or deps.settings.provider]
-    checked = check_input(deps.s3, provider, bucket, video_key, head, spec)
+    checked = check_input(deps.s3, provider, bucket, video_key, head, spec, deps.resolve)
     problems.extend(checked.problems)
     if problems:
         return _refuse(deps, key, record, InputInvalid(problems), first_event=existing is None)
