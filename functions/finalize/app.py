@@ -7,10 +7,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dropcut import wiring
 from dropcut.inputs import TaskStep
 from dropcut.observability import logger, typed_handler
-from dropcut.settings import Settings
+from dropcut.result_copy import ResultLimits
+from dropcut.settings import FinalizeSettings, Settings
 from dropcut.steps.finalize import FinalizeDeps, finalize
 
 settings = Settings.from_env()
+finalize_settings = FinalizeSettings.from_env()
 deps = FinalizeDeps(
     s3=wiring.s3_client(),
     client=wiring.http_client(),
@@ -18,6 +20,8 @@ deps = FinalizeDeps(
     layout=settings.layout,
     provider_for=wiring.provider_factory(settings),
     slots=wiring.slot_pool(settings),
+    # The copy must end well inside the function's 900 s; a slower one is retried.
+    limits=ResultLimits(max_bytes=finalize_settings.max_result_bytes, max_seconds=600.0),
     allow_insecure_urls=settings.allow_insecure_urls,
 )
 

@@ -26,7 +26,7 @@ from dropcut.errors import (
 )
 from dropcut.providers import EditRequest, ProviderSettings, TaskState, make_provider
 from dropcut.providers.http import make_client
-from dropcut.storage import stream_url_to_s3
+from dropcut.result_copy import ResultLimits, copy_result_to_s3
 
 APIS = ["aimlapi", "evolink"]
 
@@ -208,21 +208,16 @@ def test_result_links_stream_into_s3_and_expire(simulator, sample_video, s3_buck
     created = provider.create_task(EditRequest(prompt="sepia", video_url=sample_video.url))
     task, _ = wait_until_finished(provider, created.task_id)
     client = make_client()
-    size = stream_url_to_s3(
-        client,
-        s3_bucket,
-        task.result_url,
-        "media",
-        "outbox/a.mp4",
-        allow_insecure=True,
-        part_size=5 * 1024 * 1024,
+    limits = ResultLimits(max_bytes=1 << 30)
+    size = copy_result_to_s3(
+        client, s3_bucket, task.result_url, "media", "outbox/a.mp4", limits, allow_insecure=True
     )
     stored = s3_bucket.get_object(Bucket="media", Key="outbox/a.mp4")["Body"].read()
     assert size == len(stored) > 1000 and stored[4:8] == b"ftyp"
     time.sleep(1.3)
     with pytest.raises(ResultUnavailable):
-        stream_url_to_s3(
-            client, s3_bucket, task.result_url, "media", "outbox/b.mp4", allow_insecure=True
+        copy_result_to_s3(
+            client, s3_bucket, task.result_url, "media", "outbox/b.mp4", limits, allow_insecure=True
         )
     assert "Contents" not in s3_bucket.list_objects_v2(Bucket="media", Prefix="outbox/b")
 

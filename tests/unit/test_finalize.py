@@ -8,6 +8,7 @@ from dropcut.errors import ExecutionEnded
 from dropcut.follow import TaskProgress
 from dropcut.jobs import JobStatus
 from dropcut.providers import TaskState
+from dropcut.result_copy import ResultLimits
 from dropcut.steps.finalize import FinalizeDeps, finalize
 
 
@@ -37,6 +38,7 @@ def test_a_job_the_reconciler_ended_gets_no_output(stored_job, pool, settings, m
             layout=settings.layout,
             provider_for=lambda _: ProviderNeverAsked(),
             slots=pool,
+            limits=ResultLimits(max_bytes=1 << 30),
         )
         finalize(deps, job_id, progress)
     assert s3.list_objects_v2(Bucket="media", Prefix="outbox/")["KeyCount"] == 0

@@ -34,7 +34,9 @@ def _placeholder(value: object) -> str:
 def _environment(name: str) -> dict[str, str]:
     variables = dict(GLOBAL_FUNCTION["Environment"]["Variables"])
     variables.update(FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {}))
-    numeric = {key for key in variables if key.endswith(("_SECONDS", "_CONCURRENCY", "_PERCENT"))}
+    numeric = {
+        key for key in variables if key.endswith(("_SECONDS", "_CONCURRENCY", "_PERCENT", "_BYTES"))
+    }
     env = {key: _placeholder(value) for key, value in variables.items()}
     env.update(dict.fromkeys(numeric, "60"))
     env.update({"CALLBACKS": "auto", "ALLOW_INSECURE_URLS": "false", "PROVIDER": "evolink"})

@@ -141,6 +141,18 @@ class ResultUnavailable(DropcutError):
     advice = "The result link expired or vanished before it was copied; upload the video again."
 
 
+class ResultInvalid(DropcutError):
+    """The provider's result is not a video dropcut will store: a web page, the wrong status or
+    content type, a file that is not an MP4/MOV, over MaxResultBytes, or too many redirects."""
+
+    reason = "result_invalid"
+    advice = (
+        "The provider returned something that is not a usable video (see the message); the task "
+        "may still be billed. Ask the operator to check the task at the provider, then upload the "
+        "video again."
+    )
+
+
 class ResultUrlRefused(DropcutError):
     """The result URL is not https or points at a private address; dropcut will not fetch it."""
 

@@ -128,6 +128,16 @@ class StartTaskSettings:
 
 
 @dataclass(frozen=True)
+class FinalizeSettings:
+    #: MaxResultBytes: the largest result Finalize copies.
+    max_result_bytes: int
+
+    @classmethod
+    def from_env(cls) -> FinalizeSettings:
+        return cls(max_result_bytes=_int("MAX_RESULT_BYTES"))
+
+
+@dataclass(frozen=True)
 class CheckStatusSettings:
     poll: PollPlan
 

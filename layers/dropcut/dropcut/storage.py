@@ -6,15 +6,10 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from dropcut.errors import ProviderUnavailable, ResultUnavailable, ResultUrlRefused
 from dropcut.probe import RangeReader
-from dropcut.providers.base import is_public_https
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -71,77 +66,3 @@ def presign_get(s3: S3Client, bucket: str, key: str, version: str | None, expire
 def put_json(s3: S3Client, bucket: str, key: str, document: dict[str, Any]) -> None:
     body = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json; charset=utf-8")
-
-
-def stream_url_to_s3(
-    client: httpx.Client,
-    s3: S3Client,
-    url: str,
-    bucket: str,
-    key: str,
-    *,
-    allow_insecure: bool,
-    content_type: str = "video/mp4",
-    part_size: int = PART_SIZE,
-) -> int:
-    """Copy `url` into s3://bucket/key part by part; memory stays near one part whatever the size.
-
-    The object appears only when the multipart upload completes, so readers never see half a
-    video. Returns the number of bytes stored.
-    """
-    problem = is_public_https(url, allow_insecure=allow_insecure)
-    if problem:
-        raise ResultUrlRefused(f"the provider's result URL {problem}; it was not fetched")
-    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)[
-        "UploadId"
-    ]
-    parts: list[CompletedPartTypeDef] = []
-    total = 0
-    try:
-        with client.stream("GET", url) as response:
-            if response.status_code in (401, 403, 404, 410):
-                raise ResultUnavailable(
-                    f"the provider's result link answered HTTP {response.status_code} "
-                    "(expired or removed)"
-                )
-            if response.status_code >= 400:
-                raise ProviderUnavailable(
-                    f"the provider's result link answered HTTP {response.status_code}",
-                    status=response.status_code,
-                )
-            buffer = bytearray()
-            for chunk in response.iter_bytes():
-                buffer += chunk
-                while len(buffer) >= part_size:
-                    total += _upload_part(
-                        s3, bucket, key, upload_id, parts, bytes(buffer[:part_size])
-                    )
-                    del buffer[:part_size]
-            if buffer or not parts:
-                total += _upload_part(s3, bucket, key, upload_id, parts, bytes(buffer))
-        s3.complete_multipart_upload(
-            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-        )
-    except httpx.TransportError as exc:
-        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        raise ProviderUnavailable(f"downloading the result failed ({type(exc).__name__})") from None
-    except BaseException:
-        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        raise
-    return total
-
-
-def _upload_part(
-    s3: S3Client,
-    bucket: str,
-    key: str,
-    upload_id: str,
-    parts: list[CompletedPartTypeDef],
-    data: bytes,
-) -> int:
-    number = len(parts) + 1
-    answer = s3.upload_part(
-        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-    )
-    parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-    return len(data)

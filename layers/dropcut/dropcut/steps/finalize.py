@@ -15,8 +15,9 @@ from dropcut.jobs import JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
 from dropcut.providers import ProviderFor, TaskState
+from dropcut.result_copy import ResultLimits, copy_result_to_s3
 from dropcut.slots import SlotPool
-from dropcut.storage import put_json, stream_url_to_s3
+from dropcut.storage import put_json
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -37,6 +38,8 @@ class FinalizeDeps:
     layout: BucketLayout
     provider_for: ProviderFor
     slots: SlotPool
+    #: Bounds on the copy of a result (MaxResultBytes, time, redirects).
+    limits: ResultLimits
     #: Local stacks only: result links over http://127.0.0.1.
     allow_insecure_urls: bool = False
 
@@ -46,7 +49,7 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
 
     The task has ended at the provider, so its slot goes to the next job before the copy.
     Raises ExecutionEnded (the job already ended with a report), ProviderBadResponse (the
-    provider no longer reports success), and the copy's named errors (storage.stream_url_to_s3).
+    provider no longer reports success), and the copy's named errors (result_copy).
     """
     store, slots, layout = deps.store, deps.slots, deps.layout
     record = store.require(job_id)
@@ -72,12 +75,13 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
         )
     slots.release(job_id)
     started = time.time()
-    size = stream_url_to_s3(
+    size = copy_result_to_s3(
         deps.client,
         deps.s3,
         task.result_url,
         layout.bucket,
         output_key,
+        deps.limits,
         allow_insecure=deps.allow_insecure_urls,
     )
     stored_at = time.time()
