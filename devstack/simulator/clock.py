@@ -1,0 +1,133 @@
+"""The simulator's clock: moves tasks from queued to running to completed or failed, and edits.
+
+A scheduler thread looks at every task each 20 ms (or when woken): a task leaves the queue after
+``queue_seconds``, its edit runs in a worker pool, and it completes once the output exists and
+its run time is over (or fails, by ``[sim:fail]`` or a media problem). Finished tasks are handed
+to their API (``ProviderApi.task_finished``: evolink's callbacks).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from devstack.simulator.core import Engine, Task
+from devstack.simulator.editor import EditSpec, MediaError, edit_video, fetch, probe_video_bytes
+
+
+class Clock:
+    """The scheduler thread and the edit workers of one ``Engine``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the edit workers and the scheduler thread."""
+        engine = self.engine
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, engine.config.edit_workers), thread_name_prefix="sim-edit"
+        )
+        engine.stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the scheduler (and every ``Engine.sleep``); drop edits not yet started."""
+        self.engine.stopping.set()
+        with self.engine.wake:
+            self.engine.wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _run(self) -> None:
+        engine = self.engine
+        while not engine.stopping.is_set():
+            with engine.wake:
+                now = time.monotonic()
+                finished = [t for t in list(engine.tasks.values()) if self._advance(t, now)]
+                engine.wake.wait(timeout=0.02)
+            for t in finished:
+                engine.apis[t.api].task_finished(t)
+
+    def _advance(self, t: Task, now: float) -> bool:
+        """Move the task on if its time has come; True if it has just finished."""
+        if t.status == "queued" and now >= t.created_mono + t.queue_seconds:
+            t.status = "running"
+            t.started_mono = now
+            if t.directive == "" and self._pool is not None:
+                t.edit_state = "running"
+                self._pool.submit(self._run_edit, t)
+        if t.status != "running" or t.directive == "never":
+            return False
+        assert t.started_mono is not None
+        due = now >= t.started_mono + t.duration
+        if t.edit_state == "error":
+            t.status = "failed"
+        elif t.directive == "fail" and due:
+            t.status = "failed"
+            t.error_code = self.engine.apis[t.api].error_code("generation_failed")
+            t.error_message = "Simulated failure ([sim:fail] in the prompt)"
+        elif t.edit_state == "done" and due:
+            t.status = "completed"
+            t.token = secrets.token_urlsafe(24)
+            t.expires_at = now + float(self.engine.config.result_url_ttl_seconds)
+            self.engine.tokens[t.token] = t
+        if t.finished:
+            t.finished_mono = now
+        return t.finished
+
+    def _run_edit(self, t: Task) -> None:
+        engine = self.engine
+        cfg = engine.config
+        out_dir = engine.workdir / "results" / uuid.uuid4().hex
+        try:
+            data = fetch(
+                t.video_url, max_bytes=cfg.max_video_bytes, timeout=cfg.fetch_timeout_seconds
+            )
+            probe_video_bytes(data)
+            image = None
+            if t.image_url:
+                image = fetch(
+                    t.image_url,
+                    max_bytes=cfg.max_image_bytes,
+                    timeout=cfg.fetch_timeout_seconds,
+                    what="image",
+                )
+            out_dir.mkdir(parents=True, exist_ok=True)
+            output = out_dir / "output.mp4"
+            edit_video(
+                data,
+                output,
+                EditSpec(
+                    prompt=t.prompt,
+                    keep_audio=t.keep_audio,
+                    aspect_ratio=t.aspect_ratio,
+                    reference_image=image,
+                ),
+            )
+        except MediaError as exc:
+            self._edit_failed(t, exc.code, exc.message)
+            return
+        except Exception as exc:  # a bug in the simulator still ends the task
+            self._edit_failed(t, "internal_error", f"{type(exc).__name__}: {exc}")
+            return
+        with engine.wake:
+            t.output = output
+            t.edit_state = "done"
+            engine.wake.notify_all()
+
+    def _edit_failed(self, t: Task, code: str, message: str) -> None:
+        with self.engine.wake:
+            t.edit_state = "error"
+            t.error_code = self.engine.apis[t.api].error_code(code)
+            t.error_message = message
+            self.engine.wake.notify_all()
