@@ -67,6 +67,8 @@ Request kinds (op create/query/result; answered before any task is created):
     ``reset``             close the connection with an RST, no answer
     ``malformed``         200 with a truncated JSON body
     ``accept_then_slow``  (create only) create the task, then sleep ``delay`` s before answering
+    ``html_page``         (result) 200 ``text/html`` with a sign-in page instead of the video
+    ``redirect``          (result) 302 to ``location`` (default: the same URL, a redirect loop)
 Callback kinds (op callback, evolink only):
     ``lost_callback``         this task's callback is never sent
     ``duplicate_callback``    the final body is delivered ``count`` (default 2) times

@@ -16,6 +16,8 @@ REQUEST_FAULTS = (
     "reset",
     "malformed",
     "accept_then_slow",
+    "html_page",
+    "redirect",
 )
 CALLBACK_FAULTS = ("lost_callback", "duplicate_callback", "out_of_order_callback", "slow")
 FAULT_KINDS = tuple(dict.fromkeys(REQUEST_FAULTS + CALLBACK_FAULTS))

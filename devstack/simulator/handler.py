@@ -116,6 +116,11 @@ class Handler(BaseHTTPRequestHandler):
             self._reset_connection()
         elif kind == "malformed":
             self._send(200, b'{"id": "task-unified-trunc', {"Content-Type": "application/json"})
+        elif kind == "html_page":  # a CDN's sign-in or error page, answered 200
+            page = b"<!doctype html><html><body><h1>Sign in to continue</h1></body></html>"
+            self._send(200, page, {"Content-Type": "text/html; charset=utf-8"})
+        elif kind == "redirect":  # to fault["location"], default: this very URL (a loop)
+            self._send(302, b"", {"Location": str(fault.get("location", self.path))})
         return fault
 
     # -- routes --

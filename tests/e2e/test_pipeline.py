@@ -84,6 +84,25 @@ def test_an_expired_result_link_ends_in_an_error_report(app: LocalApp, clip):
     assert app.keys("outbox/e2e/expired") == []
 
 
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ({"kind": "html_page"}, "text/html"),
+        ({"kind": "redirect"}, "redirected more than 3 times"),
+    ],
+)
+def test_a_result_that_is_not_a_video_is_never_stored(app: LocalApp, clip, fault, words):
+    app.simulator.add_fault(api="evolink", op="result", times=-1, **fault)
+    key = f"inbox/e2e/not-a-video-{fault['kind']}.mp4"
+    app.put(key, clip, metadata={"prompt": "mirror"})
+    ending = app.wait_for_ending(key)
+    assert ending.error["reason"] == "result_invalid"
+    assert words in ending.error["message"]
+    assert app.keys(f"outbox/e2e/not-a-video-{fault['kind']}") == []
+    assert not app.s3.list_multipart_uploads(Bucket=app.bucket).get("Uploads")
+    assert app.simulator.stats()["tasks_created"] == 1
+
+
 def test_duplicated_s3_events_start_one_execution_and_pay_for_one_task(app: LocalApp, clip):
     key = "inbox/e2e/dup.mp4"
     put = app.put(key, clip, metadata={"prompt": "warm"})
