@@ -67,7 +67,7 @@ demo: $(STAMP)
 	$(BIN)/python -m devstack.demo
 
 stack: $(STAMP)
-	$(BIN)/python -m devstack.app --port 4566 --simulator-port 8765
+	$(BIN)/python -m devstack.local_app --port 4566 --simulator-port 8765
 
 simulator: $(STAMP)
 	$(BIN)/python -m devstack.simulator --port 8765 --allow-insecure-callbacks

@@ -1,6 +1,6 @@
 """The dropcut local stack: template.yaml deployed into an in-process moto server, no Docker.
 
-    with LocalStack("template.yaml", {"ProviderApiKeySecretArn": arn}) as stack:
+    with DevStack("template.yaml", {"ProviderApiKeySecretArn": arn}) as stack:
         s3 = stack.client("s3")
         s3.put_object(Bucket=stack.outputs["MediaBucketName"], Key="inbox/a.mp4", Body=b"...")
         stack.drain()                      # S3 events are asynchronous, as in AWS
@@ -21,7 +21,7 @@ What it does (see DESIGN.md "Local stack"):
   window, partial batch responses, maximum concurrency; `devstack.sqs_events`).
 
 Foreground mode: `python -m devstack.stack [--port 4566] [--param Key=Value ...]`.
-Several LocalStacks in one process share moto's process-wide backends: give them different
+Several DevStacks in one process share moto's process-wide backends: give them different
 stack names. The first one started resets moto.
 """
 
@@ -51,7 +51,7 @@ from devstack import lambda_runtime, moto_fixes, s3_notifications, sqs_events
 from devstack.http_api import LocalHttpApi
 from devstack.template import Resolver, TemplateError, apply_globals, load_template
 
-__all__ = ["InvokeError", "LocalStack", "LocalStackError", "describe", "main"]
+__all__ = ["DevStack", "DevStackError", "InvokeError", "describe", "main"]
 
 LOG = logging.getLogger("devstack.stack")
 
@@ -83,12 +83,12 @@ _IGNORED_TYPES = {
 _CREATE_LATE_TYPES = {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
 
 
-class LocalStackError(Exception):
+class DevStackError(Exception):
     pass
 
 
 class InvokeError(Exception):
-    """A function invoked through `LocalStack.invoke` returned a FunctionError."""
+    """A function invoked through `DevStack.invoke` returned a FunctionError."""
 
     def __init__(self, function_error: str, payload: Any, logs: str) -> None:
         self.function_error = function_error
@@ -118,10 +118,10 @@ def _env_string(value: Any) -> str:
     return str(value)
 
 
-class LocalStack:
+class DevStack:
     # moto's backends (and MOTO_PORT) are process-wide: stacks in one process share one moto
     # state; give them different stack names.
-    _active: ClassVar[list[LocalStack]] = []
+    _active: ClassVar[list[DevStack]] = []
     _active_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
@@ -197,11 +197,11 @@ class LocalStack:
         self.stop()
 
     def start(self) -> Self:
-        with LocalStack._active_lock:
-            if self in LocalStack._active:
-                raise LocalStackError("this LocalStack is already running")
-            self._first_in_process = not LocalStack._active
-            LocalStack._active.append(self)
+        with DevStack._active_lock:
+            if self in DevStack._active:
+                raise DevStackError("this DevStack is already running")
+            self._first_in_process = not DevStack._active
+            DevStack._active.append(self)
         try:
             self._start_server()
             self.http_api = LocalHttpApi(self._invoke_for_api, self.account_id)
@@ -242,7 +242,7 @@ class LocalStack:
         from moto.core.config import default_user_config
 
         if not default_user_config.get("stepfunctions", {}).get("execute_state_machine"):
-            raise LocalStackError("moto did not switch on Step Functions execution")
+            raise DevStackError("moto did not switch on Step Functions execution")
         if self.s3_events == "async":
             self._async = s3_notifications.AsyncInvoker(
                 self._invoke_direct, retry_delays=self.async_retry_delays
@@ -283,14 +283,14 @@ class LocalStack:
             except Exception:  # pragma: no cover
                 LOG.exception("moto server did not stop cleanly")
             self._started = False
-        with LocalStack._active_lock:
-            if self in LocalStack._active:
-                LocalStack._active.remove(self)
-            others = [s for s in LocalStack._active if s._started]
+        with DevStack._active_lock:
+            if self in DevStack._active:
+                DevStack._active.remove(self)
+            others = [s for s in DevStack._active if s._started]
             if others:
                 os.environ["MOTO_PORT"] = str(others[0].port)
                 s3_notifications.set_async_invoker(others[0]._async)
-            elif not LocalStack._active:
+            elif not DevStack._active:
                 os.environ.pop("MOTO_PORT", None)
         atexit.unregister(self.stop)
 
@@ -1090,7 +1090,7 @@ class LocalStack:
     def fire_schedule(self, logical_id: str) -> Any:
         """Run a scheduled function once, as its EventBridge schedule would; its result."""
         if logical_id not in self.schedules:
-            raise LocalStackError(f"{logical_id} has no schedule in the template")
+            raise DevStackError(f"{logical_id} has no schedule in the template")
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         event = {
             "version": "0",
@@ -1252,7 +1252,7 @@ def main(argv: list[str] | None = None, *, extra_env: dict[str, str] | None = No
     )
     env = dict(extra_env or {})
     env.update(_key_values(args.env, "--env"))
-    stack = LocalStack(
+    stack = DevStack(
         args.template,
         _key_values(args.param, "--param"),
         stack_name=args.stack_name,
@@ -1276,7 +1276,7 @@ def main(argv: list[str] | None = None, *, extra_env: dict[str, str] | None = No
     return 0
 
 
-def describe(stack: LocalStack) -> str:
+def describe(stack: DevStack) -> str:
     """A human summary: endpoint, resources, and how to try it."""
     lines = [
         f"dropcut local stack '{stack.stack_name}' running (moto {lambda_runtime.MOTO_VERSION})",

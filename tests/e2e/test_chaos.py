@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.app import LocalApp, local_app
-from devstack.burst import BurstPlan, BurstReport, run_burst
+from devstack.burst_runner import BurstPlan, BurstReport, run_burst
+from devstack.local_app import LocalApp, local_app
 from devstack.media import make_sample_video
 from devstack.simulator import SimConfig
 from tests.e2e.conftest import code_root

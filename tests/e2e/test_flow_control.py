@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from devstack.app import LocalApp
+from devstack.local_app import LocalApp
 from dropcut.jobs import job_id_for
 
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from devstack.app import LocalApp
+from devstack.local_app import LocalApp
 
 PREFIX = "inbox/burst/"
 #: What the provider simulator does wrong during a burst (each rule `times` times).

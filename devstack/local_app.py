@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from devstack.s3_notifications import s3_event_key
 from devstack.simulator import SimConfig, Simulator
-from devstack.stack import LocalStack
+from devstack.stack import DevStack
 from dropcut.callbacks import CallbackSigner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ class JobEnding:
 
 @dataclass
 class LocalApp:
-    stack: LocalStack
+    stack: DevStack
     simulator: Simulator
 
     @property
@@ -217,7 +217,7 @@ def local_app(
             "AllowInsecureUrls": "true",
             **(parameters or {}),
         }
-        with LocalStack(ROOT / "template.yaml", overrides, port=port, code_root=code_root) as stack:
+        with DevStack(ROOT / "template.yaml", overrides, port=port, code_root=code_root) as stack:
             stack.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=API_KEY)
             yield LocalApp(stack, simulator)
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
-    parser = argparse.ArgumentParser(prog="python -m devstack.app", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack.local_app", description=main.__doc__)
     parser.add_argument("--port", type=int, default=4566, help="AWS endpoint (moto) port")
     parser.add_argument("--simulator-port", type=int, default=8765)
     parser.add_argument("--provider", choices=["aimlapi", "evolink"], default="evolink")
