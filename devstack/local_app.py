@@ -20,6 +20,7 @@ from devstack.s3_notifications import s3_event_key
 from devstack.simulator import SimConfig, Simulator
 from devstack.stack import DevStack
 from dropcut.callbacks import CallbackSigner
+from dropcut.slots import Holder, SlotPool
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "sim-key"
@@ -101,30 +102,24 @@ class LocalApp:
         ]
         return {"Records": records}
 
-    def slot_holders(self) -> dict[str, dict[str, Any]]:
-        """Jobs holding a provider slot of the stack's provider: job id -> {since, until?}."""
-        item = self.stack.client("dynamodb").get_item(
-            TableName=self.stack.physical_ids["SlotsTable"],
-            Key={"pool": {"S": self._provider}, "entry": {"S": "slots"}},
-            ConsistentRead=True,
+    def slot_pool(self) -> SlotPool:
+        """The provider slots of the stack's provider, read and written as the product does."""
+        env = self.stack.function_env("AcquireSlotFunction")
+        table = self.stack.resource("dynamodb").Table(env["SLOTS_TABLE"])
+        return SlotPool(
+            table,
+            self.stack.client("stepfunctions"),
+            env["PROVIDER"],
+            int(env["PROVIDER_CONCURRENCY"]),
         )
-        holders: dict[str, dict[str, Any]] = _plain(item.get("Item", {})).get("holders", {})
-        return holders
+
+    def slot_holders(self) -> dict[str, Holder]:
+        """Jobs holding a provider slot of the stack's provider, by job id."""
+        return self.slot_pool().holders()
 
     def jobs_in_line(self) -> list[str]:
         """Jobs waiting in line for a provider slot, oldest first."""
-        answer = self.stack.client("dynamodb").query(
-            TableName=self.stack.physical_ids["SlotsTable"],
-            KeyConditionExpression="#pool = :pool AND begins_with(#entry, :wait)",
-            ExpressionAttributeNames={"#pool": "pool", "#entry": "entry"},
-            ExpressionAttributeValues={":pool": {"S": self._provider}, ":wait": {"S": "wait#"}},
-            ConsistentRead=True,
-        )
-        return [_plain(item)["job_id"] for item in answer["Items"]]
-
-    @property
-    def _provider(self) -> str:
-        return self.stack.function_env("AcquireSlotFunction")["PROVIDER"]
+        return [waiter.job_id for waiter in self.slot_pool().waiters()]
 
     def jobs(self) -> list[dict[str, Any]]:
         """Every job record in the stack's jobs table, as plain Python values."""
