@@ -1,7 +1,7 @@
 """The local stack (devstack.stack): template -> moto resources, real handlers in warm workers,
 S3 notifications, Step Functions execution with Retry/Catch on handler exception names.
 
-Uses its own fixture template (tests/integration/fixtures/) so it does not depend on the app's
+Uses its own fixture template (tests/devstack/fixtures/) so it does not depend on the app's
 handlers; one smoke test deploys the real template.yaml without invoking anything.
 """
 

@@ -4,7 +4,7 @@ The stack polls each SQS event's queue as Lambda's event source mapping does: ba
 within the batching window, partial batch responses, at most MaximumConcurrency batches, a
 function error returning the whole batch, SQS's own redrive to the dead-letter queue.
 
-Fixture: tests/integration/fixtures/sqs_template.yaml; its handler (functions/sqs_consumer)
+Fixture: tests/devstack/fixtures/sqs_template.yaml; its handler (functions/sqs_consumer)
 records every batch it gets in a table, and fails items, crashes or sleeps as the bodies say.
 """
 
