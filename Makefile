@@ -20,11 +20,11 @@ export PYTHONPATH := $(abspath .)
 export AWS_DEFAULT_REGION ?= us-east-1
 PYTEST_ARGS ?=
 
-.PHONY: help venv lint format build test test-unit test-integration test-e2e demo stack simulator bench clean
+.PHONY: help venv lint format build test test-unit test-integration test-devstack test-e2e demo stack simulator bench clean
 
 help:
 	@echo "make demo    run the whole pipeline on the local stack (videos in, edited videos out)"
-	@echo "make test    lint + sam build + unit, integration and end-to-end tests"
+	@echo "make test    lint + sam build + unit, integration, devstack and end-to-end tests"
 	@echo "make stack   run the local stack in the foreground (S3/SFN/DynamoDB + provider simulator)"
 	@echo "make lint    ruff (with a complexity gate), mypy, import contracts, cfn-lint, sam validate --lint"
 	@echo "make bench   benchmarks (figures printed, not asserted)"
@@ -63,6 +63,9 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
+test-devstack: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/devstack $(PYTEST_ARGS)
+
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
@@ -70,7 +73,7 @@ demo: $(STAMP)
 	$(BIN)/python -m devstack.demo
 
 stack: $(STAMP)
-	$(BIN)/python -m devstack.app --port 4566 --simulator-port 8765
+	$(BIN)/python -m devstack.local_app --port 4566 --simulator-port 8765
 
 simulator: $(STAMP)
 	$(BIN)/python -m devstack.simulator --port 8765 --allow-insecure-callbacks

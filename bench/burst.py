@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from devstack.app import local_app
-from devstack.burst import BurstPlan, run_burst
+from devstack.burst_runner import BurstPlan, run_burst
+from devstack.local_app import local_app
 from devstack.media import make_sample_video
 from devstack.simulator import SimConfig
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from devstack.app import local_app
+from devstack.local_app import local_app
 from devstack.media import make_sample_video
 from devstack.simulator import SimConfig
 from dropcut.follow import PollPlan

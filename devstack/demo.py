@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from devstack.app import ROOT, LocalApp, local_app
+from devstack.local_app import ROOT, LocalApp, local_app
 from devstack.media import frame_at, make_sample_image, make_sample_video
 from devstack.simulator import SimConfig
 

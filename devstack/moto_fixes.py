@@ -1,6 +1,6 @@
 """Fixes for moto 5.2.5 behaviours that differ from AWS and that dropcut depends on.
 
-Each fix names the moto function it wraps; `install()` is idempotent. tests/integration checks
+Each fix names the moto function it wraps; `install()` is idempotent. tests/devstack checks
 that the wrapped functions still exist, so a moto upgrade that moves them fails loudly.
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.app import LocalApp, local_app
+from devstack.local_app import LocalApp, local_app
 from devstack.media import make_sample_video
 
 

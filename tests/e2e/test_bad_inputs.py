@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from devstack.app import LocalApp
+from devstack.local_app import LocalApp
 from devstack.media import make_audio_only_mp4, make_sample_image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

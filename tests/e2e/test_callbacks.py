@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.app import LocalApp
+from devstack.local_app import LocalApp
 from dropcut.jobs import job_id_for
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.app import LocalApp
+from devstack.local_app import LocalApp
 from devstack.media import probe
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from devstack.app import LocalApp
+from devstack.local_app import LocalApp
 from devstack.media import make_sample_mov, make_sample_video, pad_mdat, top_level_boxes
 from dropcut.jobs import job_id_for
 

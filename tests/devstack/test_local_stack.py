@@ -1,7 +1,7 @@
 """The local stack (devstack.stack): template -> moto resources, real handlers in warm workers,
 S3 notifications, Step Functions execution with Retry/Catch on handler exception names.
 
-Uses its own fixture template (tests/integration/fixtures/) so it does not depend on the app's
+Uses its own fixture template (tests/devstack/fixtures/) so it does not depend on the app's
 handlers; one smoke test deploys the real template.yaml without invoking anything.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from devstack import lambda_runtime, s3_notifications
-from devstack.stack import InvokeError, LocalStack
+from devstack.stack import DevStack, InvokeError
 from devstack.template import TemplateError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,10 +32,10 @@ ACCOUNT = "123456789012"
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
+def stack() -> Iterator[DevStack]:
     os.environ["DEVSTACK_LEAK_CHECK"] = "must-not-reach-workers"
     try:
-        with LocalStack(
+        with DevStack(
             FIXTURES / "mini_template.yaml",
             {"Greeting": "hi there", "WaitSeconds": "1"},
             stack_name=STACK_NAME,
@@ -52,7 +52,7 @@ def stack() -> Iterator[LocalStack]:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_moto_internals_the_hook_relies_on(stack: LocalStack) -> None:
+def test_moto_internals_the_hook_relies_on(stack: DevStack) -> None:
     import moto
     from moto.awslambda.models import LambdaFunction
     from moto.s3 import notifications
@@ -102,7 +102,7 @@ def test_moto_internals_the_hook_relies_on(stack: LocalStack) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_resources_created_from_template(stack: LocalStack) -> None:
+def test_resources_created_from_template(stack: DevStack) -> None:
     bucket = f"{STACK_NAME}-files-{ACCOUNT}"
     assert stack.outputs["BucketName"] == bucket
     assert stack.outputs["TableName"] == stack.physical_ids["MiniTable"]
@@ -152,7 +152,7 @@ def test_resources_created_from_template(stack: LocalStack) -> None:
     )
 
 
-def test_function_env_from_template(stack: LocalStack) -> None:
+def test_function_env_from_template(stack: DevStack) -> None:
     env = stack.function_env("EchoFunction")
     assert env == {
         "STAGE": "dev",
@@ -198,9 +198,9 @@ def test_function_env_from_template(stack: LocalStack) -> None:
 
 def test_bad_parameter_override_fails_like_cloudformation() -> None:
     with pytest.raises(TemplateError, match="AllowedValues"):
-        LocalStack(FIXTURES / "mini_template.yaml", {"Stage": "qa"}, stack_name="bad").start()
+        DevStack(FIXTURES / "mini_template.yaml", {"Stage": "qa"}, stack_name="bad").start()
     with pytest.raises(TemplateError, match="unknown parameter"):
-        LocalStack(FIXTURES / "mini_template.yaml", {"Nope": "1"}, stack_name="bad2").start()
+        DevStack(FIXTURES / "mini_template.yaml", {"Nope": "1"}, stack_name="bad2").start()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def test_bad_parameter_override_fails_like_cloudformation() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_handler_exception_is_a_lambda_error_payload(stack: LocalStack) -> None:
+def test_handler_exception_is_a_lambda_error_payload(stack: DevStack) -> None:
     payload, function_error, logs = stack.invoke_raw("EchoFunction", {"raise": "slow down"})
     assert function_error == "Handled"  # what moto 5.2.5 sets for any errored result
     assert payload["errorType"] == "ProviderThrottled"
@@ -223,7 +223,7 @@ def test_handler_exception_is_a_lambda_error_payload(stack: LocalStack) -> None:
     assert info.value.error_type == "ProviderThrottled"
 
 
-def test_warm_worker_is_reused(stack: LocalStack) -> None:
+def test_warm_worker_is_reused(stack: DevStack) -> None:
     first = stack.invoke("EchoFunction", {})
     second = stack.invoke("EchoFunction", {})
     assert first["pid"] == second["pid"]
@@ -231,7 +231,7 @@ def test_warm_worker_is_reused(stack: LocalStack) -> None:
     assert second["invocations"] == first["invocations"] + 1
 
 
-def test_timeout_kills_the_worker(stack: LocalStack) -> None:
+def test_timeout_kills_the_worker(stack: DevStack) -> None:
     before = stack.invoke("SlowFunction", {})
     started = time.monotonic()
     payload, function_error, logs = stack.invoke_raw("SlowFunction", {"sleep": 5})
@@ -246,7 +246,7 @@ def test_timeout_kills_the_worker(stack: LocalStack) -> None:
     assert after["imports"] == 1 and after["invocations"] == 1
 
 
-def test_worker_killed_mid_invoke(stack: LocalStack) -> None:
+def test_worker_killed_mid_invoke(stack: DevStack) -> None:
     pool = stack.pool("EchoFunction")
     stack.invoke("EchoFunction", {})  # at least one warm worker
     results: list[Any] = []
@@ -275,14 +275,14 @@ def test_worker_killed_mid_invoke(stack: LocalStack) -> None:
     assert before  # sanity
 
 
-def test_exit_in_handler_is_runtime_exit_error(stack: LocalStack) -> None:
+def test_exit_in_handler_is_runtime_exit_error(stack: DevStack) -> None:
     payload, function_error, _ = stack.invoke_raw("EchoFunction", {"exit": 3})
     assert function_error
     assert payload["errorType"] == "Runtime.ExitError"
     assert payload["errorMessage"].endswith("exit status 3")
 
 
-def test_parallel_invokes(stack: LocalStack) -> None:
+def test_parallel_invokes(stack: DevStack) -> None:
     started = time.monotonic()
     with ThreadPoolExecutor(8) as executor:
         results = list(
@@ -300,7 +300,7 @@ def test_parallel_invokes(stack: LocalStack) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_s3_put_under_prefix_invokes_handler_with_s3_event(stack: LocalStack) -> None:
+def test_s3_put_under_prefix_invokes_handler_with_s3_event(stack: DevStack) -> None:
     s3 = stack.client("s3")
     bucket = stack.outputs["BucketName"]
     table = stack.client("dynamodb")
@@ -342,7 +342,7 @@ def test_s3_put_under_prefix_invokes_handler_with_s3_event(stack: LocalStack) ->
 # ---------------------------------------------------------------------------------------------
 
 
-def test_state_machine_retries_custom_error_then_catches(stack: LocalStack) -> None:
+def test_state_machine_retries_custom_error_then_catches(stack: DevStack) -> None:
     sfn = stack.client("stepfunctions")
     arn = stack.outputs["StateMachineArn"]
     ok_key, fail_key = uuid.uuid4().hex, uuid.uuid4().hex
@@ -399,7 +399,7 @@ def test_state_machine_retries_custom_error_then_catches(stack: LocalStack) -> N
 # ---------------------------------------------------------------------------------------------
 
 
-def test_real_template_deploys(stack: LocalStack) -> None:
+def test_real_template_deploys(stack: DevStack) -> None:
     # Runs beside the fixture stack: stacks in one process share moto's state.
     from devstack.template import apply_globals, load_template
 
@@ -410,7 +410,7 @@ def test_real_template_deploys(stack: LocalStack) -> None:
     }
     if "Default" not in params.get("ProviderBaseUrl", {"Default": ""}):
         overrides["ProviderBaseUrl"] = "http://127.0.0.1:9"
-    with LocalStack(ROOT / "template.yaml", overrides, stack_name="realsmoke") as real:
+    with DevStack(ROOT / "template.yaml", overrides, stack_name="realsmoke") as real:
         resources = template["Resources"]
         wanted = {
             lid: res["Type"]

@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from devstack.app import LocalApp
+from devstack.local_app import LocalApp
+from dropcut.slots import Holder
 
 PREFIX = "inbox/burst/"
 #: What the provider simulator does wrong during a burst (each rule `times` times).
@@ -92,7 +93,7 @@ class BurstReport:
     transitions: list[int]
     workers_killed: int
     reconcile_runs: int
-    slots_held_after: dict[str, Any]
+    slots_held_after: dict[str, Holder]
     jobs_in_line_after: int
 
     @property

@@ -4,7 +4,7 @@ The stack polls each SQS event's queue as Lambda's event source mapping does: ba
 within the batching window, partial batch responses, at most MaximumConcurrency batches, a
 function error returning the whole batch, SQS's own redrive to the dead-letter queue.
 
-Fixture: tests/integration/fixtures/sqs_template.yaml; its handler (functions/sqs_consumer)
+Fixture: tests/devstack/fixtures/sqs_template.yaml; its handler (functions/sqs_consumer)
 records every batch it gets in a table, and fails items, crashes or sleeps as the bodies say.
 """
 
@@ -25,7 +25,7 @@ import pytest
 
 from devstack import sqs_events
 from devstack.sqs_events import SqsEventSource, SqsPoller, parse_batch_response
-from devstack.stack import LocalStack
+from devstack.stack import DevStack
 from devstack.template import TemplateError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -34,8 +34,8 @@ ACCOUNT = "123456789012"
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(FIXTURES / "sqs_template.yaml", stack_name=STACK_NAME) as running:
+def stack() -> Iterator[DevStack]:
+    with DevStack(FIXTURES / "sqs_template.yaml", stack_name=STACK_NAME) as running:
         yield running
         # the stack stops its pollers within ~2 s (checked after the module's tests)
         started = time.monotonic()
@@ -49,7 +49,7 @@ def stack() -> Iterator[LocalStack]:
 
 
 def _send(
-    stack: LocalStack,
+    stack: DevStack,
     queue_output: str,
     bodies: list[dict[str, Any]],
     attributes: dict[int, dict[str, Any]] | None = None,
@@ -71,7 +71,7 @@ def _send(
     return ids
 
 
-def _batches(stack: LocalStack, run: str) -> list[dict[str, Any]]:
+def _batches(stack: DevStack, run: str) -> list[dict[str, Any]]:
     """What the handler recorded for this run's batches, in the order they started."""
     ddb = stack.client("dynamodb")
     docs = []
@@ -102,7 +102,7 @@ def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in keys}
 
 
-def _queue_size(stack: LocalStack, queue_output: str) -> int:
+def _queue_size(stack: DevStack, queue_output: str) -> int:
     attributes = stack.client("sqs").get_queue_attributes(
         QueueUrl=stack.outputs[queue_output], AttributeNames=["All"]
     )["Attributes"]
@@ -147,7 +147,7 @@ def _run() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_moto_internals_the_pollers_rely_on(stack: LocalStack) -> None:
+def test_moto_internals_the_pollers_rely_on(stack: DevStack) -> None:
     from moto.sqs.models import Queue, SQSBackend, sqs_backends
 
     # install() serialises moto's queue updates (concurrent deletes otherwise lose updates).
@@ -172,7 +172,7 @@ def test_moto_internals_the_pollers_rely_on(stack: LocalStack) -> None:
     assert stack.client("lambda").list_event_source_mappings()["EventSourceMappings"] == []
 
 
-def test_pollers_follow_the_template(stack: LocalStack) -> None:
+def test_pollers_follow_the_template(stack: DevStack) -> None:
     pollers = stack.sqs_pollers
     assert set(pollers) == {
         "InboxFunction.InboxQueue",
@@ -237,7 +237,7 @@ def test_event_source_limits_are_lambdas(change: dict[str, Any], message: str) -
     ],
 )
 def test_bad_sqs_event_fails_like_cloudformation(
-    stack: LocalStack, tmp_path: Path, properties: str, message: str
+    stack: DevStack, tmp_path: Path, properties: str, message: str
 ) -> None:
     code = FIXTURES / "functions" / "sqs_consumer"
     template = tmp_path / "template.yaml"
@@ -252,7 +252,7 @@ def test_bad_sqs_event_fails_like_cloudformation(
         f"{properties}}}}}}}}}\n",
         encoding="utf-8",
     )
-    bad = LocalStack(template, stack_name=f"bad{uuid.uuid4().hex[:6]}")
+    bad = DevStack(template, stack_name=f"bad{uuid.uuid4().hex[:6]}")
     with pytest.raises(TemplateError, match=message):
         bad.start()
     assert not bad.sqs_pollers or not any(p.polling for p in bad.sqs_pollers.values())
@@ -290,7 +290,7 @@ def test_partial_batch_response_rules(payload: str, failed: list[str], invalid: 
 # ---------------------------------------------------------------------------------------------
 
 
-def test_batches_gather_up_to_batch_size_within_the_window(stack: LocalStack) -> None:
+def test_batches_gather_up_to_batch_size_within_the_window(stack: DevStack) -> None:
     inbox = stack.sqs_pollers["InboxFunction.InboxQueue"]
     before = inbox.stats()
     run = _run()
@@ -376,7 +376,7 @@ def test_batches_gather_up_to_batch_size_within_the_window(stack: LocalStack) ->
 
 
 def test_without_a_window_each_receive_is_a_batch_and_responses_are_ignored(
-    stack: LocalStack,
+    stack: DevStack,
 ) -> None:
     plain = stack.sqs_pollers["PlainFunction.PlainQueue"]
     before = plain.stats()
@@ -403,7 +403,7 @@ def test_without_a_window_each_receive_is_a_batch_and_responses_are_ignored(
 # ---------------------------------------------------------------------------------------------
 
 
-def test_only_failed_items_come_back(stack: LocalStack) -> None:
+def test_only_failed_items_come_back(stack: DevStack) -> None:
     inbox = stack.sqs_pollers["InboxFunction.InboxQueue"]
     before = inbox.stats()
     dlq_before = _queue_size(stack, "InboxDeadLetterQueueUrl")
@@ -434,7 +434,7 @@ def test_only_failed_items_come_back(stack: LocalStack) -> None:
     assert _queue_size(stack, "InboxDeadLetterQueueUrl") == dlq_before
 
 
-def test_invalid_partial_response_fails_the_whole_batch(stack: LocalStack) -> None:
+def test_invalid_partial_response_fails_the_whole_batch(stack: DevStack) -> None:
     inbox = stack.sqs_pollers["InboxFunction.InboxQueue"]
     before = inbox.stats()
     run = _run()
@@ -453,7 +453,7 @@ def test_invalid_partial_response_fails_the_whole_batch(stack: LocalStack) -> No
     assert invalid[0].failed_ids == ids and invalid[0].deleted == 0
 
 
-def test_crashed_invocation_returns_the_whole_batch(stack: LocalStack) -> None:
+def test_crashed_invocation_returns_the_whole_batch(stack: DevStack) -> None:
     inbox = stack.sqs_pollers["InboxFunction.InboxQueue"]
     before = inbox.stats()
     run = _run()
@@ -478,7 +478,7 @@ def test_crashed_invocation_returns_the_whole_batch(stack: LocalStack) -> None:
     assert result.failed_ids == ids and result.deleted == 0
 
 
-def test_message_failing_more_than_max_receive_count_goes_to_the_dlq(stack: LocalStack) -> None:
+def test_message_failing_more_than_max_receive_count_goes_to_the_dlq(stack: DevStack) -> None:
     sqs = stack.client("sqs")
     redrive = json.loads(
         sqs.get_queue_attributes(
@@ -517,7 +517,7 @@ def test_message_failing_more_than_max_receive_count_goes_to_the_dlq(stack: Loca
 # ---------------------------------------------------------------------------------------------
 
 
-def test_max_concurrency_is_never_exceeded(stack: LocalStack) -> None:
+def test_max_concurrency_is_never_exceeded(stack: DevStack) -> None:
     slow = stack.sqs_pollers["SlowFunction.SlowQueue"]
     run = _run()
     started = time.monotonic()
@@ -535,7 +535,7 @@ def test_max_concurrency_is_never_exceeded(stack: LocalStack) -> None:
     assert stack.sqs_pollers["InboxFunction.InboxQueue"].max_concurrent_batches <= 5
 
 
-def test_drain_waits_for_the_queue_to_empty(stack: LocalStack) -> None:
+def test_drain_waits_for_the_queue_to_empty(stack: DevStack) -> None:
     slow = stack.sqs_pollers["SlowFunction.SlowQueue"]
     run = _run()
     _send(stack, "SlowQueueUrl", [{"run": run, "n": n, "sleep": 1.0} for n in range(2)])
@@ -551,7 +551,7 @@ def test_drain_waits_for_the_queue_to_empty(stack: LocalStack) -> None:
     assert slow.running_batches == 0
 
 
-def test_drain_ignores_a_disabled_event_source(stack: LocalStack) -> None:
+def test_drain_ignores_a_disabled_event_source(stack: DevStack) -> None:
     sqs = stack.client("sqs")
     sqs.send_message(QueueUrl=stack.outputs["ManualQueueUrl"], MessageBody="{}")
     started = time.monotonic()
@@ -561,7 +561,7 @@ def test_drain_ignores_a_disabled_event_source(stack: LocalStack) -> None:
     sqs.purge_queue(QueueUrl=stack.outputs["ManualQueueUrl"])
 
 
-def test_stop_is_quick_while_a_batch_runs(stack: LocalStack) -> None:
+def test_stop_is_quick_while_a_batch_runs(stack: DevStack) -> None:
     # A poller of our own on the queue the stack does not poll, with an invoke we control.
     release = threading.Event()
     events: list[dict[str, Any]] = []
@@ -600,7 +600,7 @@ def test_stop_is_quick_while_a_batch_runs(stack: LocalStack) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_kill_busy_kills_only_running_invocations(stack: LocalStack) -> None:
+def test_kill_busy_kills_only_running_invocations(stack: DevStack) -> None:
     pool = stack.pool("PlainFunction")
     stack.drain(10)
     stack.invoke("PlainFunction", {})  # a warm, idle worker
@@ -640,7 +640,7 @@ def test_kill_busy_kills_only_running_invocations(stack: LocalStack) -> None:
     assert again["pid"] != victim
 
 
-def test_kill_busy_during_a_batch_returns_it_to_the_queue(stack: LocalStack) -> None:
+def test_kill_busy_during_a_batch_returns_it_to_the_queue(stack: DevStack) -> None:
     inbox = stack.sqs_pollers["InboxFunction.InboxQueue"]
     pool = stack.pool("InboxFunction")
     before = inbox.stats()

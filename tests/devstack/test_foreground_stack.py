@@ -21,7 +21,7 @@ def test_a_user_drops_a_video_with_a_plain_s3_client_and_gets_it_back(tmp_path):
         [
             sys.executable,
             "-m",
-            "devstack.app",
+            "devstack.local_app",
             "--port",
             "0",
             "--simulator-port",

@@ -1,4 +1,5 @@
-"""Fixtures for the simulator tests: a local static file server, a sample clip, a simulator."""
+"""Fixtures shared by tests/integration (the provider adapters against the simulator) and
+tests/devstack (the simulator itself): a local static file server, a sample clip, a simulator."""
 
 from __future__ import annotations
 

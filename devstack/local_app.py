@@ -18,8 +18,9 @@ from pydantic import SecretStr
 
 from devstack.s3_notifications import s3_event_key
 from devstack.simulator import SimConfig, Simulator
-from devstack.stack import LocalStack
+from devstack.stack import DevStack
 from dropcut.callbacks import CallbackSigner
+from dropcut.slots import Holder, SlotPool
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "sim-key"
@@ -54,7 +55,7 @@ class JobEnding:
 
 @dataclass
 class LocalApp:
-    stack: LocalStack
+    stack: DevStack
     simulator: Simulator
 
     @property
@@ -101,30 +102,24 @@ class LocalApp:
         ]
         return {"Records": records}
 
-    def slot_holders(self) -> dict[str, dict[str, Any]]:
-        """Jobs holding a provider slot of the stack's provider: job id -> {since, until?}."""
-        item = self.stack.client("dynamodb").get_item(
-            TableName=self.stack.physical_ids["SlotsTable"],
-            Key={"pool": {"S": self._provider}, "entry": {"S": "slots"}},
-            ConsistentRead=True,
+    def slot_pool(self) -> SlotPool:
+        """The provider slots of the stack's provider, read and written as the product does."""
+        env = self.stack.function_env("AcquireSlotFunction")
+        table = self.stack.resource("dynamodb").Table(env["SLOTS_TABLE"])
+        return SlotPool(
+            table,
+            self.stack.client("stepfunctions"),
+            env["PROVIDER"],
+            int(env["PROVIDER_CONCURRENCY"]),
         )
-        holders: dict[str, dict[str, Any]] = _plain(item.get("Item", {})).get("holders", {})
-        return holders
+
+    def slot_holders(self) -> dict[str, Holder]:
+        """Jobs holding a provider slot of the stack's provider, by job id."""
+        return self.slot_pool().holders()
 
     def jobs_in_line(self) -> list[str]:
         """Jobs waiting in line for a provider slot, oldest first."""
-        answer = self.stack.client("dynamodb").query(
-            TableName=self.stack.physical_ids["SlotsTable"],
-            KeyConditionExpression="#pool = :pool AND begins_with(#entry, :wait)",
-            ExpressionAttributeNames={"#pool": "pool", "#entry": "entry"},
-            ExpressionAttributeValues={":pool": {"S": self._provider}, ":wait": {"S": "wait#"}},
-            ConsistentRead=True,
-        )
-        return [_plain(item)["job_id"] for item in answer["Items"]]
-
-    @property
-    def _provider(self) -> str:
-        return self.stack.function_env("AcquireSlotFunction")["PROVIDER"]
+        return [waiter.job_id for waiter in self.slot_pool().waiters()]
 
     def jobs(self) -> list[dict[str, Any]]:
         """Every job record in the stack's jobs table, as plain Python values."""
@@ -217,7 +212,7 @@ def local_app(
             "AllowInsecureUrls": "true",
             **(parameters or {}),
         }
-        with LocalStack(ROOT / "template.yaml", overrides, port=port, code_root=code_root) as stack:
+        with DevStack(ROOT / "template.yaml", overrides, port=port, code_root=code_root) as stack:
             stack.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=API_KEY)
             yield LocalApp(stack, simulator)
 
@@ -228,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
-    parser = argparse.ArgumentParser(prog="python -m devstack.app", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack.local_app", description=main.__doc__)
     parser.add_argument("--port", type=int, default=4566, help="AWS endpoint (moto) port")
     parser.add_argument("--simulator-port", type=int, default=8765)
     parser.add_argument("--provider", choices=["aimlapi", "evolink"], default="evolink")

@@ -1,0 +1,278 @@
+"""template.yaml -> moto: which resources are created, in what order, and what they are called.
+
+`Provisioner.create_resources` creates every resource of a type it knows, each once, and what a
+resource refers to before it (a dead-letter queue before its queue, a secret before the function
+that reads its ARN). Names and ARNs are deterministic (`<stack>-<LogicalId>` unless the template
+names the resource), so functions and state machines, which refer to each other, can be named
+before either exists. The creators live in `resources` (data stores, state machines) and
+`lambdas` (functions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from devstack import lambda_runtime
+from devstack.stack import lambdas, resources
+from devstack.template import Resolver, TemplateError, apply_globals, load_template
+
+if TYPE_CHECKING:
+    from devstack.stack.core import DevStack
+
+LOG = logging.getLogger("devstack.stack")
+
+Creator = Callable[["Provisioner", str, dict[str, Any]], None]
+
+#: What each creatable resource type is created with.
+CREATORS: dict[str, Creator] = {
+    "AWS::S3::Bucket": resources.create_bucket,
+    "AWS::DynamoDB::Table": resources.create_table,
+    "AWS::Serverless::SimpleTable": resources.create_simple_table,
+    "AWS::SQS::Queue": resources.create_queue,
+    "AWS::SecretsManager::Secret": resources.create_secret,
+    "AWS::Serverless::Function": lambdas.create_function,
+    "AWS::Serverless::StateMachine": resources.create_state_machine,
+}
+
+# Types that don't matter locally; created as nothing, listed in a debug line.
+_IGNORED_TYPES = {
+    "AWS::Serverless::LayerVersion",  # used through the functions' Layers (sys.path)
+    "AWS::Lambda::LayerVersion",
+    "AWS::S3::BucketPolicy",
+    "AWS::Logs::LogGroup",
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::Lambda::Permission",
+    "AWS::Serverless::HttpApi",  # its routes are served by LocalHttpApi
+}
+
+# Their names and ARNs are known before creation; they are created after what they refer to
+# (functions and state machines refer to each other).
+_CREATE_LATE_TYPES = {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
+
+
+class Provisioner:
+    """One deployment of the template into the stack's moto server, and what it created."""
+
+    def __init__(self, stack: DevStack) -> None:
+        #: The stack's settings (names, region, code root, workers) and clients.
+        self.stack = stack
+        self.template: dict[str, Any] = {}
+        self.outputs: dict[str, Any] = {}
+        self.physical_ids: dict[str, Any] = {}
+        #: Each function's environment variables as the template resolves them (Globals merged).
+        self.function_env: dict[str, dict[str, str]] = {}
+        self.function_specs: dict[str, lambda_runtime.FunctionSpec] = {}
+        self.pools: dict[str, lambda_runtime.FunctionPool] = {}
+        self.state_machine_definitions: dict[str, str] = {}
+        #: Bucket name -> its notification configuration (template and SAM events), applied
+        #: once every event source is known.
+        self.bucket_notifications: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.lambda_role_arn = ""
+        self.states_role_arn = ""
+        self._resolver: Resolver | None = None
+        self._attributes: dict[str, dict[str, Any]] = {}
+        self._created: set[str] = set()
+        self._creating: set[str] = set()
+
+    @property
+    def resolver(self) -> Resolver:
+        """Parameters, conditions and intrinsic functions of the loaded template."""
+        assert self._resolver is not None
+        return self._resolver
+
+    @property
+    def template_dir(self) -> Path:
+        """Where the template's relative paths (CodeUri, DefinitionUri, ...) start."""
+        return self.stack.template_dir
+
+    def client(self, service: str) -> Any:
+        """The stack's boto3 client for `service`."""
+        return self.stack.client(service)
+
+    # -- deploying --------------------------------------------------------------------------
+
+    def create_resources(self, api_url: str | None) -> None:
+        """Load the template and create its resources. Parameters named in the stack's
+        `api_url_parameters` default to `api_url` (the local HTTP API)."""
+        stack = self.stack
+        self.template = apply_globals(load_template(stack.template_path))
+        declared = self.template.get("Parameters") or {}
+        if api_url is not None:
+            for name in stack.api_url_parameters:
+                if name in declared:
+                    stack.parameter_overrides.setdefault(name, api_url)
+        self._resolver = Resolver(
+            self.template,
+            parameter_overrides=stack.parameter_overrides,
+            stack_name=stack.stack_name,
+            region=stack.region,
+            account_id=stack.account_id,
+            ref_resource=lambda logical_id: self.lookup(logical_id, "Ref"),
+            getatt_resource=self.lookup,
+        )
+        self._create_role()
+        ignored: list[str] = []
+        for logical_id, resource in self.template["Resources"].items():
+            if not self.resolver.resource_enabled(resource):
+                ignored.append(f"{logical_id} (condition false)")
+                continue
+            if resource["Type"] not in CREATORS:
+                ignored.append(f"{logical_id} ({resource['Type']})")
+                continue
+            self.ensure_created(logical_id)
+        if ignored:
+            LOG.debug("not created locally: %s", ", ".join(ignored))
+
+    def record_outputs(self) -> None:
+        """Fill `physical_ids` and `outputs` (once every resource exists)."""
+        self.physical_ids = {
+            lid: self.lookup(lid, "Ref")
+            for lid, res in self.template["Resources"].items()
+            if res["Type"] not in _IGNORED_TYPES and self.resolver.resource_enabled(res)
+        }
+        self.outputs = {}
+        for name, output in (self.template.get("Outputs") or {}).items():
+            if "Condition" in output and not self.resolver.condition(output["Condition"]):
+                continue
+            self.outputs[name] = self.resolver.resolve(output["Value"])
+
+    def _create_role(self) -> None:
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        role = self.client("iam").create_role(
+            RoleName=f"{self.stack.stack_name}-local-role",
+            AssumeRolePolicyDocument=json.dumps(trust),
+        )
+        self.lambda_role_arn = self.states_role_arn = role["Role"]["Arn"]
+
+    def ensure_created(self, logical_id: str) -> None:
+        """Create the resource unless it exists (or is of a type not created locally)."""
+        if logical_id in self._created:
+            return
+        if logical_id in self._creating:
+            raise TemplateError(f"circular reference through {logical_id}")
+        resource = self.template["Resources"][logical_id]
+        creator = CREATORS.get(resource["Type"])
+        if creator is None:
+            return
+        self.names_and_attributes(logical_id)
+        self._creating.add(logical_id)
+        try:
+            creator(self, logical_id, resource.get("Properties") or {})
+        finally:
+            self._creating.discard(logical_id)
+        self._created.add(logical_id)
+
+    def best_effort(self, what: str, call: Callable[[], Any]) -> None:
+        """Apply a setting moto may not support; a warning, not a failure, if it refuses."""
+        try:
+            call()
+        except Exception as exc:
+            LOG.warning("local stack: %s not applied: %s", what, exc)
+
+    # -- names, Ref and GetAtt --------------------------------------------------------------
+
+    def prop(self, logical_id: str, name: str, default: Any = None) -> Any:
+        """A resource's property, resolved; `default` when the template leaves it out."""
+        props = self.template["Resources"][logical_id].get("Properties") or {}
+        return self.resolver.resolve(props[name]) if name in props else default
+
+    def _name(self, logical_id: str, prop: str, max_len: int, *, lower: bool = False) -> str:
+        explicit = self.prop(logical_id, prop)
+        if explicit:
+            return str(explicit)
+        name = f"{self.stack.stack_name}-{logical_id}"
+        return (name.lower() if lower else name)[:max_len]
+
+    def names_and_attributes(self, logical_id: str) -> dict[str, Any]:
+        """Ref and GetAtt values that are known before creation (deterministic names)."""
+        if logical_id in self._attributes:
+            return self._attributes[logical_id]
+        resource = self.template["Resources"][logical_id]
+        rtype = resource["Type"]
+        region, account = self.stack.region, self.stack.account_id
+        attrs: dict[str, Any]
+        if rtype == "AWS::Serverless::Function":
+            name = self._name(logical_id, "FunctionName", 64)
+            arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+            attrs = {"Ref": name, "Arn": arn}
+        elif rtype == "AWS::Serverless::StateMachine":
+            name = self._name(logical_id, "Name", 80)
+            arn = f"arn:aws:states:{region}:{account}:stateMachine:{name}"
+            attrs = {"Ref": arn, "Arn": arn, "Name": name}
+        elif rtype == "AWS::S3::Bucket":
+            name = self._name(logical_id, "BucketName", 63, lower=True)
+            attrs = {
+                "Ref": name,
+                "Arn": f"arn:aws:s3:::{name}",
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.{region}.amazonaws.com",
+                "WebsiteURL": f"http://{name}.s3-website-{region}.amazonaws.com",
+            }
+        elif rtype in ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
+            name = self._name(logical_id, "TableName", 255)
+            attrs = {"Ref": name, "Arn": f"arn:aws:dynamodb:{region}:{account}:table/{name}"}
+        elif rtype == "AWS::SQS::Queue":
+            name = self._name(logical_id, "QueueName", 80)
+            if self.prop(logical_id, "FifoQueue") in (True, "true") and not name.endswith(".fifo"):
+                name = name[:75] + ".fifo"
+            attrs = {
+                "QueueName": name,
+                "Arn": f"arn:aws:sqs:{region}:{account}:{name}",
+            }  # Ref (the URL) once created
+        elif rtype == "AWS::SecretsManager::Secret":
+            attrs = {}  # Ref (the ARN, with moto's random suffix) once created
+        elif rtype in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
+            name = self._name(logical_id, "LayerName", 64)
+            attrs = {"Ref": f"arn:aws:lambda:{region}:{account}:layer:{name}:1"}
+        elif rtype == "AWS::Logs::LogGroup":
+            name = self._name(logical_id, "LogGroupName", 512)
+            attrs = {"Ref": name, "Arn": f"arn:aws:logs:{region}:{account}:log-group:{name}:*"}
+        else:
+            # Not created locally: a stable placeholder, so Outputs and unused
+            # properties still resolve.
+            attrs = {"Ref": f"{self.stack.stack_name}-{logical_id}"}
+        self._attributes[logical_id] = attrs
+        return attrs
+
+    def record(self, logical_id: str, attributes: dict[str, Any]) -> None:
+        """Attributes known once the resource exists (a queue's URL, a secret's ARN, ...)."""
+        self._attributes[logical_id].update(attributes)
+
+    def lookup(self, logical_id: str, attribute: str) -> Any:
+        """`!Ref` (attribute "Ref") or `!GetAtt logical_id.attribute`; creates a bucket, table,
+        queue or secret first if it does not exist yet."""
+        attrs = self.names_and_attributes(logical_id)
+        rtype = self.template["Resources"][logical_id]["Type"]
+        if (
+            rtype not in _CREATE_LATE_TYPES
+            and logical_id not in self._creating
+            and self.resolver.resource_enabled(self.template["Resources"][logical_id])
+        ):
+            # Whatever refers to a bucket, table, queue or secret needs it to exist first
+            # (a dead-letter queue before its queue, a secret's ARN, ...).
+            self.ensure_created(logical_id)
+            attrs = self._attributes[logical_id]
+        if attribute not in attrs:
+            if rtype in CREATORS:
+                raise TemplateError(f"{logical_id} ({rtype}) has no attribute {attribute}")
+            LOG.debug(
+                "placeholder for %s.%s (%s is not created locally)", logical_id, attribute, rtype
+            )
+            return f"arn:aws:local:{self.stack.region}:{self.stack.account_id}:{logical_id}/{attribute}"
+        return attrs[attribute]
