@@ -14,7 +14,7 @@ import pytest
 from devstack.simulator import Simulator
 
 EXAMPLES = Path(__file__).parent / "examples"
-PAGE = Path("/work/shared/providers/aimlapi-kling-o1-video-edit.md")
+PAGE = Path(__file__).resolve().parents[3] / "shared/providers/aimlapi-kling-o1-video-edit.md"
 ORIGINAL_VIDEO = "https://raw.githubusercontent.com/aimlapi/api-docs/main/reference-files/racoon-in-the-forest.mp4"
 
 

@@ -1,7 +1,7 @@
 # ruff: noqa
 # fmt: off
 # Copied VERBATIM from the "Code Example" (Python tab) of the provider page
-# /work/shared/providers/aimlapi-kling-o1-video-edit.md (everything below this header).
+# ../shared/providers/aimlapi-kling-o1-video-edit.md beside the project (everything below this header).
 # Do not edit or reformat: tests/devstack/test_published_examples.py adapts it at test time.
 import requests
 import time

@@ -18,7 +18,7 @@ from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ProviderBadResponse, ProviderError
 from dropcut.jobs import JobStatus, JobStore
 from dropcut.observability import logger, metrics
-from dropcut.providers import ProviderFor
+from dropcut.providers import Provider, ProviderFor, ProviderTask
 from dropcut.tokens import resume_wait
 
 if TYPE_CHECKING:
@@ -68,29 +68,9 @@ def accept_callback(deps: WebhookDeps, job_id: str, raw_body: str | bytes) -> Ca
     if record.task_id is None or record.provider is None:
         # The provider called back before StartTask recorded the task: ask it to retry.
         return CallbackAnswer(409, "the job's task is not recorded yet; retry later")
-    provider = deps.provider_for(record.provider)
-    try:
-        claimed = provider.parse_callback(body)
-    except ProviderBadResponse as exc:
-        return CallbackAnswer(400, f"malformed callback body: {exc}")
-    except NotImplementedError:
-        return CallbackAnswer(400, f"{provider.name} sends no callbacks")
-    if claimed.task_id != record.task_id:
-        logger.warning("callback names another task", extra={"claimed_task_id": claimed.task_id})
-        return CallbackAnswer(400, "the body names a different task than this job's")
-    try:
-        confirmed = provider.get_task(record.task_id)
-    except ProviderError as exc:
-        logger.warning("could not confirm a callback", extra={"error": type(exc).__name__})
-        return CallbackAnswer(503, "could not confirm the task with the provider; retry later")
-    if not confirmed.finished:
-        # Not trusted: the body said finished, the provider says otherwise. Nothing changes.
-        logger.warning(
-            "callback not confirmed by the provider",
-            extra={"claimed": claimed.provider_status, "provider": confirmed.provider_status},
-        )
-        metrics.add_metric(name="CallbacksUnconfirmed", unit="Count", value=1)
-        return CallbackAnswer(409, f"the provider reports the task {confirmed.provider_status}")
+    confirmed = _confirm(deps.provider_for(record.provider), record.task_id, body)
+    if isinstance(confirmed, CallbackAnswer):
+        return confirmed
     now = time.time()
     updated = store.update_returning(
         job_id,
@@ -114,6 +94,36 @@ def accept_callback(deps: WebhookDeps, job_id: str, raw_body: str | bytes) -> Ca
     else:
         logger.info("callback stored before the execution armed its wait")
     return CallbackAnswer(ACCEPTED, "accepted")
+
+
+def _confirm(
+    provider: Provider, task_id: str, body: dict[str, Any]
+) -> ProviderTask | CallbackAnswer:
+    """The task as the provider itself reports it, once it has ended; otherwise the answer that
+    says why the body is not believed (400, 409) or could not be checked (503)."""
+    try:
+        claimed = provider.parse_callback(body)
+    except ProviderBadResponse as exc:
+        return CallbackAnswer(400, f"malformed callback body: {exc}")
+    except NotImplementedError:
+        return CallbackAnswer(400, f"{provider.name} sends no callbacks")
+    if claimed.task_id != task_id:
+        logger.warning("callback names another task", extra={"claimed_task_id": claimed.task_id})
+        return CallbackAnswer(400, "the body names a different task than this job's")
+    try:
+        confirmed = provider.get_task(task_id)
+    except ProviderError as exc:
+        logger.warning("could not confirm a callback", extra={"error": type(exc).__name__})
+        return CallbackAnswer(503, "could not confirm the task with the provider; retry later")
+    if not confirmed.finished:
+        # Not trusted: the body said finished, the provider says otherwise. Nothing changes.
+        logger.warning(
+            "callback not confirmed by the provider",
+            extra={"claimed": claimed.provider_status, "provider": confirmed.provider_status},
+        )
+        metrics.add_metric(name="CallbacksUnconfirmed", unit="Count", value=1)
+        return CallbackAnswer(409, f"the provider reports the task {confirmed.provider_status}")
+    return confirmed
 
 
 def resume_callback_wait(sfn: SFNClient, task_token: str, outcome: str) -> bool:
