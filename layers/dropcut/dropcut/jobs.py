@@ -9,8 +9,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dropcut.errors import InputInvalid, Problem
 from dropcut.providers.base import AspectRatio
 
 if TYPE_CHECKING:
@@ -68,6 +69,24 @@ class JobSpec(BaseModel):
             if "://" in image and not image.startswith("https://"):
                 raise ValueError(f"image {image[:80]!r} must be an S3 key or an https URL")
         return images
+
+
+def parse_job_spec(document: Any) -> JobSpec:
+    """The options a manifest (or preset plus prompt) states; raises InputInvalid listing every
+    broken rule as a Problem."""
+    try:
+        return JobSpec.model_validate(document)
+    except ValidationError as exc:
+        raise InputInvalid(
+            [
+                Problem(
+                    ".".join(str(p) for p in error["loc"]) or "manifest",
+                    error["msg"],
+                    hint="See the manifest schema in the README (schemas/job-manifest.schema.json).",
+                )
+                for error in exc.errors()
+            ]
+        ) from None
 
 
 def job_id_for(bucket: str, key: str, version: str) -> str:

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from dropcut.errors import Problem
 from dropcut.jobs import JobSpec
-from dropcut.probe import IMAGE_SNIFF_BYTES, MediaInfo, NotAVideo, probe_video, sniff_image
+from dropcut.probe import (
+    IMAGE_SNIFF_BYTES,
+    MediaInfo,
+    NotAVideo,
+    RangeReader,
+    probe_video,
+    sniff_image,
+)
 from dropcut.providers import Provider
 from dropcut.public_urls import Resolver, UrlRefused, check_public_https, system_resolver
 from dropcut.storage import head_or_none, s3_range_reader
@@ -50,10 +57,21 @@ def check_input(
     spec: JobSpec | None,
     resolve: Resolver = system_resolver,
 ) -> InputCheck:
-    """Check the video (by content), the reference images and the options; list every problem."""
+    """Check the video in the bucket (by content), the reference images and the options; list
+    every problem."""
+    video = s3_range_reader(s3, bucket, video_key, head.get("VersionId"))
+    checked = check_video(video, int(head["ContentLength"]), provider)
+    if spec is not None:
+        checked.problems.extend(check_options(provider, spec))
+        checked.problems.extend(_image_problems(s3, provider, bucket, spec, resolve))
+    return checked
+
+
+def check_video(read: RangeReader, size: int, provider: type[Provider]) -> InputCheck:
+    """Check a video of `size` bytes read through `read` (ranged reads of an S3 object or a
+    local file) against the provider's limits: its facts, the notices, and every problem."""
     problems: list[Problem] = []
     notices: list[str] = []
-    size = int(head["ContentLength"])
     if size > provider.max_video_bytes:
         problems.append(
             Problem(
@@ -64,9 +82,8 @@ def check_input(
             )
         )
     media: MediaInfo | None = None
-    version = head.get("VersionId")
     try:
-        media = probe_video(s3_range_reader(s3, bucket, video_key, version), size)
+        media = probe_video(read, size)
     except NotAVideo as exc:
         problems.append(
             Problem(
@@ -80,13 +97,10 @@ def check_input(
         notice = provider.duration_notice(media.duration_seconds)
         if notice:
             notices.append(notice)
-    if spec is not None:
-        problems.extend(_option_problems(provider, spec))
-        problems.extend(_image_problems(s3, provider, bucket, spec, resolve))
     return InputCheck(media=media, notices=notices, problems=problems)
 
 
-def _option_problems(provider: type[Provider], spec: JobSpec) -> list[Problem]:
+def check_options(provider: type[Provider], spec: JobSpec) -> list[Problem]:
     """The provider's own limits on the options (the same rules its adapter checks)."""
     return [
         *provider.prompt_problems(spec.prompt),

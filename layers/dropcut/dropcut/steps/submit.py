@@ -12,7 +12,7 @@ from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.error_reports import put_error_report
 from dropcut.errors import Failure, InputInvalid, JobNotReady, Problem
 from dropcut.executions import Executions
-from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for
+from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for, parse_job_spec
 from dropcut.layout import MANIFEST_SUFFIX, BucketLayout, is_image_key, is_video_key
 from dropcut.observability import logger
 from dropcut.providers import PROVIDERS
@@ -232,7 +232,7 @@ def resolve_spec(deps: SubmitDeps, video_key: str, head: dict[str, Any]) -> tupl
                 )
             ]
         )
-    spec = _parse_spec(document)
+    spec = parse_job_spec(document)
     _check_options(deps.settings, spec)
     if preset is not None and source != "preset":
         source += "+preset"
@@ -299,22 +299,6 @@ def _read_manifest(
             )
         )
         return None
-
-
-def _parse_spec(document: Any) -> JobSpec:
-    try:
-        return JobSpec.model_validate(document)
-    except ValidationError as exc:
-        raise InputInvalid(
-            [
-                Problem(
-                    ".".join(str(p) for p in error["loc"]) or "manifest",
-                    error["msg"],
-                    hint="See the manifest schema in the README (schemas/job-manifest.schema.json).",
-                )
-                for error in exc.errors()
-            ]
-        ) from None
 
 
 def _check_options(settings: Settings, spec: JobSpec) -> None:
