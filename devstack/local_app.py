@@ -20,6 +20,7 @@ from devstack.s3_notifications import s3_event_key
 from devstack.simulator import SimConfig, Simulator
 from devstack.stack import DevStack
 from dropcut.callbacks import CallbackSigner
+from dropcut.jobs import is_job_id
 from dropcut.slots import Holder, SlotPool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +126,7 @@ class LocalApp:
         """Every job record in the stack's jobs table, as plain Python values."""
         name = str(self.stack.outputs["JobsTableName"])
         items = self.stack.client("dynamodb").scan(TableName=name)["Items"]
-        return [_plain(item) for item in items]
+        return [_plain(item) for item in items if is_job_id(item["job_id"]["S"])]
 
     def job(self, video_key: str) -> dict[str, Any] | None:
         """The most recent job record of `video_key`, if there is one."""

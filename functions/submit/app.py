@@ -36,6 +36,7 @@ OUTCOME_METRICS = {
     Outcome.STARTED: "JobsSubmitted",
     Outcome.REFUSED: "JobsRefused",
     Outcome.DUPLICATE: "DuplicateEvents",
+    Outcome.NOT_A_JOB: "ObjectsIgnored",
 }
 
 

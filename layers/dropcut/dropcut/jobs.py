@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 #: The longest prompt any provider takes (evolink: 5,000; aimlapi and Kling: 2,500, checked per
 #: provider in validation). docs/providers.md, "The model's own limits".
 MAX_PROMPT_CHARS = 5000
+#: The jobs table item that reserves an output key for one input (JobStore.claim_output).
+OUTPUT_CLAIM_PREFIX = "output#"
 #: A job id: "job-" + 40 hex digits (see job_id_for); also the execution name.
 JOB_ID_PATTERN = r"^job-[0-9a-f]{40}$"
 
@@ -187,6 +189,22 @@ class JobStore:
         except self.table.meta.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def claim_output(self, output_key: str, input_key: str) -> str:
+        """Claim `output_key` for `input_key` (every version of it); returns the input key that
+        holds the claim: `input_key` itself, or the other input that took it first. Claims live
+        in the jobs table as `output#<key>` items (no status: never in the by_status index)."""
+        claim = {"job_id": OUTPUT_CLAIM_PREFIX + output_key, "input_key": input_key}
+        try:
+            self.table.put_item(
+                Item={**claim, "claimed_at": to_item(time.time())},
+                ConditionExpression="attribute_not_exists(job_id) OR input_key = :input",
+                ExpressionAttributeValues={":input": input_key},
+            )
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            item = self.table.get_item(Key={"job_id": claim["job_id"]}, ConsistentRead=True)
+            return str(item.get("Item", {}).get("input_key", ""))
+        return input_key
 
     def get(self, job_id: str) -> JobRecord | None:
         item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")

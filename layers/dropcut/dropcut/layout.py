@@ -12,6 +12,7 @@ Outputs and reports live under prefixes that never trigger the pipeline again.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from dropcut.providers.base import IMAGE_SUFFIXES
@@ -23,6 +24,60 @@ PRESET_NAME = "_preset.json"
 OUTPUT_SUFFIX = ".edited.mp4"
 RESULT_MANIFEST_SUFFIX = ".result.json"
 ERROR_REPORT_SUFFIX = ".error.json"
+
+
+#: Files operating systems and sync tools add beside real files (compared case-insensitively).
+SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r", ".ds_store"})
+#: The first bytes of AppleDouble / AppleSingle files (macOS resource forks, `._name`).
+APPLE_DOUBLE_MAGIC = (b"\x00\x05\x16\x07", b"\x00\x05\x16\x00")
+#: Objects this small are read (4 bytes) to recognise what they are by content.
+SNIFF_SMALL_OBJECT_BYTES = 16 * 1024
+
+
+def not_a_job(key: str, size: int, first_bytes: bytes = b"") -> str | None:
+    """Why an inbox object is not a job at all (ignored: no job, no report), or None.
+
+    Folder markers (the S3 console's "Create folder": a zero-byte key ending in '/'), hidden
+    files (.DS_Store, AppleDouble `._A001.mp4`), files systems add (Thumbs.db, desktop.ini),
+    empty objects that are not named as videos, and AppleDouble content under any name.
+    `size` -1 (unknown) and no `first_bytes` decide by the name alone.
+    """
+    if key.endswith("/"):
+        return "a folder marker"
+    name = key.rsplit("/", 1)[-1]
+    if name.startswith("."):
+        return "a hidden file"
+    if name.lower() in SYSTEM_FILES:
+        return "a file the operating system adds"
+    if first_bytes[:4] in APPLE_DOUBLE_MAGIC:
+        return "an AppleDouble resource fork"
+    if size == 0 and not is_video_key(key) and not key.endswith(MANIFEST_SUFFIX):
+        return "an empty object"
+    return None
+
+
+#: S3's limit on an object key: 1,024 bytes of UTF-8 (Amazon S3 User Guide, "Naming objects").
+MAX_KEY_BYTES = 1024
+#: Where the report of an input whose own report key would be too long goes.
+LONG_KEY_REPORTS = "_keys-too-long/"
+
+
+def key_bytes(key: str) -> int:
+    """The key's length as S3 counts it (UTF-8 bytes)."""
+    return len(key.encode("utf-8", "surrogatepass"))
+
+
+def key_shape_problem(key: str) -> str | None:
+    """Why a key S3 accepts would not survive as a URL path (HTTP clients and servers normalise
+    `.`/`..` segments and `//`, and control characters are not sent as is), or None."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        return "it contains a control character"
+    segments = key.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return "it has a '.' or '..' folder, which URLs resolve away"
+    if any(segment == "" for segment in segments[:-1]):
+        return "it has an empty folder ('//'), which URLs collapse"
+    return None
 
 
 def is_video_key(key: str) -> bool:
@@ -97,5 +152,34 @@ class BucketLayout:
         return output_key.rsplit(".", 1)[0] + RESULT_MANIFEST_SUFFIX
 
     def error_report_key(self, video_key: str) -> str:
-        """The error report of a job: the input's path under the errors prefix + `.error.json`."""
-        return f"{self.errors}{self.relative(video_key)}{ERROR_REPORT_SUFFIX}"
+        """The error report of a job: the input's path under the errors prefix + `.error.json`;
+        for an input whose report key would pass MAX_KEY_BYTES, a key that fits:
+        `errors/_keys-too-long/<sha-256 of the input key>.error.json`."""
+        key = f"{self.errors}{self.relative(video_key)}{ERROR_REPORT_SUFFIX}"
+        if key_bytes(key) <= MAX_KEY_BYTES:
+            return key
+        digest = hashlib.sha256(video_key.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{self.errors}{LONG_KEY_REPORTS}{digest}{ERROR_REPORT_SUFFIX}"
+
+    def derived_keys(self, video_key: str, output_name: str | None = None) -> dict[str, str]:
+        """Every key dropcut writes for an input, by what it holds."""
+        output = self.output_key(video_key, output_name)
+        return {
+            "output": output,
+            "result manifest": self.result_manifest_key(output),
+            "error report": f"{self.errors}{self.relative(video_key)}{ERROR_REPORT_SUFFIX}",
+        }
+
+    def key_problems(self, video_key: str, output_name: str | None = None) -> list[str]:
+        """What would stop dropcut from writing an input's results: the input key's shape, and
+        every derived key within MAX_KEY_BYTES (checked before anything is paid)."""
+        found = []
+        if (shape := key_shape_problem(video_key)) is not None:
+            found.append(f"the key cannot be used as a URL: {shape}")
+        for what, key in self.derived_keys(video_key, output_name).items():
+            if key_bytes(key) > MAX_KEY_BYTES:
+                found.append(
+                    f"its {what} key would be {key_bytes(key)} bytes, over S3's "
+                    f"{MAX_KEY_BYTES}-byte limit"
+                )
+        return found

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from typing import TYPE_CHECKING, Any
 
 from dropcut.probe import RangeReader
@@ -66,3 +68,18 @@ def presign_get(s3: S3Client, bucket: str, key: str, version: str | None, expire
 def put_json(s3: S3Client, bucket: str, key: str, document: dict[str, Any]) -> None:
     body = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json; charset=utf-8")
+
+
+def decode_metadata_value(value: str) -> str:
+    """A user metadata value as the uploader wrote it. S3 hands non-ASCII values back as RFC 2047
+    encoded words (`=?UTF-8?B?...?=`, `=?UTF-8?Q?...?=`), which the standard library's
+    `email.header` decodes. Raises ValueError when the value looks encoded but does not decode."""
+    if "=?" not in value:
+        return value
+    try:
+        decoded = str(make_header(decode_header(value)))
+    except (ValueError, LookupError, HeaderParseError) as exc:
+        raise ValueError(f"it is RFC 2047 encoded text that does not decode ({exc})") from None
+    if value.strip() and not decoded.strip():
+        raise ValueError("it is RFC 2047 encoded text that decodes to nothing")
+    return decoded

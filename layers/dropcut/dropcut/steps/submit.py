@@ -13,12 +13,20 @@ from dropcut.error_reports import put_error_report
 from dropcut.errors import Failure, InputInvalid, JobNotReady, Problem
 from dropcut.executions import Executions
 from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for, parse_job_spec
-from dropcut.layout import MANIFEST_SUFFIX, BucketLayout, is_image_key, is_video_key
+from dropcut.layout import (
+    MANIFEST_SUFFIX,
+    MAX_KEY_BYTES,
+    SNIFF_SMALL_OBJECT_BYTES,
+    BucketLayout,
+    is_image_key,
+    is_video_key,
+    not_a_job,
+)
 from dropcut.observability import logger
 from dropcut.providers import PROVIDERS
 from dropcut.public_urls import Resolver, system_resolver
 from dropcut.settings import Settings
-from dropcut.storage import head_or_none
+from dropcut.storage import decode_metadata_value, head_or_none, s3_range_reader
 from dropcut.validation import check_input
 
 if TYPE_CHECKING:
@@ -33,6 +41,8 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     REFUSED = "refused"
     IGNORED = "ignored"
+    #: A folder marker, hidden or system file: not a job, never reported (layout.not_a_job).
+    NOT_A_JOB = "not_a_job"
     WAITING_FOR_VIDEO = "waiting_for_video"
     WAITING_FOR_MANIFEST = "waiting_for_manifest"
 
@@ -99,6 +109,17 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
         return SubmitResult(key, Outcome.WAITING_FOR_MANIFEST, job_id)
     except InputInvalid as invalid:
         problems.extend(invalid.problems)
+    problems.extend(
+        Problem(
+            "key",
+            problem,
+            f"keys of at most {MAX_KEY_BYTES} bytes, usable in a URL",
+            "Upload the video under a shorter, plainer key.",
+        )
+        for problem in deps.settings.layout.key_problems(
+            video_key, spec.output_name if spec else None
+        )
+    )
     provider = PROVIDERS[(spec.provider if spec else None) or deps.settings.provider]
     checked = check_input(deps.s3, provider, bucket, video_key, head, spec, deps.resolve)
     problems.extend(checked.problems)
@@ -106,6 +127,16 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
         return _refuse(deps, key, record, InputInvalid(problems), first_event=existing is None)
     if spec is None:
         raise JobNotReady("resolve_spec returned no spec and no problems")
+    output_key = deps.settings.layout.output_key(video_key, spec.output_name)
+    owner = deps.store.claim_output(output_key, video_key)
+    if owner != video_key:
+        taken = Problem(
+            "output_name" if spec.output_name else "key",
+            f"its output {output_key} is already the output of {owner}",
+            "one input per output: no input's edit ever replaces another's",
+            "Rename the video, or give it another output_name in its manifest.",
+        )
+        return _refuse(deps, key, record, InputInvalid([taken]), first_event=existing is None)
     ready = record.model_copy(
         update={
             "status": JobStatus.RECEIVED,
@@ -127,12 +158,23 @@ def _locate_video(
     layout = deps.settings.layout
     if not layout.in_inbox(bucket, key):
         return SubmitResult(key, Outcome.IGNORED, detail="outside the inbox")
+    if (why := not_a_job(key, size=-1)) is not None:  # by its name alone
+        logger.debug("not a job", extra={"key": key, "why": why})
+        return SubmitResult(key, Outcome.NOT_A_JOB, detail=why)
     if is_image_key(key):
         return SubmitResult(key, Outcome.IGNORED, detail="reference image (used by manifests)")
     if not key.endswith(MANIFEST_SUFFIX):
         head = head_or_none(deps.s3, bucket, key, version_id)
         if head is None:
             return SubmitResult(key, Outcome.IGNORED, detail="object no longer exists")
+        size = int(head["ContentLength"])
+        first = b""
+        if 0 < size <= SNIFF_SMALL_OBJECT_BYTES:
+            first = s3_range_reader(deps.s3, bucket, key, head.get("VersionId"))(0, 4)
+        why = not_a_job(key, size, first)
+        if why is not None:
+            logger.debug("not a job", extra={"key": key, "why": why})
+            return SubmitResult(key, Outcome.NOT_A_JOB, detail=why)
         return key, head
     video_key = layout.video_key_of(key)
     if video_key is None:
@@ -203,12 +245,12 @@ def resolve_spec(deps: SubmitDeps, video_key: str, head: dict[str, Any]) -> tupl
         )
     manifest = _read_manifest(deps, BucketLayout.manifest_key(video_key), problems)
     preset_key, preset = _find_preset(deps, video_key, problems)
+    metadata_prompt = _metadata_prompt(head, problems)
     if problems:
         raise InputInvalid(problems)
     if preset is not None:
         _check_preset(preset_key, preset)
     defaults = dict(preset or {})
-    metadata_prompt = (head.get("Metadata") or {}).get(METADATA_PROMPT_KEY, "").strip()
     document: Any
     if manifest is not None:
         document = {**defaults, **manifest} if isinstance(manifest, dict) else manifest
@@ -237,6 +279,23 @@ def resolve_spec(deps: SubmitDeps, video_key: str, head: dict[str, Any]) -> tupl
     if preset is not None and source != "preset":
         source += "+preset"
     return spec, source
+
+
+def _metadata_prompt(head: dict[str, Any], problems: list[Problem]) -> str:
+    """The video's 'prompt' metadata, decoded (S3 returns non-ASCII values RFC 2047 encoded)."""
+    raw = str((head.get("Metadata") or {}).get(METADATA_PROMPT_KEY, ""))
+    try:
+        return decode_metadata_value(raw).strip()
+    except ValueError as exc:
+        problems.append(
+            Problem(
+                f"metadata.{METADATA_PROMPT_KEY}",
+                f"the '{METADATA_PROMPT_KEY}' metadata cannot be read: {exc}",
+                "plain text, or RFC 2047 encoded words that decode",
+                "Put the prompt in a manifest (<video>.json), which takes any text.",
+            )
+        )
+        return ""
 
 
 def _find_preset(

@@ -1,0 +1,109 @@
+"""Whatever a person's tools put in the inbox gets the right ending: objects that are not jobs
+are ignored without a report, encoded metadata is decoded, no two inputs share an output, and a
+key S3 accepts but dropcut could not write results for is refused before anything is paid."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from devstack.local_app import LocalApp
+
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"Mac OS X        " + bytes(4096 - 24)
+
+
+@pytest.mark.parametrize(
+    ("key", "body"),
+    [
+        ("inbox/season-2/", b""),  # the S3 console's "Create folder"
+        ("inbox/card/._A001.mp4", APPLE_DOUBLE),
+        ("inbox/card/.DS_Store", b"\x00\x00\x00\x01Bud1" + bytes(100)),
+        ("inbox/pc/Thumbs.db", b"\xd0\xcf\x11\xe0" + bytes(500)),
+        ("inbox/pc/desktop.ini", b"[.ShellClassInfo]\r\n"),
+        ("inbox/card/A001.rsrc", APPLE_DOUBLE),  # AppleDouble by content, under any name
+        ("inbox/pc/empty.txt", b""),
+    ],
+)
+def test_objects_that_are_not_jobs_are_ignored_without_a_report(app: LocalApp, key, body):
+    put = app.put(key, body)
+    app.stack.drain()
+    assert app.job(key) is None
+    assert app.keys("errors/card") == [] and app.keys("errors/pc") == []
+    assert app.keys("errors/season-2") == []
+    assert app.simulator.stats()["tasks_created"] == 0
+    stored = app.s3.get_object(Bucket=app.bucket, Key=key, VersionId=put["VersionId"])
+    assert stored["Body"].read() == body
+
+
+@pytest.mark.parametrize(
+    ("encoded", "prompt"),
+    [
+        ("=?UTF-8?B?bm9pciBldCBibGFuYw==?=", "noir et blanc"),
+        ("=?UTF-8?Q?s=C3=A9pia_chaud?=", "sépia chaud"),
+    ],
+)
+def test_encoded_metadata_prompts_are_decoded_before_they_are_sent(
+    app: LocalApp, clip, encoded, prompt
+):
+    key = f"inbox/meta/{hashlib.sha256(encoded.encode()).hexdigest()[:8]}.mp4"
+    app.put(key, clip, metadata={"prompt": encoded})
+    ending = app.wait_for_ending(key)
+    assert ending.succeeded, ending.error
+    assert ending.result["prompt"] == prompt
+    (task,) = app.simulator.stats()["tasks"]
+    assert task["prompt"] == prompt
+
+
+def test_metadata_that_does_not_decode_is_refused_unpaid(app: LocalApp, clip):
+    key = "inbox/meta/undecodable.mp4"
+    app.put(key, clip, metadata={"prompt": "=?x-unknown-charset?Q?abc?="})
+    report = app.wait_for_ending(key).error
+    assert report["reason"] == "input_invalid"
+    assert [p["field"] for p in report["problems"]] == ["metadata.prompt"]
+    assert app.simulator.stats()["tasks_created"] == 0
+
+
+def test_two_inputs_never_share_an_output(app: LocalApp, clip):
+    first, second = "inbox/takes/take1.mp4", "inbox/takes/take1.mov"
+    app.put(first, clip, metadata={"prompt": "sepia"})
+    assert app.wait_for_ending(first).succeeded
+    app.put(second, clip, metadata={"prompt": "invert"})
+    report = app.wait_for_ending(second).error
+    assert report["reason"] == "input_invalid"
+    assert first in report["problems"][0]["message"], report["problems"]
+    assert app.simulator.stats()["tasks_created"] == 1
+    result = app._json("outbox/takes/take1.edited.result.json")
+    assert result["input"]["key"] == first
+
+
+def test_two_manifests_naming_one_output_name(app: LocalApp, clip):
+    for name in ("a", "b"):
+        app.put_manifest(
+            f"inbox/names/{name}.mp4", {"prompt": "mirror", "output_name": "final.mp4"}
+        )
+    app.put("inbox/names/a.mp4", clip)
+    assert app.wait_for_ending("inbox/names/a.mp4").succeeded
+    app.put("inbox/names/b.mp4", clip)
+    report = app.wait_for_ending("inbox/names/b.mp4").error
+    assert report["problems"][0]["field"] == "output_name"
+    assert app.simulator.stats()["tasks_created"] == 1
+
+
+@pytest.mark.parametrize("length", [1010, 1020])
+def test_a_key_whose_results_would_not_fit_is_refused_with_a_report_that_fits(
+    app: LocalApp, clip, length
+):
+    key = "inbox/long/" + "x" * (length - len("inbox/long/") - 4) + ".mp4"
+    assert len(key.encode()) == length
+    app.put(key, clip, metadata={"prompt": "sepia"})
+    ending = app.wait_for_ending(key)
+    natural = "errors/" + key.removeprefix("inbox/") + ".error.json"
+    if len(natural) <= 1024:  # 1,010 bytes: the report fits in its usual place
+        assert ending.error_key == natural
+    else:  # 1,020 bytes: even the report's key would not fit
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        assert ending.error_key == f"errors/_keys-too-long/{digest}.error.json"
+    assert ending.error["input_key"] == key
+    assert any("1024-byte limit" in p["message"] for p in ending.error["problems"])
+    assert app.simulator.stats()["tasks_created"] == 0
