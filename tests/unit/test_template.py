@@ -258,33 +258,6 @@ def test_the_inbox_queue_buffers_events_with_a_dead_letter_queue_and_partial_fai
     assert "DependsOn" in RESOURCES["MediaBucket"]  # S3 checks it may send to the queue
 
 
-def _statements(value):
-    if isinstance(value, dict):
-        if "Action" in value and "Effect" in value:
-            yield value
-        for item in value.values():
-            yield from _statements(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _statements(item)
-
-
-def _allowed_actions(value) -> set[str]:
-    """Every action an Allow statement inside `value` grants."""
-    actions: set[str] = set()
-    for statement in _statements(value):
-        if statement["Effect"] == "Allow":
-            action = statement["Action"]
-            actions.update(action if isinstance(action, list) else [action])
-    return actions
-
-
-def test_no_wildcard_actions_in_allow_statements():
-    for name, resource in RESOURCES.items():
-        actions = _allowed_actions(resource.get("Properties", {}))
-        assert not [a for a in actions if "*" in a], f"{name} allows a wildcard action"
-
-
 def test_no_function_reads_its_api_key_from_the_environment():
     for name in FUNCTIONS:
         env = FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {})
@@ -292,23 +265,8 @@ def test_no_function_reads_its_api_key_from_the_environment():
         assert not [k for k in env if "API_KEY" in k and not k.endswith("_SECRET_ARN")]
 
 
-def _policy_tables(name: str) -> set[str]:
-    return {
-        policy["DynamoDBCrudPolicy"]["TableName"]["Ref"]
-        for policy in FUNCTIONS[name]["Properties"].get("Policies", [])
-        if isinstance(policy, dict) and "DynamoDBCrudPolicy" in policy
-    }
-
-
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_every_function_that_hands_slots_over_may_write_the_line_and_resume_executions(name):
-    # A release or a join dispatches: it writes SlotsTable and resumes waiters (SendTaskSuccess).
-    source = (ROOT / FUNCTIONS[name]["Properties"]["CodeUri"] / "app.py").read_text()
-    if "SlotSettings.from_env" not in source:
-        return
-    assert "SlotsTable" in _policy_tables(name), f"{name} cannot write SlotsTable"
-    actions = _allowed_actions(FUNCTIONS[name]["Properties"].get("Policies", []))
-    assert "states:SendTaskSuccess" in actions, f"{name} cannot resume a waiting execution"
+# IAM (least privilege per function, no wildcard actions): tests/unit/test_iam.py, on the
+# template as the SAM transform expands it.
 
 
 DASHBOARD_BODY: str = RESOURCES["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
