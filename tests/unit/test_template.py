@@ -1,5 +1,6 @@
 """What cfn-lint and sam validate miss: runtimes, GetAtt targets in DefinitionSubstitutions,
-the ASL's placeholders, Task timeouts, error names, and the env each handler reads."""
+the ASL's placeholders, Task timeouts, error names, the env each handler reads, log groups and
+their retention, and the webhook's access log format. IAM: test_iam.py."""
 
 from __future__ import annotations
 
@@ -268,6 +269,59 @@ def test_no_function_reads_its_api_key_from_the_environment():
 # IAM (least privilege per function, no wildcard actions): tests/unit/test_iam.py, on the
 # template as the SAM transform expands it.
 
+#: The values CloudWatch Logs accepts for a log group's RetentionInDays.
+CLOUDWATCH_RETENTION_DAYS = {
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+}  # fmt: skip
+LOG_GROUPS = {
+    name: resource
+    for name, resource in RESOURCES.items()
+    if resource["Type"] == "AWS::Logs::LogGroup"
+}
+
+
+def test_every_log_group_keeps_events_for_the_retention_parameter():
+    retention = TEMPLATE["Parameters"]["LogRetentionDays"]
+    assert set(retention["AllowedValues"]) == CLOUDWATCH_RETENTION_DAYS
+    assert retention["Default"] == 30
+    assert LOG_GROUPS
+    for name, group in LOG_GROUPS.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_logs_to_its_own_declared_log_group(name):
+    # Without a declared group Lambda creates /aws/lambda/<name> itself, kept forever.
+    config = FUNCTIONS[name]["Properties"]["LoggingConfig"]
+    group = config["LogGroup"]["Ref"]
+    assert group in LOG_GROUPS, f"{name} logs to {group}, which the template does not declare"
+    assert group == f"{name}Logs"
+    assert LOG_GROUPS[group]["Properties"]["LogGroupName"] == {
+        "Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{name}"
+    }
+
+
+def test_the_webhook_access_log_never_records_the_query_string():
+    # The callback URL's capability travels in the query string (?cap=...): a log line with the
+    # query, the raw path or a query parameter would hand it to anyone who reads the logs.
+    from dropcut.callbacks import CAPABILITY_PARAM
+
+    settings = RESOURCES["WebhookApi"]["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["WebhookApiAccessLogs", "Arn"]}
+    assert "WebhookApiAccessLogs" in LOG_GROUPS
+    log_format: str = settings["Format"]
+    variables = set(re.findall(r"\$[\w.]+", log_format))
+    assert "$context.routeKey" in variables, "the route template (no job id, no query)"
+    for variable in variables:
+        assert variable.startswith("$context."), variable
+        lowered = variable.lower()
+        assert "query" not in lowered and "path" not in lowered, variable
+        assert "requestoverride" not in lowered and "request." not in lowered, variable
+        assert CAPABILITY_PARAM not in variable.split("."), variable
+    # One JSON object per request (CloudWatch Logs Insights parses its fields).
+    assert isinstance(json.loads(re.sub(r"\$[\w.]+", "x", log_format)), dict)
+
 
 DASHBOARD_BODY: str = RESOURCES["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
 
@@ -316,7 +370,10 @@ def test_the_dashboard_shows_every_metric_dropcut_publishes_and_no_other():
     }
     assert {a for a in alarms if f"${{{a}.Arn}}" in DASHBOARD_BODY} == alarms, "every alarm on it"
     (logs,) = [widget for widget in dashboard["widgets"] if widget["type"] == "log"]
-    # The stand-ins hide which function each SOURCE names: count them, then name them.
-    assert logs["properties"]["query"].count("SOURCE '/aws/lambda/") == len(FUNCTIONS)
-    sources = set(re.findall(r"SOURCE '/aws/lambda/\$\{(\w+)\}'", DASHBOARD_BODY))
-    assert sources == set(FUNCTIONS), "every function's log group in the log widget"
+    # The stand-ins hide which log group each SOURCE names: count them, then name them.
+    assert logs["properties"]["query"].count("SOURCE '") == len(FUNCTIONS)
+    sources = set(re.findall(r"SOURCE '\$\{(\w+)\}'", DASHBOARD_BODY))
+    function_groups = {
+        f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS.values()
+    }
+    assert sources == function_groups, "every function's log group in the log widget"
