@@ -1,5 +1,6 @@
 """What cfn-lint and sam validate miss: runtimes, GetAtt targets in DefinitionSubstitutions,
-the ASL's placeholders, Task timeouts, error names, and the env each handler reads."""
+the ASL's placeholders, Task timeouts, error names, the env each handler reads, log groups and
+their retention, and the webhook's access log format. IAM: test_iam.py."""
 
 from __future__ import annotations
 
@@ -258,33 +259,6 @@ def test_the_inbox_queue_buffers_events_with_a_dead_letter_queue_and_partial_fai
     assert "DependsOn" in RESOURCES["MediaBucket"]  # S3 checks it may send to the queue
 
 
-def _statements(value):
-    if isinstance(value, dict):
-        if "Action" in value and "Effect" in value:
-            yield value
-        for item in value.values():
-            yield from _statements(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _statements(item)
-
-
-def _allowed_actions(value) -> set[str]:
-    """Every action an Allow statement inside `value` grants."""
-    actions: set[str] = set()
-    for statement in _statements(value):
-        if statement["Effect"] == "Allow":
-            action = statement["Action"]
-            actions.update(action if isinstance(action, list) else [action])
-    return actions
-
-
-def test_no_wildcard_actions_in_allow_statements():
-    for name, resource in RESOURCES.items():
-        actions = _allowed_actions(resource.get("Properties", {}))
-        assert not [a for a in actions if "*" in a], f"{name} allows a wildcard action"
-
-
 def test_no_function_reads_its_api_key_from_the_environment():
     for name in FUNCTIONS:
         env = FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {})
@@ -292,23 +266,61 @@ def test_no_function_reads_its_api_key_from_the_environment():
         assert not [k for k in env if "API_KEY" in k and not k.endswith("_SECRET_ARN")]
 
 
-def _policy_tables(name: str) -> set[str]:
-    return {
-        policy["DynamoDBCrudPolicy"]["TableName"]["Ref"]
-        for policy in FUNCTIONS[name]["Properties"].get("Policies", [])
-        if isinstance(policy, dict) and "DynamoDBCrudPolicy" in policy
-    }
+# IAM (least privilege per function, no wildcard actions): tests/unit/test_iam.py, on the
+# template as the SAM transform expands it.
+
+#: The values CloudWatch Logs accepts for a log group's RetentionInDays.
+CLOUDWATCH_RETENTION_DAYS = {
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+}  # fmt: skip
+LOG_GROUPS = {
+    name: resource
+    for name, resource in RESOURCES.items()
+    if resource["Type"] == "AWS::Logs::LogGroup"
+}
+
+
+def test_every_log_group_keeps_events_for_the_retention_parameter():
+    retention = TEMPLATE["Parameters"]["LogRetentionDays"]
+    assert set(retention["AllowedValues"]) == CLOUDWATCH_RETENTION_DAYS
+    assert retention["Default"] == 30
+    assert LOG_GROUPS
+    for name, group in LOG_GROUPS.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_every_function_that_hands_slots_over_may_write_the_line_and_resume_executions(name):
-    # A release or a join dispatches: it writes SlotsTable and resumes waiters (SendTaskSuccess).
-    source = (ROOT / FUNCTIONS[name]["Properties"]["CodeUri"] / "app.py").read_text()
-    if "SlotSettings.from_env" not in source:
-        return
-    assert "SlotsTable" in _policy_tables(name), f"{name} cannot write SlotsTable"
-    actions = _allowed_actions(FUNCTIONS[name]["Properties"].get("Policies", []))
-    assert "states:SendTaskSuccess" in actions, f"{name} cannot resume a waiting execution"
+def test_every_function_logs_to_its_own_declared_log_group(name):
+    # Without a declared group Lambda creates /aws/lambda/<name> itself, kept forever.
+    config = FUNCTIONS[name]["Properties"]["LoggingConfig"]
+    group = config["LogGroup"]["Ref"]
+    assert group in LOG_GROUPS, f"{name} logs to {group}, which the template does not declare"
+    assert group == f"{name}Logs"
+    assert LOG_GROUPS[group]["Properties"]["LogGroupName"] == {
+        "Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{name}"
+    }
+
+
+def test_the_webhook_access_log_never_records_the_query_string():
+    # The callback URL's capability travels in the query string (?cap=...): a log line with the
+    # query, the raw path or a query parameter would hand it to anyone who reads the logs.
+    from dropcut.callbacks import CAPABILITY_PARAM
+
+    settings = RESOURCES["WebhookApi"]["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["WebhookApiAccessLogs", "Arn"]}
+    assert "WebhookApiAccessLogs" in LOG_GROUPS
+    log_format: str = settings["Format"]
+    variables = set(re.findall(r"\$[\w.]+", log_format))
+    assert "$context.routeKey" in variables, "the route template (no job id, no query)"
+    for variable in variables:
+        assert variable.startswith("$context."), variable
+        lowered = variable.lower()
+        assert "query" not in lowered and "path" not in lowered, variable
+        assert "requestoverride" not in lowered and "request." not in lowered, variable
+        assert CAPABILITY_PARAM not in variable.split("."), variable
+    # One JSON object per request (CloudWatch Logs Insights parses its fields).
+    assert isinstance(json.loads(re.sub(r"\$[\w.]+", "x", log_format)), dict)
 
 
 DASHBOARD_BODY: str = RESOURCES["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
@@ -358,7 +370,10 @@ def test_the_dashboard_shows_every_metric_dropcut_publishes_and_no_other():
     }
     assert {a for a in alarms if f"${{{a}.Arn}}" in DASHBOARD_BODY} == alarms, "every alarm on it"
     (logs,) = [widget for widget in dashboard["widgets"] if widget["type"] == "log"]
-    # The stand-ins hide which function each SOURCE names: count them, then name them.
-    assert logs["properties"]["query"].count("SOURCE '/aws/lambda/") == len(FUNCTIONS)
-    sources = set(re.findall(r"SOURCE '/aws/lambda/\$\{(\w+)\}'", DASHBOARD_BODY))
-    assert sources == set(FUNCTIONS), "every function's log group in the log widget"
+    # The stand-ins hide which log group each SOURCE names: count them, then name them.
+    assert logs["properties"]["query"].count("SOURCE '") == len(FUNCTIONS)
+    sources = set(re.findall(r"SOURCE '\$\{(\w+)\}'", DASHBOARD_BODY))
+    function_groups = {
+        f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS.values()
+    }
+    assert sources == function_groups, "every function's log group in the log widget"

@@ -1,0 +1,317 @@
+"""Least privilege: each function's role, as the SAM transform expands template.yaml (policy
+templates included), allows exactly the actions its code calls, on the resources it uses.
+
+EXPECTED is the table to keep in step with the code: a new boto3 call needs its line here and
+its statement in the template; a grant no code needs fails the test.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cfnlint.decode import decode
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+ROOT = Path(__file__).resolve().parents[2]
+SAM_TEMPLATE, _ = decode(str(ROOT / "template.yaml"))
+FUNCTIONS = sorted(
+    name
+    for name, resource in SAM_TEMPLATE["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::Function"
+)
+
+#: How pseudo parameters read in the rendered resources below.
+PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "region",
+    "AWS::AccountId": "account",
+    "AWS::StackName": "stack",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+
+def _expanded_template() -> dict[str, Any]:
+    """template.yaml through the SAM translator, as `sam deploy` hands it to CloudFormation.
+
+    Local code locations become S3 stand-ins (the translator takes only S3 URIs); no AWS call
+    is made: the region comes from the session, and no policy names a managed policy by name.
+    """
+    template = json.loads(json.dumps(SAM_TEMPLATE))
+    for name, resource in template["Resources"].items():
+        for prop in ("CodeUri", "ContentUri", "DefinitionUri"):
+            if prop in resource.get("Properties", {}):
+                resource["Properties"][prop] = f"s3://stand-in/{name}.zip"
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name="us-east-1"))
+    parameters = {
+        "ProviderBaseUrl": "https://provider.example",
+        "ProviderApiKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
+    }
+    return translator.translate(copy.deepcopy(template), parameters, get_managed_policy_map=dict)
+
+
+EXPANDED = _expanded_template()["Resources"]
+
+
+def render(value: Any, variables: dict[str, Any] | None = None) -> str:
+    """A resource ARN as a readable string: pseudo parameters filled in (PSEUDO), references to
+    parameters and resources kept as {Name} or {Resource.Attribute}."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return PSEUDO.get(value["Ref"], "{" + value["Ref"] + "}")
+    if "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        return "{" + (target if isinstance(target, str) else ".".join(target)) + "}"
+    if "Fn::Sub" in value:
+        text, bound = (
+            (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+        )
+
+        def fill(match: re.Match[str]) -> str:
+            name = match[1]
+            if name in bound:
+                return render(bound[name])
+            return PSEUDO.get(name, "{" + name + "}")
+
+        return re.sub(r"\$\{([^}]+)\}", fill, text)
+    raise AssertionError(f"cannot render {value!r}")
+
+
+def _role(function: str) -> dict[str, Any]:
+    role = EXPANDED[function]["Properties"]["Role"]
+    assert role == {"Fn::GetAtt": [f"{function}Role", "Arn"]}, "SAM makes one role per function"
+    return EXPANDED[f"{function}Role"]["Properties"]
+
+
+def _statements(function: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in _role(function).get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def grants(function: str) -> set[tuple[str, str]]:
+    """(action, resource) for every Allow statement of the function's role."""
+    found: set[tuple[str, str]] = set()
+    for statement in _statements(function):
+        assert statement["Effect"] == "Allow"
+        assert {"Action", "Resource"} <= set(statement), "no NotAction / NotResource"
+        assert "Condition" not in statement, "conditions would need their own column here"
+        for action in _as_list(statement["Action"]):
+            for resource in _as_list(statement["Resource"]):
+                found.add((action, render(resource)))
+    return found
+
+
+def allow(actions: list[str], *resources: str) -> set[tuple[str, str]]:
+    return {(action, resource) for action in actions for resource in resources}
+
+
+BUCKET = "arn:aws:s3:::stack-media-account"
+INBOX, OUTBOX, ERRORS = f"{BUCKET}/inbox/*", f"{BUCKET}/outbox/*", f"{BUCKET}/errors/*"
+JOBS = "{JobsTable.Arn}"
+JOBS_BY_STATUS = "{JobsTable.Arn}/index/by_status"
+SLOTS = "{SlotsTable.Arn}"
+STATE_MACHINE = "arn:aws:states:region:account:stateMachine:{JobStateMachine.Name}"
+EXECUTIONS = "arn:aws:states:region:account:execution:{JobStateMachine.Name}:*"
+PROVIDER_KEY = "{ProviderApiKeySecretArn}"
+CALLBACK_KEY = "{CallbackSigningSecret}"
+
+#: dropcut.slots.SlotPool (acquire, release, hold_until, dispatch, waiters, leave_line) ends
+#: with a hand-over: resume_wait -> SendTaskSuccess, which IAM allows only on Resource "*".
+SLOT_POOL = allow(
+    [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "dynamodb:DeleteItem",
+    ],
+    SLOTS,
+) | allow(["states:SendTaskSuccess"], "*")
+#: wiring.fetch_secret (Powertools parameters.get_secret) of the provider key / callback secret.
+PROVIDER_SECRET = allow(["secretsmanager:GetSecretValue"], PROVIDER_KEY)
+CALLBACK_SECRET = allow(["secretsmanager:GetSecretValue"], CALLBACK_KEY)
+
+EXPECTED: dict[str, set[tuple[str, str]]] = {
+    # steps.submit: storage.head_or_none (HEAD, by version), probe via s3_range_reader (ranged
+    # GETs of the version), _read_manifest (GET of manifest and presets), validation (HEAD + GET
+    # of images); ListBucket so a missing key answers 404 (read as "absent"), not 403;
+    # error_reports.put_error_report (PutObject under errors/); JobStore get/create/update;
+    # Executions.start.
+    "SubmitFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
+    | allow(["s3:ListBucket"], BUCKET)
+    | allow(["s3:PutObject"], ERRORS)
+    | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
+    | allow(["states:StartExecution"], STATE_MACHINE),
+    # steps.acquire_slot: JobStore.require, SlotPool.acquire.
+    "AcquireSlotFunction": allow(["dynamodb:GetItem"], JOBS) | SLOT_POOL,
+    # steps.start_task: storage.presign_get (the URL works only if its signer may GET the
+    # version), JobStore require/update, provider key, callback signer.
+    "StartTaskFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
+    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | PROVIDER_SECRET
+    | CALLBACK_SECRET,
+    # steps.check_status: one JobStore.update, provider key.
+    "CheckStatusFunction": allow(["dynamodb:UpdateItem"], JOBS) | PROVIDER_SECRET,
+    # steps.finalize: storage.stream_url_to_s3 (create_multipart_upload, upload_part and
+    # complete_multipart_upload are s3:PutObject; abort_multipart_upload on a failed copy),
+    # put_json of the result manifest, JobStore require/update, SlotPool.release, provider key.
+    "FinalizeFunction": allow(["s3:PutObject", "s3:AbortMultipartUpload"], OUTBOX)
+    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | SLOT_POOL
+    | PROVIDER_SECRET,
+    # steps.record_failure: write_error_report, JobStore require/update, settle_slot.
+    "RecordFailureFunction": allow(["s3:PutObject"], ERRORS)
+    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | SLOT_POOL,
+    # steps.reconcile: _records_in (Query on by_status), JobStore get/update, reports,
+    # Executions.status/start, the slot pool.
+    "ReconcileFunction": allow(["s3:PutObject"], ERRORS)
+    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | allow(["dynamodb:Query"], JOBS_BY_STATUS)
+    | allow(["states:StartExecution"], STATE_MACHINE)
+    | allow(["states:DescribeExecution"], EXECUTIONS)
+    | SLOT_POOL,
+    # steps.webhook (internet-facing): JobStore get/update_returning, resume_callback_wait,
+    # provider key (the confirming query), callback secret (the capability check).
+    "WebhookFunction": allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | allow(["states:SendTaskSuccess"], "*")
+    | PROVIDER_SECRET
+    | CALLBACK_SECRET,
+    # steps.arm_callback: JobStore update_returning/require, resume_callback_wait.
+    "ArmCallbackFunction": allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | allow(["states:SendTaskSuccess"], "*"),
+}
+
+MANAGED = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # its own logs
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",  # Tracing: Active
+}
+#: SAM adds it to a function with an SQS event source (the poller's Receive/Delete/
+#: GetQueueAttributes); it cannot be narrowed without giving up SAM's generated role.
+SQS_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+
+
+def test_the_table_covers_every_function():
+    assert set(EXPECTED) == set(FUNCTIONS)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_role_allows_exactly_what_its_code_calls(function):
+    granted = grants(function)
+    expected = EXPECTED[function]
+    assert granted == expected, (
+        f"{function}: granted but not expected {sorted(granted - expected)}; "
+        f"expected but not granted {sorted(expected - granted)}"
+    )
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_role_has_only_the_managed_policies_sam_adds(function):
+    managed = {render(arn) for arn in _role(function).get("ManagedPolicyArns", [])}
+    events = SAM_TEMPLATE["Resources"][function]["Properties"].get("Events", {}).values()
+    sqs = {SQS_POLLER} if any(event["Type"] == "SQS" for event in events) else set()
+    assert managed == MANAGED | sqs
+
+
+def _is_delete_object(action: str) -> bool:
+    return action.startswith("s3:DeleteObject")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_role_may_change_the_bucket_delete_objects_scan_or_delete_jobs(function):
+    for action, resource in grants(function):
+        assert "*" not in action, f"{function}: wildcard action {action}"
+        assert action != "s3:PutLifecycleConfiguration", f"{function} may change the lifecycle"
+        assert not _is_delete_object(action), f"{function} may delete objects ({action})"
+        assert action != "dynamodb:Scan", f"{function} may scan {resource}"
+        if resource.startswith(JOBS):
+            assert action != "dynamodb:DeleteItem", f"{function} may delete job records"
+        if resource == "*":
+            assert action == "states:SendTaskSuccess", f"{function}: {action} on every resource"
+        if action.startswith("s3:") and resource.startswith(f"{BUCKET}/"):
+            assert resource in (INBOX, OUTBOX, ERRORS), f"{function}: {action} on {resource}"
+        if resource == INBOX:
+            assert action in ("s3:GetObject", "s3:GetObjectVersion"), "the inbox is read-only"
+
+
+def test_no_allow_statement_anywhere_grants_a_wildcard_action():
+    # Every role and policy of the deployed template, the state machine's and the schedule's too.
+    for name, resource in EXPANDED.items():
+        if resource["Type"] not in ("AWS::IAM::Role", "AWS::IAM::Policy"):
+            continue
+        properties = resource["Properties"]
+        documents = [policy["PolicyDocument"] for policy in properties.get("Policies", [])]
+        if "PolicyDocument" in properties:
+            documents.append(properties["PolicyDocument"])
+        for document in documents:
+            for statement in document["Statement"]:
+                if statement["Effect"] == "Allow":
+                    for action in _as_list(statement["Action"]):
+                        assert "*" not in action, f"{name} allows {action}"
+
+
+def test_the_prefixes_in_the_arns_are_the_ones_the_code_uses():
+    env = SAM_TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert (env["INBOX_PREFIX"], env["OUTBOX_PREFIX"], env["ERRORS_PREFIX"]) == (
+        "inbox/",
+        "outbox/",
+        "errors/",
+    )
+    assert env["MEDIA_BUCKET"] == {"Fn::Sub": "${AWS::StackName}-media-${AWS::AccountId}"}
+    assert render(env["MEDIA_BUCKET"]) == BUCKET.removeprefix("arn:aws:s3:::")
+
+
+#: What a handler builds through dropcut.wiring, and the grants it cannot work without.
+#: Checked both ways: a client the handler builds needs its grants, and a grant on these
+#: resources needs the client (a handler that stops using a client must lose its grants).
+CLIENT_NEEDS: dict[str, Any] = {
+    "s3": (
+        r"wiring\.(s3_client|presigning_s3_client)\(",
+        lambda g: {a for a, _ in g if a.startswith("s3:")},
+    ),
+    "jobs": (r"wiring\.job_store\(", lambda g: {r for _, r in g if r.startswith(JOBS)}),
+    "slots": (r"wiring\.slot_pool\(", lambda g: g & SLOT_POOL - {("states:SendTaskSuccess", "*")}),
+    "executions": (
+        r"wiring\.executions\(",
+        lambda g: {r for _, r in g if r in (STATE_MACHINE, EXECUTIONS)},
+    ),
+    "resume": (
+        r"wiring\.(sfn_client|slot_pool)\(",
+        lambda g: g & allow(["states:SendTaskSuccess"], "*"),
+    ),
+    "provider key": (r"wiring\.provider_factory\(", lambda g: g & PROVIDER_SECRET),
+    "callback key": (
+        r"wiring\.(callback_signer|callback_url_factory)\(",
+        lambda g: g & CALLBACK_SECRET,
+    ),
+}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_grants_follow_the_clients_each_handler_builds(function):
+    code_uri = SAM_TEMPLATE["Resources"][function]["Properties"]["CodeUri"]
+    source = (ROOT / code_uri / "app.py").read_text()
+    granted = grants(function)
+    for what, (pattern, granted_for) in CLIENT_NEEDS.items():
+        uses = re.search(pattern, source) is not None
+        has = bool(granted_for(granted))
+        assert uses == has, (
+            f"{function}: {'builds' if uses else 'does not build'} the {what} client but "
+            f"{'has no' if uses else 'has'} grants for it"
+        )
+    if re.search(r"wiring\.slot_pool\(", source):
+        assert granted >= SLOT_POOL, f"{function} hands slots over: it needs all of SLOT_POOL"
