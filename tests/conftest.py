@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from devstack.media import make_sample_video
 from devstack.simulator import SimConfig, Simulator
+
+# No per-example deadline: these machines are noisy, and a slow example is not a failure.
+hypothesis_settings.register_profile("dropcut", deadline=None)
+hypothesis_settings.load_profile("dropcut")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

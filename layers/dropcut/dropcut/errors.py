@@ -197,10 +197,7 @@ class ManifestTimedOut(DropcutError):
     """A video without options waited longer than ManifestWaitSeconds for its manifest."""
 
     reason = "manifest_timeout"
-    advice = (
-        "Upload the manifest beside the video, then upload the video again "
-        "(a new upload is a new job)."
-    )
+    advice = "Upload the manifest beside the video: the job starts when it arrives."
 
 
 class StepTimedOut(DropcutError):

@@ -116,6 +116,9 @@ class JobRecord(BaseModel):
     version: str
     spec: JobSpec | None = None
     spec_source: str | None = None
+    #: The manifest's S3 version when the options were last read ("absent": none): a refusal
+    #: for its options is evaluated again when a new manifest version arrives.
+    manifest_version: str | None = None
     provider: str | None = None
     task_id: str | None = None
     task_state: str | None = None

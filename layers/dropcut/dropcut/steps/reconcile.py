@@ -59,8 +59,7 @@ def expire_manifest_waits(deps: ReconcileDeps, now: float) -> list[str]:
             ManifestTimedOut.__name__,
             f"no manifest arrived within {wait_seconds} s of the video "
             f"(waited {now - record.created_at:.0f} s), and the video has no 'prompt' metadata",
-            f"Upload {manifest_name} beside the video, then upload the video again "
-            "(a new upload is a new job).",
+            f"Upload {manifest_name} beside the video: the job starts when it arrives.",
             (
                 Problem(
                     "manifest",

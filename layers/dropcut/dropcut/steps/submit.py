@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.error_reports import put_error_report
-from dropcut.errors import Failure, InputInvalid, JobNotReady, Problem
+from dropcut.errors import Failure, InputInvalid, JobNotReady, ManifestTimedOut, Problem
 from dropcut.executions import Executions
 from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for, parse_job_spec
 from dropcut.layout import (
@@ -84,19 +84,23 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
     logger.append_keys(job_id=job_id)
 
     existing = deps.store.get(job_id)
-    if existing is not None and existing.status is not JobStatus.WAITING_FOR_MANIFEST:
+    manifest_version = _manifest_version(deps, bucket, video_key)
+    if existing is not None and not _options_may_change(existing, manifest_version):
         if existing.status is JobStatus.RECEIVED:
             _start_execution(deps, job_id)  # a crash may have come between record and start
         return SubmitResult(key, Outcome.DUPLICATE, job_id, detail=existing.status.value)
 
-    record = existing or JobRecord(
-        job_id=job_id,
-        status=JobStatus.RECEIVED,
-        bucket=bucket,
-        key=video_key,
-        version=version,
-        execution_name=job_id,
-    )
+    record = (
+        existing
+        or JobRecord(
+            job_id=job_id,
+            status=JobStatus.RECEIVED,
+            bucket=bucket,
+            key=video_key,
+            version=version,
+            execution_name=job_id,
+        )
+    ).model_copy(update={"manifest_version": manifest_version})
     spec: JobSpec | None = None
     source = ""
     problems: list[Problem] = []
@@ -104,8 +108,9 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
         spec, source = resolve_spec(deps, video_key, head)
     except NoOptionsYet:
         # The manifest may still be on its way: its own event will start the job.
-        waiting = record.model_copy(update={"status": JobStatus.WAITING_FOR_MANIFEST})
-        deps.store.create(waiting)
+        if existing is None:
+            waiting = record.model_copy(update={"status": JobStatus.WAITING_FOR_MANIFEST})
+            deps.store.create(waiting)
         return SubmitResult(key, Outcome.WAITING_FOR_MANIFEST, job_id)
     except InputInvalid as invalid:
         problems.extend(invalid.problems)
@@ -124,7 +129,7 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
     checked = check_input(deps.s3, provider, bucket, video_key, head, spec, deps.resolve)
     problems.extend(checked.problems)
     if problems:
-        return _refuse(deps, key, record, InputInvalid(problems), first_event=existing is None)
+        return _refuse(deps, key, record, InputInvalid(problems), existing)
     if spec is None:
         raise JobNotReady("resolve_spec returned no spec and no problems")
     output_key = deps.settings.layout.output_key(video_key, spec.output_name)
@@ -136,7 +141,7 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
             "one input per output: no input's edit ever replaces another's",
             "Rename the video, or give it another output_name in its manifest.",
         )
-        return _refuse(deps, key, record, InputInvalid([taken]), first_event=existing is None)
+        return _refuse(deps, key, record, InputInvalid([taken]), existing)
     ready = record.model_copy(
         update={
             "status": JobStatus.RECEIVED,
@@ -147,7 +152,7 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
             "notices": checked.notices,
         }
     )
-    return _start(deps, key, ready, first_event=existing is None)
+    return _start(deps, key, ready, existing)
 
 
 def _locate_video(
@@ -185,8 +190,49 @@ def _locate_video(
     return video_key, head
 
 
+#: Endings that a new manifest version may undo: the options were refused (or never came), so
+#: nothing ran and nothing was paid.
+OPTIONS_REFUSALS = frozenset({InputInvalid.reason, ManifestTimedOut.reason})
+
+
+def _manifest_version(deps: SubmitDeps, bucket: str, video_key: str) -> str:
+    """The current version of the video's manifest ("absent" when there is none)."""
+    head = head_or_none(deps.s3, bucket, BucketLayout.manifest_key(video_key))
+    if head is None:
+        return "absent"
+    return str(head.get("VersionId") or head["ETag"].strip('"'))
+
+
+def _options_may_change(existing: JobRecord, manifest_version: str) -> bool:
+    """Whether this event may (re)read the job's options: it waits for them, or they were
+    refused and the manifest has a new version since (a finished or running job never)."""
+    if existing.status is JobStatus.WAITING_FOR_MANIFEST:
+        return True
+    return (
+        existing.status is JobStatus.FAILED
+        and existing.error_reason in OPTIONS_REFUSALS
+        and existing.task_id is None
+        and existing.creating_since is None
+        and existing.manifest_version != manifest_version
+    )
+
+
+def _update_if_unchanged(deps: SubmitDeps, existing: JobRecord, fields: dict[str, Any]) -> bool:
+    """Write `fields` unless another event changed the record since it was read."""
+    return deps.store.update(
+        existing.job_id,
+        fields,
+        condition="updated_at = :seen",
+        condition_values={":seen": existing.updated_at},
+    )
+
+
 def _refuse(
-    deps: SubmitDeps, key: str, record: JobRecord, refusal: InputInvalid, *, first_event: bool
+    deps: SubmitDeps,
+    key: str,
+    record: JobRecord,
+    refusal: InputInvalid,
+    existing: JobRecord | None,
 ) -> SubmitResult:
     """End the job with a report before anything is paid.
 
@@ -194,8 +240,10 @@ def _refuse(
     record, and the redelivered event refuses again. (A record left 'received' would look like
     a job whose execution never started, and be started.)"""
     failed = put_error_report(deps.s3, deps.settings.layout, record, Failure.of(refusal))
-    if not first_event:
-        deps.store.update(record.job_id, failed)
+    failed["manifest_version"] = record.manifest_version
+    if existing is not None:
+        if not _update_if_unchanged(deps, existing, failed):
+            return SubmitResult(key, Outcome.DUPLICATE, record.job_id, detail="concurrent event")
     else:
         fields = {name: value for name, value in failed.items() if value is not None}
         if not deps.store.create(JobRecord.model_validate({**record.model_dump(), **fields})):
@@ -204,21 +252,32 @@ def _refuse(
     return SubmitResult(key, Outcome.REFUSED, record.job_id, detail=str(refusal))
 
 
-def _start(deps: SubmitDeps, key: str, ready: JobRecord, *, first_event: bool) -> SubmitResult:
-    """Record the job as received (once: a conditional write) and start its execution."""
-    if first_event:
+def _start(
+    deps: SubmitDeps, key: str, ready: JobRecord, existing: JobRecord | None
+) -> SubmitResult:
+    """Record the job as received (once: a conditional write) and start its execution. A job
+    refused before (its options, now fixed) loses its report: one job, one ending."""
+    if existing is None:
         started = deps.store.create(ready)
     else:
-        started = deps.store.update(
-            ready.job_id,
-            ready.model_dump(
-                mode="json",
-                include={"status", "spec", "spec_source", "provider", "media", "notices"},
-            ),
-            condition="#status = :waiting",
-            condition_names={"#status": "status"},
-            condition_values={":waiting": JobStatus.WAITING_FOR_MANIFEST.value},
+        fields = ready.model_dump(
+            mode="json",
+            include={
+                "status",
+                "spec",
+                "spec_source",
+                "manifest_version",
+                "provider",
+                "media",
+                "notices",
+            },
         )
+        cleared = dict.fromkeys(
+            ("error_reason", "error_message", "error_report_key", "problems"), None
+        )
+        started = _update_if_unchanged(deps, existing, {**fields, **cleared})
+        if started and existing.error_report_key:
+            deps.s3.delete_object(Bucket=deps.settings.bucket, Key=existing.error_report_key)
     if not started:
         return SubmitResult(key, Outcome.DUPLICATE, ready.job_id, detail="concurrent event")
     _start_execution(deps, ready.job_id)
@@ -245,7 +304,8 @@ def resolve_spec(deps: SubmitDeps, video_key: str, head: dict[str, Any]) -> tupl
         )
     manifest = _read_manifest(deps, BucketLayout.manifest_key(video_key), problems)
     preset_key, preset = _find_preset(deps, video_key, problems)
-    metadata_prompt = _metadata_prompt(head, problems)
+    # A manifest overrides the metadata: its prompt is read only when there is none.
+    metadata_prompt = _metadata_prompt(head, problems) if manifest is None else ""
     if problems:
         raise InputInvalid(problems)
     if preset is not None:
@@ -322,7 +382,8 @@ def _check_preset(key: str, preset: dict[str, Any]) -> None:
                 Problem(
                     "preset." + ".".join(str(p) for p in error["loc"]),
                     f"{error['msg']} (in {key})",
-                    hint="Fix the folder preset; it applies to every video in the folder.",
+                    hint="Fix the folder preset (it applies to every video in the folder), then "
+                    "upload the video or its manifest again.",
                 )
                 for error in exc.errors()
             ]
