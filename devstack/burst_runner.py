@@ -146,74 +146,18 @@ def run_burst(app: LocalApp, plan: BurstPlan, clip: bytes) -> BurstReport:
     task_seconds = sim_config.queue_seconds + sim_config.task_seconds
     app.simulator.configure(faults=plan.faults)
     invocations_before = {name: pool.invocations for name, pool in app.stack.pools.items()}
-
-    inputs: dict[str, InputOutcome] = {}
-    uploads: list[tuple[str, bytes, dict[str, str]]] = []
-    for index in range(plan.clips):
-        key = f"{PREFIX}clip-{index:03d}.mp4"
-        failing = index < plan.failing
-        prompt = f"burst clip-{index:03d}: sepia" + (" [sim:fail]" if failing else "")
-        inputs[key] = InputOutcome(key, True, "task_failed" if failing else "output")
-        uploads.append((key, clip, {"prompt": prompt}))
-    for index in range(plan.refused):
-        key = f"{PREFIX}bad-{index:03d}.mp4"
-        inputs[key] = InputOutcome(key, False, "refused")
-        uploads.append((key, b"not a video, just text\n" * 10, {"prompt": "sepia"}))
-    rng.shuffle(uploads)
-
-    stop = threading.Event()
-    killed: list[int] = []
-    reconcile_runs = [0]
-
-    def killer() -> None:
-        assert plan.kill_every_seconds is not None
-        while not stop.wait(plan.kill_every_seconds):
-            busy = [name for name in KILLABLE if app.stack.pool(name).busy_pids()]
-            if busy:
-                killed.extend(app.stack.pool(rng.choice(busy)).kill_busy(1))
-
-    def reconciler() -> None:
-        while not stop.wait(plan.reconcile_every_seconds):
-            app.stack.fire_schedule("ReconcileFunction")
-            reconcile_runs[0] += 1
+    inputs, uploads = _plan_inputs(plan, clip, rng)
 
     started = time.time()
-    with ThreadPoolExecutor(8) as pool:
-        versions = dict(
-            pool.map(lambda u: (u[0], app.put(u[0], u[1], metadata=u[2])["VersionId"]), uploads)
-        )
-    for key, version in versions.items():  # S3 delivers at least once: here 2 or 3 times
-        app.redeliver(key, version, copies=1)
-        if rng.random() < 0.5:
-            app.redeliver(key, version, copies=1, delay_seconds=rng.randint(1, 5))
-    helpers = [threading.Thread(target=reconciler, daemon=True)]
-    if plan.kill_every_seconds:
-        helpers.append(threading.Thread(target=killer, daemon=True))
-    for thread in helpers:
-        thread.start()
-    try:
+    _drop(app, uploads, rng)
+    with _Chaos(app, plan, rng) as chaos:
         _wait_for_endings(app, inputs, started + plan.timeout_seconds)
-    finally:
-        stop.set()
-        for thread in helpers:
-            thread.join(timeout=60)
     seconds = time.time() - started
     app.stack.drain(timeout=120)  # duplicates still queued are handled (and change nothing)
 
     stats = app.simulator.stats()
     _collect_endings(app, inputs, stats)
-    tasks = [t for t in stats["tasks"] if t["finished_at"] is not None]
-    first_task_at = min((t["created_at"] for t in tasks), default=started)
-    last_task_end_at = max((t["finished_at"] for t in tasks), default=started)
-    busy = sum(t["finished_at"] - t["created_at"] for t in tasks)
-    transitions = [
-        sum(
-            1
-            for event in app.stack.history(execution["executionArn"])
-            if "StateEntered" in event["type"]
-        )
-        for execution in app.stack.executions("JobStateMachine")
-    ]
+    first_task_at, last_task_end_at, busy = _task_span(stats, started)
     return BurstReport(
         plan=plan,
         limit=limit,
@@ -228,12 +172,110 @@ def run_burst(app: LocalApp, plan: BurstPlan, clip: bytes) -> BurstReport:
             name: pool.invocations - invocations_before.get(name, 0)
             for name, pool in app.stack.pools.items()
         },
-        transitions=transitions,
-        workers_killed=len(killed),
-        reconcile_runs=reconcile_runs[0],
+        transitions=_transitions(app),
+        workers_killed=len(chaos.killed),
+        reconcile_runs=chaos.reconcile_runs,
         slots_held_after=app.slot_holders(),
         jobs_in_line_after=len(app.jobs_in_line()),
     )
+
+
+#: One upload: the key, the body and the user metadata.
+Upload = tuple[str, bytes, dict[str, str]]
+
+
+def _plan_inputs(
+    plan: BurstPlan, clip: bytes, rng: random.Random
+) -> tuple[dict[str, InputOutcome], list[Upload]]:
+    """The inputs with the ending each is meant to have, and their uploads in a shuffled order."""
+    inputs: dict[str, InputOutcome] = {}
+    uploads: list[Upload] = []
+    for index in range(plan.clips):
+        key = f"{PREFIX}clip-{index:03d}.mp4"
+        failing = index < plan.failing
+        prompt = f"burst clip-{index:03d}: sepia" + (" [sim:fail]" if failing else "")
+        inputs[key] = InputOutcome(key, True, "task_failed" if failing else "output")
+        uploads.append((key, clip, {"prompt": prompt}))
+    for index in range(plan.refused):
+        key = f"{PREFIX}bad-{index:03d}.mp4"
+        inputs[key] = InputOutcome(key, False, "refused")
+        uploads.append((key, b"not a video, just text\n" * 10, {"prompt": "sepia"}))
+    rng.shuffle(uploads)
+    return inputs, uploads
+
+
+def _drop(app: LocalApp, uploads: list[Upload], rng: random.Random) -> None:
+    """Upload everything at once (8 at a time), then deliver each S3 event once or twice more."""
+    with ThreadPoolExecutor(8) as pool:
+        versions = dict(
+            pool.map(lambda u: (u[0], app.put(u[0], u[1], metadata=u[2])["VersionId"]), uploads)
+        )
+    for key, version in versions.items():  # S3 delivers at least once: here 2 or 3 times
+        app.redeliver(key, version, copies=1)
+        if rng.random() < 0.5:
+            app.redeliver(key, version, copies=1, delay_seconds=rng.randint(1, 5))
+
+
+class _Chaos:
+    """While the burst runs (the `with` block): the reconciler on its (sped up) schedule and,
+    if planned, a killer of busy handler workers. Counts what each did."""
+
+    def __init__(self, app: LocalApp, plan: BurstPlan, rng: random.Random) -> None:
+        self.app = app
+        self.plan = plan
+        self.rng = rng
+        self.stop = threading.Event()
+        self.killed: list[int] = []
+        self.reconcile_runs = 0
+        self.threads = [threading.Thread(target=self.reconciler, daemon=True)]
+        if plan.kill_every_seconds:
+            self.threads.append(threading.Thread(target=self.killer, daemon=True))
+
+    def __enter__(self) -> _Chaos:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+    def killer(self) -> None:
+        """SIGKILL one busy worker of a `KILLABLE` function every `kill_every_seconds`."""
+        assert self.plan.kill_every_seconds is not None
+        while not self.stop.wait(self.plan.kill_every_seconds):
+            busy = [name for name in KILLABLE if self.app.stack.pool(name).busy_pids()]
+            if busy:
+                self.killed.extend(self.app.stack.pool(self.rng.choice(busy)).kill_busy(1))
+
+    def reconciler(self) -> None:
+        """Fire the reconciler's schedule every `reconcile_every_seconds`."""
+        while not self.stop.wait(self.plan.reconcile_every_seconds):
+            self.app.stack.fire_schedule("ReconcileFunction")
+            self.reconcile_runs += 1
+
+
+def _task_span(stats: dict[str, Any], started: float) -> tuple[float, float, float]:
+    """Of the provider tasks that finished: the first start, the last end (both `started` if
+    none) and the task-seconds run."""
+    tasks = [t for t in stats["tasks"] if t["finished_at"] is not None]
+    first_task_at = min((t["created_at"] for t in tasks), default=started)
+    last_task_end_at = max((t["finished_at"] for t in tasks), default=started)
+    busy = sum(t["finished_at"] - t["created_at"] for t in tasks)
+    return first_task_at, last_task_end_at, busy
+
+
+def _transitions(app: LocalApp) -> list[int]:
+    """States entered, per execution of the job state machine."""
+    return [
+        sum(
+            1
+            for event in app.stack.history(execution["executionArn"])
+            if "StateEntered" in event["type"]
+        )
+        for execution in app.stack.executions("JobStateMachine")
+    ]
 
 
 def _wait_for_endings(app: LocalApp, inputs: dict[str, InputOutcome], deadline: float) -> None:

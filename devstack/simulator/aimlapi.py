@@ -54,56 +54,20 @@ class AimlApi(ProviderApi):
 
     def create(self, body: Any) -> Answer:
         """``POST /v2/video/generations``: check the body as aimlapi does, create the task."""
-
-        def bad(msg: str) -> Answer:
-            return aiml_error(400, msg)
-
         if not isinstance(body, dict):
-            raise bad("Request body must be a JSON object")
+            raise _bad("Request body must be a JSON object")
         if body.get("model") != AIMLAPI_MODEL:
-            raise bad(f"model must be one of: {AIMLAPI_MODEL}")
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise bad("prompt is required and must be a string")
-        if len(prompt) > 2500:
-            raise bad("prompt must be shorter than or equal to 2500 characters")
-        video_url = body.get("video_url")
-        if video_url is None:
-            raise bad("video_url is required")
-        if not valid_input_url(video_url, allow_data=True):
-            raise bad("video_url must be a HTTPS URL or a data URI")
-        image_url = None
-        if "image_list" in body:
-            il = body["image_list"]
-            if not isinstance(il, list) or not 1 <= len(il) <= 7:
-                raise bad("image_list must contain between 1 and 7 items")
-            if not all(is_uri(u) for u in il):
-                raise bad("each value in image_list must be a URL address")
-            image_url = il[0]
-        if "elements" in body:
-            els = body["elements"]
-            if not isinstance(els, list) or len(els) > 4:
-                raise bad("elements must contain no more than 4 items")
-            for i, el in enumerate(els):
-                if not isinstance(el, dict):
-                    raise bad(f"elements.{i} must be an object")
-                if not is_uri(el.get("frontal_image_url")):
-                    raise bad(f"elements.{i}.frontal_image_url must be a URL address")
-                refs = el.get("reference_image_urls")
-                if not isinstance(refs, list) or not 1 <= len(refs) <= 4:
-                    raise bad(f"elements.{i}.reference_image_urls must contain 1 to 4 items")
-                if not all(is_uri(u) for u in refs):
-                    raise bad(f"each value in elements.{i}.reference_image_urls must be a URL")
-            if image_url is None and els:
-                image_url = els[0]["frontal_image_url"]
-        keep_audio = body.get("keep_audio", False)
-        if not isinstance(keep_audio, bool):
-            raise bad("keep_audio must be a boolean value")
+            raise _bad(f"model must be one of: {AIMLAPI_MODEL}")
+        prompt = _check_prompt(body)
+        video_url = _check_video_url(body)
+        listed_image = _check_image_list(body)
+        element_image = _check_elements(body)
+        keep_audio = _check_keep_audio(body)
         request = TaskRequest(
             prompt=prompt,
             body=body,
             video_url=video_url,
-            image_url=image_url,
+            image_url=listed_image if listed_image is not None else element_image,
             keep_audio=keep_audio,
             aspect_ratio=None,
             callback_url=None,
@@ -131,3 +95,76 @@ class AimlApi(ProviderApi):
         elif t.status == "failed":
             body["error"] = {"name": t.error_code or "Error", "message": t.error_message or ""}
         return body
+
+
+# ---- request checks (in the order aimlapi applies them; each raises a 400 answer) ------------
+
+
+def _bad(message: str) -> Answer:
+    """The 400 answer for an invalid request body."""
+    return aiml_error(400, message)
+
+
+def _check_prompt(body: dict[str, Any]) -> str:
+    """``prompt``: a non-empty string of at most 2500 characters."""
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise _bad("prompt is required and must be a string")
+    if len(prompt) > 2500:
+        raise _bad("prompt must be shorter than or equal to 2500 characters")
+    return prompt
+
+
+def _check_video_url(body: dict[str, Any]) -> Any:
+    """``video_url``: required, an HTTPS URL or a data URI."""
+    video_url = body.get("video_url")
+    if video_url is None:
+        raise _bad("video_url is required")
+    if not valid_input_url(video_url, allow_data=True):
+        raise _bad("video_url must be a HTTPS URL or a data URI")
+    return video_url
+
+
+def _check_image_list(body: dict[str, Any]) -> Any:
+    """``image_list`` (optional): 1 to 7 URLs; the first one, or None without the field."""
+    if "image_list" not in body:
+        return None
+    il = body["image_list"]
+    if not isinstance(il, list) or not 1 <= len(il) <= 7:
+        raise _bad("image_list must contain between 1 and 7 items")
+    if not all(is_uri(u) for u in il):
+        raise _bad("each value in image_list must be a URL address")
+    return il[0]
+
+
+def _check_elements(body: dict[str, Any]) -> Any:
+    """``elements`` (optional): at most 4; the first one's ``frontal_image_url``, or None."""
+    if "elements" not in body:
+        return None
+    els = body["elements"]
+    if not isinstance(els, list) or len(els) > 4:
+        raise _bad("elements must contain no more than 4 items")
+    for i, el in enumerate(els):
+        _check_element(i, el)
+    return els[0]["frontal_image_url"] if els else None
+
+
+def _check_element(i: int, el: Any) -> None:
+    """``elements.<i>``: an object with a ``frontal_image_url`` and 1 to 4 reference URLs."""
+    if not isinstance(el, dict):
+        raise _bad(f"elements.{i} must be an object")
+    if not is_uri(el.get("frontal_image_url")):
+        raise _bad(f"elements.{i}.frontal_image_url must be a URL address")
+    refs = el.get("reference_image_urls")
+    if not isinstance(refs, list) or not 1 <= len(refs) <= 4:
+        raise _bad(f"elements.{i}.reference_image_urls must contain 1 to 4 items")
+    if not all(is_uri(u) for u in refs):
+        raise _bad(f"each value in elements.{i}.reference_image_urls must be a URL")
+
+
+def _check_keep_audio(body: dict[str, Any]) -> bool:
+    """``keep_audio`` (optional, default false): a boolean."""
+    keep_audio = body.get("keep_audio", False)
+    if not isinstance(keep_audio, bool):
+        raise _bad("keep_audio must be a boolean value")
+    return keep_audio

@@ -25,6 +25,7 @@ import urllib.parse
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import httpx
@@ -216,6 +217,105 @@ class _Styler:
         return rgb
 
 
+class _FrameEditor:
+    """What happens to each picture: centre crop to the aspect ratio, restyle, then the reference
+    thumbnail composited in (see :func:`crop_box` and :func:`thumbnail_box`)."""
+
+    def __init__(
+        self,
+        looks: list[str],
+        width: int,
+        height: int,
+        aspect_ratio: str | None,
+        thumb_img: Image.Image | None,
+    ) -> None:
+        self.input_size = (width, height)
+        self.x, self.y, self.width, self.height = crop_box(width, height, aspect_ratio)
+        self.styler = _Styler(looks, self.width, self.height)
+        self.thumb: tuple[int, int, np.ndarray] | None = None
+        if thumb_img is not None:
+            tx, ty, tw, th = thumbnail_box(self.width, self.height)
+            self.thumb = (tx, ty, np.asarray(thumb_img.resize((tw, th)), dtype=np.uint8))
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """One decoded RGB picture, edited (C-contiguous, as ``VideoFrame.from_ndarray`` wants)."""
+        x, y, w, h = self.x, self.y, self.width, self.height
+        if (w, h) != self.input_size:
+            rgb = rgb[y : y + h, x : x + w]
+        rgb = self.styler(rgb)
+        if self.thumb is not None:
+            tx, ty, arr = self.thumb
+            rgb = np.ascontiguousarray(rgb)
+            rgb[ty : ty + arr.shape[0], tx : tx + arr.shape[1]] = arr
+        return np.ascontiguousarray(rgb)
+
+
+def _frame_rate(vin: av.VideoStream) -> Fraction:
+    """The input's frame rate (24 if unknown); an implausible one (> 120) becomes 30."""
+    rate = vin.average_rate or vin.guessed_rate or Fraction(24)
+    if rate > 120:
+        rate = Fraction(30)
+    return rate
+
+
+def _add_video_stream(
+    out: av.container.OutputContainer, rate: Fraction, width: int, height: int
+) -> av.VideoStream:
+    """The output's H.264 yuv420p stream (ultrafast, CRF 20)."""
+    vout = out.add_stream("libx264", rate=rate)
+    vout.width = width
+    vout.height = height
+    vout.pix_fmt = "yuv420p"
+    vout.options = {"preset": "ultrafast", "crf": "20"}
+    return vout
+
+
+def _add_audio_stream(out: av.container.OutputContainer, ain: av.AudioStream) -> av.AudioStream:
+    """The output's AAC stream: the input's sample rate (48 kHz if unknown), mono or stereo."""
+    layout = ain.codec_context.layout.name or "stereo"
+    if layout not in ("mono", "stereo"):
+        layout = "stereo"
+    return out.add_stream("aac", rate=ain.codec_context.sample_rate or 48000, layout=layout)
+
+
+def _mux(out: av.container.OutputContainer, packets: list[av.Packet[Any]]) -> None:
+    """Write ``packets`` (an encoder's output) into ``out``."""
+    for pkt in packets:
+        out.mux(pkt)
+
+
+def _transcode(
+    inp: av.container.InputContainer,
+    out: av.container.OutputContainer,
+    vin: av.VideoStream,
+    ain: av.AudioStream | None,
+    edit: _FrameEditor,
+) -> tuple[int, bool]:
+    """Decode ``vin`` (and ``ain``, if kept), edit each picture, encode and mux into ``out``.
+    Returns the number of video frames written and whether an audio stream was."""
+    rate = _frame_rate(vin)
+    vout = _add_video_stream(out, rate, edit.width, edit.height)
+    aout = _add_audio_stream(out, ain) if ain is not None else None
+    streams = [vin] + ([ain] if ain is not None else [])
+    n = 0
+    time_base = 1 / rate
+    for frame in inp.decode(*streams):
+        if isinstance(frame, av.VideoFrame):
+            rgb = edit(frame.to_ndarray(format="rgb24"))
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            vf.pts = n
+            vf.time_base = time_base
+            n += 1
+            _mux(out, vout.encode(vf))
+        elif aout is not None:
+            frame.pts = None
+            _mux(out, aout.encode(frame))
+    _mux(out, vout.encode())
+    if aout is not None:
+        _mux(out, aout.encode())
+    return n, aout is not None
+
+
 def edit_video(data: bytes, output: Path, spec: EditSpec) -> dict[str, object]:
     """Decode ``data`` (an MP4/MOV), restyle it per ``spec``, write H.264 MP4 to ``output``."""
     thumb_img = check_image_bytes(spec.reference_image) if spec.reference_image else None
@@ -226,59 +326,10 @@ def edit_video(data: bytes, output: Path, spec: EditSpec) -> dict[str, object]:
             vin = inp.streams.video[0]
             vin.thread_type = "AUTO"
             ain = inp.streams.audio[0] if (spec.keep_audio and inp.streams.audio) else None
-            width = vin.codec_context.width
-            height = vin.codec_context.height
-            rate = vin.average_rate or vin.guessed_rate or Fraction(24)
-            if rate > 120:
-                rate = Fraction(30)
-            cx, cy, cw, ch = crop_box(width, height, spec.aspect_ratio)
-            styler = _Styler(looks, cw, ch)
-            thumb = None
-            if thumb_img is not None:
-                tx, ty, tw, th = thumbnail_box(cw, ch)
-                thumb = (tx, ty, np.asarray(thumb_img.resize((tw, th)), dtype=np.uint8))
+            ctx = vin.codec_context
+            edit = _FrameEditor(looks, ctx.width, ctx.height, spec.aspect_ratio, thumb_img)
             with av.open(str(tmp), "w", format="mp4") as out:
-                vout = out.add_stream("libx264", rate=rate)
-                vout.width = cw
-                vout.height = ch
-                vout.pix_fmt = "yuv420p"
-                vout.options = {"preset": "ultrafast", "crf": "20"}
-                aout = None
-                if ain is not None:
-                    layout = ain.codec_context.layout.name or "stereo"
-                    if layout not in ("mono", "stereo"):
-                        layout = "stereo"
-                    aout = out.add_stream(
-                        "aac", rate=ain.codec_context.sample_rate or 48000, layout=layout
-                    )
-                streams = [vin] + ([ain] if ain is not None else [])
-                n = 0
-                time_base = 1 / rate
-                for frame in inp.decode(*streams):
-                    if isinstance(frame, av.VideoFrame):
-                        rgb = frame.to_ndarray(format="rgb24")
-                        if (cw, ch) != (width, height):
-                            rgb = rgb[cy : cy + ch, cx : cx + cw]
-                        rgb = styler(rgb)
-                        if thumb is not None:
-                            tx, ty, arr = thumb
-                            rgb = np.ascontiguousarray(rgb)
-                            rgb[ty : ty + arr.shape[0], tx : tx + arr.shape[1]] = arr
-                        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-                        vf.pts = n
-                        vf.time_base = time_base
-                        n += 1
-                        for pkt in vout.encode(vf):
-                            out.mux(pkt)
-                    elif aout is not None:
-                        frame.pts = None
-                        for pkt in aout.encode(frame):
-                            out.mux(pkt)
-                for pkt in vout.encode():
-                    out.mux(pkt)
-                if aout is not None:
-                    for pkt in aout.encode():
-                        out.mux(pkt)
+                n, audio = _transcode(inp, out, vin, ain, edit)
         if n == 0:
             raise MediaError("unsupported_video_format", "input video has no decodable frames")
         tmp.replace(output)
@@ -288,4 +339,4 @@ def edit_video(data: bytes, output: Path, spec: EditSpec) -> dict[str, object]:
     except (av.FFmpegError, ValueError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise MediaError("video_processing_failed", f"could not process video: {exc}") from exc
-    return {"looks": looks, "width": cw, "height": ch, "frames": n, "audio": aout is not None}
+    return {"looks": looks, "width": edit.width, "height": edit.height, "frames": n, "audio": audio}

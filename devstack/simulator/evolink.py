@@ -71,6 +71,68 @@ def evo_error(
     return Answer(status, {"error": err})
 
 
+# ---- request checks (in the order evolink applies them; each raises a 400 answer) ------------
+
+
+def _bad(message: str, param: str | None = None) -> Answer:
+    """The 400 answer for an invalid request body, naming the offending ``param``."""
+    return evo_error(400, message, param=param)
+
+
+def _check_prompt(body: dict[str, Any]) -> str:
+    """``prompt``: a non-empty string of at most 5000 characters."""
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise _bad("prompt is required", "prompt")
+    if len(prompt) > 5000:
+        raise _bad("prompt must not exceed 5000 characters", "prompt")
+    return prompt
+
+
+def _check_video_urls(body: dict[str, Any]) -> Any:
+    """``video_urls``: exactly one directly accessible video URL, returned."""
+    vids = body.get("video_urls")
+    if not isinstance(vids, list) or len(vids) != 1:
+        raise _bad("video_urls must contain exactly 1 video URL", "video_urls")
+    if not valid_input_url(vids[0], allow_data=False):
+        raise _bad("video_urls[0] must be a directly accessible video URL", "video_urls")
+    return vids[0]
+
+
+def _check_image_urls(body: dict[str, Any]) -> Any:
+    """``image_urls`` (optional): 1 to 4 image URLs; the first one, or None without the field."""
+    if "image_urls" not in body:
+        return None
+    imgs = body["image_urls"]
+    if not isinstance(imgs, list) or not 1 <= len(imgs) <= 4:
+        raise _bad("image_urls supports 1 to 4 reference images", "image_urls")
+    for u in imgs:
+        _check_image_url(u)
+    return imgs[0]
+
+
+def _check_image_url(u: Any) -> None:
+    """One of ``image_urls``: a URL (not a data URI) with an image extension, or none."""
+    if not is_uri(u) or u.startswith("data:"):
+        raise _bad("image_urls must contain image URLs", "image_urls")
+    ext = Path(urllib.parse.urlsplit(u).path).suffix.lower()
+    # no extension (e.g. an opaque key): the content is checked when fetched
+    if ext and ext not in IMAGE_EXTENSIONS:
+        raise _bad("image_urls supports .jpg, .jpeg, .png and .webp images", "image_urls")
+
+
+def _check_options(body: dict[str, Any]) -> tuple[str | None, bool]:
+    """``aspect_ratio`` (optional, one of the three) and ``keep_original_sound`` (optional,
+    default false, a boolean)."""
+    aspect = body.get("aspect_ratio")
+    if aspect is not None and aspect not in EVOLINK_ASPECT_RATIOS:
+        raise _bad("aspect_ratio must be one of 16:9, 9:16, 1:1", "aspect_ratio")
+    keep = body.get("keep_original_sound", False)
+    if not isinstance(keep, bool):
+        raise _bad("keep_original_sound must be a boolean", "keep_original_sound")
+    return aspect, keep
+
+
 class EvolinkApi(ProviderApi):
     """evolink: task ids, statuses, errors, create, query and callbacks."""
 
@@ -95,53 +157,22 @@ class EvolinkApi(ProviderApi):
 
     def create(self, body: Any) -> Answer:
         """``POST /v1/videos/generations``: check the body as evolink does, create the task."""
-
-        def bad(msg: str, param: str | None = None) -> Answer:
-            return evo_error(400, msg, param=param)
-
         if not isinstance(body, dict):
-            raise bad("Request body must be a JSON object")
+            raise _bad("Request body must be a JSON object")
         model = body.get("model", EVOLINK_MODEL)
         if model != EVOLINK_MODEL:
             raise evo_error(404, param="model")
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise bad("prompt is required", "prompt")
-        if len(prompt) > 5000:
-            raise bad("prompt must not exceed 5000 characters", "prompt")
-        vids = body.get("video_urls")
-        if not isinstance(vids, list) or len(vids) != 1:
-            raise bad("video_urls must contain exactly 1 video URL", "video_urls")
-        if not valid_input_url(vids[0], allow_data=False):
-            raise bad("video_urls[0] must be a directly accessible video URL", "video_urls")
-        image_url = None
-        if "image_urls" in body:
-            imgs = body["image_urls"]
-            if not isinstance(imgs, list) or not 1 <= len(imgs) <= 4:
-                raise bad("image_urls supports 1 to 4 reference images", "image_urls")
-            for u in imgs:
-                if not is_uri(u) or u.startswith("data:"):
-                    raise bad("image_urls must contain image URLs", "image_urls")
-                ext = Path(urllib.parse.urlsplit(u).path).suffix.lower()
-                # no extension (e.g. an opaque key): the content is checked when fetched
-                if ext and ext not in IMAGE_EXTENSIONS:
-                    raise bad(
-                        "image_urls supports .jpg, .jpeg, .png and .webp images", "image_urls"
-                    )
-            image_url = imgs[0]
-        aspect = body.get("aspect_ratio")
-        if aspect is not None and aspect not in EVOLINK_ASPECT_RATIOS:
-            raise bad("aspect_ratio must be one of 16:9, 9:16, 1:1", "aspect_ratio")
-        keep = body.get("keep_original_sound", False)
-        if not isinstance(keep, bool):
-            raise bad("keep_original_sound must be a boolean", "keep_original_sound")
+        prompt = _check_prompt(body)
+        video_url = _check_video_urls(body)
+        image_url = _check_image_urls(body)
+        aspect, keep = _check_options(body)
         cb = body.get("callback_url")
         if cb is not None:
             self._check_callback_url(cb)
         request = TaskRequest(
             prompt=prompt,
             body=body,
-            video_url=vids[0],
+            video_url=video_url,
             image_url=image_url,
             keep_audio=keep,
             aspect_ratio=aspect,

@@ -59,16 +59,7 @@ def create_bucket(p: Provisioner, logical_id: str, props: dict[str, Any]) -> Non
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": status})
     encryption = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration")
     if encryption:
-        rules = []
-        for rule in encryption:
-            api_rule: dict[str, Any] = {}
-            if "ServerSideEncryptionByDefault" in rule:
-                api_rule["ApplyServerSideEncryptionByDefault"] = rule[
-                    "ServerSideEncryptionByDefault"
-                ]
-            if "BucketKeyEnabled" in rule:
-                api_rule["BucketKeyEnabled"] = rule["BucketKeyEnabled"] in (True, "true")
-            rules.append(api_rule)
+        rules = [_encryption_rule(rule) for rule in encryption]
         p.best_effort(
             f"{logical_id} encryption",
             lambda: s3.put_bucket_encryption(
@@ -110,7 +101,22 @@ def create_bucket(p: Provisioner, logical_id: str, props: dict[str, Any]) -> Non
             f"{logical_id} tags",
             lambda: s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": props["Tags"]}),
         )
-    notifications = props.get("NotificationConfiguration") or {}
+    _collect_notifications(p, name, props.get("NotificationConfiguration") or {})
+
+
+def _encryption_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A ServerSideEncryptionConfiguration rule as the encryption API's rule."""
+    api_rule: dict[str, Any] = {}
+    if "ServerSideEncryptionByDefault" in rule:
+        api_rule["ApplyServerSideEncryptionByDefault"] = rule["ServerSideEncryptionByDefault"]
+    if "BucketKeyEnabled" in rule:
+        api_rule["BucketKeyEnabled"] = rule["BucketKeyEnabled"] in (True, "true")
+    return api_rule
+
+
+def _collect_notifications(p: Provisioner, name: str, notifications: dict[str, Any]) -> None:
+    """Add a bucket's NotificationConfiguration, as the notification API's lists, to
+    `p.bucket_notifications` (applied with the event sources)."""
     target = p.bucket_notifications.setdefault(name, {})
     for cfn_key, api_key, arn_key, api_arn_key in (
         (
