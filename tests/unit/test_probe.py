@@ -587,3 +587,31 @@ def test_s3_range_reader_without_a_version(s3, version):
     assert read(2, 3) == b"234"
     assert read(5, 0) == b""
     assert recording.calls == [{"Bucket": "media", "Key": "k", "Range": "bytes=2-4"}]
+
+
+def test_thousands_of_tiny_boxes_cost_a_few_reads_not_one_each():
+    # A 150 KB file of 10,000 tiny boxes once cost one ranged GET per box (Submit timed out).
+    data = box(b"ftyp", b"isom\x00\x00\x02\x00") + box(b"free", b"x" * 7) * 9_999
+    reads: list[tuple[int, int]] = []
+
+    def read(offset: int, length: int) -> bytes:
+        reads.append((offset, length))
+        return data[offset : offset + length]
+
+    with pytest.raises(NotAVideo):
+        probe_video(read, len(data))
+    assert len(reads) <= 6, reads
+
+
+def test_reads_are_bounded_whatever_the_layout():
+    # Medium boxes far apart: each header would be a read of its own; the probe stops at 64.
+    data = box(b"ftyp", b"isom\x00\x00\x02\x00") + box(b"free", bytes(100_000)) * 200
+    reads: list[int] = []
+
+    def read(offset: int, length: int) -> bytes:
+        reads.append(length)
+        return data[offset : offset + length]
+
+    with pytest.raises(NotAVideo, match="too many boxes to check"):
+        probe_video(read, len(data))
+    assert len(reads) <= 64

@@ -22,6 +22,10 @@ HEAD_BYTES = 64 * 1024
 MAX_TOP_LEVEL_BOXES = 10_000
 #: Largest index (moov box) read whole: far above any real file's (a few MB for hours of video).
 MAX_INDEX_BYTES = 32 * 1024 * 1024
+#: Most ranged reads one probe makes (a real file takes 2 to 4; see _CountingReader).
+MAX_READS = 64
+#: The window read when small reads come close together (a run of tiny boxes).
+READ_AHEAD_BYTES = 64 * 1024
 IMAGE_SNIFF_BYTES = 12  # "RIFF" + size + "WEBP" is the longest signature sniff_image checks
 
 _BOX_HEADER_BYTES = 16  # 8, or 16 with a 64-bit size
@@ -102,21 +106,27 @@ def sniff_image(head: bytes) -> Literal["jpeg", "png", "webp", "gif"] | None:
 
 
 def probe_video(
-    read: RangeReader, size: int, *, max_index_bytes: int = MAX_INDEX_BYTES
+    read: RangeReader,
+    size: int,
+    *,
+    max_index_bytes: int = MAX_INDEX_BYTES,
+    ranged: bool = True,
 ) -> MediaInfo:
     """Container, duration, size and codecs of an MP4/MOV of `size` bytes, read through `read`.
 
     Raises NotAVideo (with a sentence for the user) for anything that is not a playable MP4/MOV
-    with a video track. Reads the first 64 KiB, 16 bytes per top-level box after that, and the
-    index whole (refused above max_index_bytes); media data is never read. Boxes after the index
-    are still walked, so a cut-short mdat after a front index is caught, except in fragmented
-    files, whose many moof/mdat pairs would each cost a read.
+    with a video track. Reads the first 64 KiB, 16 bytes per top-level box after that (a 64 KiB
+    window when boxes come close together), and the index whole (refused above max_index_bytes);
+    media data is never read, and at most MAX_READS reads are made. Boxes after the index are
+    still walked, so a cut-short mdat after a front index is caught, except in fragmented files,
+    whose many moof/mdat pairs would each cost a read. `ranged=False` (the bytes are in memory:
+    StreamProbe) reads exactly what is parsed, with no read cap.
     """
     if size < 0:
         raise ValueError(f"size must be >= 0, not {size}")
     if size == 0:
         raise NotAVideo("the file is empty (0 bytes)", detected="zero bytes")
-    reader = _CountingReader(read, size)
+    reader = _CountingReader(read, size, ranged=ranged)
     head = reader(0, HEAD_BYTES)
     if head[4:8] not in _FIRST_BOX_TYPES:
         raise _not_an_mp4(head, whole_file=len(head) == size)
@@ -175,18 +185,45 @@ def _media_info(
 
 
 class _CountingReader:
-    """The caller's reader, clamped to the file and counted; a short answer means a short file."""
+    """The caller's reader, clamped to the file, counted and bounded; a short answer means a
+    short file. Small reads close together (a run of tiny boxes) are served from one window of
+    READ_AHEAD_BYTES, so a file made of thousands of boxes costs a few reads, not one each."""
 
-    def __init__(self, read: RangeReader, size: int) -> None:
+    def __init__(self, read: RangeReader, size: int, *, ranged: bool = True) -> None:
         self._read = read
         self._size = size
+        self._ranged = ranged
         self.bytes_read = 0
         self.reads = 0
+        self._window = (0, b"")
+        self._last_small: int | None = None
 
     def __call__(self, offset: int, length: int) -> bytes:
         length = min(length, self._size - offset)
         if length <= 0:
             return b""
+        start, window = self._window
+        if start <= offset and offset + length <= start + len(window):
+            return window[offset - start : offset - start + length]
+        wanted = length
+        if self._ranged and length < READ_AHEAD_BYTES:
+            dense = (
+                self._last_small is not None and 0 <= offset - self._last_small < READ_AHEAD_BYTES
+            )
+            self._last_small = offset
+            if dense:
+                wanted = min(READ_AHEAD_BYTES, self._size - offset)
+        data = self._fetch(offset, wanted)
+        if wanted > length:
+            self._window = (offset, data)
+        return data[:length]
+
+    def _fetch(self, offset: int, length: int) -> bytes:
+        if self._ranged and self.reads >= MAX_READS:
+            raise NotAVideo(
+                f"the file is not a valid MP4/MOV video: it has too many boxes to check "
+                f"({MAX_READS} reads) before its index"
+            )
         self.reads += 1
         self.bytes_read += length
         data = bytes(self._read(offset, length))[:length]
@@ -551,7 +588,9 @@ class StreamProbe:
         """Probe what was kept; raises NotAVideo as probe_video does for the whole file."""
         if self._next_box is not None and self._header:
             self._headers[self._next_box] = bytes(self._header)  # cut short by the end
-        return probe_video(self._read, self._position, max_index_bytes=self._max_index_bytes)
+        return probe_video(
+            self._read, self._position, max_index_bytes=self._max_index_bytes, ranged=False
+        )
 
     def _follow_box(self, at: int, chunk: bytes, start: int, end: int) -> None:
         header, self._header = bytes(self._header), bytearray()
