@@ -615,3 +615,32 @@ def test_reads_are_bounded_whatever_the_layout():
     with pytest.raises(NotAVideo, match="too many boxes to check"):
         probe_video(read, len(data))
     assert len(reads) <= 64
+
+
+def _with_display_matrix(data: bytes, a: int, b: int, c: int, d: int) -> bytes:
+    """The file with the video track's tkhd matrix set to rotate by (a b / c d), 16.16."""
+    position = data.index(b"tkhd")  # the first track is the video track in these clips
+    version = data[position + 4]
+    matrix = position + 4 + (88 if version == 1 else 76) - 36
+    fields = [a, b, 0, c, d, 0, 0, 0, 0x40000000]
+    packed = b"".join((value & 0xFFFFFFFF).to_bytes(4, "big") for value in fields)
+    return data[:matrix] + packed + data[matrix + 36 :]
+
+
+@pytest.mark.parametrize(
+    ("matrix", "rotation", "shown"),
+    [
+        ((0, 1 << 16, -(1 << 16), 0), 90, (240, 320)),  # a phone held upright
+        ((0, -(1 << 16), 1 << 16, 0), 270, (240, 320)),
+        ((-(1 << 16), 0, 0, -(1 << 16)), 180, (320, 240)),
+        ((1 << 16, 0, 0, 1 << 16), 0, (320, 240)),
+    ],
+)
+def test_the_display_matrix_gives_the_rotation_and_the_displayed_size(
+    media, matrix, rotation, shown
+):
+    data = _with_display_matrix(media["faststart"].read_bytes(), *matrix)
+    info = probe_bytes(data)
+    assert info.rotation == rotation
+    assert (info.width, info.height) == shown
+    assert (info.coded_width, info.coded_height) == (320, 240)

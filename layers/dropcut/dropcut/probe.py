@@ -9,6 +9,7 @@ takes three small ranged GETs instead of a download.
 from __future__ import annotations
 
 import codecs
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -75,8 +76,14 @@ class MediaInfo(BaseModel):
     brand: str
     size_bytes: int
     duration_seconds: float | None
+    #: As displayed: the coded size turned by `rotation` (a portrait phone clip is taller).
     width: int | None
     height: int | None
+    #: Clockwise degrees the player turns the picture (0, 90, 180, 270: the display matrix).
+    rotation: int = 0
+    #: The size the frames are stored at (the sample entry's).
+    coded_width: int | None = None
+    coded_height: int | None = None
     video_codec: str | None
     audio_codec: str | None
     bytes_read: int
@@ -170,7 +177,13 @@ def _media_info(
     width, height = video.tkhd_width, video.tkhd_height
     if not (width and height):
         width, height = video.entry_width, video.entry_height
+    coded = (video.entry_width or width, video.entry_height or height)
+    if video.rotation in (90, 270):  # tkhd's size is before the rotation: shown turned
+        width, height = height, width
     return MediaInfo(
+        coded_width=coded[0] or None,
+        coded_height=coded[1] or None,
+        rotation=video.rotation,
         container="mov" if brand is None or brand == b"qt  " else "mp4",
         brand=(brand or b"").decode("latin-1").strip(),
         size_bytes=size,
@@ -303,6 +316,10 @@ def _next_box(
     return box, header
 
 
+def _signed32(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
 def _parse_header(header: bytes, offset: int, parent_end: int) -> _Box | None:
     """The box whose header starts `header`; None if too few bytes remain for a header."""
     if len(header) < 8:
@@ -353,6 +370,7 @@ class _Track:
     codec: str | None = None
     tkhd_width: int = 0
     tkhd_height: int = 0
+    rotation: int = 0
     entry_width: int = 0
     entry_height: int = 0
 
@@ -467,6 +485,10 @@ def _parse_trak(moov: bytes, trak: _Box, file_offset: int) -> _Track:
             at = 88 if fields.uint(0, 1) == 1 else 76
             track.tkhd_width = round(fields.uint(at, 4) / 65536)
             track.tkhd_height = round(fields.uint(at + 4, 4) / 65536)
+            # The display matrix {a, b, u, c, d, v, x, y, w} precedes them; a = cos, b = sin
+            # of the rotation, 16.16 fixed point (ISO/IEC 14496-12, 8.3.2 and 6.2.2).
+            a, b = _signed32(fields.uint(at - 36, 4)), _signed32(fields.uint(at - 32, 4))
+            track.rotation = round(math.degrees(math.atan2(b, a)) / 90) * 90 % 360
         elif box.type == b"mdia":
             _parse_mdia(moov, box, file_offset, track)
     return track
