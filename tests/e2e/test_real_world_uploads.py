@@ -5,6 +5,7 @@ key S3 accepts but dropcut could not write results for is refused before anythin
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 
@@ -107,3 +108,41 @@ def test_a_key_whose_results_would_not_fit_is_refused_with_a_report_that_fits(
     assert ending.error["input_key"] == key
     assert any("1024-byte limit" in p["message"] for p in ending.error["problems"])
     assert app.simulator.stats()["tasks_created"] == 0
+
+
+def _wait_for_versions(app: LocalApp, key: str, versions: list[str]) -> dict[str, dict]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        jobs = {job["version"]: job for job in app.jobs() if job["key"] == key}
+        if all(jobs.get(v, {}).get("status") in ("succeeded", "failed") for v in versions):
+            return jobs
+        time.sleep(0.3)
+    raise TimeoutError(f"{key}: not every version ended")
+
+
+@pytest.mark.parametrize("older_finishes", ["last", "first"])
+def test_the_plain_output_name_holds_the_newest_versions_edit(app: LocalApp, clip, older_finishes):
+    key = f"inbox/versions/{older_finishes}.mp4"
+    slow, fast = "sepia [sim:seconds=6]", "invert [sim:seconds=1]"
+    if older_finishes == "last":
+        v1 = app.put(key, clip, metadata={"prompt": slow})["VersionId"]
+        app.wait_for_job(key, lambda job: job.get("task_id") is not None)
+        v2 = app.put(key, clip, metadata={"prompt": fast})["VersionId"]
+    else:
+        v1 = app.put(key, clip, metadata={"prompt": fast})["VersionId"]
+        _wait_for_versions(app, key, [v1])
+        v2 = app.put(key, clip, metadata={"prompt": slow})["VersionId"]
+    jobs = _wait_for_versions(app, key, [v1, v2])
+    assert jobs[v1]["status"] == jobs[v2]["status"] == "succeeded"
+
+    plain = f"outbox/versions/{older_finishes}.edited.mp4"
+    newest = app._json(plain.replace(".mp4", ".result.json"))
+    assert newest["input"]["version"] == v2 and newest["superseded"] is False
+    tag = "".join(c for c in v1 if c.isalnum())[:12]
+    aside = f"outbox/versions/{older_finishes}.edited.v{tag}.mp4"
+    older = app._json(aside.replace(".mp4", ".result.json"))
+    assert older["input"]["version"] == v1 and older["superseded"] is True
+    assert older["output"]["key"] == aside and aside in app.keys("outbox/versions/")
+    older_job = next(j for j in app.jobs() if j["key"] == key and j["version"] == v1)
+    assert older_job["output_key"] == aside
+    assert app.simulator.stats()["tasks_created"] == 2

@@ -169,7 +169,9 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     # steps.finalize: storage.stream_url_to_s3 (create_multipart_upload, upload_part and
     # complete_multipart_upload are s3:PutObject; abort_multipart_upload on a failed copy),
     # put_json of the result manifest, JobStore require/update, SlotPool.release, provider key.
-    "FinalizeFunction": allow(["s3:PutObject", "s3:AbortMultipartUpload"], OUTBOX)
+    "FinalizeFunction": allow(["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"], OUTBOX)
+    | allow(["s3:GetObject"], INBOX)
+    | allow(["s3:ListBucket"], BUCKET)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | SLOT_POOL
     | PROVIDER_SECRET,

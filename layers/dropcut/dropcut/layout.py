@@ -56,6 +56,8 @@ def not_a_job(key: str, size: int, first_bytes: bytes = b"") -> str | None:
     return None
 
 
+#: Letters of an S3 version id that name an older version's edit (version_output_key).
+VERSION_TAG_CHARS = 12
 #: S3's limit on an object key: 1,024 bytes of UTF-8 (Amazon S3 User Guide, "Naming objects").
 MAX_KEY_BYTES = 1024
 #: Where the report of an input whose own report key would be too long goes.
@@ -147,6 +149,14 @@ class BucketLayout:
         return f"{self.outbox}{folder + '/' if folder else ''}{chosen}"
 
     @staticmethod
+    def version_output_key(output_key: str, version: str) -> str:
+        """Where the edit of an input version that is no longer the newest goes: the output's
+        name with `.v<first 12 letters and digits of the S3 version id>` before `.mp4`."""
+        tag = "".join(c for c in version if c.isascii() and c.isalnum())[:VERSION_TAG_CHARS]
+        stem = output_key.rsplit(".", 1)[0]
+        return f"{stem}.v{tag or 'null'}.mp4"
+
+    @staticmethod
     def result_manifest_key(output_key: str) -> str:
         """The result manifest beside an output: `<output without .mp4>.result.json`."""
         return output_key.rsplit(".", 1)[0] + RESULT_MANIFEST_SUFFIX
@@ -164,9 +174,11 @@ class BucketLayout:
     def derived_keys(self, video_key: str, output_name: str | None = None) -> dict[str, str]:
         """Every key dropcut writes for an input, by what it holds."""
         output = self.output_key(video_key, output_name)
+        older = self.version_output_key(output, "v" * VERSION_TAG_CHARS)
         return {
             "output": output,
             "result manifest": self.result_manifest_key(output),
+            "older version's result manifest": self.result_manifest_key(older),
             "error report": f"{self.errors}{self.relative(video_key)}{ERROR_REPORT_SUFFIX}",
         }
 

@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import BaseModel
 
+from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ExecutionEnded, JobNotReady, ProviderBadResponse
 from dropcut.follow import TaskProgress
-from dropcut.jobs import JobStatus, JobStore
+from dropcut.jobs import JobStatus, JobStore, is_job_id
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
 from dropcut.providers import ProviderFor, TaskState
 from dropcut.result_copy import ResultLimits, copy_result_to_s3
 from dropcut.slots import SlotPool
-from dropcut.storage import put_json
+from dropcut.storage import head_or_none, put_json
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,13 +56,13 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
     record = store.require(job_id)
     if record.spec is None:
         raise JobNotReady("the job has no resolved options; Submit starts only jobs that do")
-    output_key = layout.output_key(record.key, record.spec.output_name)
-    manifest_key = layout.result_manifest_key(output_key)
     if record.status is JobStatus.SUCCEEDED and record.output_key:
         slots.release(job_id)
         logger.info("job already finalized")
         return FinalizeResult(
-            output_key=record.output_key, result_manifest_key=manifest_key, bytes_stored=0
+            output_key=record.output_key,
+            result_manifest_key=layout.result_manifest_key(record.output_key),
+            bytes_stored=0,
         )
     if record.status is JobStatus.FAILED:
         # Its execution was stopped and the reconciler ended the job with a report: an output
@@ -74,6 +75,8 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
             f"the provider reported {task.provider_status} for a task it had reported completed"
         )
     slots.release(job_id)
+    output_key, newer_version = _place(deps, record.key, record.version, record.spec.output_name)
+    manifest_key = layout.result_manifest_key(output_key)
     started = time.time()
     size = copy_result_to_s3(
         deps.client,
@@ -89,6 +92,10 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
         "job_id": job_id,
         "status": "succeeded",
         "input": {"bucket": record.bucket, "key": record.key, "version": record.version},
+        # A newer version of the input was uploaded: its edit has the plain name, this one
+        # a name with its version (layout.version_output_key).
+        "superseded": newer_version is not None,
+        "superseded_by_version": newer_version,
         "output": {"bucket": layout.bucket, "key": output_key, "bytes": size},
         "prompt": record.spec.prompt,
         "options": record.spec.model_dump(mode="json", exclude={"prompt"}),
@@ -126,3 +133,56 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
     return FinalizeResult(
         output_key=output_key, result_manifest_key=manifest_key, bytes_stored=size
     )
+
+
+def _place(
+    deps: FinalizeDeps, input_key: str, version: str, output_name: str | None
+) -> tuple[str, str | None]:
+    """Where this version's edit goes, and the newer input version if there is one.
+
+    The plain output name holds the edit of the input's newest version (S3's current version);
+    an older version's edit goes under a name with its version, whichever finishes first. An
+    older version's edit already under the plain name is moved aside to its own name first.
+    """
+    layout = deps.layout
+    plain = layout.output_key(input_key, output_name)
+    current = head_or_none(deps.s3, layout.bucket, input_key)
+    current_version = None
+    if current is not None:
+        current_version = str(current.get("VersionId") or current["ETag"].strip('"'))
+    if current_version != version:
+        return layout.version_output_key(plain, version), current_version or "deleted"
+    _move_older_edit_aside(deps, plain, version)
+    return plain, None
+
+
+def _move_older_edit_aside(deps: FinalizeDeps, plain: str, version: str) -> None:
+    """Copy an older input version's edit (and its result manifest, marked superseded) from the
+    plain name to its versioned name, so the newer edit replaces nothing that is not kept."""
+    layout = deps.layout
+    manifest_key = layout.result_manifest_key(plain)
+    try:
+        body = deps.s3.get_object(Bucket=layout.bucket, Key=manifest_key)["Body"].read()
+        stored = parse_bounded_json(body, max_bytes=1024 * 1024)
+    except deps.s3.exceptions.NoSuchKey:
+        return
+    except BoundedJsonError:
+        logger.warning("result manifest unreadable; the edit under it is not moved")
+        return
+    older = str((stored.get("input") or {}).get("version", "")) if isinstance(stored, dict) else ""
+    if not older or older == version:
+        return
+    aside = layout.version_output_key(plain, older)
+    deps.s3.copy({"Bucket": layout.bucket, "Key": plain}, layout.bucket, aside)
+    stored.update(
+        superseded=True,
+        superseded_by_version=version,
+        output={**stored.get("output", {}), "key": aside},
+    )
+    put_json(deps.s3, layout.bucket, layout.result_manifest_key(aside), stored)
+    if is_job_id(older_job := str(stored.get("job_id", ""))):
+        deps.store.update(
+            older_job,
+            {"output_key": aside, "result_manifest_key": layout.result_manifest_key(aside)},
+        )
+    logger.info("older version's edit kept aside", extra={"older_version": older})
