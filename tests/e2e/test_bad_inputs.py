@@ -86,6 +86,20 @@ CASES = [
         b'{"prompt": "sepia", "keep_audio": ' + b"9" * 400 + b"}",
     ),
     BadInput(
+        "elements-on-evolink",
+        "clip",
+        ("elements", "documents no elements"),
+        {
+            **GOOD,
+            "elements": [
+                {
+                    "frontal_image": "https://example.com/f.png",
+                    "reference_images": ["https://example.com/s.png"],
+                }
+            ],
+        },
+    ),
+    BadInput(
         "image-other-prefix",
         "clip",
         ("images[0]", "is not under inbox/"),

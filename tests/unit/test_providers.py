@@ -18,7 +18,7 @@ from dropcut.errors import (
     ProviderUnavailable,
     RequestInvalid,
 )
-from dropcut.providers import EditRequest, ProviderSettings, TaskState, make_provider
+from dropcut.providers import EditRequest, Element, ProviderSettings, TaskState, make_provider
 
 KEY = "sk-test-secret-key-0123456789"
 AIML_ID = "9177d714-9f53-4ce7-829f-b81e2223c48b:klingai/video-o1-video-to-video-edit"
@@ -71,6 +71,21 @@ def test_aimlapi_create_sends_documented_body_and_bearer_key():
         "image_list": ["https://img.example.test/a.png"],
     }
     assert task.task_id == AIML_ID and task.state is TaskState.QUEUED
+
+
+def test_aimlapi_create_sends_elements_as_documented():
+    script = Script((200, {"id": AIML_ID, "status": "queued"}))
+    element = Element(
+        frontal_image_url="https://img.example.test/face.png",
+        reference_image_urls=("https://img.example.test/side.png",),
+    )
+    adapter("aimlapi", script).create_task(request(elements=(element,)))
+    assert json.loads(script.requests[0].content)["elements"] == [
+        {
+            "frontal_image_url": "https://img.example.test/face.png",
+            "reference_image_urls": ["https://img.example.test/side.png"],
+        }
+    ]
 
 
 def test_aimlapi_generation_id_is_url_encoded_in_the_query():
@@ -161,6 +176,37 @@ def test_evolink_rejects_foreign_task_ids_without_a_request():
             "aimlapi",
             {"image_urls": tuple(f"https://i.test/{i}.png" for i in range(8))},
             ["image_urls"],
+        ),
+        (
+            "aimlapi",  # aimlapi's schema takes 7 images; the model takes 4 with a video
+            {"image_urls": tuple(f"https://i.test/{i}.png" for i in range(5))},
+            ["image_urls"],
+        ),
+        (
+            "aimlapi",
+            {
+                "image_urls": tuple(f"https://i.test/{i}.png" for i in range(3)),
+                "elements": tuple(
+                    Element(
+                        frontal_image_url=f"https://i.test/f{i}.png",
+                        reference_image_urls=(f"https://i.test/r{i}.png",),
+                    )
+                    for i in range(2)
+                ),
+            },
+            ["elements"],
+        ),
+        (
+            "evolink",
+            {
+                "elements": (
+                    Element(
+                        frontal_image_url="https://i.test/f.png",
+                        reference_image_urls=("https://i.test/r.png",),
+                    ),
+                )
+            },
+            ["elements"],
         ),
         ("evolink", {"image_urls": ("https://i.test/a.gif",)}, ["image_urls[0]"]),
         ("evolink", {"callback_url": "http://hooks.example.test/cb"}, ["callback_url"]),

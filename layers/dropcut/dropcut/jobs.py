@@ -34,6 +34,34 @@ class JobStatus(StrEnum):
     FAILED = "failed"
 
 
+def _key_or_https(image: str) -> str:
+    if "://" in image and not image.startswith("https://"):
+        raise ValueError(f"image {image[:80]!r} must be an S3 key or an https URL")
+    return image
+
+
+class ElementSpec(BaseModel):
+    """A character or object to keep consistent: a frontal image and 1-4 more views of it
+    (aimlapi's `elements`; docs/providers.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
+
+    frontal_image: str = Field(description="The element seen from the front: key or https URL.")
+    reference_images: list[str] = Field(
+        min_length=1, max_length=4, description="1-4 more views of it: keys or https URLs."
+    )
+
+    @field_validator("frontal_image")
+    @classmethod
+    def _frontal_is_key_or_https(cls, image: str) -> str:
+        return _key_or_https(image)
+
+    @field_validator("reference_images")
+    @classmethod
+    def _references_are_keys_or_https(cls, images: list[str]) -> list[str]:
+        return [_key_or_https(image) for image in images]
+
+
 class JobSpec(BaseModel):
     """A job's options, as written in the JSON manifest `<video>.json` beside the video."""
 
@@ -49,6 +77,12 @@ class JobSpec(BaseModel):
         default_factory=list,
         max_length=7,
         description="Reference images: keys in the media bucket (under inbox/) or https URLs.",
+    )
+    elements: list[ElementSpec] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Characters or objects to keep consistent (aimlapi only); images plus "
+        "elements are at most 4 with a video (the model's limit).",
     )
     keep_audio: bool = Field(default=False, description="Keep the input's sound track.")
     aspect_ratio: AspectRatio | None = Field(
@@ -67,10 +101,18 @@ class JobSpec(BaseModel):
     @field_validator("images")
     @classmethod
     def _images_are_keys_or_https(cls, images: list[str]) -> list[str]:
-        for image in images:
-            if "://" in image and not image.startswith("https://"):
-                raise ValueError(f"image {image[:80]!r} must be an S3 key or an https URL")
-        return images
+        return [_key_or_https(image) for image in images]
+
+    def image_fields(self) -> list[tuple[str, str]]:
+        """Every image the job names, with the manifest field that names it."""
+        named = [(f"images[{i}]", image) for i, image in enumerate(self.images)]
+        for i, element in enumerate(self.elements):
+            named.append((f"elements[{i}].frontal_image", element.frontal_image))
+            named.extend(
+                (f"elements[{i}].reference_images[{j}]", image)
+                for j, image in enumerate(element.reference_images)
+            )
+        return named
 
 
 def parse_job_spec(document: Any) -> JobSpec:

@@ -104,7 +104,7 @@ def check_options(provider: type[Provider], spec: JobSpec) -> list[Problem]:
     """The provider's own limits on the options (the same rules its adapter checks)."""
     return [
         *provider.prompt_problems(spec.prompt),
-        *provider.image_count_problems(len(spec.images)),
+        *provider.reference_problems(len(spec.images), len(spec.elements)),
     ]
 
 
@@ -113,7 +113,7 @@ def _image_problems(
 ) -> list[Problem]:
     found: list[Problem] = []
     formats = ", ".join(sorted(provider.image_formats))
-    for index, image in enumerate(spec.images):
+    for where, image in spec.image_fields():
         if image.startswith("https://"):
             # Fetched by the provider itself: checked so that no job sends it a URL that
             # points inside a network (the provider may run where that reaches something).
@@ -122,14 +122,13 @@ def _image_problems(
             except UrlRefused as refused:
                 found.append(
                     Problem(
-                        f"images[{index}]",
+                        where,
                         f"the image URL {refused}",
                         "an https URL of a public host",
                         "Upload the image beside the video and name its key instead.",
                     )
                 )
             continue
-        where = f"images[{index}]"
         head = head_or_none(s3, bucket, image)
         if head is None:
             found.append(

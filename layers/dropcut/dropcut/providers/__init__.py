@@ -9,6 +9,7 @@ import httpx
 from dropcut.providers.aimlapi import AimlapiProvider
 from dropcut.providers.base import (
     EditRequest,
+    Element,
     Provider,
     ProviderSettings,
     ProviderTask,
@@ -41,6 +42,7 @@ __all__ = [
     "PROVIDERS",
     "AimlapiProvider",
     "EditRequest",
+    "Element",
     "EvolinkProvider",
     "Provider",
     "ProviderFor",

@@ -22,6 +22,7 @@ class AimlapiProvider(Provider):
     supports_callback: ClassVar[bool] = False
     max_prompt_chars: ClassVar[int] = 2500
     max_images: ClassVar[int] = 7
+    max_elements: ClassVar[int] = 4
 
     def _provider_problems(self, request: EditRequest) -> list[Problem]:
         if request.aspect_ratio is not None:
@@ -45,6 +46,14 @@ class AimlapiProvider(Provider):
         }
         if request.image_urls:
             body["image_list"] = list(request.image_urls)
+        if request.elements:
+            body["elements"] = [
+                {
+                    "frontal_image_url": element.frontal_image_url,
+                    "reference_image_urls": list(element.reference_image_urls),
+                }
+                for element in request.elements
+            ]
         answer = send(
             self.name,
             self._client,

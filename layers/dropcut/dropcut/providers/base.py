@@ -18,6 +18,20 @@ AspectRatio = Literal["16:9", "9:16", "1:1"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
+#: Reference images plus elements the model takes with a video (docs/providers.md, "The
+#: model's own limits": 4 with a video, 7 without; stricter than aimlapi's 7 images).
+MAX_REFERENCES_WITH_VIDEO = 4
+
+
+class Element(BaseModel):
+    """One element of an edit request: a frontal image and 1-4 more views, as URLs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    frontal_image_url: str
+    reference_image_urls: tuple[str, ...]
+
+
 class EditRequest(BaseModel):
     """What to ask the provider for, independent of any provider's wire format."""
 
@@ -26,6 +40,7 @@ class EditRequest(BaseModel):
     prompt: str
     video_url: str
     image_urls: tuple[str, ...] = ()
+    elements: tuple[Element, ...] = ()
     keep_audio: bool = False
     aspect_ratio: AspectRatio | None = None
     callback_url: str | None = None
@@ -95,6 +110,8 @@ class Provider(abc.ABC):
     supports_cancel: ClassVar[bool] = False
     max_prompt_chars: ClassVar[int]
     max_images: ClassVar[int]
+    #: Elements the provider's API takes (0: it documents none).
+    max_elements: ClassVar[int] = 0
     # Kling O1 video edit's input limits (documented on the evolink page; the same model behind
     # aimlapi). Outside `video_seconds` a clip still runs; `bills_outside_range` says whether the
     # provider documents billing it as the nearest bound.
@@ -143,30 +160,57 @@ class Provider(abc.ABC):
         return []
 
     @classmethod
-    def image_count_problems(cls, count: int, field: str = "images") -> list[Problem]:
-        """More than max_images reference images (named `field` in the report)."""
-        if count <= cls.max_images:
-            return []
-        return [
-            Problem(
-                field,
-                f"{count} reference images",
-                f"at most {cls.max_images} for {cls.name}",
-                "Keep the most important reference images.",
+    def reference_problems(cls, images: int, elements: int, field: str = "images") -> list[Problem]:
+        """Too many reference images (named `field`) or elements for this provider, or more
+        than the model takes with a video in all (MAX_REFERENCES_WITH_VIDEO)."""
+        found = []
+        if images > cls.max_images:
+            found.append(
+                Problem(
+                    field,
+                    f"{images} reference images",
+                    f"at most {cls.max_images} for {cls.name}",
+                    "Keep the most important reference images.",
+                )
             )
-        ]
+        if elements > cls.max_elements:
+            found.append(
+                Problem(
+                    "elements",
+                    f"{elements} elements"
+                    if cls.max_elements
+                    else f"{cls.name} documents no elements ({elements} given)",
+                    f"at most {cls.max_elements} for {cls.name}",
+                    "Remove the elements, or use a provider that takes them (aimlapi).",
+                )
+            )
+        if not found and images + elements > MAX_REFERENCES_WITH_VIDEO:
+            found.append(
+                Problem(
+                    field if not elements else "elements",
+                    f"{images} reference images and {elements} elements",
+                    f"at most {MAX_REFERENCES_WITH_VIDEO} in all with a video (the model's limit)",
+                    "Keep the most important references.",
+                )
+            )
+        return found
 
     def problems(self, request: EditRequest) -> list[Problem]:
         """Every documented limit `request` breaks for this provider (empty when it is acceptable)."""
         found = [
             *self.prompt_problems(request.prompt),
-            *self.image_count_problems(len(request.image_urls), "image_urls"),
+            *self.reference_problems(len(request.image_urls), len(request.elements), "image_urls"),
         ]
         allow_insecure = self.settings.allow_insecure_urls
         video_problem = is_public_https(request.video_url, allow_insecure=allow_insecure)
         if video_problem and not request.video_url.startswith("data:"):
             found.append(Problem("video_url", f"the video URL {video_problem}", "https URL"))
-        for index, url in enumerate(request.image_urls):
+        element_urls = [
+            url
+            for element in request.elements
+            for url in (element.frontal_image_url, *element.reference_image_urls)
+        ]
+        for index, url in enumerate([*request.image_urls, *element_urls]):
             image_problem = is_public_https(url, allow_insecure=allow_insecure)
             if image_problem:
                 found.append(Problem(f"image_urls[{index}]", f"the image URL {image_problem}"))

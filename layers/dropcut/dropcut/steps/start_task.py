@@ -11,7 +11,7 @@ from dropcut.errors import ExecutionEnded, JobNotReady, ProviderAnswerLost, Task
 from dropcut.follow import Follow, PollPlan, TaskProgress, first_progress
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.observability import logger, metrics
-from dropcut.providers import EditRequest, ProviderFor, TaskState
+from dropcut.providers import EditRequest, Element, ProviderFor, TaskState
 from dropcut.storage import presign_get
 
 if TYPE_CHECKING:
@@ -114,9 +114,15 @@ def _edit_request(deps: StartTaskDeps, record: JobRecord, *, callback: bool) -> 
     return EditRequest(
         prompt=spec.prompt,
         video_url=presigned(record.key, record.version),
-        image_urls=tuple(
-            image if image.startswith("https://") else presigned(image, None)
-            for image in spec.images
+        image_urls=tuple(_url(image, presigned) for image in spec.images),
+        elements=tuple(
+            Element(
+                frontal_image_url=_url(element.frontal_image, presigned),
+                reference_image_urls=tuple(
+                    _url(image, presigned) for image in element.reference_images
+                ),
+            )
+            for element in spec.elements
         ),
         keep_audio=spec.keep_audio,
         aspect_ratio=spec.aspect_ratio,
@@ -124,3 +130,8 @@ def _edit_request(deps: StartTaskDeps, record: JobRecord, *, callback: bool) -> 
         if callback and deps.callback_url_for
         else None,
     )
+
+
+def _url(image: str, presigned: Callable[[str, str | None], str]) -> str:
+    """An image as the provider fetches it: its https URL, or a bucket key presigned."""
+    return image if image.startswith("https://") else presigned(image, None)

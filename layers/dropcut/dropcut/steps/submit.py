@@ -425,12 +425,12 @@ def _check_options(settings: Settings, spec: JobSpec) -> None:
     """Rules that depend on the stack: where images may live, which providers it can call."""
     problems = [
         Problem(
-            f"images[{i}]",
+            where,
             f"{image!r} is not under {settings.inbox_prefix}",
             f"S3 keys under {settings.inbox_prefix} or https URLs",
             "Upload reference images beside your videos in the inbox.",
         )
-        for i, image in enumerate(spec.images)
+        for where, image in spec.image_fields()
         if not image.startswith("https://") and not image.startswith(settings.inbox_prefix)
     ]
     if spec.provider and spec.provider != settings.provider:
