@@ -64,5 +64,8 @@ def follow(
             if view is not None:
                 view.update(jobs_table(followed.rows()), refresh=True)
             if followed.ended or (deadline is not None and time.monotonic() > deadline):
-                return followed
+                break
             sleep(POLL_SECONDS)
+    if view is not None and not err.is_terminal:
+        err.line()  # the final table ends without a newline when it is not redrawn in place
+    return followed
