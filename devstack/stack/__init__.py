@@ -20,7 +20,10 @@ What it does (see DESIGN.md "Local stack"):
   asynchronously with S3's event shape (`devstack.s3_notifications`); polls the queues of SQS
   events as Lambda's event source mappings do (batches, batching window, partial batch
   responses, maximum concurrency; `devstack.sqs_events`); serves HttpApi routes
-  (`devstack.http_api`); records schedules for `DevStack.fire_schedule`.
+  (`devstack.http_api`); records schedules for `DevStack.fire_schedule`;
+- registers a CloudFormation stack record named after the stack whose Outputs and Parameters are
+  the template's resolved values, so tools find the stack as they find a deployed one
+  (`describe-stacks`; the `dropcut` command line's `--local`).
 
 Foreground mode (`cli`): `python -m devstack.stack [--port 4566] [--param Key=Value ...]`.
 Several DevStacks in one process share moto's process-wide backends: give them different

@@ -160,6 +160,7 @@ class DevStack:
             self.deployment.create_resources(self.http_api.url)
             self.event_sources.wire(self.deployment)
             self.deployment.record_outputs()
+            self.deployment.register_stack_record()
             self.event_sources.start_pollers()
         except BaseException:
             self.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,9 @@ CREATORS: dict[str, Creator] = {
     "AWS::Serverless::Function": lambdas.create_function,
     "AWS::Serverless::StateMachine": resources.create_state_machine,
 }
+
+#: The one resource of the stack record (CloudFormation wants one; moto creates nothing for it).
+_RECORD_RESOURCE = {"Record": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}
 
 # Types that don't matter locally; created as nothing, listed in a debug line.
 _IGNORED_TYPES = {
@@ -142,6 +146,27 @@ class Provisioner:
             if "Condition" in output and not self.resolver.condition(output["Condition"]):
                 continue
             self.outputs[name] = self.resolver.resolve(output["Value"])
+
+    def register_stack_record(self) -> None:
+        """Make the deployment discoverable as a deployed stack is: a CloudFormation stack named
+        after the dev stack whose Outputs are the template's resolved outputs and whose
+        Parameters are the values deployed (`aws cloudformation describe-stacks`, the `dropcut`
+        command line). The record's template holds those values as literals and creates nothing.
+        """
+        record = {
+            "Description": f"dropcut development stack record ({self.stack.template_path.name})",
+            "Parameters": {
+                name: {"Type": "String", "Default": _literal(value)}
+                for name, value in self.resolver.parameters.items()
+            },
+            "Resources": _RECORD_RESOURCE,
+            "Outputs": {name: {"Value": _literal(value)} for name, value in self.outputs.items()},
+        }
+        with warnings.catch_warnings():  # moto's "not supported" for the placeholder resource
+            warnings.filterwarnings("ignore", message="Tried to parse AWS::CloudFormation")
+            self.client("cloudformation").create_stack(
+                StackName=self.stack.stack_name, TemplateBody=json.dumps(record)
+            )
 
     def _create_role(self) -> None:
         trust = {
@@ -276,3 +301,8 @@ class Provisioner:
             )
             return f"arn:aws:local:{self.stack.region}:{self.stack.account_id}:{logical_id}/{attribute}"
         return attrs[attribute]
+
+
+def _literal(value: Any) -> str:
+    """A resolved template value as CloudFormation reports it (lists comma-joined)."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)

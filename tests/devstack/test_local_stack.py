@@ -152,6 +152,23 @@ def test_resources_created_from_template(stack: DevStack) -> None:
     )
 
 
+def test_stack_record_has_the_template_outputs(stack: DevStack) -> None:
+    """describe-stacks finds the dev stack, with the template's resolved Outputs as literals."""
+    outputs, parameters = _stack_record(stack)
+    assert outputs == stack.outputs
+    assert set(outputs) == {"BucketName", "TableName", "StateMachineArn", "QueueUrl", "EchoArn"}
+    assert outputs["BucketName"] == stack.physical_ids["FilesBucket"]
+    assert parameters["Greeting"] == "hi there"
+
+
+def _stack_record(stack: DevStack) -> tuple[dict[str, str], dict[str, str]]:
+    [record] = stack.client("cloudformation").describe_stacks(StackName=stack.stack_name)["Stacks"]
+    assert record["StackStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in record.get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in record.get("Parameters", [])}
+    return outputs, parameters
+
+
 def test_function_env_from_template(stack: DevStack) -> None:
     env = stack.function_env("EchoFunction")
     assert env == {
@@ -452,5 +469,7 @@ def test_real_template_deploys(stack: DevStack) -> None:
         assert real.outputs and all(
             isinstance(v, str) and "${" not in v for v in real.outputs.values()
         )
+        assert _stack_record(real) == (real.outputs, real.resolver.parameters)
+        assert set(real.outputs) >= {"MediaBucketName", "JobsTableName", "JobStateMachineArn"}
     # the fixture stack still works after the second one stopped
     assert stack.invoke("EchoFunction", {})["layer"] == "hello from the layer"

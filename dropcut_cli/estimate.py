@@ -1,0 +1,133 @@
+"""`dropcut estimate`: Submit's checks on local files, with Submit's own code, before anything
+is uploaded: the video by its content (dropcut.validation.check_video through a local-file
+RangeReader), the options (dropcut.jobs.parse_job_spec, dropcut.validation.check_options), and
+what the provider will bill where its rule is documented (docs/providers.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dropcut.errors import InputInvalid, Problem
+from dropcut.jobs import JobSpec, parse_job_spec
+from dropcut.layout import is_video_key
+from dropcut.probe import MediaInfo, RangeReader
+from dropcut.providers import Provider
+from dropcut.public_urls import UrlRefused, check_public_https
+from dropcut.validation import check_options, check_video
+from dropcut_cli.options import is_url
+
+NO_PROMPT_NOTICE = (
+    "no prompt given: the video's folder preset or the stack default gives it, "
+    "or the video waits for its manifest"
+)
+NO_MANIFEST_PROMPT_NOTICE = (
+    "the manifest has no prompt: Submit refuses it unless the folder's _preset.json gives one"
+)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What Submit would find for one input, and what it would cost."""
+
+    path: Path
+    provider: str
+    media: MediaInfo | None = None
+    notices: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    billed_seconds: float | None = None
+    billing: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.problems)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "provider": self.provider,
+            "accepted": not self.refused,
+            "media": self.media.model_dump(mode="json") if self.media else None,
+            "notices": self.notices,
+            "problems": [problem.as_dict() for problem in self.problems],
+            "billed_seconds": self.billed_seconds,
+            "billing": self.billing,
+        }
+
+
+def file_reader(path: Path) -> RangeReader:
+    """Ranged reads of a local file, as dropcut.storage.s3_range_reader reads an S3 object."""
+
+    def read(offset: int, length: int) -> bytes:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read(length)
+
+    return read
+
+
+def estimate(path: Path, provider: type[Provider], document: Any) -> Estimate:
+    """Check one local video and the job's options (a manifest document or None)."""
+    problems: list[Problem] = []
+    notices: list[str] = []
+    if not is_video_key(path.name):
+        problems.append(
+            Problem("key", "the file is not a .mp4 or .mov video", "mp4 or mov", "Name it .mp4.")
+        )
+    checked = check_video(file_reader(path), path.stat().st_size, provider)
+    problems.extend(checked.problems)
+    notices.extend(checked.notices)
+    spec = _spec(document, problems, notices)
+    if spec is not None:
+        problems.extend(check_options(provider, spec))
+        problems.extend(_image_problems(spec))
+    seconds = checked.media.duration_seconds if checked.media else None
+    billed, billing = billed_seconds(provider, seconds)
+    return Estimate(path, provider.name, checked.media, notices, problems, billed, billing)
+
+
+def billed_seconds(provider: type[Provider], seconds: float | None) -> tuple[float | None, str]:
+    """The seconds the provider bills for a clip of `seconds`, and the rule (or why unknown)."""
+    low, high = provider.video_seconds
+    if not provider.bills_outside_range:
+        return None, f"{provider.name} documents no billing rule (docs/providers.md)"
+    rule = f"{provider.name} bills under {low:g} s as {low:g} s, over {high:g} s as {high:g} s"
+    if seconds is None:
+        return None, rule + "; the duration is unknown"
+    return round(min(max(seconds, low), high), 3), rule
+
+
+def _spec(document: Any, problems: list[Problem], notices: list[str]) -> JobSpec | None:
+    if document is None or not document:
+        notices.append(NO_PROMPT_NOTICE)
+        document = {"prompt": "-"}
+    elif isinstance(document, dict) and "prompt" not in document:
+        notices.append(NO_MANIFEST_PROMPT_NOTICE)
+        document = {"prompt": "-", **document}
+    try:
+        return parse_job_spec(document)
+    except InputInvalid as invalid:
+        problems.extend(invalid.problems)
+        return None
+
+
+def _image_problems(spec: JobSpec) -> list[Problem]:
+    """Image URLs through the address guard Submit uses; local images must exist (their content
+    is checked by Submit once uploaded)."""
+    found: list[Problem] = []
+    for index, image in enumerate(spec.images):
+        if is_url(image):
+            try:
+                check_public_https(image)
+            except UrlRefused as refused:
+                found.append(
+                    Problem(
+                        f"images[{index}]",
+                        f"the image URL {refused}",
+                        "an https URL of a public host",
+                    )
+                )
+        elif not Path(image).is_file() and not image.startswith("inbox/"):
+            found.append(Problem(f"images[{index}]", f"{image!r} is not a file", "an image file"))
+    return found

@@ -1,0 +1,148 @@
+"""Reading jobs as the pipeline writes them: records from the jobs table (its `by_status`
+index), the slot line (SlotsTable, through dropcut.slots), error reports and result manifests."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from boto3.dynamodb.conditions import ConditionBase, Key
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, is_job_id, to_item
+from dropcut.layout import BucketLayout
+from dropcut.slots import SlotPool
+from dropcut_cli.connection import Stack
+
+ENDED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
+NOT_ENDED = tuple(status for status in JobStatus if status not in ENDED)
+#: The largest JSON document (report, result manifest) the command line reads.
+MAX_DOCUMENT_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Where a job is, for people: a short name and one line of detail."""
+
+    name: str
+    detail: str = ""
+    ended: bool = False
+    ok: bool = False
+
+
+def inbox_key(ref: str, layout: BucketLayout) -> str:
+    """`team/clip.mp4` or `inbox/team/clip.mp4` -> `inbox/team/clip.mp4`."""
+    ref = ref.lstrip("/")
+    return ref if ref.startswith(layout.inbox) else layout.inbox + ref
+
+
+class JobReader:
+    """Jobs of one stack, read the way the pipeline's own code reads them."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.layout = BucketLayout(stack.bucket)
+        self.table = stack.table(stack.jobs_table_name)
+        self.store = JobStore(self.table)
+        self._documents: dict[str, dict[str, Any] | None] = {}
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.store.get(job_id)
+
+    def listing(
+        self,
+        statuses: tuple[JobStatus, ...] = tuple(JobStatus),
+        since: float | None = None,
+        prefix: str | None = None,
+    ) -> list[JobRecord]:
+        """Jobs in these statuses (newest first), created after `since`, with inputs under
+        `prefix` (relative to the inbox): one query of the `by_status` index per status."""
+        wanted = inbox_key(prefix, self.layout) if prefix else self.layout.inbox
+        found: list[JobRecord] = []
+        for status in statuses:
+            condition: ConditionBase = Key("status").eq(status.value)
+            if since is not None:
+                condition = condition & Key("created_at").gte(to_item(since))
+            kwargs: dict[str, Any] = {"IndexName": "by_status", "KeyConditionExpression": condition}
+            while True:
+                page = self.table.query(**kwargs)
+                for item in page["Items"]:
+                    record = JobRecord.model_validate(from_item(item))
+                    if record.key.startswith(wanted):
+                        found.append(record)
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(found, key=lambda record: record.created_at, reverse=True)
+
+    def find(self, ref: str) -> JobRecord | None:
+        """A job by its id, the start of its id (`job-3f2a`), or its input key (the newest
+        job of that key: a re-upload is a new job)."""
+        if is_job_id(ref):
+            return self.get(ref)
+        jobs = self.listing()
+        if ref.startswith("job-"):
+            matches = [record for record in jobs if record.job_id.startswith(ref)]
+            return matches[0] if len(matches) == 1 else None
+        key = inbox_key(ref, self.layout)
+        return next((record for record in jobs if record.key == key), None)
+
+    def line(self) -> list[str]:
+        """Job ids waiting for a provider slot, first in line first (empty when unknown)."""
+        name, provider = self.stack.slots_table_name, self.stack.provider
+        if not name or not provider:
+            return []
+        pool = SlotPool(self.stack.table(name), self.stack.client("stepfunctions"), provider, 0)
+        try:
+            return [waiter.job_id for waiter in pool.waiters()]
+        except (BotoCoreError, ClientError):
+            return []
+
+    def document(self, key: str | None) -> dict[str, Any] | None:
+        """A JSON document of the bucket (report, result manifest); None when absent."""
+        if not key:
+            return None
+        if key not in self._documents:
+            try:
+                body = self.stack.client("s3").get_object(Bucket=self.stack.bucket, Key=key)["Body"]
+                loaded = json.loads(body.read(MAX_DOCUMENT_BYTES))
+            except (ClientError, ValueError):
+                loaded = None
+            self._documents[key] = loaded if isinstance(loaded, dict) else None
+        return self._documents[key]
+
+    def phase(self, record: JobRecord | None, line: list[str], *, advice: bool = True) -> Phase:
+        """Where the job is: waiting, in line (its place), at the provider, storing, ended (a
+        failure with its report's advice, unless `advice` is False)."""
+        if record is None:
+            return Phase("uploaded", "waiting for Submit to pick it up")
+        if record.status is JobStatus.SUCCEEDED:
+            return Phase("done", record.output_key or "", ended=True, ok=True)
+        if record.status is JobStatus.FAILED:
+            report = (self.document(record.error_report_key) or {}) if advice else {}
+            detail = f"{record.error_reason}: {report.get('advice') or ''}".strip(": ")
+            return Phase("failed", detail, ended=True)
+        if record.status is JobStatus.WAITING_FOR_MANIFEST:
+            manifest = BucketLayout.manifest_name(record.key)
+            return Phase("waiting for manifest", f"upload {manifest} with a prompt")
+        if record.job_id in line:
+            place = line.index(record.job_id) + 1
+            return Phase("in line", f"for a provider slot: {place} of {len(line)}")
+        if record.status is JobStatus.RECEIVED:
+            return Phase("starting", "getting a slot and creating the provider task")
+        if record.task_finished_seen_at is not None or record.callback_outcome is not None:
+            return Phase("storing", "copying the edited video into the bucket")
+        progress = f" {record.progress}%" if record.progress is not None else ""
+        state = record.task_state or "queued"
+        return Phase("at provider", f"{record.provider} {state}{progress}")
+
+
+def parse_since(text: str) -> float:
+    """`90s`, `15m`, `2h`, `3d` -> the epoch time that long ago."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    if not text or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+        raise ValueError(f"{text!r} is not a duration like 90s, 15m, 2h or 3d")
+    return time.time() - float(text[:-1]) * units[text[-1]]

@@ -1,0 +1,81 @@
+"""How followed jobs ended: where each output is, or what the error report says to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dropcut.jobs import JobRecord, JobStatus
+from dropcut_cli.connection import Stack
+from dropcut_cli.display import out, problems_table
+from dropcut_cli.follow import Followed
+from dropcut_cli.jobs import JobReader
+
+
+def save_output(stack: Stack, key: str, directory: Path, name: str | None = None) -> Path:
+    """Download `key` from the media bucket into `directory` (as `name`, default its name)."""
+    target = directory / (name or key.rsplit("/", 1)[-1])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stack.client("s3").download_file(stack.bucket, key, str(target))
+    return target
+
+
+def download(stack: Stack, followed: Followed, directory: Path) -> dict[str, Path]:
+    """Save the output of every job that succeeded; the local paths by job id."""
+    return {
+        job_id: save_output(stack, record.output_key, directory)
+        for job_id, record in followed.records.items()
+        if record is not None and record.status is JobStatus.SUCCEEDED and record.output_key
+    }
+
+
+def outcome_json(
+    reader: JobReader, followed: Followed, job_id: str, saved: dict[str, Path]
+) -> dict[str, Any]:
+    """One job's ending for scripts."""
+    record = followed.records.get(job_id)
+    phase = followed.phases[job_id]
+    return {
+        "job_id": job_id,
+        "key": followed.labels[job_id],
+        "status": record.status.value if record else None,
+        "phase": phase.name,
+        "detail": phase.detail,
+        "output_key": record.output_key if record else None,
+        "result_manifest_key": record.result_manifest_key if record else None,
+        "error_report_key": record.error_report_key if record else None,
+        "error_report": reader.document(record.error_report_key) if record else None,
+        "saved_to": str(saved[job_id]) if job_id in saved else None,
+    }
+
+
+def show_outcomes(reader: JobReader, followed: Followed, saved: dict[str, Path]) -> None:
+    """Per job: the output's place (and local copy), or the report's reason, advice, problems."""
+    bucket = reader.stack.bucket
+    for job_id, label in followed.labels.items():
+        record = followed.records.get(job_id)
+        phase = followed.phases[job_id]
+        if record is not None and record.status is JobStatus.SUCCEEDED:
+            local = f"  saved to {saved[job_id]}" if job_id in saved else ""
+            output = f"s3://{bucket}/{record.output_key}"
+            out.print(f"[green]done[/]    {label} -> {output}{local}", soft_wrap=True)
+        elif record is not None and record.status is JobStatus.FAILED:
+            show_failure(reader, record, label)
+        else:
+            out.print(f"[yellow]{phase.name}[/]  {label}: {phase.detail} (still going)")
+
+
+def show_failure(reader: JobReader, record: JobRecord, label: str) -> None:
+    """The error report: reason, message, advice, and every problem."""
+    report = reader.document(record.error_report_key) or {}
+    problems = report.get("problems") or record.problems
+    out.print(f"[red]failed[/]  {label}: {report.get('reason') or record.error_reason}")
+    if not problems:  # the table says it otherwise
+        out.print(f"        {report.get('message') or record.error_message or ''}", soft_wrap=True)
+    if report.get("advice"):
+        out.print(f"        what to do: {report['advice']}", soft_wrap=True)
+    out.print(
+        f"        report: s3://{reader.stack.bucket}/{record.error_report_key}", soft_wrap=True
+    )
+    if problems:
+        out.print(problems_table(problems))

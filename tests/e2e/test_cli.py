@@ -1,0 +1,119 @@
+"""The `dropcut` command line against the real local stack (moto, the simulator, the real
+handlers): it finds the stack through its CloudFormation record, submits, follows, lists,
+shows, fetches, and checks inputs without uploading them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from devstack.local_app import LocalApp
+from devstack.media import make_sample_video
+from dropcut_cli import display
+from dropcut_cli.app import app as cli
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    for console in (display.out, display.err):
+        monkeypatch.setattr(console, "width", 240)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    make_sample_video(folder / "clip.mp4", seconds=4.0)
+    (folder / "notes.mp4").write_text("meeting notes, not a video\n")
+    return folder
+
+
+def dropcut(app: LocalApp, *args: str) -> Result:
+    return runner.invoke(cli, ["--endpoint-url", app.stack.endpoint_url, *map(str, args)])
+
+
+def test_submit_wait_download_then_ls_show_fetch(
+    app: LocalApp, files: Path, tmp_path: Path
+) -> None:
+    result = dropcut(
+        app, "submit", files / "clip.mp4", "--prompt", "sepia", "--prefix", "cli",
+        "--wait", "--download", tmp_path / "dl",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "outbox/cli/clip.edited.mp4" in result.output
+    assert "outbox/cli/clip.edited.mp4" in app.keys("outbox/cli/")
+    assert app.keys("inbox/cli/") == ["inbox/cli/clip.mp4", "inbox/cli/clip.mp4.json"]
+    saved = tmp_path / "dl" / "clip.edited.mp4"
+    assert saved.read_bytes()[4:8] == b"ftyp"
+    job = app.job("inbox/cli/clip.mp4")
+    assert job is not None and job["spec"]["prompt"] == "sepia"
+
+    listed = dropcut(app, "ls", "cli/", "--json")
+    assert listed.exit_code == 0
+    [row] = json.loads(listed.stdout)["jobs"]
+    assert (row["job_id"], row["status"]) == (job["job_id"], "succeeded")
+    assert "callback_token" not in row
+    table = dropcut(app, "ls", "--status", "succeeded", "--since", "1h")
+    assert "inbox/cli/clip.mp4" in table.output and "done" in table.output
+
+    shown = dropcut(app, "show", "cli/clip.mp4")
+    assert shown.exit_code == 0
+    assert job["job_id"] in shown.output and "sepia" in shown.output
+    assert "outbox/cli/clip.edited.result.json" in shown.output
+    by_id = json.loads(dropcut(app, "show", job["job_id"][:14], "--json").stdout)
+    assert by_id["result"]["output"]["key"] == "outbox/cli/clip.edited.mp4"
+
+    fetched = dropcut(app, "fetch", "cli/", "-o", tmp_path / "fetched")
+    assert fetched.exit_code == 0, fetched.output
+    assert (tmp_path / "fetched" / "cli" / "clip.edited.mp4").is_file()
+
+
+def test_submit_wait_shows_the_report_of_a_refused_input(app: LocalApp, files: Path) -> None:
+    result = dropcut(
+        app, "submit", files / "notes.mp4", "--prompt", "sepia", "--prefix", "cli-bad", "--wait"
+    )
+    assert result.exit_code == 1
+    assert "input_invalid" in result.output
+    assert "the file is text, not an MP4/MOV video" in result.output  # the report's problem
+    assert "errors/cli-bad/notes.mp4.error.json" in result.output
+
+    as_json = dropcut(app, "show", "cli-bad/notes.mp4", "--json")
+    assert as_json.exit_code == 1
+    report = json.loads(as_json.stdout)["error_report"]
+    assert [p["field"] for p in report["problems"]] == ["video"]
+
+
+def test_submit_json_without_wait(app: LocalApp, files: Path) -> None:
+    result = dropcut(
+        app, "submit", files / "clip.mp4", "--prefix", "cli-json", "--prompt", "invert", "--json"
+    )
+    assert result.exit_code == 0
+    [job] = json.loads(result.stdout)["jobs"]
+    assert job["key"] == "inbox/cli-json/clip.mp4" and job["job_id"].startswith("job-")
+    ending = app.wait_for_ending("inbox/cli-json/clip.mp4")
+    assert ending.succeeded and ending.result["job_id"] == job["job_id"]
+
+
+def test_estimate_uploads_nothing(app: LocalApp, files: Path) -> None:
+    before = app.keys("")
+    good = dropcut(app, "estimate", files / "clip.mp4", "--prompt", "sepia")
+    assert good.exit_code == 0, good.output
+    assert "by evolink" in good.output  # the stack's provider, from its CloudFormation record
+    assert "mp4, 4.00 s, 320x240" in good.output
+    assert "billed   4 s" in good.output
+    bad = dropcut(app, "estimate", files / "notes.mp4", "--prompt", "sepia")
+    assert bad.exit_code == 1
+    assert "the file is text, not an MP4/MOV video" in bad.output
+    assert app.keys("") == before
+
+
+def test_unknown_stack_exits_3(app: LocalApp) -> None:
+    result = runner.invoke(
+        cli, ["--endpoint-url", app.stack.endpoint_url, "--stack", "no-such-stack", "ls"]
+    )
+    assert result.exit_code == 3
+    assert "no-such-stack" in result.output

@@ -1,0 +1,125 @@
+"""The `dropcut` command line without a stack: help, usage errors, and `estimate` on local files
+(Submit's own checks; nothing is uploaded, so nothing needs the network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from devstack.media import make_sample_video
+from dropcut.providers import AimlapiProvider, EvolinkProvider
+from dropcut_cli import display
+from dropcut_cli.app import app
+from dropcut_cli.estimate import billed_seconds
+from dropcut_cli.jobs import parse_since
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables wide enough that no message is wrapped inside a cell."""
+    for console in (display.out, display.err):
+        monkeypatch.setattr(console, "width", 240)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(make_sample_video(tmp_path_factory.mktemp("cli") / "clip.mp4", seconds=2.0))
+
+
+@pytest.mark.parametrize("command", ["submit", "ls", "show", "fetch", "watch", "estimate"])
+def test_every_command_has_help_with_examples(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Examples" in result.output and "dropcut " in result.output
+    assert "--json" in result.output
+
+
+def test_estimate_a_short_clip_with_evolink_billing(clip: Path) -> None:
+    result = runner.invoke(
+        app, ["estimate", str(clip), "--prompt", "sepia", "--provider", "evolink"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "would be accepted" in result.output
+    assert "2.00 s" in result.output  # the media facts, read by the probe
+    assert "bills videos under 3 s as 3 s" in result.output  # the notice check_video gives
+    assert "billed   3 s" in result.output
+
+
+def test_estimate_json_and_refusals(clip: Path, tmp_path: Path) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n")
+    manifest = tmp_path / "options.json"
+    manifest.write_text(json.dumps({"prompt": "x" * 2600, "colour": "red"}))
+    result = runner.invoke(
+        app,
+        [
+            "estimate",
+            str(clip),
+            str(text),
+            "--manifest",
+            str(manifest),
+            "--provider",
+            "aimlapi",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    by_name = {Path(item["path"]).name: item for item in document["inputs"]}
+    fields = {p["field"] for p in by_name["notes.mp4"]["problems"]}
+    assert fields == {"video", "colour"}
+    # the manifest's unknown field is refused by parse_job_spec, before any provider limit
+    assert by_name["clip.mp4"]["accepted"] is False
+    assert by_name["clip.mp4"]["billed_seconds"] is None  # aimlapi documents no billing rule
+    assert by_name["clip.mp4"]["media"]["container"] == "mp4"
+
+
+def test_estimate_applies_the_provider_prompt_limit(clip: Path) -> None:
+    result = runner.invoke(
+        app, ["estimate", str(clip), "--prompt", "x" * 2600, "--provider", "aimlapi"]
+    )
+    assert result.exit_code == 1
+    assert "at most 2500 characters for aimlapi" in result.output
+
+
+def test_estimate_refuses_an_unreadable_manifest(clip: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "broken.json"
+    manifest.write_text('{"prompt": ')
+    result = runner.invoke(app, ["estimate", str(clip), "--manifest", str(manifest)])
+    assert result.exit_code == 1
+    assert "not valid JSON" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["estimate", "missing.mp4"],
+        ["estimate", "--provider", "nope", "x"],
+        ["--local", "--endpoint-url", "http://127.0.0.1:1", "ls"],
+        ["ls", "--since", "yesterday"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], clip: Path) -> None:
+    args = [str(clip) if a == "x" else a for a in args]
+    assert runner.invoke(app, args).exit_code == 2
+
+
+def test_billing_rule() -> None:
+    assert billed_seconds(EvolinkProvider, 1.2)[0] == 3
+    assert billed_seconds(EvolinkProvider, 12.5)[0] == 10
+    assert billed_seconds(EvolinkProvider, 4.25)[0] == 4.25
+    assert billed_seconds(AimlapiProvider, 4.0)[0] is None
+
+
+def test_since() -> None:
+    import time
+
+    assert abs(parse_since("2h") - (time.time() - 7200)) < 5
+    with pytest.raises(ValueError):
+        parse_since("2 weeks")
