@@ -317,3 +317,14 @@ def _mux_tone(out: Any, stream: Any, seconds: float) -> None:
             out.mux(packet)
     for packet in stream.encode():
         out.mux(packet)
+
+
+def with_display_matrix(data: bytes, a: int, b: int, c: int, d: int) -> bytes:
+    """An MP4/MOV's bytes with its first track's tkhd display matrix set to (a b / c d), 16.16
+    fixed point: (0, 1, -1, 0) << 16 is what a phone held upright records (rotate 90)."""
+    position = data.index(b"tkhd")  # PyAV writes the video track first
+    version = data[position + 4]
+    matrix = position + 4 + (88 if version == 1 else 76) - 36
+    fields = [a, b, 0, c, d, 0, 0, 0, 0x40000000]
+    packed = b"".join((value & 0xFFFFFFFF).to_bytes(4, "big") for value in fields)
+    return data[:matrix] + packed + data[matrix + 36 :]

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 
 import pytest
 
 from devstack.local_app import LocalApp
+from devstack.media import fragmented_mp4, make_sample_video, with_display_matrix
 
 APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"Mac OS X        " + bytes(4096 - 24)
 
@@ -146,3 +148,26 @@ def test_the_plain_output_name_holds_the_newest_versions_edit(app: LocalApp, cli
     older_job = next(j for j in app.jobs() if j["key"] == key and j["version"] == v1)
     assert older_job["output_key"] == aside
     assert app.simulator.stats()["tasks_created"] == 2
+
+
+def test_media_facts_are_the_displayed_ones(app: LocalApp, tmp_path):
+    upright = with_display_matrix(
+        Path(make_sample_video(tmp_path / "phone.mp4", seconds=3.0)).read_bytes(),
+        0,
+        1 << 16,
+        -(1 << 16),
+        0,
+    )
+    long_fragmented = Path(fragmented_mp4(tmp_path / "f.mp4", seconds=14.0, width=64, height=48))
+    app.put("inbox/facts/phone.mp4", upright, metadata={"prompt": "sepia"})
+    app.put("inbox/facts/long.mp4", long_fragmented.read_bytes(), metadata={"prompt": "sepia"})
+    phone = app.wait_for_ending("inbox/facts/phone.mp4").result
+    assert (phone["media"]["width"], phone["media"]["height"], phone["media"]["rotation"]) == (
+        240,
+        320,
+        90,
+    )
+    long = app.job("inbox/facts/long.mp4")
+    assert long is not None
+    assert float(long["media"]["duration_seconds"]) == pytest.approx(14.0, abs=0.1)
+    assert any("over 10 s" in notice for notice in long["notices"])

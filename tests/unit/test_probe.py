@@ -25,6 +25,7 @@ from devstack.media import (
     pad_mdat,
     probe,
     top_level_boxes,
+    with_display_matrix,
 )
 from dropcut.probe import (
     IMAGE_SNIFF_BYTES,
@@ -185,11 +186,20 @@ def test_fragmented_mp4_stops_at_moov(media):
 
     assert (info.container, info.video_codec, info.audio_codec) == ("mp4", "avc1", "mp4a")
     assert (info.width, info.height) == (320, 240)
-    # FFmpeg's empty_moov leaves mvhd's duration 0 and writes no mehd, so the index alone has
-    # no duration (PyAV gets one by reading the fragments); the probe says "unknown".
-    assert probe(path)["duration"] == pytest.approx(4.0, abs=0.1)
-    assert info.duration_seconds is None
-    assert info.reads == 1
+    # FFmpeg's empty_moov leaves mvhd's duration 0 and writes no mehd: the duration comes from
+    # the last fragment, found through the mfra box at the end (a few small reads more).
+    assert info.duration_seconds == pytest.approx(probe(path)["duration"], abs=0.05)
+    assert info.reads <= 5
+
+
+def test_a_long_fragmented_clip_gets_its_duration_and_billing_notice(tmp_path):
+    from dropcut.providers import EvolinkProvider
+
+    path = fragmented_mp4(tmp_path / "long.mp4", seconds=14.0, width=64, height=48)
+    info = probe_file(path)
+    assert info.duration_seconds == pytest.approx(14.0, abs=0.1)
+    assert "bills videos over 10 s as 10 s" in (EvolinkProvider.duration_notice(14.0) or "")
+    assert info.bytes_read < 200 * 1024
 
 
 @pytest.mark.parametrize("version", [0, 1])
@@ -617,16 +627,6 @@ def test_reads_are_bounded_whatever_the_layout():
     assert len(reads) <= 64
 
 
-def _with_display_matrix(data: bytes, a: int, b: int, c: int, d: int) -> bytes:
-    """The file with the video track's tkhd matrix set to rotate by (a b / c d), 16.16."""
-    position = data.index(b"tkhd")  # the first track is the video track in these clips
-    version = data[position + 4]
-    matrix = position + 4 + (88 if version == 1 else 76) - 36
-    fields = [a, b, 0, c, d, 0, 0, 0, 0x40000000]
-    packed = b"".join((value & 0xFFFFFFFF).to_bytes(4, "big") for value in fields)
-    return data[:matrix] + packed + data[matrix + 36 :]
-
-
 @pytest.mark.parametrize(
     ("matrix", "rotation", "shown"),
     [
@@ -639,7 +639,7 @@ def _with_display_matrix(data: bytes, a: int, b: int, c: int, d: int) -> bytes:
 def test_the_display_matrix_gives_the_rotation_and_the_displayed_size(
     media, matrix, rotation, shown
 ):
-    data = _with_display_matrix(media["faststart"].read_bytes(), *matrix)
+    data = with_display_matrix(media["faststart"].read_bytes(), *matrix)
     info = probe_bytes(data)
     assert info.rotation == rotation
     assert (info.width, info.height) == shown

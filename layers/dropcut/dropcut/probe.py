@@ -29,7 +29,7 @@ MAX_READS = 64
 READ_AHEAD_BYTES = 64 * 1024
 IMAGE_SNIFF_BYTES = 12  # "RIFF" + size + "WEBP" is the longest signature sniff_image checks
 
-_BOX_HEADER_BYTES = 16  # 8, or 16 with a 64-bit size
+BOX_HEADER_BYTES = 16  # 8, or 16 with a 64-bit size
 # Boxes a playable file can start with: ISO files open with ftyp; old QuickTime files have none.
 _FIRST_BOX_TYPES = frozenset({b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 # ftyp major brands of HEIF still images (iPhone photos), which share the MP4 box format.
@@ -127,7 +127,7 @@ def probe_video(
     media data is never read, and at most MAX_READS reads are made. Boxes after the index are
     still walked, so a cut-short mdat after a front index is caught, except in fragmented files,
     whose many moof/mdat pairs would each cost a read. `ranged=False` (the bytes are in memory:
-    StreamProbe) reads exactly what is parsed, with no read cap.
+    dropcut.stream_probe) reads exactly what is parsed, with no read cap.
     """
     if size < 0:
         raise ValueError(f"size must be >= 0, not {size}")
@@ -151,7 +151,7 @@ def probe_video(
         if box.type == b"ftyp" and brand is None:
             brand = _major_brand(header, box)
         elif box.type == b"moov" and index is None:
-            index = _read_index(reader, head, box, max_index_bytes)
+            index = _read_index(reader, head, box, max_index_bytes, size)
             if index.fragmented:
                 break  # the rest is moof/mdat pairs: checking them all would mean a read each
         offset = box.end
@@ -269,7 +269,9 @@ class _Box:
         return self.type.decode("latin-1")
 
 
-def _read_index(reader: _CountingReader, head: bytes, box: _Box, max_bytes: int) -> _Index:
+def _read_index(
+    reader: _CountingReader, head: bytes, box: _Box, max_bytes: int, size: int
+) -> _Index:
     """The moov box, read whole (at most `max_bytes`) and parsed; raises NotAVideo for an index
     that is too big or has no video track."""
     if box.size > max_bytes:
@@ -279,6 +281,9 @@ def _read_index(reader: _CountingReader, head: bytes, box: _Box, max_bytes: int)
         )
     index = _parse_moov(_read_box(reader, head, box), box)
     _video_track(index)  # before spending reads on the rest of the file
+    if index.fragmented and index.duration_seconds is None:
+        # No mvhd or mehd duration: the last fragment says where the file ends (via mfra).
+        index.duration_seconds = _fragmented_duration(reader, size, index)
     return index
 
 
@@ -289,11 +294,11 @@ def _next_box(
     complete index.
 
     Raises NotAVideo for a cut-short or malformed box before the index is complete."""
-    if offset + _BOX_HEADER_BYTES <= len(head) or len(head) == size:
-        header = head[offset : offset + _BOX_HEADER_BYTES]
+    if offset + BOX_HEADER_BYTES <= len(head) or len(head) == size:
+        header = head[offset : offset + BOX_HEADER_BYTES]
     else:
-        header = reader(offset, _BOX_HEADER_BYTES)
-    box = _parse_header(header, offset, size)
+        header = reader(offset, BOX_HEADER_BYTES)
+    box = parse_box_header(header, offset, size)
     if box is None or not _plausible_fourcc(box.type) or box.size < box.header_size:
         if after_index:
             return None
@@ -320,7 +325,7 @@ def _signed32(value: int) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def _parse_header(header: bytes, offset: int, parent_end: int) -> _Box | None:
+def parse_box_header(header: bytes, offset: int, parent_end: int) -> _Box | None:
     """The box whose header starts `header`; None if too few bytes remain for a header."""
     if len(header) < 8:
         return None
@@ -367,6 +372,8 @@ def _read_box(reader: _CountingReader, head: bytes, box: _Box) -> bytes:
 @dataclass
 class _Track:
     handler: bytes | None = None
+    track_id: int = 0
+    timescale: int = 0
     codec: str | None = None
     tkhd_width: int = 0
     tkhd_height: int = 0
@@ -379,6 +386,8 @@ class _Track:
 class _Index:
     duration_seconds: float | None = None
     fragmented: bool = False
+    #: Per track id: the default sample duration of its fragments (mvex/trex).
+    trex_durations: dict[int, int] = field(default_factory=dict)
     tracks: list[_Track] = field(default_factory=list)
 
     @property
@@ -413,6 +422,92 @@ class _Fields:
         return self.uint(at, 4).to_bytes(4, "big")
 
 
+#: Largest mfra or moof read to find a fragmented file's duration.
+MAX_FRAGMENT_INDEX_BYTES = 1024 * 1024
+
+
+def _fragmented_duration(reader: _CountingReader, size: int, index: _Index) -> float | None:
+    """A fragmented file's duration (s) from its last video fragment: the movie fragment random
+    access box (mfra, found through the mfro box that ends the file) gives the last fragment's
+    offset; its tfdt and trun give where it ends. None when the file has no mfra. Three reads.
+    (ISO/IEC 14496-12, 8.8.9-8.8.13.)"""
+    video = _video_track(index)
+    tail = reader(size - 16, 16) if size >= 16 else b""
+    if tail[4:8] != b"mfro" or not video.timescale:
+        return None
+    mfra_size = int.from_bytes(tail[12:16], "big")
+    if not 16 < mfra_size <= min(size, MAX_FRAGMENT_INDEX_BYTES):
+        return None
+    mfra = reader(size - mfra_size, mfra_size)
+    box = parse_box_header(mfra[:16], 0, len(mfra))
+    if box is None or box.type != b"mfra":
+        return None
+    last_moof = max(
+        (
+            offset
+            for tfra in _children(mfra, box, size - mfra_size)
+            if tfra.type == b"tfra"
+            for offset in _tfra_moofs(mfra, tfra, size - mfra_size, video.track_id)
+        ),
+        default=None,
+    )
+    if last_moof is None or last_moof + 16 > size:
+        return None
+    moof_box = parse_box_header(reader(last_moof, 16), 0, size - last_moof)
+    if moof_box is None or moof_box.type != b"moof" or moof_box.size > MAX_FRAGMENT_INDEX_BYTES:
+        return None
+    moof = reader(last_moof, moof_box.size)
+    end = _fragment_end(moof, replace(moof_box, offset=0), last_moof, video, index)
+    return end / video.timescale if end else None
+
+
+def _tfra_moofs(mfra: bytes, tfra: _Box, file_offset: int, track_id: int) -> list[int]:
+    """The moof offsets a tfra box lists for `track_id`."""
+    fields = _Fields(mfra, tfra, file_offset)
+    if fields.uint(4, 4) != track_id:
+        return []
+    wide = fields.uint(0, 1) == 1
+    sizes = fields.uint(8, 4)
+    entry = (16 if wide else 8) + sum(((sizes >> shift) & 3) + 1 for shift in (4, 2, 0))
+    count = fields.uint(12, 4)
+    if count * entry > tfra.size:
+        raise NotAVideo("the file is damaged: its fragment index lists more than it holds")
+    offset_at = 8 if wide else 4
+    return [fields.uint(16 + i * entry + offset_at, offset_at) for i in range(count)]
+
+
+def _fragment_end(moof: bytes, box: _Box, file_offset: int, video: _Track, index: _Index) -> int:
+    """Where the video track's samples in this moof end, in its timescale (0: unknown)."""
+    for traf in _children(moof, box, file_offset):
+        if traf.type != b"traf":
+            continue
+        start, default, durations, ours = 0, index.trex_durations.get(video.track_id, 0), 0, False
+        for child in _children(moof, traf, file_offset):
+            fields = _Fields(moof, child, file_offset)
+            flags = fields.uint(1, 3)
+            if child.type == b"tfhd":
+                ours = fields.uint(4, 4) == video.track_id
+                at = 8 + (8 if flags & 0x01 else 0) + (4 if flags & 0x02 else 0)
+                default = fields.uint(at, 4) if flags & 0x08 else default
+            elif child.type == b"tfdt":
+                start = fields.uint(4, 8) if fields.uint(0, 1) == 1 else fields.uint(4, 4)
+            elif child.type == b"trun":
+                durations += _trun_duration(fields, flags, default)
+        if ours:
+            return start + durations
+    return 0
+
+
+def _trun_duration(fields: _Fields, flags: int, default: int) -> int:
+    """The summed sample durations of a trun box (per sample, or `default` each)."""
+    count = fields.uint(4, 4)
+    if not flags & 0x100:
+        return count * default
+    at = 8 + (4 if flags & 0x01 else 0) + (4 if flags & 0x04 else 0)
+    per_sample = 4 * sum(1 for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit)
+    return sum(fields.uint(at + i * per_sample, 4) for i in range(count))
+
+
 def _video_track(index: _Index) -> _Track:
     if index.video is None:
         raise NotAVideo(
@@ -427,7 +522,7 @@ def _children(buf: bytes, parent: _Box, file_offset: int) -> Iterator[_Box]:
     position = parent.payload
     # QuickTime may end a list with a 4-byte zero terminator: fewer than 8 bytes are not a box.
     while position + 8 <= parent.end:
-        box = _parse_header(buf[position : position + 16], position, parent.end)
+        box = parse_box_header(buf[position : position + 16], position, parent.end)
         if box is None or box.size < box.header_size or box.end > parent.end:
             raise NotAVideo(
                 f"the file is truncated or damaged: the box at byte {file_offset + position} "
@@ -457,11 +552,13 @@ def _parse_moov(moov: bytes, box_in_file: _Box) -> _Index:
                 duration = 0
         elif box.type == b"mvex":
             index.fragmented = True
-            for mehd in _children(moov, box, file_offset):
-                if mehd.type == b"mehd":
-                    mehd_fields = _Fields(moov, mehd, file_offset)
-                    width = 8 if mehd_fields.uint(0, 1) == 1 else 4
-                    fragment_duration = mehd_fields.uint(4, width)
+            for child in _children(moov, box, file_offset):
+                child_fields = _Fields(moov, child, file_offset)
+                if child.type == b"mehd":
+                    width = 8 if child_fields.uint(0, 1) == 1 else 4
+                    fragment_duration = child_fields.uint(4, width)
+                elif child.type == b"trex":
+                    index.trex_durations[child_fields.uint(4, 4)] = child_fields.uint(12, 4)
         elif box.type == b"trak":
             index.tracks.append(_parse_trak(moov, box, file_offset))
         elif box.type == b"cmov":
@@ -483,6 +580,7 @@ def _parse_trak(moov: bytes, trak: _Box, file_offset: int) -> _Track:
             # width and height end the box: 16.16 fixed point, after fields whose size depends
             # on the version
             at = 88 if fields.uint(0, 1) == 1 else 76
+            track.track_id = fields.uint(20 if fields.uint(0, 1) == 1 else 12, 4)
             track.tkhd_width = round(fields.uint(at, 4) / 65536)
             track.tkhd_height = round(fields.uint(at + 4, 4) / 65536)
             # The display matrix {a, b, u, c, d, v, x, y, w} precedes them; a = cos, b = sin
@@ -500,6 +598,9 @@ def _parse_mdia(moov: bytes, mdia: _Box, file_offset: int, track: _Track) -> Non
     for box in _children(moov, mdia, file_offset):
         if box.type == b"hdlr":
             track.handler = _Fields(moov, box, file_offset).fourcc(8)
+        elif box.type == b"mdhd":
+            fields = _Fields(moov, box, file_offset)
+            track.timescale = fields.uint(20 if fields.uint(0, 1) == 1 else 12, 4)
     for minf in _children(moov, mdia, file_offset):
         if minf.type != b"minf":
             continue
@@ -573,76 +674,3 @@ def _human_bytes(count: int) -> str:
     if count < 1_000_000:
         return f"{count / 1000:.1f} kB"
     return f"{count / 1_000_000:.1f} MB"
-
-
-class StreamProbe:
-    """probe_video for a file that streams past once (a download being copied): fed the chunks
-    in order, it keeps only what probe_video reads (the first 64 KiB, each top-level box header,
-    the index whole) and probes that when the stream ends. Memory: the index plus 64 KiB."""
-
-    def __init__(self, max_index_bytes: int = MAX_INDEX_BYTES) -> None:
-        self._max_index_bytes = max_index_bytes
-        self._head = bytearray()
-        self._headers: dict[int, bytes] = {}
-        self._index_at: int | None = None
-        self._index_end = 0
-        self._index = bytearray()
-        self._position = 0
-        self._next_box: int | None = 0  # None: stop following boxes (junk, or "to the end")
-        self._header = bytearray()  # what has arrived of the header at _next_box
-        self._boxes = 0
-
-    def feed(self, chunk: bytes) -> None:
-        """The next bytes of the file."""
-        start, end = self._position, self._position + len(chunk)
-        if start < HEAD_BYTES:
-            self._head += chunk[: HEAD_BYTES - start]
-        self._keep_index(chunk, start, end)
-        while self._next_box is not None and self._next_box + len(self._header) < end:
-            at = self._next_box + len(self._header)
-            self._header += chunk[at - start : at - start + _BOX_HEADER_BYTES - len(self._header)]
-            if len(self._header) < _BOX_HEADER_BYTES:
-                break  # the header goes on in the next chunk
-            self._follow_box(self._next_box, chunk, start, end)
-        self._position = end
-
-    def finish(self) -> MediaInfo:
-        """Probe what was kept; raises NotAVideo as probe_video does for the whole file."""
-        if self._next_box is not None and self._header:
-            self._headers[self._next_box] = bytes(self._header)  # cut short by the end
-        return probe_video(
-            self._read, self._position, max_index_bytes=self._max_index_bytes, ranged=False
-        )
-
-    def _follow_box(self, at: int, chunk: bytes, start: int, end: int) -> None:
-        header, self._header = bytes(self._header), bytearray()
-        self._headers[at] = header
-        box = _parse_header(header, at, 1 << 63)
-        self._boxes += 1
-        if box is None or box.size < box.header_size or self._boxes > MAX_TOP_LEVEL_BOXES:
-            self._next_box = None  # probe_video reads this header and decides
-            return
-        if box.type == b"moov" and self._index_at is None and box.size <= self._max_index_bytes:
-            self._index_at, self._index_end = at, box.end
-            self._index = bytearray(header[: box.size])
-            self._keep_index(chunk, start, end)
-        self._next_box = box.end
-        # A box shorter than the header bytes held (an empty `free`): the next header has begun.
-        self._header = bytearray(header[box.size :])
-
-    def _keep_index(self, chunk: bytes, start: int, end: int) -> None:
-        if self._index_at is None:
-            return
-        low = max(self._index_at + len(self._index), start)
-        high = min(self._index_end, end)
-        if low < high:
-            self._index += chunk[low - start : high - start]
-
-    def _read(self, offset: int, length: int) -> bytes:
-        kept = [(0, self._head), *self._headers.items()]
-        if self._index_at is not None:
-            kept.append((self._index_at, self._index))
-        for first, data in kept:
-            if first <= offset and offset + length <= first + len(data):
-                return bytes(data[offset - first : offset - first + length])
-        raise ValueError(f"StreamProbe kept no bytes {offset}-{offset + length}")
