@@ -1,26 +1,52 @@
-"""Writes schemas/job-manifest.schema.json from the JobSpec model (`python -m devstack.schema`)."""
+"""Writes the published JSON Schemas from their models (`python -m devstack.schema`):
+schemas/job-manifest.schema.json (JobSpec) and schemas/job-event.schema.json (the detail of a
+job event, JobEventDetail)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from dropcut.job_events import JobEventDetail
 from dropcut.jobs import JobSpec
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "job-manifest.schema.json"
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMA_PATH = SCHEMAS / "job-manifest.schema.json"
+JOB_EVENT_SCHEMA_PATH = SCHEMAS / "job-event.schema.json"
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def manifest_schema() -> dict[str, object]:
     schema = JobSpec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$schema"] = DRAFT
     schema["title"] = "dropcut job manifest (<video>.json beside the video)"
     return schema
 
 
+def job_event_schema() -> dict[str, object]:
+    schema = JobEventDetail.model_json_schema(mode="serialization")
+    schema["$schema"] = DRAFT
+    schema["description"] = (
+        "The detail of a dropcut job event (EventBridge default bus, source 'dropcut', "
+        "detail-type 'Job Submitted' | 'Job Refused' | 'Job Succeeded' | 'Job Failed' | "
+        "'Job Cancelled')."
+    )
+    return schema
+
+
+def _dump(schema: dict[str, object]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
 def render() -> str:
-    return json.dumps(manifest_schema(), indent=2, sort_keys=True) + "\n"
+    return _dump(manifest_schema())
+
+
+def render_job_event() -> str:
+    return _dump(job_event_schema())
 
 
 if __name__ == "__main__":
     SCHEMA_PATH.write_text(render())
-    print(f"wrote {SCHEMA_PATH}")
+    JOB_EVENT_SCHEMA_PATH.write_text(render_job_event())
+    print(f"wrote {SCHEMA_PATH} and {JOB_EVENT_SCHEMA_PATH}")

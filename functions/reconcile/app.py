@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dropcut import wiring
 from dropcut.inputs import ScheduledEvent
 from dropcut.observability import typed_handler
-from dropcut.settings import ReconcileSettings, Settings
+from dropcut.settings import JobEventSettings, ReconcileSettings, Settings
 from dropcut.steps.reconcile import ReconcileDeps, reconcile
 
 settings = Settings.from_env()
@@ -22,6 +22,7 @@ deps = ReconcileDeps(
     slots=wiring.slot_pool(settings),
     manifest_wait_seconds=reconcile_settings.manifest_wait_seconds,
     lost_task_hold_seconds=settings.slots.lost_task_hold_seconds,
+    events=wiring.job_events(JobEventSettings.from_env()),
 )
 
 

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dropcut import wiring
 from dropcut.inputs import FailureStep
 from dropcut.observability import logger, typed_handler
-from dropcut.settings import Settings
+from dropcut.settings import JobEventSettings, Settings
 from dropcut.steps.record_failure import RecordFailureDeps, record_failure
 
 settings = Settings.from_env()
@@ -17,6 +17,7 @@ deps = RecordFailureDeps(
     layout=settings.layout,
     slots=wiring.slot_pool(settings),
     lost_task_hold_seconds=settings.slots.lost_task_hold_seconds,
+    events=wiring.job_events(JobEventSettings.from_env()),
 )
 
 

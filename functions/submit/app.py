@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dropcut import wiring
 from dropcut.inputs import InboxMessage
 from dropcut.observability import instrumented, logger, metrics
-from dropcut.settings import Settings, SubmitSettings
+from dropcut.settings import JobEventSettings, Settings, SubmitSettings
 from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
 
 settings = Settings.from_env()
@@ -29,6 +29,7 @@ deps = SubmitDeps(
     executions=wiring.executions(submit_settings.state_machine_arn),
     settings=settings,
     default_prompt=submit_settings.default_prompt,
+    events=wiring.job_events(JobEventSettings.from_env()),
 )
 processor = BatchProcessor(event_type=EventType.SQS, model=InboxMessage)
 #: Metric per outcome: what an operator counts on the dashboard.

@@ -97,5 +97,10 @@ def test_the_s3_notification_sample_is_what_the_inbox_queue_carries():
 
 
 def test_every_sample_event_belongs_to_a_function():
-    expected = {f"{folder}.json" for folder in FOLDERS.values()} | {"inbox_notification.json"}
+    # Besides each function's event: what S3 puts in the inbox queue, and a job event (what
+    # the stack publishes; tests/unit/test_job_events.py checks it against its schema).
+    expected = {f"{folder}.json" for folder in FOLDERS.values()} | {
+        "inbox_notification.json",
+        "job_event.json",
+    }
     assert {path.name for path in EVENTS.glob("*.json")} == expected

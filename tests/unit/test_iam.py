@@ -128,6 +128,7 @@ STATE_MACHINE = "arn:aws:states:region:account:stateMachine:{JobStateMachine.Nam
 EXECUTIONS = "arn:aws:states:region:account:execution:{JobStateMachine.Name}:*"
 PROVIDER_KEY = "{ProviderApiKeySecretArn}"
 CALLBACK_KEY = "{CallbackSigningSecret}"
+DEFAULT_BUS = "arn:aws:events:region:account:event-bus/default"
 
 #: dropcut.slots.SlotPool (acquire, release, hold_until, dispatch, waiters, leave_line) ends
 #: with a hand-over: resume_wait -> SendTaskSuccess, which IAM allows only on Resource "*".
@@ -144,18 +145,21 @@ SLOT_POOL = allow(
 #: wiring.fetch_secret (Powertools parameters.get_secret) of the provider key / callback secret.
 PROVIDER_SECRET = allow(["secretsmanager:GetSecretValue"], PROVIDER_KEY)
 CALLBACK_SECRET = allow(["secretsmanager:GetSecretValue"], CALLBACK_KEY)
+#: wiring.job_events (dropcut.job_events.JobEvents.publish: PutEvents on the default bus).
+JOB_EVENTS = allow(["events:PutEvents"], DEFAULT_BUS)
 
 EXPECTED: dict[str, set[tuple[str, str]]] = {
     # steps.submit: storage.head_or_none (HEAD, by version), probe via s3_range_reader (ranged
     # GETs of the version), _read_manifest (GET of manifest and presets), validation (HEAD + GET
     # of images); ListBucket so a missing key answers 404 (read as "absent"), not 403;
     # error_reports.put_error_report (PutObject under errors/); JobStore get/create/update;
-    # Executions.start.
+    # Executions.start; job events (submitted, refused).
     "SubmitFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
     | allow(["s3:ListBucket"], BUCKET)
     | allow(["s3:PutObject", "s3:DeleteObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
-    | allow(["states:StartExecution"], STATE_MACHINE),
+    | allow(["states:StartExecution"], STATE_MACHINE)
+    | JOB_EVENTS,
     # steps.acquire_slot: JobStore.require, SlotPool.acquire.
     "AcquireSlotFunction": allow(["dynamodb:GetItem"], JOBS) | SLOT_POOL,
     # steps.start_task: storage.presign_get (the URL works only if its signer may GET the
@@ -168,25 +172,30 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "CheckStatusFunction": allow(["dynamodb:UpdateItem"], JOBS) | PROVIDER_SECRET,
     # steps.finalize: storage.stream_url_to_s3 (create_multipart_upload, upload_part and
     # complete_multipart_upload are s3:PutObject; abort_multipart_upload on a failed copy),
-    # put_json of the result manifest, JobStore require/update, SlotPool.release, provider key.
+    # put_json of the result manifest, JobStore require/update, SlotPool.release, provider key,
+    # job events (succeeded).
     "FinalizeFunction": allow(["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"], OUTBOX)
     | allow(["s3:GetObject"], INBOX)
     | allow(["s3:ListBucket"], BUCKET)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | SLOT_POOL
-    | PROVIDER_SECRET,
-    # steps.record_failure: write_error_report, JobStore require/update, settle_slot.
+    | PROVIDER_SECRET
+    | JOB_EVENTS,
+    # steps.record_failure: write_error_report, JobStore require/update, settle_slot, job
+    # events (failed).
     "RecordFailureFunction": allow(["s3:PutObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
-    | SLOT_POOL,
+    | SLOT_POOL
+    | JOB_EVENTS,
     # steps.reconcile: _records_in (Query on by_status), JobStore get/update, reports,
-    # Executions.status/start, the slot pool.
+    # Executions.status/start, the slot pool, job events (failed, cancelled).
     "ReconcileFunction": allow(["s3:PutObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | allow(["dynamodb:Query"], JOBS_BY_STATUS)
     | allow(["states:StartExecution"], STATE_MACHINE)
     | allow(["states:DescribeExecution"], EXECUTIONS)
-    | SLOT_POOL,
+    | SLOT_POOL
+    | JOB_EVENTS,
     # steps.webhook (internet-facing): JobStore get/update_returning, resume_callback_wait,
     # provider key (the confirming query), callback secret (the capability check).
     "WebhookFunction": allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
@@ -297,6 +306,7 @@ CLIENT_NEEDS: dict[str, Any] = {
         lambda g: g & allow(["states:SendTaskSuccess"], "*"),
     ),
     "provider key": (r"wiring\.provider_factory\(", lambda g: g & PROVIDER_SECRET),
+    "job events": (r"wiring\.job_events\(", lambda g: g & JOB_EVENTS),
     "callback key": (
         r"wiring\.(callback_signer|callback_url_factory)\(",
         lambda g: g & CALLBACK_SECRET,

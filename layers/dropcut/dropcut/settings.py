@@ -77,6 +77,18 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class JobEventSettings:
+    """Where job events go and whose they are (dropcut.job_events)."""
+
+    #: The stack name (POWERTOOLS_SERVICE_NAME, also the metrics' service dimension).
+    service: str
+
+    @classmethod
+    def from_env(cls) -> JobEventSettings:
+        return cls(service=os.environ["POWERTOOLS_SERVICE_NAME"])
+
+
+@dataclass(frozen=True)
 class CallbackSettings:
     """Callback mode: whether it is on, where the webhook is reached, which secret signs."""
 

@@ -17,10 +17,11 @@ from pydantic import SecretStr
 
 from dropcut.callbacks import CallbackSigner
 from dropcut.executions import Executions
+from dropcut.job_events import JobEvents
 from dropcut.jobs import JobStore
 from dropcut.providers import Provider, ProviderFor, ProviderSettings, make_provider
 from dropcut.providers.http import make_client
-from dropcut.settings import CallbackSettings, Settings
+from dropcut.settings import CallbackSettings, JobEventSettings, Settings
 from dropcut.slots import SlotPool
 from dropcut.steps.start_task import CallbackUrlFor
 
@@ -60,6 +61,23 @@ def dynamodb() -> DynamoDBServiceResource:
 def http_client() -> httpx.Client:
     """One httpx client per process, reused across invocations (connection pooling)."""
     return make_client()
+
+
+@cache
+def events_client() -> Any:
+    """EventBridge, for job events: few attempts, short timeouts (an event is best effort and
+    must not hold a step up; PutEvents' own SDK retries are the only ones)."""
+    from botocore.config import Config
+
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5
+    )
+    return boto3.client("events", config=config)
+
+
+def job_events(settings: JobEventSettings) -> JobEvents:
+    """The job event publisher of this stack (PutEvents on the default bus)."""
+    return JobEvents(events_client(), settings.service)
 
 
 def job_store(settings: Settings) -> JobStore:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ExecutionEnded, JobNotReady, ProviderBadResponse
 from dropcut.follow import TaskProgress
+from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
 from dropcut.jobs import JobStatus, JobStore, is_job_id
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
@@ -43,6 +44,8 @@ class FinalizeDeps:
     limits: ResultLimits
     #: Local stacks only: result links over http://127.0.0.1.
     allow_insecure_urls: bool = False
+    #: Job events (succeeded): best effort, never fails the step.
+    events: JobEvents = NO_JOB_EVENTS
 
 
 def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> FinalizeResult:
@@ -125,6 +128,16 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
             "stored_at": stored_at,
             "credits": manifest["credits"],
         },
+    )
+    deps.events.publish(
+        JobEventType.SUCCEEDED,
+        record.model_copy(
+            update={
+                "output_key": output_key,
+                "result_manifest_key": manifest_key,
+                "credits": manifest["credits"],
+            }
+        ),
     )
     metrics.add_metric(name="JobsSucceeded", unit="Count", value=1)
     if isinstance(manifest["credits"], int | float):

@@ -22,6 +22,7 @@ from boto3.dynamodb.conditions import Key
 from dropcut.error_reports import count_failure, write_error_report
 from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem
 from dropcut.executions import Executions
+from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, to_item
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
@@ -44,6 +45,8 @@ class ReconcileDeps:
     manifest_wait_seconds: int
     #: How long a slot stays held for a task that may still be running (s).
     lost_task_hold_seconds: int
+    #: Job events (failed, cancelled): best effort, never fails the pass.
+    events: JobEvents = NO_JOB_EVENTS
 
 
 def expire_manifest_waits(deps: ReconcileDeps, now: float) -> list[str]:
@@ -156,7 +159,12 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
     return report
 
 
-def _end_once(deps: ReconcileDeps, record: JobRecord, failure: Failure) -> bool:
+def _end_once(
+    deps: ReconcileDeps,
+    record: JobRecord,
+    failure: Failure,
+    kind: JobEventType = JobEventType.FAILED,
+) -> bool:
     """End the job with an error report unless it moved on since `record` was read; False
     then. The status flip is the claim: one ending."""
     claimed = deps.store.update(
@@ -167,8 +175,9 @@ def _end_once(deps: ReconcileDeps, record: JobRecord, failure: Failure) -> bool:
         condition_values={":seen": record.status.value},
     )
     if claimed:
-        write_error_report(deps.s3, deps.store, deps.layout, record, failure)
+        report_key = write_error_report(deps.s3, deps.store, deps.layout, record, failure)
         count_failure(failure.reason)
+        deps.events.publish(kind, record, failure=failure, report_key=report_key)
     return claimed
 
 
@@ -179,6 +188,7 @@ def _end_abandoned(deps: ReconcileDeps, record: JobRecord, execution: str) -> bo
         deps,
         record,
         Failure.of(ExecutionEnded(f"the job's execution {how} ({execution}) before the job ended")),
+        JobEventType.CANCELLED if execution == "ABORTED" else JobEventType.FAILED,
     )
     if ended:
         logger.warning(

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dropcut.error_reports import count_failure, describe_step_error, write_error_report
-from dropcut.jobs import JobStore
+from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
+from dropcut.jobs import JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger
 from dropcut.slots import SlotPool, settle_slot
@@ -24,6 +25,8 @@ class RecordFailureDeps:
     slots: SlotPool
     #: How long a slot stays held for a task that may still be running (s).
     lost_task_hold_seconds: float
+    #: Job events (failed): best effort, never fails the step.
+    events: JobEvents = NO_JOB_EVENTS
 
 
 def record_failure(deps: RecordFailureDeps, job_id: str, error: dict[str, Any]) -> str:
@@ -36,5 +39,7 @@ def record_failure(deps: RecordFailureDeps, job_id: str, error: dict[str, Any]) 
     key = write_error_report(deps.s3, deps.store, deps.layout, record, failure)
     settle_slot(deps.slots, record, deps.lost_task_hold_seconds)
     count_failure(failure.reason)
+    if record.status is not JobStatus.FAILED:  # else its ending (the reconciler's) was published
+        deps.events.publish(JobEventType.FAILED, record, failure=failure, report_key=key)
     logger.warning("job failed", extra={"reason": failure.reason, "error_type": failure.error_type})
     return key

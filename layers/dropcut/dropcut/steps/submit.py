@@ -12,6 +12,7 @@ from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.error_reports import put_error_report
 from dropcut.errors import Failure, InputInvalid, JobNotReady, ManifestTimedOut, Problem
 from dropcut.executions import Executions
+from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for, parse_job_spec
 from dropcut.layout import (
     MANIFEST_SUFFIX,
@@ -67,6 +68,8 @@ class SubmitDeps:
     default_prompt: str
     #: Resolves the hosts of https image URLs (the address guard checks every address).
     resolve: Resolver = system_resolver
+    #: Job events (submitted, refused): best effort, never fails the step.
+    events: JobEvents = NO_JOB_EVENTS
 
 
 def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | None) -> SubmitResult:
@@ -249,6 +252,10 @@ def _refuse(
         if not deps.store.create(JobRecord.model_validate({**record.model_dump(), **fields})):
             return SubmitResult(key, Outcome.DUPLICATE, record.job_id, detail="concurrent event")
     logger.warning("input refused", extra={"key": record.key, "problems": len(refusal.problems)})
+    report_key = str(failed["error_report_key"])
+    deps.events.publish(
+        JobEventType.REFUSED, record, failure=Failure.of(refusal), report_key=report_key
+    )
     return SubmitResult(key, Outcome.REFUSED, record.job_id, detail=str(refusal))
 
 
@@ -281,6 +288,7 @@ def _start(
     if not started:
         return SubmitResult(key, Outcome.DUPLICATE, ready.job_id, detail="concurrent event")
     _start_execution(deps, ready.job_id)
+    deps.events.publish(JobEventType.SUBMITTED, ready)
     logger.info("job started", extra={"key": ready.key, "spec_source": ready.spec_source})
     return SubmitResult(key, Outcome.STARTED, ready.job_id)
 

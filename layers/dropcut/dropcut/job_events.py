@@ -1,0 +1,220 @@
+"""Job events: one EventBridge event (default bus, source "dropcut") when a job is submitted,
+refused, succeeds, fails or is cancelled. The detail is built here and nowhere else
+(`JobEventDetail`, published as schemas/job-event.schema.json).
+
+Best effort: PutEvents has the SDK's own bounded retries; a failure after them is logged and
+counted (`JobEventsUnpublished`) and never fails the job (the output or the report is what the
+user paid for, and it is already stored when the event is sent).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from dropcut.errors import Failure
+from dropcut.jobs import JobRecord
+from dropcut.observability import logger, metrics
+
+
+class PutEvents(Protocol):
+    """The one EventBridge call made here (boto3's events client; no stubs are installed for it)."""
+
+    def put_events(self, *, Entries: list[dict[str, str]]) -> dict[str, Any]: ...
+
+
+#: The events' `source`: a rule matches it together with `detail.service` (the stack name).
+EVENT_SOURCE = "dropcut"
+#: The bus the events go to (the account's default bus).
+EVENT_BUS = "default"
+#: Longest error message carried in an event (the full one is in the error report).
+MAX_MESSAGE_CHARS = 1000
+
+
+class JobEventType(StrEnum):
+    """The events' `detail-type`, one per moment of a job."""
+
+    SUBMITTED = "Job Submitted"
+    REFUSED = "Job Refused"
+    SUCCEEDED = "Job Succeeded"
+    FAILED = "Job Failed"
+    CANCELLED = "Job Cancelled"
+
+    @property
+    def status(self) -> str:
+        """The detail's `status`: the type's last word, lower case."""
+        return self.value.split()[-1].lower()
+
+
+#: The types that end a job (exactly one of them per job ending); the template's email rule
+#: matches these (tests/unit/test_job_events.py checks it).
+ENDINGS = frozenset(
+    {
+        JobEventType.REFUSED,
+        JobEventType.SUCCEEDED,
+        JobEventType.FAILED,
+        JobEventType.CANCELLED,
+    }
+)
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
+
+
+class JobEventInput(BaseModel):
+    """The input version the job is about."""
+
+    model_config = _STRICT
+    bucket: str
+    key: str
+    version: str
+
+
+class JobEventDurations(BaseModel):
+    """Seconds, from the upload's arrival (total) and at the provider (null when unknown)."""
+
+    model_config = _STRICT
+    total_seconds: float = Field(description="From the job's record to this event.")
+    at_provider_seconds: float | None = Field(
+        default=None,
+        description="From the provider task's creation to its end being seen (null: no task, "
+        "or its end was not seen).",
+    )
+
+
+class JobEventProblem(BaseModel):
+    """One broken rule of a refused input (as in the error report)."""
+
+    model_config = _STRICT
+    field: str
+    message: str
+    limit: str = ""
+    hint: str = ""
+
+
+class JobEventDetail(BaseModel):
+    """The `detail` of every dropcut job event."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="dropcut job event detail (EventBridge source dropcut)",
+        # Every field is always sent (null when it does not apply): the schema says so.
+        json_schema_serialization_defaults_required=True,
+    )
+    schema_version: Literal[1] = 1
+    service: str = Field(description="The stack name (also the metrics' service dimension).")
+    job_id: str
+    status: Literal["submitted", "refused", "succeeded", "failed", "cancelled"]
+    input: JobEventInput
+    output_key: str | None = Field(default=None, description="The edited video (succeeded).")
+    result_manifest_key: str | None = None
+    error_report_key: str | None = Field(
+        default=None, description="The error report (refused, failed, cancelled)."
+    )
+    plan: dict[str, Any] | None = Field(
+        default=None, description="Reserved for media preparation; null for now."
+    )
+    provider: str | None = None
+    credits: float | None = None
+    durations: JobEventDurations
+    reason: str | None = Field(default=None, description="The failure reason (error reports').")
+    message: str | None = None
+    advice: str | None = None
+    problems: list[JobEventProblem] = []
+    occurred_at: float = Field(description="Epoch seconds.")
+
+
+def build_detail(
+    kind: JobEventType,
+    record: JobRecord,
+    service: str,
+    *,
+    failure: Failure | None = None,
+    report_key: str | None = None,
+    at: float | None = None,
+) -> JobEventDetail:
+    """The detail of a `kind` event for the job as `record` has it (an ending's fields set)."""
+    at = time.time() if at is None else at
+    at_provider = None
+    if record.task_created_at is not None and record.task_finished_seen_at is not None:
+        at_provider = round(max(0.0, record.task_finished_seen_at - record.task_created_at), 3)
+    message = failure.message[:MAX_MESSAGE_CHARS] if failure is not None else None
+    return JobEventDetail(
+        service=service,
+        job_id=record.job_id,
+        status=kind.status,
+        input=JobEventInput(bucket=record.bucket, key=record.key, version=record.version),
+        output_key=record.output_key,
+        result_manifest_key=record.result_manifest_key,
+        error_report_key=report_key or record.error_report_key,
+        provider=record.provider,
+        credits=record.credits,
+        durations=JobEventDurations(
+            total_seconds=round(max(0.0, at - record.created_at), 3),
+            at_provider_seconds=at_provider,
+        ),
+        reason=failure.reason if failure is not None else None,
+        message=message,
+        advice=failure.advice if failure is not None else None,
+        problems=[JobEventProblem(**problem.as_dict()) for problem in failure.problems]
+        if failure is not None
+        else [],
+        occurred_at=at,
+    )
+
+
+@dataclass(frozen=True)
+class JobEvents:
+    """Publishes job events for one stack (`service`). With no client it publishes nothing
+    (NO_JOB_EVENTS: steps built without wiring, tests)."""
+
+    client: PutEvents | None
+    service: str
+    bus: str = EVENT_BUS
+
+    def publish(
+        self,
+        kind: JobEventType,
+        record: JobRecord,
+        *,
+        failure: Failure | None = None,
+        report_key: str | None = None,
+    ) -> bool:
+        """Send one event; False (logged, counted) when it could not be sent. Never raises."""
+        if self.client is None:
+            return False
+        try:
+            detail = build_detail(
+                kind, record, self.service, failure=failure, report_key=report_key
+            )
+            answer = self.client.put_events(
+                Entries=[
+                    {
+                        "Source": EVENT_SOURCE,
+                        "DetailType": kind.value,
+                        "Detail": detail.model_dump_json(),
+                        "EventBusName": self.bus,
+                    }
+                ]
+            )
+        except (BotoCoreError, ClientError, ValueError) as exc:
+            return _unpublished(kind, f"{type(exc).__name__}: {exc}")
+        if answer.get("FailedEntryCount"):
+            entry: dict[str, Any] = dict((answer.get("Entries") or [{}])[0])
+            return _unpublished(kind, f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+        return True
+
+
+def _unpublished(kind: JobEventType, why: str) -> bool:
+    logger.warning("job event not published", extra={"event": kind.value, "error": why})
+    metrics.add_metric(name="JobEventsUnpublished", unit="Count", value=1)
+    return False
+
+
+#: Publishes nothing: the default of every step's Deps (wiring gives the handlers real ones).
+NO_JOB_EVENTS = JobEvents(client=None, service="")

@@ -1,0 +1,335 @@
+"""Job events: the detail (one builder, one published schema, a sample that matches it), the
+publisher (best effort: a failure is logged and counted, never raised), the steps that end a job
+(one event per ending), and the template's email rule (the ending types, this stack only)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from cfnlint.decode import decode
+
+from devstack.schema import JOB_EVENT_SCHEMA_PATH, render_job_event
+from dropcut.errors import Failure, InputInvalid, Problem, TaskFailed
+from dropcut.job_events import (
+    ENDINGS,
+    EVENT_SOURCE,
+    NO_JOB_EVENTS,
+    JobEventDetail,
+    JobEvents,
+    JobEventType,
+    build_detail,
+)
+from dropcut.jobs import JobRecord, JobSpec, JobStatus
+from dropcut.steps.reconcile import SETTLE_SECONDS, ReconcileDeps, reconcile
+from dropcut.steps.record_failure import RecordFailureDeps, record_failure
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads(JOB_EVENT_SCHEMA_PATH.read_text())
+SAMPLE = json.loads((ROOT / "events" / "job_event.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _metrics_namespace(monkeypatch):
+    """The namespace the template gives every function (count_failure's single metric needs it)."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "dropcut")
+
+
+def _record(**fields: Any) -> JobRecord:
+    return JobRecord(
+        **{
+            "job_id": "job-" + "0" * 40,
+            "status": JobStatus.RUNNING,
+            "bucket": "media",
+            "key": "inbox/team/a.mp4",
+            "version": "v1",
+            "spec": JobSpec(prompt="sepia"),
+            "provider": "evolink",
+            "created_at": 1000.0,
+            **fields,
+        }
+    )
+
+
+class FakeEventBridge:
+    """PutEvents as boto3 answers it, or failing as told."""
+
+    def __init__(self, fail_with: Exception | None = None, failed_entry: bool = False) -> None:
+        self.fail_with = fail_with
+        self.failed_entry = failed_entry
+        self.entries: list[dict[str, str]] = []
+
+    def put_events(self, *, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.entries.extend(Entries)
+        if self.failed_entry:
+            return {
+                "FailedEntryCount": 1,
+                "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}],
+            }
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}
+
+    def details(self) -> list[dict[str, Any]]:
+        return [json.loads(entry["Detail"]) for entry in self.entries]
+
+
+# -- the detail --------------------------------------------------------------------------------
+
+
+def test_published_schema_is_up_to_date():
+    assert JOB_EVENT_SCHEMA_PATH.read_text() == render_job_event(), "run: python -m devstack.schema"
+
+
+def test_a_success_carries_the_output_credits_and_both_durations():
+    record = _record(
+        output_key="outbox/team/a.edited.mp4",
+        result_manifest_key="outbox/team/a.edited.result.json",
+        credits=12.5,
+        task_created_at=1010.0,
+        task_finished_seen_at=1070.25,
+    )
+    detail = build_detail(JobEventType.SUCCEEDED, record, "stack", at=1100.0)
+    document = json.loads(detail.model_dump_json())
+    jsonschema.validate(document, SCHEMA)
+    assert document["status"] == "succeeded"
+    assert document["service"] == "stack"
+    assert document["input"] == {"bucket": "media", "key": "inbox/team/a.mp4", "version": "v1"}
+    assert document["output_key"] == "outbox/team/a.edited.mp4"
+    assert document["credits"] == 12.5
+    assert document["durations"] == {"total_seconds": 100.0, "at_provider_seconds": 60.25}
+    assert document["plan"] is None
+    assert (document["reason"], document["advice"], document["problems"]) == (None, None, [])
+
+
+def test_a_refusal_carries_reason_advice_and_every_problem_and_no_provider_time():
+    problems = [
+        Problem("prompt", "too long", "at most 2500 characters", "Shorten it."),
+        Problem("images[0]", "not found"),
+    ]
+    failure = Failure.of(InputInvalid(problems))
+    detail = build_detail(
+        JobEventType.REFUSED,
+        _record(status=JobStatus.RECEIVED),
+        "stack",
+        failure=failure,
+        report_key="errors/team/a.mp4.error.json",
+        at=1002.0,
+    )
+    document = json.loads(detail.model_dump_json())
+    jsonschema.validate(document, SCHEMA)
+    assert document["status"] == "refused"
+    assert document["reason"] == "input_invalid"
+    assert document["advice"] == InputInvalid.advice
+    assert [p["field"] for p in document["problems"]] == ["prompt", "images[0]"]
+    assert document["problems"][0]["limit"] == "at most 2500 characters"
+    assert document["error_report_key"] == "errors/team/a.mp4.error.json"
+    assert document["durations"] == {"total_seconds": 2.0, "at_provider_seconds": None}
+
+
+def test_every_type_has_a_status_the_schema_accepts_and_the_endings_are_all_but_submitted():
+    statuses = set(SCHEMA["properties"]["status"]["enum"])
+    assert {kind.status for kind in JobEventType} == statuses
+    assert set(JobEventType) - ENDINGS == {JobEventType.SUBMITTED}
+
+
+def test_the_schema_refuses_an_unknown_field_or_a_missing_one():
+    document = json.loads(build_detail(JobEventType.SUBMITTED, _record(), "s").model_dump_json())
+    jsonschema.validate(document, SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**document, "colour": "red"}, SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({k: v for k, v in document.items() if k != "plan"}, SCHEMA)
+
+
+def test_the_sample_event_is_a_job_event_whose_detail_the_schema_and_model_accept():
+    assert SAMPLE["source"] == EVENT_SOURCE
+    assert SAMPLE["detail-type"] in {kind.value for kind in JobEventType}
+    jsonschema.validate(SAMPLE["detail"], SCHEMA)
+    detail = JobEventDetail.model_validate(SAMPLE["detail"])
+    assert JobEventType(SAMPLE["detail-type"]).status == detail.status
+
+
+# -- the publisher -----------------------------------------------------------------------------
+
+
+def test_an_event_goes_to_the_default_bus_with_source_type_and_detail():
+    client = FakeEventBridge()
+    assert JobEvents(client, "stack").publish(JobEventType.SUBMITTED, _record())
+    [entry] = client.entries
+    assert (entry["Source"], entry["DetailType"], entry["EventBusName"]) == (
+        "dropcut",
+        "Job Submitted",
+        "default",
+    )
+    jsonschema.validate(json.loads(entry["Detail"]), SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "client",
+    [
+        FakeEventBridge(
+            fail_with=ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutEvents"
+            )
+        ),
+        FakeEventBridge(fail_with=EndpointConnectionError(endpoint_url="https://events")),
+        FakeEventBridge(failed_entry=True),
+    ],
+    ids=["denied", "unreachable", "entry-failed"],
+)
+def test_a_failed_publish_is_logged_and_counted_never_raised(client, caplog):
+    from dropcut.observability import metrics
+
+    metrics.clear_metrics()
+    sent = JobEvents(client, "stack").publish(
+        JobEventType.FAILED, _record(), failure=Failure.of(TaskFailed("refused"))
+    )
+    assert sent is False
+    assert metrics.metric_set["JobEventsUnpublished"]["Value"] == [1.0]
+    metrics.clear_metrics()
+
+
+def test_without_a_client_nothing_is_published():
+    assert NO_JOB_EVENTS.publish(JobEventType.SUCCEEDED, _record()) is False
+
+
+# -- the steps: one event per ending -----------------------------------------------------------
+
+
+def _record_failure_deps(s3, settings, store, pool, client) -> RecordFailureDeps:
+    return RecordFailureDeps(
+        s3=s3,
+        store=store,
+        layout=settings.layout,
+        slots=pool,
+        lost_task_hold_seconds=60,
+        events=JobEvents(client, "stack"),
+    )
+
+
+TASK_FAILED = {"Error": "TaskFailed", "Cause": "the provider reported the task failed"}
+
+
+def test_record_failure_publishes_one_failed_event(media_bucket, settings, stored_job, pool):
+    store, job_id = stored_job(status=JobStatus.RUNNING)
+    client = FakeEventBridge()
+    key = record_failure(
+        _record_failure_deps(media_bucket, settings, store, pool, client), job_id, TASK_FAILED
+    )
+    [detail] = client.details()
+    assert [entry["DetailType"] for entry in client.entries] == ["Job Failed"]
+    assert (detail["job_id"], detail["reason"], detail["error_report_key"]) == (
+        job_id,
+        "provider_task_failed",
+        key,
+    )
+    jsonschema.validate(detail, SCHEMA)
+
+
+def test_record_failure_of_a_job_already_ended_publishes_nothing_more(
+    media_bucket, settings, stored_job, pool
+):
+    # The reconciler ended it (and published); then its execution's Finalize raised ExecutionEnded.
+    store, job_id = stored_job(status=JobStatus.FAILED, error_reason="execution_ended")
+    client = FakeEventBridge()
+    deps = _record_failure_deps(media_bucket, settings, store, pool, client)
+    record_failure(deps, job_id, {"Error": "ExecutionEnded", "Cause": "ended"})
+    assert client.entries == []
+
+
+def test_a_job_ends_even_when_its_event_cannot_be_published(
+    media_bucket, settings, stored_job, pool
+):
+    store, job_id = stored_job(status=JobStatus.RUNNING)
+    down = FakeEventBridge(fail_with=EndpointConnectionError(endpoint_url="https://events"))
+    record_failure(
+        _record_failure_deps(media_bucket, settings, store, pool, down), job_id, TASK_FAILED
+    )
+    assert store.require(job_id).status is JobStatus.FAILED
+
+
+class StoppedExecutions:
+    def __init__(self, statuses: dict[str, str]) -> None:
+        self.statuses = statuses
+
+    def status(self, job_id: str) -> str | None:
+        return self.statuses.get(job_id)
+
+    def start(self, job_id: str) -> None:
+        raise AssertionError("nothing to start")
+
+
+@pytest.mark.parametrize(
+    ("execution", "kind"), [("ABORTED", "Job Cancelled"), ("TIMED_OUT", "Job Failed")]
+)
+def test_the_reconciler_publishes_one_ending_per_abandoned_job(
+    media_bucket, settings, stored_job, pool, execution, kind
+):
+    store, job_id = stored_job(
+        status=JobStatus.RUNNING, created_at=time.time() - SETTLE_SECONDS - 60
+    )
+    client = FakeEventBridge()
+    deps = ReconcileDeps(
+        s3=media_bucket,
+        store=store,
+        layout=settings.layout,
+        executions=StoppedExecutions({job_id: execution}),  # type: ignore[arg-type]
+        slots=pool,
+        manifest_wait_seconds=600,
+        lost_task_hold_seconds=60,
+        events=JobEvents(client, "stack"),
+    )
+    assert reconcile(deps).ended == [job_id]
+    assert reconcile(deps).ended == []  # a second pass finds it ended: no second event
+    assert [entry["DetailType"] for entry in client.entries] == [kind]
+    [detail] = client.details()
+    assert detail["reason"] == "execution_ended"
+
+
+def test_the_reconciler_publishes_a_manifest_timeout(media_bucket, settings, stored_job, pool):
+    store, job_id = stored_job(
+        status=JobStatus.WAITING_FOR_MANIFEST, spec=None, created_at=time.time() - 700
+    )
+    client = FakeEventBridge()
+    deps = ReconcileDeps(
+        s3=media_bucket,
+        store=store,
+        layout=settings.layout,
+        executions=StoppedExecutions({}),  # type: ignore[arg-type]
+        slots=pool,
+        manifest_wait_seconds=600,
+        lost_task_hold_seconds=60,
+        events=JobEvents(client, "stack"),
+    )
+    assert reconcile(deps).manifest_timeouts == [job_id]
+    [detail] = client.details()
+    assert (detail["status"], detail["reason"]) == ("failed", "manifest_timeout")
+    assert detail["problems"][0]["field"] == "manifest"
+
+
+# -- the template ------------------------------------------------------------------------------
+
+
+def test_the_email_rule_matches_this_stacks_endings_and_feeds_the_topic():
+    template, _ = decode(str(ROOT / "template.yaml"))
+    resources = template["Resources"]
+    rule = resources["JobEndingsRule"]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == [EVENT_SOURCE]
+    assert set(pattern["detail-type"]) == {kind.value for kind in ENDINGS}
+    assert pattern["detail"] == {"service": [{"Ref": "AWS::StackName"}]}
+    assert rule["Properties"]["Targets"] == [{"Id": "email", "Arn": {"Ref": "JobEndingsTopic"}}]
+    for name in ("JobEndingsRule", "JobEndingsTopic", "JobEndingsTopicPolicy"):
+        assert resources[name]["Condition"] == "HasNotificationEmail"
+    [statement] = resources["JobEndingsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["JobEndingsRule", "Arn"]}}
+    }
