@@ -37,6 +37,9 @@ FAST_POLLING = {
     "CallbackSilenceSeconds": "5",
     "InboxRetrySeconds": "30",
 }
+#: The local stack has an email subscriber, so the template's job endings rule exists; moto
+#: sends no email, and the rule's events go to a stand-in queue (`LocalApp.job_events`).
+LOCAL_NOTIFICATION_EMAIL = "operator@example.com"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class JobEnding:
 class LocalApp:
     stack: DevStack
     simulator: Simulator
+    #: The job events read so far from the endings rule's target (see `job_events`).
+    delivered_events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def bucket(self) -> str:
@@ -173,6 +178,39 @@ class LocalApp:
             time.sleep(0.2)
         raise TimeoutError(f"no ending for {video_key} within {timeout} s")
 
+    def job_events(
+        self, rule: str = "JobEndingsRule", target: str = "email"
+    ) -> list[dict[str, Any]]:
+        """Every EventBridge event the template's `rule` delivered to `target` so far, oldest
+        first, as the target receives it (envelope and detail): on the local stack the target
+        is a stand-in queue (moto delivers to SQS only), read and emptied here."""
+        url = self.stack.deployment.event_rule_queues[rule][target]
+        sqs = self.stack.client("sqs")
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return list(self.delivered_events)
+            for message in messages:
+                self.delivered_events.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def wait_for_job_events(
+        self, job_id: str, count: int = 1, timeout: float = 15.0, settle: float = 1.0
+    ) -> list[dict[str, Any]]:
+        """The job events of `job_id` delivered by the endings rule, once there are `count`
+        (and `settle` seconds more have brought no other). TimeoutError if fewer come."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.job_events() if e["detail"]["job_id"] == job_id]
+            if len(found) >= count:
+                time.sleep(settle)
+                return [e for e in self.job_events() if e["detail"]["job_id"] == job_id]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(found)} of {count} job events of {job_id} came")
+            time.sleep(0.1)
+
     def _json(self, key: str) -> dict[str, Any]:
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         document: dict[str, Any] = json.loads(body)
@@ -211,6 +249,7 @@ def local_app(
             "ProviderBaseUrl": simulator.url,
             "ProviderApiKeySecretArn": SECRET_ARN,
             "AllowInsecureUrls": "true",
+            "NotificationEmail": LOCAL_NOTIFICATION_EMAIL,
             **(parameters or {}),
         }
         with DevStack(ROOT / "template.yaml", overrides, port=port, code_root=code_root) as stack:

@@ -37,6 +37,8 @@ CREATORS: dict[str, Creator] = {
     "AWS::SecretsManager::Secret": resources.create_secret,
     "AWS::Serverless::Function": lambdas.create_function,
     "AWS::Serverless::StateMachine": resources.create_state_machine,
+    "AWS::SNS::Topic": resources.create_topic,
+    "AWS::Events::Rule": resources.create_event_rule,
 }
 
 #: The one resource of the stack record (CloudFormation wants one; moto creates nothing for it).
@@ -47,6 +49,7 @@ _IGNORED_TYPES = {
     "AWS::Serverless::LayerVersion",  # used through the functions' Layers (sys.path)
     "AWS::Lambda::LayerVersion",
     "AWS::S3::BucketPolicy",
+    "AWS::SNS::TopicPolicy",
     "AWS::Logs::LogGroup",
     "AWS::CloudWatch::Alarm",
     "AWS::CloudWatch::Dashboard",
@@ -75,6 +78,9 @@ class Provisioner:
         self.function_specs: dict[str, lambda_runtime.FunctionSpec] = {}
         self.pools: dict[str, lambda_runtime.FunctionPool] = {}
         self.state_machine_definitions: dict[str, str] = {}
+        #: EventBridge rule -> target id -> URL of the queue that receives what the target
+        #: would (moto delivers to SQS targets only; `resources.create_event_rule`).
+        self.event_rule_queues: dict[str, dict[str, str]] = {}
         #: Bucket name -> its notification configuration (template and SAM events), applied
         #: once every event source is known.
         self.bucket_notifications: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -260,6 +266,8 @@ class Provisioner:
                 "QueueName": name,
                 "Arn": f"arn:aws:sqs:{region}:{account}:{name}",
             }  # Ref (the URL) once created
+        elif rtype in ("AWS::SNS::Topic", "AWS::Events::Rule"):
+            attrs = self._messaging_attributes(logical_id, rtype)
         elif rtype == "AWS::SecretsManager::Secret":
             attrs = {}  # Ref (the ARN, with moto's random suffix) once created
         elif rtype in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
@@ -274,6 +282,18 @@ class Provisioner:
             attrs = {"Ref": f"{self.stack.stack_name}-{logical_id}"}
         self._attributes[logical_id] = attrs
         return attrs
+
+    def _messaging_attributes(self, logical_id: str, rtype: str) -> dict[str, Any]:
+        """Ref and GetAtt of an SNS topic or an EventBridge rule."""
+        region, account = self.stack.region, self.stack.account_id
+        if rtype == "AWS::SNS::Topic":
+            name = self._name(logical_id, "TopicName", 256)
+            arn = f"arn:aws:sns:{region}:{account}:{name}"
+            return {"Ref": arn, "TopicArn": arn, "TopicName": name}
+        name = self._name(logical_id, "Name", 64)
+        bus = self.prop(logical_id, "EventBusName") or "default"
+        path = f"rule/{name}" if bus == "default" else f"rule/{bus}/{name}"
+        return {"Ref": name, "Arn": f"arn:aws:events:{region}:{account}:{path}"}
 
     def record(self, logical_id: str, attributes: dict[str, Any]) -> None:
         """Attributes known once the resource exists (a queue's URL, a secret's ARN, ...)."""

@@ -338,3 +338,61 @@ def create_state_machine(p: Provisioner, logical_id: str, raw_props: dict[str, A
         roleArn=role,
         type=resolve(raw_props.get("Type", "STANDARD")),
     )
+
+
+# -- SNS, EventBridge -------------------------------------------------------------------------
+
+
+def create_topic(p: Provisioner, logical_id: str, props: dict[str, Any]) -> None:
+    """An SNS topic with its inline subscriptions (moto records them; it sends no email)."""
+    props = p.resolver.resolve(props)
+    sns = p.client("sns")
+    arn = sns.create_topic(Name=p.lookup(logical_id, "TopicName"))["TopicArn"]
+    for subscription in props.get("Subscription") or []:
+        p.best_effort(
+            f"{logical_id} {subscription['Protocol']} subscription",
+            lambda s=subscription: sns.subscribe(
+                TopicArn=arn, Protocol=s["Protocol"], Endpoint=s["Endpoint"]
+            ),
+        )
+
+
+def create_event_rule(p: Provisioner, logical_id: str, raw_props: dict[str, Any]) -> None:
+    """An EventBridge rule with its pattern, on its bus in moto. moto delivers matched events to
+    SQS targets only (an SNS or Lambda target raises inside PutEvents), so each target that is
+    not a queue is replaced by a stand-in queue, `<stack>-<Rule>-<TargetId>`, that receives what
+    the target would (`provisioner.event_rule_queues`: rule -> target id -> queue URL)."""
+    props = p.resolver.resolve(raw_props)
+    name = p.lookup(logical_id, "Ref")
+    events = p.client("events")
+    bus = str(props.get("EventBusName") or "default")
+    kwargs: dict[str, Any] = {"Name": name, "EventBusName": bus}
+    if "EventPattern" in props:
+        pattern = props["EventPattern"]
+        kwargs["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+    if "ScheduleExpression" in props:
+        kwargs["ScheduleExpression"] = props["ScheduleExpression"]
+    if "State" in props:
+        kwargs["State"] = props["State"]
+    if props.get("Description"):
+        kwargs["Description"] = props["Description"]
+    events.put_rule(**kwargs)
+    stand_ins = p.event_rule_queues.setdefault(logical_id, {})
+    targets = []
+    for target in props.get("Targets") or []:
+        arn = str(target["Arn"])
+        if not arn.startswith("arn:aws:sqs:"):
+            queue = p.client("sqs").create_queue(
+                QueueName=f"{p.stack.stack_name}-{logical_id}-{target['Id']}"[:80]
+            )["QueueUrl"]
+            stand_ins[target["Id"]] = queue
+            attributes = p.client("sqs").get_queue_attributes(
+                QueueUrl=queue, AttributeNames=["QueueArn"]
+            )
+            arn = attributes["Attributes"]["QueueArn"]
+            LOG.info(
+                "%s: target %s delivered to the stand-in queue %s", logical_id, target["Id"], queue
+            )
+        targets.append({"Id": target["Id"], "Arn": arn})
+    if targets:
+        events.put_targets(Rule=name, EventBusName=bus, Targets=targets)

@@ -333,3 +333,66 @@ def test_the_email_rule_matches_this_stacks_endings_and_feeds_the_topic():
     assert statement["Condition"] == {
         "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["JobEndingsRule", "Arn"]}}
     }
+
+
+# -- Submit: submitted, refused, and nothing for a repeated event ------------------------------
+
+
+@pytest.fixture
+def submit_deps(jobs_table, media_bucket, settings):
+    from dropcut.executions import Executions
+    from dropcut.jobs import JobStore
+    from dropcut.steps.submit import SubmitDeps
+    from tests.unit.test_intake_refusal import RecordingStepFunctions
+
+    client = FakeEventBridge()
+    deps = SubmitDeps(
+        s3=media_bucket,
+        store=JobStore(jobs_table),
+        executions=Executions(
+            RecordingStepFunctions(), "arn:aws:states:us-east-1:1:stateMachine:j"
+        ),
+        settings=settings,
+        default_prompt="",
+        events=JobEvents(client, "stack"),
+    )
+    return deps, client
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    from devstack.media import make_sample_video
+
+    path = make_sample_video(
+        tmp_path_factory.mktemp("events") / "c.mp4", seconds=3.0, width=64, height=48
+    )
+    return Path(path).read_bytes()
+
+
+def test_submit_publishes_submitted_once_and_refused_once(submit_deps, small_clip, settings):
+    from dropcut.steps.submit import Outcome, submit_object
+
+    deps, client = submit_deps
+    s3 = deps.s3
+    good = s3.put_object(
+        Bucket="media", Key="inbox/ok.mp4", Body=small_clip, Metadata={"prompt": "sepia"}
+    )
+    s3.put_object(Bucket="media", Key="inbox/bad.mp4.json", Body=b'{"prompt": "x", "colour": 1}')
+    bad = s3.put_object(Bucket="media", Key="inbox/bad.mp4", Body=small_clip)
+    started = submit_object(deps, "media", "inbox/ok.mp4", good["VersionId"])
+    refused = submit_object(deps, "media", "inbox/bad.mp4", bad["VersionId"])
+    assert (started.outcome, refused.outcome) == (Outcome.STARTED, Outcome.REFUSED)
+    # S3 events come at least once: a repeat of either publishes nothing.
+    again = [
+        submit_object(deps, "media", "inbox/ok.mp4", good["VersionId"]).outcome,
+        submit_object(deps, "media", "inbox/bad.mp4", bad["VersionId"]).outcome,
+    ]
+    assert again == [Outcome.DUPLICATE, Outcome.DUPLICATE]
+    assert [entry["DetailType"] for entry in client.entries] == ["Job Submitted", "Job Refused"]
+    submitted, refusal = client.details()
+    assert (submitted["job_id"], submitted["status"]) == (started.job_id, "submitted")
+    assert (refusal["job_id"], refusal["reason"]) == (refused.job_id, "input_invalid")
+    assert refusal["problems"][0]["field"] == "colour"
+    assert refusal["error_report_key"] == settings.layout.error_report_key("inbox/bad.mp4")
+    for detail in (submitted, refusal):
+        jsonschema.validate(detail, SCHEMA)
