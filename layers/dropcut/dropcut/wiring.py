@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from dropcut.callbacks import CallbackSigner
 from dropcut.executions import Executions
 from dropcut.jobs import JobStore
+from dropcut.pace import PaceBook
 from dropcut.providers import Provider, ProviderFor, ProviderSettings, make_provider
 from dropcut.providers.http import make_client
 from dropcut.settings import CallbackSettings, Settings
@@ -64,6 +65,11 @@ def http_client() -> httpx.Client:
 
 def job_store(settings: Settings) -> JobStore:
     return JobStore(dynamodb().Table(settings.jobs_table))
+
+
+def pace_book(settings: Settings) -> PaceBook:
+    """Recent provider task durations (in the jobs table)."""
+    return PaceBook(dynamodb().Table(settings.jobs_table))
 
 
 def slot_pool(settings: Settings) -> SlotPool:

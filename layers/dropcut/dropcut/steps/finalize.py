@@ -11,9 +11,10 @@ from pydantic import BaseModel
 
 from dropcut.errors import ExecutionEnded, JobNotReady, ProviderBadResponse
 from dropcut.follow import TaskProgress
-from dropcut.jobs import JobStatus, JobStore
+from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
+from dropcut.pace import PaceBook
 from dropcut.providers import ProviderFor, TaskState
 from dropcut.result_copy import ResultLimits, copy_result_to_s3
 from dropcut.slots import SlotPool
@@ -42,6 +43,8 @@ class FinalizeDeps:
     limits: ResultLimits
     #: Local stacks only: result links over http://127.0.0.1.
     allow_insecure_urls: bool = False
+    #: Where the durations of tasks whose end a callback told are recorded (dropcut.pace).
+    pace: PaceBook | None = None
 
 
 def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> FinalizeResult:
@@ -74,6 +77,7 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
             f"the provider reported {task.provider_status} for a task it had reported completed"
         )
     slots.release(job_id)
+    _record_pace(deps, record, progress)
     started = time.time()
     size = copy_result_to_s3(
         deps.client,
@@ -126,3 +130,12 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
     return FinalizeResult(
         output_key=output_key, result_manifest_key=manifest_key, bytes_stored=size
     )
+
+
+def _record_pace(deps: FinalizeDeps, record: JobRecord, progress: TaskProgress) -> None:
+    """A task whose end a confirmed callback told: its duration goes into the pace ring. (A
+    status check that saw the end recorded it already, and handed over a succeeded task.)"""
+    if deps.pace is None or not progress.pace_key or progress.state is TaskState.SUCCEEDED:
+        return
+    if record.callback_received_at and record.task_created_at:
+        deps.pace.record(progress.pace_key, record.callback_received_at - record.task_created_at)
