@@ -77,6 +77,7 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
             f"the provider reported {task.provider_status} for a task it had reported completed"
         )
     slots.release(job_id)
+    released_at = time.time()
     _record_pace(deps, record, progress)
     started = time.time()
     size = copy_result_to_s3(
@@ -120,6 +121,7 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
             "output_key": output_key,
             "result_manifest_key": manifest_key,
             "stored_at": stored_at,
+            "slot_released_at": released_at,
             "credits": manifest["credits"],
         },
     )
