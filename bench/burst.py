@@ -35,8 +35,9 @@ def main(argv: list[str]) -> int:
     calm = "--calm" in argv
     limit = int(_option(argv, "--limit", LIMIT))
     task_seconds = _option(argv, "--task-seconds", 2.0)
+    valued = {"--limit", "--task-seconds"}
     numbers = [
-        int(a) for i, a in enumerate(argv) if a.isdigit() and not argv[i - 1].startswith("--")
+        int(a) for i, a in enumerate(argv) if a.isdigit() and (i == 0 or argv[i - 1] not in valued)
     ]
     clips = numbers[0] if numbers else 200
     timeout = max(420.0, 3 * clips / limit * task_seconds + 120)
