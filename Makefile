@@ -94,9 +94,9 @@ stack: $(STAMP)
 simulator: $(STAMP)
 	$(BIN)/python -m devstack.simulator --port 8765 --allow-insecure-callbacks
 
+# One table at the end (bench/__main__.py); each benchmark also runs alone: python -m bench.<name>.
 bench: $(STAMP)
-	$(BIN)/python -m bench.follow_modes
-	$(BIN)/python -m bench.burst
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache

@@ -11,10 +11,15 @@ deployed defaults follow for the same task (`PollPlan.waits_for`, the rule `Chec
 
     python -m bench.follow_modes            (every mode, one process each)
     python -m bench.follow_modes MODE       (one of the MODES below)
+    python -m bench.follow_modes --json     (every mode; one JSON list of the figures)
+
+`poll-no-estimate-warm` runs one job before the measured one on the same stack: the measured
+job's first wait is learned from it (dropcut.pace), where `poll-no-estimate` starts cold.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -25,6 +30,7 @@ from devstack.local_app import local_app
 from devstack.media import make_sample_video
 from devstack.simulator import SimConfig
 from dropcut.follow import PollPlan
+from dropcut.pace import learned_wait
 
 TASK_SECONDS = 240
 SCALE = 1 / 15
@@ -41,6 +47,8 @@ class Mode:
     fault: dict[str, Any] | None = None
     #: Poll modes: the provider's estimate, unscaled (None: it gives none).
     estimate: int | None = None
+    #: Run one job first on the same stack, so this one starts with history (dropcut.pace).
+    warm: bool = False
 
 
 MODES: dict[str, Mode] = {
@@ -58,6 +66,7 @@ MODES: dict[str, Mode] = {
         estimate=TASK_SECONDS // 2,
     ),
     "poll-no-estimate": Mode("aimlapi"),
+    "poll-no-estimate-warm": Mode("aimlapi", warm=True),
 }
 
 
@@ -81,6 +90,9 @@ def run(mode: str) -> None:
         if chosen.fault:
             app.simulator.add_fault(**chosen.fault)
         clip = make_sample_video("/tmp/bench-clip.mp4", seconds=4.0).read_bytes()
+        if chosen.warm:  # the same provider, model and clip length, once before
+            app.put(f"inbox/bench/{mode}-history.mp4", clip, metadata={"prompt": "monochrome"})
+            app.wait_for_ending(f"inbox/bench/{mode}-history.mp4", timeout=task_seconds * 6 + 60)
         key = f"inbox/bench/{mode}.mp4"
         app.put(key, clip, metadata={"prompt": "monochrome"})
         ending = app.wait_for_ending(key, timeout=task_seconds * 6 + 60)
@@ -116,27 +128,59 @@ def run(mode: str) -> None:
         f"status checks {entered.count('CheckStatus'):2d}   "
         f"provider done -> stored {late:5.1f} s measured ({as_deployed} as deployed)"
     )
+    figures: dict[str, Any] = {
+        "mode": mode,
+        "transitions": len(entered),
+        "lambdas": len(lambdas),
+        "checks": entered.count("CheckStatus"),
+        "late_measured": late,
+    }
     if mode.startswith("poll"):
         # What the deployed defaults would do for the same task (the scaled run rounds waits).
-        waits = DEPLOYED.waits_for(TASK_SECONDS, chosen.estimate)
+        learned = None
+        if chosen.warm:  # history: one task like it, seen ending on the cold schedule
+            learned = learned_wait(
+                [sum(DEPLOYED.waits_for(TASK_SECONDS))], DEPLOYED.initial_seconds
+            )
+        waits = DEPLOYED.waits_for(TASK_SECONDS, chosen.estimate, learned)
         print(
             f"{'':20s} deployed defaults: waits {waits} -> {len(waits)} status checks, "
-            f"task end seen {sum(waits) - TASK_SECONDS} s late"
+            f"{3 + 4 * len(waits)} transitions, task end seen {sum(waits) - TASK_SECONDS} s late"
         )
+        figures["deployed_waits"] = waits
+        figures["deployed_transitions"] = 3 + 4 * len(waits)
+        figures["deployed_late"] = sum(waits) - TASK_SECONDS
+    print("RESULT " + json.dumps(figures))
 
 
 def main() -> int:
-    if len(sys.argv) > 1:
+    if len(sys.argv) > 1 and sys.argv[1] != "--json":
         run(sys.argv[1])
         return 0
-    print(
-        f"provider task of {TASK_SECONDS} s, run at {SCALE:.3f} scale "
-        f"({TASK_SECONDS * SCALE:.0f} s); callback silence 300 s; polls 15 s growing to 60 s"
-    )
+    quiet = "--json" in sys.argv
+    if not quiet:
+        print(
+            f"provider task of {TASK_SECONDS} s, run at {SCALE:.3f} scale "
+            f"({TASK_SECONDS * SCALE:.0f} s); callback silence 300 s; polls 15 s growing to 60 s"
+        )
     started = time.monotonic()
+    results = []
     for mode in MODES:
-        subprocess.run([sys.executable, "-m", "bench.follow_modes", mode], check=True)
-    print(f"(benchmark took {time.monotonic() - started:.0f} s)")
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.follow_modes", mode],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for line in out.splitlines():
+            if line.startswith("RESULT "):
+                results.append(json.loads(line.removeprefix("RESULT ")))
+            elif not quiet:
+                print(line)
+    if quiet:
+        print(json.dumps(results))
+    else:
+        print(f"(benchmark took {time.monotonic() - started:.0f} s)")
     return 0
 
 

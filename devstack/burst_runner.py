@@ -95,6 +95,11 @@ class BurstReport:
     reconcile_runs: int
     slots_held_after: dict[str, Holder]
     jobs_in_line_after: int
+    #: Seconds from a slot's release (Finalize, job record) to the next task's creation at the
+    #: provider (simulator), one per hand-over.
+    handovers: list[float] = field(default_factory=list)
+    #: Seconds from a task's end at the provider to the next task's creation (the same pairing).
+    end_to_next: list[float] = field(default_factory=list)
 
     @property
     def runnable(self) -> int:
@@ -135,7 +140,34 @@ class BurstReport:
             "transitions_per_execution": round(sum(self.transitions) / len(self.transitions), 2)
             if self.transitions
             else 0,
+            "handover_p50": round(_quantile(self.handovers, 0.5), 2),
+            "handover_p95": round(_quantile(self.handovers, 0.95), 2),
+            "end_to_next_p50": round(_quantile(self.end_to_next, 0.5), 2),
+            "end_to_next_p95": round(_quantile(self.end_to_next, 0.95), 2),
         }
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _handovers(
+    app: LocalApp, stats: dict[str, Any], limit: int, *, from_end: bool = False
+) -> list[float]:
+    """Release -> next task created: the i-th slot given back lets the (limit + i)-th task be
+    created (tasks and releases each in time order; a calm burst, where every task runs).
+    `from_end`: from the i-th task's end at the provider instead of the i-th release."""
+    if from_end:
+        released = sorted(float(t["finished_at"]) for t in stats["tasks"] if t["finished_at"])
+    else:
+        released = sorted(
+            float(job["slot_released_at"]) for job in app.jobs() if job.get("slot_released_at")
+        )
+    created = sorted(float(task["created_at"]) for task in stats["tasks"])
+    return [created[limit + i] - at for i, at in enumerate(released) if limit + i < len(created)]
 
 
 def run_burst(app: LocalApp, plan: BurstPlan, clip: bytes) -> BurstReport:
@@ -177,6 +209,8 @@ def run_burst(app: LocalApp, plan: BurstPlan, clip: bytes) -> BurstReport:
         reconcile_runs=chaos.reconcile_runs,
         slots_held_after=app.slot_holders(),
         jobs_in_line_after=len(app.jobs_in_line()),
+        handovers=_handovers(app, stats, limit),
+        end_to_next=_handovers(app, stats, limit, from_end=True),
     )
 
 

@@ -24,6 +24,7 @@ deps = FinalizeDeps(
     limits=ResultLimits(max_bytes=finalize_settings.max_result_bytes, max_seconds=600.0),
     allow_insecure_urls=settings.allow_insecure_urls,
     events=wiring.job_events(JobEventSettings.from_env()),
+    pace=wiring.pace_book(settings),
 )
 
 

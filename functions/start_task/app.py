@@ -22,6 +22,7 @@ deps = StartTaskDeps(
     plan=start_settings.poll,
     presign_seconds=start_settings.presign_seconds,
     callback_url_for=wiring.callback_url_factory(start_settings.callbacks),
+    pace=wiring.pace_book(settings),
 )
 
 

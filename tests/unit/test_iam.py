@@ -163,17 +163,20 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     # steps.acquire_slot: JobStore.require, SlotPool.acquire.
     "AcquireSlotFunction": allow(["dynamodb:GetItem"], JOBS) | SLOT_POOL,
     # steps.start_task: storage.presign_get (the URL works only if its signer may GET the
-    # version), JobStore require/update, provider key, callback signer.
+    # version), JobStore require/update, PaceBook.recent (GetItem of a pace# item), provider
+    # key, callback signer.
     "StartTaskFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | PROVIDER_SECRET
     | CALLBACK_SECRET,
-    # steps.check_status: one JobStore.update, provider key.
+    # steps.check_status: one JobStore.update, PaceBook.record (UpdateItem of a pace# item),
+    # provider key.
     "CheckStatusFunction": allow(["dynamodb:UpdateItem"], JOBS) | PROVIDER_SECRET,
     # steps.finalize: storage.stream_url_to_s3 (create_multipart_upload, upload_part and
     # complete_multipart_upload are s3:PutObject; abort_multipart_upload on a failed copy),
-    # put_json of the result manifest, JobStore require/update, SlotPool.release, provider key,
-    # job events (succeeded).
+    # put_json of the result manifest, JobStore require/update, SlotPool.release,
+    # PaceBook.record (UpdateItem of a pace# item), provider key, job events (succeeded); the
+    # versions of one input (head of the input, an older edit moved aside).
     "FinalizeFunction": allow(["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"], OUTBOX)
     | allow(["s3:GetObject"], INBOX)
     | allow(["s3:ListBucket"], BUCKET)

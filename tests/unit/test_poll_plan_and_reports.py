@@ -13,9 +13,9 @@ def test_without_an_estimate_waits_grow_from_the_initial_wait_to_the_cap():
     assert plan.waits_for(240) == [15, 23, 35, 53, 60, 60]
 
 
-def test_an_estimate_sets_the_first_wait_then_short_growing_waits_follow():
+def test_an_estimate_sets_the_first_wait_then_checks_resume_at_the_first_step():
     plan = PollPlan(initial_seconds=15, max_seconds=60, growth_percent=150)
-    assert plan.waits_for(250, estimated_seconds=240) == [240, 23]
+    assert plan.waits_for(250, estimated_seconds=240) == [240, 15]
     assert plan.first_wait(10**6) == plan.deadline_seconds  # never past the deadline
 
 

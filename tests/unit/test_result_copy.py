@@ -161,3 +161,18 @@ def test_a_link_to_a_private_address_is_never_fetched(s3):
     with pytest.raises(ResultUrlRefused, match="not a public address"):
         copy(s3, server, url="https://0x7f000001/out.mp4")
     assert server.requests == [] and nothing_stored(s3)
+
+
+def test_the_body_reads_whole_parts_so_the_transfer_manager_uploads_in_parts():
+    """A short read would make s3transfer take the stream for its end and PUT the rest in one
+    request, buffered whole in memory."""
+    from dropcut.result_copy import TRANSFER, ResultLimits, _CheckedBody
+
+    chunks = iter([b"a" * 1000] * 10)
+    body = _CheckedBody(chunks, ResultLimits(max_bytes=10**6), deadline=float("inf"))
+    body._probe.finish = lambda: None  # type: ignore[method-assign]  # bytes, not a video here
+    assert len(body.read(4096)) == 4096
+    assert len(body.read(4096)) == 4096
+    assert len(body.read(4096)) == 1808
+    assert body.read(4096) == b""
+    assert TRANSFER.max_in_memory_upload_chunks * TRANSFER.multipart_chunksize <= 64 * 2**20

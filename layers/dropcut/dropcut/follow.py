@@ -23,11 +23,19 @@ class PollPlan:
     #: Callback mode: the longest silence trusted before a safety-net status check.
     callback_silence_seconds: int = 300
 
-    def first_wait(self, estimated_seconds: int | None) -> int:
-        """Poll mode: the first wait (s), the provider's estimate when it gives one."""
-        if estimated_seconds:
-            return max(1, min(estimated_seconds, self.deadline_seconds))
+    def first_wait(self, estimated_seconds: int | None, learned_seconds: int | None = None) -> int:
+        """Poll mode: the first wait (s): the provider's estimate when it gives one, else the
+        wait learned from this stack's recent tasks (dropcut.pace), else initial_seconds.
+        Never past the deadline."""
+        chosen = estimated_seconds or learned_seconds
+        if chosen:
+            return max(1, min(chosen, self.deadline_seconds))
         return self.initial_seconds
+
+    def interval_before_initial(self) -> int:
+        """The interval whose next one (next_interval) is initial_seconds: after a first wait
+        of the provider's or the learned length, checks resume at the cold start's first step."""
+        return max(1, self.initial_seconds * 100 // self.growth_percent)
 
     def first_silence(self, estimated_seconds: int | None) -> int:
         """Callback mode: wait well past the estimate before checking on a silent provider."""
@@ -39,10 +47,17 @@ class PollPlan:
         """The wait (s) after one of `interval` s: grown by growth_percent, capped at max_seconds."""
         return max(1, min(self.max_seconds, math.ceil(interval * self.growth_percent / 100)))
 
-    def waits_for(self, task_seconds: float, estimated_seconds: int | None = None) -> list[int]:
+    def waits_for(
+        self,
+        task_seconds: float,
+        estimated_seconds: int | None = None,
+        learned_seconds: int | None = None,
+    ) -> list[int]:
         """The waits a job makes before it sees a task of `task_seconds` finished."""
-        waits = [self.first_wait(estimated_seconds)]
+        waits = [self.first_wait(estimated_seconds, learned_seconds)]
         interval = self.initial_seconds
+        if estimated_seconds or learned_seconds:
+            interval = self.interval_before_initial()
         while sum(waits) < task_seconds:
             interval = self.next_interval(interval)
             waits.append(interval)
@@ -70,6 +85,9 @@ class TaskProgress(BaseModel):
     seconds_left: int = Field(default=1, ge=1)
     polls: int = 0
     progress: int | None = None
+    #: When the task was created (epoch s) and where its duration is recorded (dropcut.pace).
+    created_at: float | None = None
+    pace_key: str | None = None
 
 
 def first_progress(
@@ -80,12 +98,21 @@ def first_progress(
     plan: PollPlan,
     estimate: int | None,
     created_at: float,
+    *,
+    learned: int | None = None,
+    pace_key: str | None = None,
 ) -> TaskProgress:
     """The task as StartTask hands it to the state machine: its deadline (`created_at` +
-    the plan's deadline, epoch seconds) and the first wait (s) of its follow mode."""
+    the plan's deadline, epoch seconds) and the first wait (s) of its follow mode: in poll mode
+    the provider's estimate, else the `learned` wait (dropcut.pace), else the plan's initial
+    wait; never past the deadline."""
     deadline = created_at + plan.deadline_seconds
     seconds_left = max(1, math.ceil(deadline - time.time()))
-    first = plan.first_silence(estimate) if follow == "callback" else plan.first_wait(estimate)
+    if follow == "callback":
+        first, interval = plan.first_silence(estimate), plan.initial_seconds
+    else:
+        first = plan.first_wait(estimate, learned)
+        interval = plan.interval_before_initial() if estimate or learned else plan.initial_seconds
     wait = max(1, min(first, seconds_left))
     return TaskProgress(
         task_id=task_id,
@@ -93,10 +120,12 @@ def first_progress(
         state=state,
         follow=follow,
         wait_seconds=wait,
-        interval_seconds=plan.initial_seconds,
+        interval_seconds=interval,
         deadline=deadline,
         # Step Functions wants a heartbeat shorter than the timeout.
         seconds_left=max(seconds_left, wait + 1),
+        created_at=created_at,
+        pace_key=pace_key,
     )
 
 

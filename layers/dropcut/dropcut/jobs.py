@@ -183,6 +183,8 @@ class JobRecord(BaseModel):
     task_created_at: float | None = None
     task_finished_seen_at: float | None = None
     stored_at: float | None = None
+    #: When Finalize gave the job's provider slot back (the hand-over to the next job starts).
+    slot_released_at: float | None = None
     polls: int = 0
     #: Callback mode: the waiting execution's task token, and the outcome a confirmed callback saw.
     callback_token: str | None = None

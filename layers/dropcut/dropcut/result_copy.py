@@ -7,7 +7,7 @@ are capped and the whole copy is timed, and the content itself must be an MP4/MO
 track (dropcut.stream_probe.StreamProbe, fed as the bytes stream past). The upload goes through boto3's
 transfer manager (multipart, parts uploaded while the next ones download); a result that fails
 any check raises before the upload completes, so the transfer manager aborts it and no object
-appears. Memory stays near (max_concurrency + 1) x part size whatever the size.
+appears. Memory stays near max_in_memory_upload_chunks x part size whatever the size.
 """
 
 from __future__ import annotations
@@ -33,10 +33,23 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MIB = 1024 * 1024
-#: Parts of 8 MiB, 4 uploading while the next downloads: about 40 MiB of buffers at most.
-TRANSFER = TransferConfig(
-    multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=4
-)
+
+
+def transfer_config(part_bytes: int, concurrency: int, in_memory_parts: int) -> TransferConfig:
+    """The transfer manager's settings for a copy: `part_bytes` parts, `concurrency` uploading
+    at once, at most `in_memory_parts` read ahead of the upload (s3transfer's
+    max_in_memory_upload_chunks, which boto3's constructor does not take; its default of 10
+    would hold 10 parts)."""
+    config = TransferConfig(
+        multipart_threshold=part_bytes, multipart_chunksize=part_bytes, max_concurrency=concurrency
+    )
+    config.max_in_memory_upload_chunks = in_memory_parts
+    return config
+
+
+#: Parts of 8 MiB, 4 uploading while the next downloads: at most 4 parts buffered, about 40 MiB
+#: of process memory at peak (bench/result_copy.py measures it).
+TRANSFER = transfer_config(8 * MIB, 4, 4)
 #: Content types a video result may come with (CDNs often send a generic binary type).
 VIDEO_TYPES = ("video/", "application/mp4", "application/octet-stream", "binary/octet-stream")
 
@@ -176,6 +189,26 @@ class _CheckedBody(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Exactly `size` bytes unless the result ends first (all of it for -1 or None).
+
+        The transfer manager reads a non-seekable body in part-sized reads and takes a short
+        read for the end of the stream: RawIOBase.read (one readinto, one network chunk) would
+        make it PUT the whole result in one request, buffered in memory."""
+        wanted = -1 if size is None else size
+        parts: list[bytes] = []
+        count = 0
+        while wanted < 0 or count < wanted:
+            while not self._pending and not self._ended:
+                self._next_chunk()
+            if not self._pending:
+                break
+            take = len(self._pending) if wanted < 0 else min(wanted - count, len(self._pending))
+            parts.append(self._pending[:take])
+            self._pending = self._pending[take:]
+            count += take
+        return b"".join(parts)
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")

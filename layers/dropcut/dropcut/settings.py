@@ -132,6 +132,7 @@ class StartTaskSettings:
             poll=PollPlan(
                 initial_seconds=_int("POLL_INITIAL_SECONDS"),
                 max_seconds=_int("POLL_MAX_SECONDS"),
+                growth_percent=_int("POLL_GROWTH_PERCENT"),
                 deadline_seconds=_int("JOB_DEADLINE_SECONDS"),
                 callback_silence_seconds=_int("CALLBACK_SILENCE_SECONDS"),
             ),

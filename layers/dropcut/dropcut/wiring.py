@@ -19,6 +19,7 @@ from dropcut.callbacks import CallbackSigner
 from dropcut.executions import Executions
 from dropcut.job_events import JobEvents
 from dropcut.jobs import JobStore
+from dropcut.pace import PaceBook
 from dropcut.providers import Provider, ProviderFor, ProviderSettings, make_provider
 from dropcut.providers.http import make_client
 from dropcut.settings import CallbackSettings, JobEventSettings, Settings
@@ -82,6 +83,11 @@ def job_events(settings: JobEventSettings) -> JobEvents:
 
 def job_store(settings: Settings) -> JobStore:
     return JobStore(dynamodb().Table(settings.jobs_table))
+
+
+def pace_book(settings: Settings) -> PaceBook:
+    """Recent provider task durations (in the jobs table)."""
+    return PaceBook(dynamodb().Table(settings.jobs_table))
 
 
 def slot_pool(settings: Settings) -> SlotPool:

@@ -10,6 +10,7 @@ from typing import Any
 from dropcut.errors import JobTimedOut, TaskFailed
 from dropcut.follow import PollPlan, TaskProgress, next_progress
 from dropcut.jobs import JobStore
+from dropcut.pace import PaceBook
 from dropcut.providers import ProviderFor, TaskState
 from dropcut.providers.http import redact_urls
 
@@ -19,6 +20,8 @@ class CheckStatusDeps:
     store: JobStore
     provider_for: ProviderFor
     plan: PollPlan
+    #: Where the durations of tasks seen to end are recorded (dropcut.pace); None: nowhere.
+    pace: PaceBook | None = None
 
 
 def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> TaskProgress:
@@ -47,6 +50,8 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
         update={"state": task.state, "polls": progress.polls + 1, "progress": task.progress}
     )
     if task.state is TaskState.SUCCEEDED:
+        if deps.pace is not None and progress.pace_key and progress.created_at:
+            deps.pace.record(progress.pace_key, now - progress.created_at)
         return updated
     remaining = progress.deadline - now
     if remaining <= 0:

@@ -13,9 +13,10 @@ from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ExecutionEnded, JobNotReady, ProviderBadResponse
 from dropcut.follow import TaskProgress
 from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
-from dropcut.jobs import JobStatus, JobStore, is_job_id
+from dropcut.jobs import JobRecord, JobStatus, JobStore, is_job_id
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
+from dropcut.pace import PaceBook
 from dropcut.providers import ProviderFor, TaskState
 from dropcut.result_copy import ResultLimits, copy_result_to_s3
 from dropcut.slots import SlotPool
@@ -46,6 +47,8 @@ class FinalizeDeps:
     allow_insecure_urls: bool = False
     #: Job events (succeeded): best effort, never fails the step.
     events: JobEvents = NO_JOB_EVENTS
+    #: Where the durations of tasks whose end a callback told are recorded (dropcut.pace).
+    pace: PaceBook | None = None
 
 
 def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> FinalizeResult:
@@ -78,6 +81,8 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
             f"the provider reported {task.provider_status} for a task it had reported completed"
         )
     slots.release(job_id)
+    released_at = time.time()
+    _record_pace(deps, record, progress)
     output_key, newer_version = _place(deps, record.key, record.version, record.spec.output_name)
     manifest_key = layout.result_manifest_key(output_key)
     started = time.time()
@@ -126,6 +131,7 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
             "output_key": output_key,
             "result_manifest_key": manifest_key,
             "stored_at": stored_at,
+            "slot_released_at": released_at,
             "credits": manifest["credits"],
         },
     )
@@ -199,3 +205,12 @@ def _move_older_edit_aside(deps: FinalizeDeps, plain: str, version: str) -> None
             {"output_key": aside, "result_manifest_key": layout.result_manifest_key(aside)},
         )
     logger.info("older version's edit kept aside", extra={"older_version": older})
+
+
+def _record_pace(deps: FinalizeDeps, record: JobRecord, progress: TaskProgress) -> None:
+    """A task whose end a confirmed callback told: its duration goes into the pace ring. (A
+    status check that saw the end recorded it already, and handed over a succeeded task.)"""
+    if deps.pace is None or not progress.pace_key or progress.state is TaskState.SUCCEEDED:
+        return
+    if record.callback_received_at and record.task_created_at:
+        deps.pace.record(progress.pace_key, record.callback_received_at - record.task_created_at)

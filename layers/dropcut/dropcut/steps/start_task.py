@@ -11,6 +11,7 @@ from dropcut.errors import ExecutionEnded, JobNotReady, ProviderAnswerLost, Task
 from dropcut.follow import Follow, PollPlan, TaskProgress, first_progress
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.observability import logger, metrics
+from dropcut.pace import PaceBook, learned_wait, pace_key
 from dropcut.providers import EditRequest, Element, ProviderFor, TaskState
 from dropcut.storage import presign_get
 
@@ -33,6 +34,8 @@ class StartTaskDeps:
     presign_seconds: int
     #: None when callbacks are off: every task is polled.
     callback_url_for: CallbackUrlFor | None = None
+    #: Recent task durations (the first wait of a task with no provider estimate); None: none.
+    pace: PaceBook | None = None
 
 
 def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
@@ -97,8 +100,22 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
         "provider task created",
         extra={"task_id": task.task_id, "provider": provider_name, "follow": follow},
     )
+    key, learned = None, None
+    if deps.pace is not None:
+        key = pace_key(provider_name, provider.model, (record.media or {}).get("duration_seconds"))
+        if follow == "poll" and not task.estimated_seconds:
+            learned = learned_wait(deps.pace.recent(key), deps.plan.initial_seconds)
+            logger.info("first wait", extra={"pace_key": key, "learned_seconds": learned})
     return first_progress(
-        task.task_id, provider_name, task.state, follow, deps.plan, task.estimated_seconds, now
+        task.task_id,
+        provider_name,
+        task.state,
+        follow,
+        deps.plan,
+        task.estimated_seconds,
+        now,
+        learned=learned,
+        pace_key=key,
     )
 
 

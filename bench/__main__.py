@@ -1,0 +1,153 @@
+"""`make bench`: every benchmark, each in its own process, then one table of the figures.
+
+    python -m bench [--copy-mib N] [--burst CLIPS,LIMIT,TASK_SECONDS]
+
+Defaults keep the whole run to a few minutes on 2 shared cores: a 256 MiB result copy
+(`python -m bench.result_copy` alone copies 1 GiB), and a calm burst of 60 clips, limit 10,
+20 s tasks (the issue's 500 clips would take about 17 minutes of ideal time alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+def _run(*args: str) -> Any:
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", *args, "--json"], check=True, capture_output=True, text=True
+    ).stdout
+    print(f"  {' '.join(args)}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _rows(copy: Any, follow: Any, burst: Any, cold: Any) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    phases = {p["label"]: p for p in copy["phases"]}
+    mib = copy["size_mib"]
+    for label in ("download", "upload", "upload_stream", "copy"):
+        rows.append(("1 copy", f"{label} ({mib} MiB)", f"{phases[label]['seconds']:.1f} s", ""))
+    rows.append(
+        (
+            "1 copy",
+            "copy / slower of download, upload_file",
+            f"{copy['ratio_to_slower']:.2f}x",
+            "<= 1.1x",
+        )
+    )
+    rows.append(
+        (
+            "1 copy",
+            "copy / slower of download, streamed upload",
+            f"{copy['ratio_to_slower_stream']:.2f}x",
+            "",
+        )
+    )
+    rows.append(
+        ("1 copy", "copy peak extra RSS", f"{copy['copy_extra_rss_mib']:.0f} MiB", "<= 64 MiB")
+    )
+    for mode in follow:
+        if not mode["mode"].startswith("poll-no-estimate"):
+            continue
+        rows.append(
+            (
+                "2 poll",
+                f"{mode['mode']}: local stack (1/15 time)",
+                f"{mode['transitions']} transitions, {mode['checks']} checks",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "2 poll",
+                f"{mode['mode']}: deployed defaults, 240 s task",
+                f"{mode['deployed_transitions']} transitions, end seen "
+                f"{mode['deployed_late']} s late, waits {mode['deployed_waits']}",
+                "<= 14, <= 15 s late" if mode["mode"].endswith("warm") else "",
+            )
+        )
+    rows.append(
+        (
+            "3 burst",
+            f"calm, {burst['inputs']} clips, limit {burst['limit']}, "
+            f"{burst['task_seconds']:g} s tasks",
+            f"{burst['seconds']:.0f} s / {burst['ideal_seconds']:.0f} s ideal = "
+            f"{burst['time_vs_ideal']:.2f}x",
+            "<= 1.2x",
+        )
+    )
+    rows.append(
+        ("3 burst", "429s we caused / all", f"{burst['429_over_limit']} / {burst['429_all']}", "0")
+    )
+    rows.append(
+        (
+            "3 burst",
+            "hand-over (release -> next task created) p50 / p95",
+            f"{burst['handover_p50']:.2f} s / {burst['handover_p95']:.2f} s",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "3 burst",
+            "task end at provider -> next task created p50 / p95",
+            f"{burst['end_to_next_p50']:.2f} s / {burst['end_to_next_p95']:.2f} s",
+            "",
+        )
+    )
+    naive = cold["naive_seconds"]
+    rows.append(
+        (
+            "4 init",
+            "naive handler (boto3, httpx, Powertools, 2 clients)",
+            f"{naive * 1000:.0f} ms",
+            "",
+        )
+    )
+    for name, figure in cold["functions"].items():
+        rows.append(
+            (
+                "4 init",
+                name,
+                f"{figure['seconds'] * 1000:.0f} ms = {figure['ratio']:.2f}x naive",
+                "<= 0.5x",
+            )
+        )
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copy-mib", default="256")
+    parser.add_argument("--burst", default="60,10,20")
+    args = parser.parse_args(argv)
+    clips, limit, task_seconds = args.burst.split(",")
+    started = time.monotonic()
+    print("running the benchmarks (one process each):", file=sys.stderr)
+    copy = _run("bench.result_copy", "--size", args.copy_mib)
+    follow = _run("bench.follow_modes")
+    burst = _run("bench.burst", clips, "--calm", "--limit", limit, "--task-seconds", task_seconds)
+    cold = _run("bench.cold_start")
+    rows = _rows(copy, follow, burst, cold)
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(
+        f"\n{today}, {platform.machine()} Linux, {os.cpu_count()} cores (shared), "
+        f"Python {platform.python_version()}; took {time.monotonic() - started:.0f} s\n"
+    )
+    print("| goal | figure | measured | target |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
