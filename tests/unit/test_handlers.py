@@ -104,3 +104,10 @@ def test_every_sample_event_belongs_to_a_function():
         "job_event.json",
     }
     assert {path.name for path in EVENTS.glob("*.json")} == expected
+
+
+def test_no_two_test_modules_share_a_name():
+    # Test folders are not packages: pytest imports each module by its base name, so two
+    # files of one name stop the whole suite from being collected in one run.
+    names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted(names) == sorted(set(names)), sorted(n for n in set(names) if names.count(n) > 1)
