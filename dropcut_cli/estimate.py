@@ -11,11 +11,10 @@ from typing import Any
 
 from dropcut.errors import InputInvalid, Problem
 from dropcut.jobs import JobSpec, parse_job_spec
-from dropcut.layout import is_video_key
 from dropcut.probe import MediaInfo, RangeReader
 from dropcut.providers import Provider
 from dropcut.public_urls import UrlRefused, check_public_https
-from dropcut.validation import check_options, check_video
+from dropcut.validation import check_options, check_video, video_name_problems
 from dropcut_cli.options import is_url
 
 NO_PROMPT_NOTICE = (
@@ -69,12 +68,8 @@ def file_reader(path: Path) -> RangeReader:
 
 def estimate(path: Path, provider: type[Provider], document: Any) -> Estimate:
     """Check one local video and the job's options (a manifest document or None)."""
-    problems: list[Problem] = []
+    problems: list[Problem] = video_name_problems(path.name)
     notices: list[str] = []
-    if not is_video_key(path.name):
-        problems.append(
-            Problem("key", "the file is not a .mp4 or .mov video", "mp4 or mov", "Name it .mp4.")
-        )
     checked = check_video(file_reader(path), path.stat().st_size, provider)
     problems.extend(checked.problems)
     notices.extend(checked.notices)

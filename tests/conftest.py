@@ -73,3 +73,12 @@ def simulator() -> Iterator[Simulator]:
     config = SimConfig(task_seconds=0.5, queue_seconds=0.1, callback_retry_delays=[0.1, 0.2, 0.4])
     with Simulator(config) as sim:
         yield sim
+
+
+@pytest.fixture
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line's consoles wide enough that no message is wrapped inside a table cell."""
+    from dropcut_cli import display
+
+    for console in (display.out, display.err):
+        monkeypatch.setattr(console, "width", 240)

@@ -12,16 +12,12 @@ from typer.testing import CliRunner, Result
 
 from devstack.local_app import LocalApp
 from devstack.media import make_sample_video
-from dropcut_cli import display
 from dropcut_cli.app import app as cli
 
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    for console in (display.out, display.err):
-        monkeypatch.setattr(console, "width", 240)
+pytestmark = pytest.mark.usefixtures("wide_console")
 
 
 @pytest.fixture(scope="module")

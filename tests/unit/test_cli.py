@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from devstack.media import make_sample_video
 from dropcut.providers import AimlapiProvider, EvolinkProvider
-from dropcut_cli import display
 from dropcut_cli.app import app
 from dropcut_cli.estimate import billed_seconds
 from dropcut_cli.jobs import parse_since
@@ -19,11 +18,7 @@ from dropcut_cli.jobs import parse_since
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables wide enough that no message is wrapped inside a cell."""
-    for console in (display.out, display.err):
-        monkeypatch.setattr(console, "width", 240)
+pytestmark = pytest.mark.usefixtures("wide_console")
 
 
 @pytest.fixture(scope="module")

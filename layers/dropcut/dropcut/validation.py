@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from dropcut.errors import Problem
 from dropcut.jobs import JobSpec
+from dropcut.layout import is_video_key
 from dropcut.probe import (
     IMAGE_SNIFF_BYTES,
     MediaInfo,
@@ -65,6 +66,20 @@ def check_input(
         checked.problems.extend(check_options(provider, spec))
         checked.problems.extend(_image_problems(s3, provider, bucket, spec, resolve))
     return checked
+
+
+def video_name_problems(name: str) -> list[Problem]:
+    """A video must be named .mp4 or .mov (any case): the containers the model takes."""
+    if is_video_key(name):
+        return []
+    return [
+        Problem(
+            "key",
+            "the file is not a .mp4 or .mov video",
+            "mp4 or mov",
+            "Upload an MP4 or MOV video, named .mp4 or .mov.",
+        )
+    ]
 
 
 def check_video(read: RangeReader, size: int, provider: type[Provider]) -> InputCheck:

@@ -20,7 +20,6 @@ from dropcut.layout import (
     SNIFF_SMALL_OBJECT_BYTES,
     BucketLayout,
     is_image_key,
-    is_video_key,
     not_a_job,
 )
 from dropcut.observability import logger
@@ -28,7 +27,7 @@ from dropcut.providers import PROVIDERS
 from dropcut.public_urls import Resolver, system_resolver
 from dropcut.settings import Settings
 from dropcut.storage import decode_metadata_value, head_or_none, s3_range_reader
-from dropcut.validation import check_input
+from dropcut.validation import check_input, video_name_problems
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -300,16 +299,7 @@ class NoOptionsYet(InputInvalid):
 def resolve_spec(deps: SubmitDeps, video_key: str, head: dict[str, Any]) -> tuple[JobSpec, str]:
     """The job's options. Prompt: manifest > 'prompt' metadata > folder preset > stack default;
     other options: manifest > folder preset (a preset gives a folder's defaults)."""
-    problems: list[Problem] = []
-    if not is_video_key(video_key):
-        problems.append(
-            Problem(
-                "key",
-                "the file is not a .mp4 or .mov video",
-                "mp4 or mov",
-                "Upload an MP4 or MOV video under the inbox prefix.",
-            )
-        )
+    problems = video_name_problems(video_key)
     manifest = _read_manifest(deps, BucketLayout.manifest_key(video_key), problems)
     preset_key, preset = _find_preset(deps, video_key, problems)
     # A manifest overrides the metadata: its prompt is read only when there is none.
