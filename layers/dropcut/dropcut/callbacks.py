@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import SecretStr
 
 from dropcut.jobs import is_job_id
 
+#: `url_for(job_id)`: the job's callback URL, when callbacks are on (CallbackSigner.url_for).
+CallbackUrlFor = Callable[[str], str]
 #: The webhook's route (Powertools' event handler syntax) and the capability's query parameter.
 CALLBACK_ROUTE = "/callbacks/<job_id>"
 CAPABILITY_PARAM = "cap"

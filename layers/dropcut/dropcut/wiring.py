@@ -15,7 +15,7 @@ import boto3
 import httpx
 from pydantic import SecretStr
 
-from dropcut.callbacks import CallbackSigner
+from dropcut.callbacks import CallbackSigner, CallbackUrlFor
 from dropcut.executions import Executions
 from dropcut.job_events import JobEvents
 from dropcut.jobs import JobStore
@@ -24,7 +24,6 @@ from dropcut.providers import Provider, ProviderFor, ProviderSettings, make_prov
 from dropcut.providers.http import make_client
 from dropcut.settings import CallbackSettings, JobEventSettings, Settings
 from dropcut.slots import SlotPool
-from dropcut.steps.start_task import CallbackUrlFor
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBServiceResource

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dropcut.callbacks import CallbackUrlFor
 from dropcut.errors import ExecutionEnded, JobNotReady, ProviderAnswerLost, TaskCreationUncertain
 from dropcut.follow import Follow, PollPlan, TaskProgress, first_progress
 from dropcut.jobs import JobRecord, JobStatus, JobStore
@@ -17,9 +18,6 @@ from dropcut.storage import presign_get
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-#: The callback URL for a job id, when callbacks are on (see dropcut.callbacks.CallbackSigner).
-CallbackUrlFor = Callable[[str], str]
 
 
 @dataclass(frozen=True)
