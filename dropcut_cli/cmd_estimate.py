@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from dropcut.errors import InputInvalid
 from dropcut.providers import PROVIDERS
 from dropcut_cli import context
 from dropcut_cli.context import Exit
-from dropcut_cli.display import media_line, out, print_json, problems_table
+from dropcut_cli.display import media_line, out, print_json, problems_table, styled
 from dropcut_cli.estimate import Estimate
 from dropcut_cli.estimate import estimate as check
 from dropcut_cli.options import job_document
@@ -74,8 +75,12 @@ def _stack_provider(ctx: typer.Context) -> str | None:
 
 
 def _show(result: Estimate) -> None:
-    verdict = "[red]would be refused[/]" if result.refused else "[green]would be accepted[/]"
-    out.print(f"[bold]{result.path}[/]: {verdict} by {result.provider}")
+    verdict = (
+        styled("would be refused", "red")
+        if result.refused
+        else styled("would be accepted", "green")
+    )
+    out.print(Text.assemble((str(result.path), "bold"), ": ", verdict, f" by {result.provider}"))
     out.print(f"  media    {media_line(result.media)}")
     for notice in result.notices:
         out.print(f"  notice   {notice}")

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
 from dropcut.errors import InputInvalid
 from dropcut.layout import BucketLayout
@@ -125,7 +132,12 @@ def _upload_videos(
 ) -> list[Uploaded]:
     layout = BucketLayout(stack.bucket)
     uploaded: list[Uploaded] = []
-    columns = ("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    columns = (
+        TextColumn("{task.description}", markup=False),  # a file name, not markup
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
     with Progress(*columns, console=err, disable=quiet) as bars:
         for path in paths:
             task = bars.add_task(path.name, total=path.stat().st_size)

@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dropcut.errors import InputInvalid
 from dropcut_cli.connection import ConnectionFailed, Stack, Target, connect
-from dropcut_cli.display import err, problems_table
+from dropcut_cli.display import err, problems_table, styled
 
 
 class Exit(IntEnum):
@@ -37,12 +37,12 @@ def stack(ctx: typer.Context) -> Stack:
     try:
         return connect(target(ctx))
     except ConnectionFailed as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(styled("error:", "red", f" {exc}"))
         raise typer.Exit(Exit.UNREACHABLE) from None
 
 
 def usage(message: str) -> typer.Exit:
-    err.print(f"[red]usage:[/] {message}")
+    err.print(styled("usage:", "red", f" {message}"))
     return typer.Exit(Exit.USAGE)
 
 
@@ -52,12 +52,12 @@ def aws_errors() -> Iterator[None]:
     try:
         yield
     except (ClientError, BotoCoreError, ConnectionFailed) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(styled("error:", "red", f" {exc}"))
         raise typer.Exit(Exit.UNREACHABLE) from None
 
 
 def refused(invalid: InputInvalid, what: str) -> typer.Exit:
     """An input refused before anything was uploaded: its problems, exit 1."""
-    err.print(f"[red]refused:[/] {what}")
+    err.print(styled("refused:", "red", f" {what}"))
     err.print(problems_table(p.as_dict() for p in invalid.problems))
     return typer.Exit(Exit.FAILED)

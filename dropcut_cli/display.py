@@ -10,13 +10,22 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dropcut.jobs import JobRecord
 from dropcut.probe import MediaInfo
 from dropcut_cli.jobs import Phase
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# No markup: keys, prompts and provider messages are printed as they are ("[sim:fail]",
+# "[generation_failed]" are text, not styles); styles are given as Text spans (styled()).
+out = Console(highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
+
+
+def styled(label: str, style: str, rest: str = "") -> Text:
+    """`label` in `style`, then `rest` as plain text."""
+    return Text.assemble((label, style), rest)
+
 
 #: Job record fields never printed: the task token resumes the job's execution.
 PRIVATE_FIELDS = frozenset({"callback_token"})
@@ -84,7 +93,7 @@ def jobs_table(
         table.add_column("created")
     for index, (label, job_id, phase) in enumerate(rows):
         style = _PHASE_STYLES.get(phase.name, "")
-        status = f"[{style}]{phase.name}[/]" if style else phase.name
+        status = Text(phase.name, style=style)
         extra = [created[index]] if created is not None else []
         table.add_row(label, short_id(job_id), status, phase.detail, *extra)
     return table

@@ -7,7 +7,7 @@ from typing import Any
 
 from dropcut.jobs import JobRecord, JobStatus
 from dropcut_cli.connection import Stack
-from dropcut_cli.display import out, problems_table
+from dropcut_cli.display import out, problems_table, styled
 from dropcut_cli.follow import Followed
 from dropcut_cli.jobs import JobReader
 
@@ -58,18 +58,18 @@ def show_outcomes(reader: JobReader, followed: Followed, saved: dict[str, Path])
         if record is not None and record.status is JobStatus.SUCCEEDED:
             local = f"  saved to {saved[job_id]}" if job_id in saved else ""
             output = f"s3://{bucket}/{record.output_key}"
-            out.print(f"[green]done[/]    {label} -> {output}{local}", soft_wrap=True)
+            out.print(styled("done", "green", f"    {label} -> {output}{local}"), soft_wrap=True)
         elif record is not None and record.status is JobStatus.FAILED:
             show_failure(reader, record, label)
         else:
-            out.print(f"[yellow]{phase.name}[/]  {label}: {phase.detail} (still going)")
+            out.print(styled(phase.name, "yellow", f"  {label}: {phase.detail} (still going)"))
 
 
 def show_failure(reader: JobReader, record: JobRecord, label: str) -> None:
     """The error report: reason, message, advice, and every problem."""
     report = reader.document(record.error_report_key) or {}
     problems = report.get("problems") or record.problems
-    out.print(f"[red]failed[/]  {label}: {report.get('reason') or record.error_reason}")
+    out.print(styled("failed", "red", f"  {label}: {report.get('reason') or record.error_reason}"))
     if not problems:  # the table says it otherwise
         out.print(f"        {report.get('message') or record.error_message or ''}", soft_wrap=True)
     if report.get("advice"):

@@ -118,3 +118,16 @@ def test_since() -> None:
     assert abs(parse_since("2h") - (time.time() - 7200)) < 5
     with pytest.raises(ValueError):
         parse_since("2 weeks")
+
+
+def test_outside_text_is_printed_as_it_is_not_as_markup(clip: Path, tmp_path: Path) -> None:
+    # Keys, prompts and provider messages often hold brackets ("[sim:fail]",
+    # "[generation_failed]"); the console must not take them for styles and drop them.
+    named = tmp_path / "take [draft].mp4"
+    named.write_bytes(clip.read_bytes())
+    manifest = tmp_path / "options.json"
+    manifest.write_text(json.dumps({"prompt": "sepia", "[red]colour": 1}))
+    result = runner.invoke(app, ["estimate", str(named), "--manifest", str(manifest)])
+    assert result.exit_code == 1
+    assert "take [draft].mp4" in result.output
+    assert "[red]colour" in result.output
