@@ -71,8 +71,9 @@ def follow(app: LocalApp, keys: list[str], timeout: float = 240.0) -> None:
         for job in app.jobs():
             if job["key"] not in keys:
                 continue
+            progress = f", progress {job['progress']}%" if job.get("progress") is not None else ""
             line = f"{job['status']}" + (
-                f" ({job['task_state']}, progress {job.get('progress')}%, {job.get('polls', 0)} polls)"
+                f" (task {job['task_state']}{progress}, {job.get('polls', 0)} polls)"
                 if job.get("task_state")
                 else ""
             )
