@@ -70,7 +70,8 @@ class JobReader:
                 page = self.table.query(**kwargs)
                 for item in page["Items"]:
                     record = JobRecord.model_validate(from_item(item))
-                    if record.key.startswith(wanted):
+                    # A split job's parts are shown with their job (dropcut show), not as jobs.
+                    if record.key.startswith(wanted) and not record.part_of:
                         found.append(record)
                 if "LastEvaluatedKey" not in page:
                     break

@@ -11,11 +11,13 @@ from dropcut.settings import CheckStatusSettings, Settings
 from dropcut.steps.check_status import CheckStatusDeps, check_status
 
 settings = Settings.from_env()
+check_status_settings = CheckStatusSettings.from_env()
 deps = CheckStatusDeps(
     store=wiring.job_store(settings),
     # Two reads of at most 8 s each fit well inside the function's 30 s.
     provider_for=wiring.provider_factory(settings, read_timeout=8.0, read_attempts=2),
-    plan=CheckStatusSettings.from_env().poll,
+    plan=check_status_settings.poll,
+    task_retries=check_status_settings.task_retries,
     pace=wiring.pace_book(settings),
 )
 

@@ -1,4 +1,4 @@
-"""Finalize: stream the provider's result into the outbox (dropcut.steps.finalize)."""
+"""Finalize: keep one unit's result from the provider for Stitch (dropcut.steps.finalize)."""
 
 from typing import Any
 
@@ -8,7 +8,7 @@ from dropcut import wiring
 from dropcut.inputs import TaskStep
 from dropcut.observability import logger, typed_handler
 from dropcut.result_copy import ResultLimits
-from dropcut.settings import FinalizeSettings, JobEventSettings, Settings
+from dropcut.settings import FinalizeSettings, Settings
 from dropcut.steps.finalize import FinalizeDeps, finalize
 
 settings = Settings.from_env()
@@ -23,7 +23,6 @@ deps = FinalizeDeps(
     # The copy must end well inside the function's 900 s; a slower one is retried.
     limits=ResultLimits(max_bytes=finalize_settings.max_result_bytes, max_seconds=600.0),
     allow_insecure_urls=settings.allow_insecure_urls,
-    events=wiring.job_events(JobEventSettings.from_env()),
     pace=wiring.pace_book(settings),
 )
 

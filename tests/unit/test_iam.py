@@ -121,6 +121,7 @@ def allow(actions: list[str], *resources: str) -> set[tuple[str, str]]:
 
 BUCKET = "arn:aws:s3:::stack-media-account"
 INBOX, OUTBOX, ERRORS = f"{BUCKET}/inbox/*", f"{BUCKET}/outbox/*", f"{BUCKET}/errors/*"
+WORK = f"{BUCKET}/work/*"
 JOBS = "{JobsTable.Arn}"
 JOBS_BY_STATUS = "{JobsTable.Arn}/index/by_status"
 SLOTS = "{SlotsTable.Arn}"
@@ -165,24 +166,38 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     # steps.start_task: storage.presign_get (the URL works only if its signer may GET the
     # version), JobStore require/update, PaceBook.recent (GetItem of a pace# item), provider
     # key, callback signer.
+    # The provider is sent the input version, or Prepare's mezzanine or part (work/).
     "StartTaskFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
+    | allow(["s3:GetObject", "s3:GetObjectVersion"], WORK)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | PROVIDER_SECRET
     | CALLBACK_SECRET,
-    # steps.check_status: one JobStore.update, PaceBook.record (UpdateItem of a pace# item),
-    # provider key.
-    "CheckStatusFunction": allow(["dynamodb:UpdateItem"], JOBS) | PROVIDER_SECRET,
-    # steps.finalize: storage.stream_url_to_s3 (create_multipart_upload, upload_part and
-    # complete_multipart_upload are s3:PutObject; abort_multipart_upload on a failed copy),
-    # put_json of the result manifest, JobStore require/update, SlotPool.release,
-    # PaceBook.record (UpdateItem of a pace# item), provider key, job events (succeeded); the
-    # versions of one input (head of the input, an older edit moved aside).
-    "FinalizeFunction": allow(["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"], OUTBOX)
-    | allow(["s3:GetObject"], INBOX)
-    | allow(["s3:ListBucket"], BUCKET)
+    # steps.check_status: JobStore.update, PaceBook.record (UpdateItem of a pace# item), a
+    # failed part's record read and reset for a new task (_retry_part), provider key.
+    "CheckStatusFunction": allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | PROVIDER_SECRET,
+    # steps.finalize: result_copy (create_multipart_upload, upload_part and
+    # complete_multipart_upload are s3:PutObject; abort_multipart_upload on a failed copy) into
+    # work/, JobStore require/update, SlotPool.release, PaceBook.record (UpdateItem of a pace#
+    # item), provider key.
+    "FinalizeFunction": allow(["s3:PutObject", "s3:AbortMultipartUpload"], WORK)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | SLOT_POOL
-    | PROVIDER_SECRET
+    | PROVIDER_SECRET,
+    # steps.prepare: download_file of the input version, put_object of each part (work/),
+    # JobStore require/update/create (part records).
+    "PrepareFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
+    | allow(["s3:PutObject"], WORK)
+    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], JOBS),
+    # steps.stitch: download_file of the edited parts (work/) and the input version (audio,
+    # picture), head of the input (which version is the newest; ListBucket: 404 not 403), the
+    # output copied or uploaded (multipart) with its manifest and picture, an older edit moved
+    # aside (GET of its manifest, copy), JobStore require/get/update, job events (succeeded).
+    "StitchFunction": allow(["s3:GetObject"], WORK)
+    | allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
+    | allow(["s3:ListBucket"], BUCKET)
+    | allow(["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], OUTBOX)
+    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | JOB_EVENTS,
     # steps.record_failure: write_error_report, JobStore require/update, settle_slot, job
     # events (failed).

@@ -34,6 +34,8 @@ class ErrorReport(BaseModel):
     problems: list[dict[str, str]] = []
     provider: str | None = None
     provider_task_id: str | None = None
+    #: A split job's parts: each one's span, state, task, credits and kept edited video.
+    parts: list[dict[str, Any]] = []
     failed_at: float
 
 
@@ -59,7 +61,11 @@ def describe_step_error(error: dict[str, Any]) -> Failure:
 
 
 def put_error_report(
-    s3: S3Client, layout: BucketLayout, record: JobRecord, failure: Failure
+    s3: S3Client,
+    layout: BucketLayout,
+    record: JobRecord,
+    failure: Failure,
+    parts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Write the report beside the input's place; returns the job fields that record the failure.
     The input is untouched."""
@@ -75,6 +81,7 @@ def put_error_report(
         problems=[p.as_dict() for p in failure.problems],
         provider=record.provider,
         provider_task_id=record.task_id,
+        parts=parts or [],
         failed_at=time.time(),
     )
     key = layout.error_report_key(record.key)
@@ -89,10 +96,15 @@ def put_error_report(
 
 
 def write_error_report(
-    s3: S3Client, store: JobStore, layout: BucketLayout, record: JobRecord, failure: Failure
+    s3: S3Client,
+    store: JobStore,
+    layout: BucketLayout,
+    record: JobRecord,
+    failure: Failure,
+    parts: list[dict[str, Any]] | None = None,
 ) -> str:
     """Write the report and mark the job failed; returns the report's key."""
-    failed = put_error_report(s3, layout, record, failure)
+    failed = put_error_report(s3, layout, record, failure, parts)
     store.update(record.job_id, failed)
     return str(failed["error_report_key"])
 

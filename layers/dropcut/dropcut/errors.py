@@ -134,6 +134,25 @@ class TaskFailed(DropcutError):
     )
 
 
+class MediaUnreadable(DropcutError):
+    """Prepare or Stitch could not decode a video it was given (the input, or an edited part)."""
+
+    reason = "media_unreadable"
+    advice = (
+        "The video could not be decoded; export it again as MP4 (H.264) and upload it again. "
+        "Edited parts already stored are kept under the job's work prefix."
+    )
+
+
+class TaskRetried(DropcutError):
+    """A part's provider task failed and the part gets a new one (TaskRetries): the state
+    machine goes back to StartTask. The part keeps its slot; the parts already edited are not
+    paid again."""
+
+    reason = "task_retried"
+    advice = "Nothing to do: the part is edited again."
+
+
 class ResultUnavailable(DropcutError):
     """The provider's result link could not be downloaded (expired, gone, or refused)."""
 

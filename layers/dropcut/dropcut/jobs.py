@@ -143,6 +143,19 @@ def job_id_for(bucket: str, key: str, version: str) -> str:
     return f"job-{digest[:40]}"
 
 
+#: A part's id: its job's id + "-p" + its two-digit index (dropcut.plan, Plan.unit_ids).
+PART_SUFFIX_CHARS = 4
+
+
+def job_of(unit_id: str) -> str:
+    """The job a unit of provider work belongs to (its execution's name): the unit itself for a
+    job id, the job's id for a part id (`<job id>-pNN`)."""
+    job, dash, index = unit_id.rpartition("-p")
+    if dash and len(index) == PART_SUFFIX_CHARS - 2 and index.isdigit() and job.startswith("job-"):
+        return job
+    return unit_id
+
+
 def is_job_id(value: str) -> bool:
     """True when `value` has the shape job_id_for gives (JOB_ID_PATTERN)."""
     return re.fullmatch(JOB_ID_PATTERN, value) is not None
@@ -186,10 +199,33 @@ class JobRecord(BaseModel):
     #: When Finalize gave the job's provider slot back (the hand-over to the next job starts).
     slot_released_at: float | None = None
     polls: int = 0
+    #: The job's units of provider work (Prepare): [its own id], or one id per part of a split.
+    units: list[str] | None = None
+    #: What Prepare wrote, per part: index, start_seconds, duration_seconds, moved_to_scene_cut.
+    prepared: list[dict[str, Any]] | None = None
+    #: A part's record: the job it belongs to and its place in it.
+    part_of: str | None = None
+    part_index: int | None = None
+    #: What the provider is sent when it is not the input itself (Prepare's mezzanine or part).
+    source_key: str | None = None
+    source_version: str | None = None
+    #: A part's provider tasks that failed before the current one (TaskRetries): task_id, credits.
+    failed_tasks: list[dict[str, Any]] = []
+    #: Finalize's copy of this unit's edited video (layout.edited_key), for Stitch.
+    edited_key: str | None = None
+    #: The before/after picture beside the output (Stitch).
+    contact_sheet_key: str | None = None
     #: Callback mode: the waiting execution's task token, and the outcome a confirmed callback saw.
     callback_token: str | None = None
     callback_outcome: str | None = None
     callback_received_at: float | None = None
+
+    @property
+    def source(self) -> tuple[str, str | None]:
+        """The S3 key and version the provider is sent: Prepare's video, else the input."""
+        if self.source_key:
+            return self.source_key, self.source_version
+        return self.key, self.version
 
     @property
     def task_may_be_running(self) -> bool:

@@ -24,6 +24,10 @@ PRESET_NAME = "_preset.json"
 OUTPUT_SUFFIX = ".edited.mp4"
 RESULT_MANIFEST_SUFFIX = ".result.json"
 ERROR_REPORT_SUFFIX = ".error.json"
+CONTACT_SHEET_SUFFIX = ".sheet.png"
+#: Where Prepare's parts and Finalize's edited parts live: outside the inbox (never triggers a
+#: job) and expired by the bucket's lifecycle rule (template.yaml, expire-work-objects).
+WORK_PREFIX = "work/"
 
 
 #: Files operating systems and sync tools add beside real files (compared case-insensitively).
@@ -160,6 +164,22 @@ class BucketLayout:
     def result_manifest_key(output_key: str) -> str:
         """The result manifest beside an output: `<output without .mp4>.result.json`."""
         return output_key.rsplit(".", 1)[0] + RESULT_MANIFEST_SUFFIX
+
+    @staticmethod
+    def contact_sheet_key(output_key: str) -> str:
+        """The before/after picture beside an output: `<output without .mp4>.sheet.png`."""
+        return output_key.rsplit(".", 1)[0] + CONTACT_SHEET_SUFFIX
+
+    @staticmethod
+    def prepared_key(job_id: str, index: int) -> str:
+        """Prepare's mezzanine or part `index` of a job: `work/<job id>/prepared/p<NN>.mp4`."""
+        return f"{WORK_PREFIX}{job_id}/prepared/p{index:02d}.mp4"
+
+    @staticmethod
+    def edited_key(job_id: str, unit_id: str) -> str:
+        """Finalize's copy of the provider's result for one unit (the job itself or one of its
+        parts): `work/<job id>/edited/<unit id>.mp4`; Stitch makes the output from these."""
+        return f"{WORK_PREFIX}{job_id}/edited/{unit_id}.mp4"
 
     def error_report_key(self, video_key: str) -> str:
         """The error report of a job: the input's path under the errors prefix + `.error.json`;

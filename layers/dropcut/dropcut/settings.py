@@ -153,6 +153,8 @@ class FinalizeSettings:
 @dataclass(frozen=True)
 class CheckStatusSettings:
     poll: PollPlan
+    #: TaskRetries: how many new tasks a part whose provider task failed gets.
+    task_retries: int
 
     @classmethod
     def from_env(cls) -> CheckStatusSettings:
@@ -162,7 +164,8 @@ class CheckStatusSettings:
                 max_seconds=_int("POLL_MAX_SECONDS"),
                 growth_percent=_int("POLL_GROWTH_PERCENT"),
                 callback_silence_seconds=_int("CALLBACK_SILENCE_SECONDS"),
-            )
+            ),
+            task_retries=_int("TASK_RETRIES"),
         )
 
 

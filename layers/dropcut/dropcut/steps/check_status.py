@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dropcut.errors import JobTimedOut, TaskFailed
+from dropcut.errors import JobTimedOut, TaskFailed, TaskRetried
 from dropcut.follow import PollPlan, TaskProgress, next_progress
-from dropcut.jobs import JobStore
+from dropcut.jobs import JobStatus, JobStore
 from dropcut.pace import PaceBook
 from dropcut.providers import ProviderFor, TaskState
 from dropcut.providers.http import redact_urls
@@ -22,6 +22,9 @@ class CheckStatusDeps:
     plan: PollPlan
     #: Where the durations of tasks seen to end are recorded (dropcut.pace); None: nowhere.
     pace: PaceBook | None = None
+    #: TaskRetries: how many new tasks a part whose provider task failed gets (a whole job's
+    #: failed task is not retried: `dropcut retry` is the user's call to pay again).
+    task_retries: int = 0
 
 
 def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> TaskProgress:
@@ -45,6 +48,7 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
     if task.state is TaskState.FAILED:
         code = f" [{task.error_code}]" if task.error_code else ""
         message = redact_urls(task.error_message or "no message")
+        _retry_part(deps, job_id, progress.task_id, f"{code}: {message}")
         raise TaskFailed(f"the provider reported the task failed{code}: {message}")
     updated = progress.model_copy(
         update={"state": task.state, "polls": progress.polls + 1, "progress": task.progress}
@@ -60,3 +64,32 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
             f"(after {progress.polls + 1} status checks)"
         )
     return next_progress(updated, deps.plan, remaining)
+
+
+def _retry_part(deps: CheckStatusDeps, unit_id: str, task_id: str, why: str) -> None:
+    """Give a part whose task failed a new task while it has retries left: its task fields are
+    cleared (the failed task is kept in `failed_tasks`) and TaskRetried sends the execution back
+    to StartTask, the part still holding its slot. Returns when the part is not retried."""
+    record = deps.store.require(unit_id)
+    if not record.part_of or len(record.failed_tasks) >= deps.task_retries:
+        return
+    reset = deps.store.update(
+        unit_id,
+        {
+            "failed_tasks": [*record.failed_tasks, {"task_id": task_id, "credits": record.credits}],
+            "status": JobStatus.RECEIVED.value,
+            "task_id": None,
+            "task_state": None,
+            "progress": None,
+            "credits": None,
+            "task_created_at": None,
+            "task_finished_seen_at": None,
+            "callback_token": None,
+            "callback_outcome": None,
+            "callback_received_at": None,
+        },
+        condition="task_id = :failed",
+        condition_values={":failed": task_id},
+    )
+    if reset:
+        raise TaskRetried(f"the part's task {task_id} failed{why}; the part gets a new task")

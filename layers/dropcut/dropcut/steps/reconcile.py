@@ -23,9 +23,10 @@ from dropcut.error_reports import count_failure, write_error_report
 from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem
 from dropcut.executions import Executions
 from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
-from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, to_item
+from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, job_of, to_item
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
+from dropcut.parts import is_split, parts_of, unit_records
 from dropcut.slots import SlotPool, settle_slot
 
 if TYPE_CHECKING:
@@ -124,14 +125,18 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
     report = ReconcileReport(manifest_timeouts=expire_manifest_waits(deps, now))
     seen: dict[str, str | None] = {}
 
-    def execution_status(job_id: str) -> str | None:
-        # Waiters and holders are jobs the first loop may have described already: once a pass.
+    def execution_status(unit_id: str) -> str | None:
+        # Waiters and holders are jobs (or parts of jobs: their job's execution) the first loop
+        # may have described already: once a pass.
+        job_id = job_of(unit_id)
         if job_id not in seen:
             seen[job_id] = executions.status(job_id)
         return seen[job_id]
 
     for status in (JobStatus.RECEIVED, JobStatus.RUNNING):
         for record in _records_in(store, status, created_before=now - SETTLE_SECONDS):
+            if record.part_of:
+                continue  # a part ends with its job (below, or the job's own RecordFailure)
             execution = execution_status(record.job_id)
             if execution == "RUNNING":
                 continue
@@ -175,10 +180,23 @@ def _end_once(
         condition_values={":seen": record.status.value},
     )
     if claimed:
-        report_key = write_error_report(deps.s3, deps.store, deps.layout, record, failure)
+        parts = parts_of(deps.store, record)
+        report_key = write_error_report(deps.s3, deps.store, deps.layout, record, failure, parts)
+        _end_parts(deps, record)
         count_failure(failure.reason)
         deps.events.publish(kind, record, failure=failure, report_key=report_key)
     return claimed
+
+
+def _end_parts(deps: ReconcileDeps, record: JobRecord) -> None:
+    """A split job's parts end with it: each not yet edited is marked failed and its slot given
+    back (kept while its task may still run)."""
+    if not is_split(record):
+        return
+    for unit in unit_records(deps.store, record):
+        settle_slot(deps.slots, unit, deps.lost_task_hold_seconds)
+        if unit.status is not JobStatus.SUCCEEDED:
+            deps.store.update(unit.job_id, {"status": JobStatus.FAILED.value})
 
 
 def _end_abandoned(deps: ReconcileDeps, record: JobRecord, execution: str) -> bool:

@@ -128,7 +128,7 @@ def _edit_request(deps: StartTaskDeps, record: JobRecord, *, callback: bool) -> 
 
     return EditRequest(
         prompt=spec.prompt,
-        video_url=presigned(record.key, record.version),
+        video_url=presigned(*record.source),
         image_urls=tuple(_url(image, presigned) for image in spec.images),
         elements=tuple(
             Element(

@@ -1,0 +1,29 @@
+"""Prepare: make what the provider is sent, as the job's plan says (dropcut.steps.prepare)."""
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from dropcut_media.adapter import PyAvMediaTools
+
+from dropcut import wiring
+from dropcut.inputs import JobStep
+from dropcut.observability import logger, typed_handler
+from dropcut.settings import Settings
+from dropcut.steps.prepare import PrepareDeps, prepare
+
+settings = Settings.from_env()
+deps = PrepareDeps(
+    s3=wiring.s3_client(),
+    store=wiring.job_store(settings),
+    layout=settings.layout,
+    media=PyAvMediaTools(),
+    work_dir=Path(tempfile.gettempdir()),
+)
+
+
+@typed_handler(JobStep)
+def handler(event: JobStep, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event.job_id)
+    return prepare(deps, event.job_id).model_dump(mode="json")

@@ -1,0 +1,139 @@
+"""Prepare: make what the provider is sent, as the job's plan says (dropcut.plan).
+
+- as is: nothing to make; the job is its own one unit of provider work.
+- normalize, pad: one mezzanine under the work prefix; the job stays its own one unit and
+  StartTask sends the mezzanine (JobRecord.source_key).
+- split: one video per part, each with a part record of its own (a unit with its own slot, task
+  and follow, id `<job id>-pNN`), all sharing the job's execution.
+
+Returns the unit ids; the state machine's Map (EditParts) runs each through AcquireSlot ..
+Finalize, and Stitch makes the output from their edited videos.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from dropcut.errors import ExecutionEnded, JobNotReady
+from dropcut.jobs import JobRecord, JobStatus, JobStore
+from dropcut.layout import BucketLayout
+from dropcut.media_tools import MediaTools, PreparedPart
+from dropcut.observability import logger, metrics
+from dropcut.plan import Plan
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class PrepareResult(BaseModel):
+    #: The job's units of provider work, in order: [job id] or its part ids.
+    units: list[str]
+
+
+@dataclass(frozen=True)
+class PrepareDeps:
+    s3: S3Client
+    store: JobStore
+    layout: BucketLayout
+    media: MediaTools
+    #: Where the input and the parts are written while they are made (Lambda: /tmp).
+    work_dir: Path
+
+
+def job_plan(record: JobRecord) -> Plan | None:
+    """The plan Submit recorded for the job (None: a job recorded before plans existed)."""
+    return Plan.model_validate(record.plan) if record.plan else None
+
+
+def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
+    """Make the job's units as its plan says; a retry after success returns the same units.
+
+    Raises JobNotReady (no resolved spec), ExecutionEnded (the job already ended), MediaUnreadable
+    (the input cannot be decoded) and AWS errors.
+    """
+    record = deps.store.require(job_id)
+    if record.spec is None:
+        raise JobNotReady("the job has no resolved options; Submit starts only jobs that do")
+    if record.status is JobStatus.FAILED:
+        raise ExecutionEnded(f"the job had already ended ({record.error_reason}); nothing prepared")
+    if record.units:
+        return PrepareResult(units=record.units)
+    plan = job_plan(record)
+    if plan is None or not plan.needs_prepare:
+        deps.store.update(job_id, {"units": [job_id]})
+        return PrepareResult(units=[job_id])
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
+        work = Path(tmp)
+        source = work / ("input" + Path(record.key).suffix.lower())
+        deps.s3.download_file(
+            record.bucket, record.key, str(source), ExtraArgs={"VersionId": record.version}
+        )
+        parts = deps.media.prepare(source, plan, work / "parts", keep_audio=record.spec.keep_audio)
+        stored = [_store_part(deps, record, part) for part in parts]
+    units = plan.unit_ids(job_id)
+    if len(units) != len(stored):
+        raise JobNotReady(f"the plan has {len(units)} units but Prepare made {len(stored)} videos")
+    prepared = [entry for entry, _ in stored]
+    if len(units) == 1:
+        key, version = stored[0][1]
+        deps.store.update(
+            job_id,
+            {"source_key": key, "source_version": version, "prepared": prepared, "units": units},
+        )
+    else:
+        for unit, (entry, (key, version)) in zip(units, stored, strict=True):
+            deps.store.create(_part_record(record, unit, entry, key, version))
+        deps.store.update(job_id, {"prepared": prepared, "units": units})
+    seconds = time.monotonic() - started
+    metrics.add_metric(name="PrepareSeconds", unit="Seconds", value=seconds)
+    logger.info("input prepared", extra={"plan": plan.kind.value, "units": len(units)})
+    return PrepareResult(units=units)
+
+
+def _store_part(
+    deps: PrepareDeps, record: JobRecord, part: PreparedPart
+) -> tuple[dict[str, Any], tuple[str, str | None]]:
+    """Upload one prepared video; returns its summary and its (key, version)."""
+    key = deps.layout.prepared_key(record.job_id, part.index)
+    with part.path.open("rb") as body:
+        answer = deps.s3.put_object(
+            Bucket=deps.layout.bucket, Key=key, Body=body, ContentType="video/mp4"
+        )
+    entry = {
+        "index": part.index,
+        "key": key,
+        "start_seconds": round(part.start_seconds, 3),
+        "duration_seconds": round(part.duration_seconds, 3),
+        "moved_to_scene_cut": part.moved_to_scene_cut,
+        "bytes": part.path.stat().st_size,
+    }
+    return entry, (key, answer.get("VersionId"))
+
+
+def _part_record(
+    job: JobRecord, unit: str, entry: dict[str, Any], key: str, version: str | None
+) -> JobRecord:
+    """A part's own record: the job's input and options, its own video and, later, task."""
+    return JobRecord(
+        job_id=unit,
+        status=JobStatus.RECEIVED,
+        bucket=job.bucket,
+        key=job.key,
+        version=job.version,
+        spec=job.spec,
+        spec_source=job.spec_source,
+        provider=job.provider,
+        execution_name=job.execution_name,
+        part_of=job.job_id,
+        part_index=int(entry["index"]),
+        source_key=key,
+        source_version=version,
+        media={"duration_seconds": entry["duration_seconds"]},
+    )

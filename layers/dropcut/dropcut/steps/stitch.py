@@ -1,0 +1,301 @@
+"""Stitch: make the job's output from its units' edited videos, beside a before/after picture,
+and close the job (result manifest, record, event).
+
+- One unit, nothing to trim: the edited video is the output (an S3 copy, no re-encode).
+- A split job: the parts joined in order (dropcut_media: remuxed where their parameters match),
+  with the input's own audio under the whole video when the job keeps audio.
+- A padded job: the edit trimmed back to the input's length.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
+from dropcut.errors import ExecutionEnded, JobNotReady
+from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
+from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, is_job_id
+from dropcut.layout import BucketLayout
+from dropcut.media_tools import MediaTools, StitchedVideo
+from dropcut.observability import logger, metrics
+from dropcut.parts import is_split, parts_of, unit_records
+from dropcut.plan import Plan, PlanKind
+from dropcut.steps.prepare import job_plan
+from dropcut.storage import head_or_none, put_json
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+#: Matching times on the before/after picture besides the seams (evenly spread).
+SHEET_TIMES = 4
+#: How far either side of a seam the picture looks (s): the last frame of one part and the
+#: first of the next at the model's 24 fps.
+SEAM_OFFSET_SECONDS = 1 / 24
+
+
+class StitchResult(BaseModel):
+    output_key: str
+    result_manifest_key: str
+    contact_sheet_key: str | None
+    bytes_stored: int
+
+
+@dataclass(frozen=True)
+class StitchDeps:
+    s3: S3Client
+    store: JobStore
+    layout: BucketLayout
+    media: MediaTools
+    #: Where videos are written while they are joined (Lambda: /tmp).
+    work_dir: Path
+    #: Job events (succeeded): best effort, never fails the step.
+    events: JobEvents = NO_JOB_EVENTS
+
+
+def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
+    """Store the job's output and close it; a retry after success returns the stored result.
+
+    Raises ExecutionEnded (the job already ended with a report), JobNotReady (a unit has no
+    edited video: a bug), MediaUnreadable (an edited part cannot be decoded) and AWS errors.
+    """
+    store, layout = deps.store, deps.layout
+    record = store.require(job_id)
+    if record.spec is None:
+        raise JobNotReady("the job has no resolved options; Submit starts only jobs that do")
+    if record.status is JobStatus.SUCCEEDED and record.output_key:
+        return StitchResult(
+            output_key=record.output_key,
+            result_manifest_key=layout.result_manifest_key(record.output_key),
+            contact_sheet_key=record.contact_sheet_key,
+            bytes_stored=0,
+        )
+    if record.status is JobStatus.FAILED:
+        raise ExecutionEnded(f"the job had already ended ({record.error_reason}); nothing stored")
+    units = unit_records(store, record)
+    edited = [unit.edited_key for unit in units]
+    if not units or None in edited or (record.units and len(units) != len(record.units)):
+        raise JobNotReady("a unit of the job has no edited video; Finalize stores each first")
+    plan = job_plan(record)
+    output_key, newer_version = _place(deps, record.key, record.version, record.spec.output_name)
+    started = time.time()
+    with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
+        work = Path(tmp)
+        joined, made = _make_output(deps, record, plan, [str(k) for k in edited], work)
+        size = joined.stat().st_size
+        if made is not None:
+            deps.s3.upload_file(
+                str(joined), layout.bucket, output_key, ExtraArgs={"ContentType": "video/mp4"}
+            )
+        else:
+            deps.s3.copy(
+                {"Bucket": layout.bucket, "Key": str(edited[0])},
+                layout.bucket,
+                output_key,
+                ExtraArgs={"ContentType": "video/mp4", "MetadataDirective": "REPLACE"},
+            )
+        sheet_key = _contact_sheet(deps, record, plan, joined, output_key, work)
+    stored_at = time.time()
+    credits = _credits(units)
+    manifest_key = layout.result_manifest_key(output_key)
+    manifest = _result_manifest(record, record.spec, units, plan, output_key, size, newer_version)
+    manifest.update(
+        contact_sheet={"bucket": layout.bucket, "key": sheet_key} if sheet_key else None,
+        stitch=None if made is None else {"remuxed": made.remuxed, "audio": made.audio},
+        parts=parts_of(store, record),
+        credits=credits,
+        timings={
+            "received_at": record.created_at,
+            "task_created_at": min((u.task_created_at or stored_at) for u in units),
+            "provider_finished_seen_at": max((u.task_finished_seen_at or 0) for u in units)
+            or None,
+            "stored_at": stored_at,
+            "stitch_seconds": round(stored_at - started, 3),
+            "total_seconds": round(stored_at - record.created_at, 3),
+        },
+    )
+    put_json(deps.s3, layout.bucket, manifest_key, manifest)
+    done = {
+        "output_key": output_key,
+        "result_manifest_key": manifest_key,
+        "contact_sheet_key": sheet_key,
+        "credits": credits,
+    }
+    store.update(job_id, {"status": JobStatus.SUCCEEDED.value, "stored_at": stored_at, **done})
+    deps.events.publish(JobEventType.SUCCEEDED, record.model_copy(update=done))
+    metrics.add_metric(name="JobsSucceeded", unit="Count", value=1)
+    if credits is not None:
+        metrics.add_metric(name="CreditsUsed", unit="Count", value=credits)
+    logger.info("job succeeded", extra={"output_key": output_key, "bytes": size})
+    return StitchResult(
+        output_key=output_key,
+        result_manifest_key=manifest_key,
+        contact_sheet_key=sheet_key,
+        bytes_stored=size,
+    )
+
+
+def _make_output(
+    deps: StitchDeps, record: JobRecord, plan: Plan | None, edited: Sequence[str], work: Path
+) -> tuple[Path, StitchedVideo | None]:
+    """The output video on local disk, and how it was made (None: the one edited video as is)."""
+    local = []
+    for index, key in enumerate(edited):
+        path = work / f"edited-{index:02d}.mp4"
+        deps.s3.download_file(deps.layout.bucket, key, str(path))
+        local.append(path)
+    trim = plan.duration_seconds if plan is not None and plan.kind is PlanKind.PAD else None
+    if len(local) == 1 and trim is None:
+        return local[0], None
+    audio_source = None
+    if is_split(record) and record.spec is not None and record.spec.keep_audio:
+        audio_source = _download_input(deps, record, work)
+    output = work / "output.mp4"
+    made = deps.media.stitch(local, output, trim_to_seconds=trim, audio_source=audio_source)
+    return output, made
+
+
+def _download_input(deps: StitchDeps, record: JobRecord, work: Path) -> Path:
+    path = work / ("input" + Path(record.key).suffix.lower())
+    if not path.exists():
+        deps.s3.download_file(
+            record.bucket, record.key, str(path), ExtraArgs={"VersionId": record.version}
+        )
+    return path
+
+
+def _contact_sheet(
+    deps: StitchDeps,
+    record: JobRecord,
+    plan: Plan | None,
+    output: Path,
+    output_key: str,
+    work: Path,
+) -> str | None:
+    """The before/after picture beside the output; None (logged) when it cannot be made: a
+    picture never fails a job whose output is stored."""
+    duration = (record.media or {}).get("duration_seconds")
+    if not isinstance(duration, int | float) or duration <= 0:
+        return None
+    times = sheet_times(float(duration), [p.get("start_seconds") for p in record.prepared or []])
+    png = work / "sheet.png"
+    try:
+        before = _download_input(deps, record, work)
+        deps.media.contact_sheet(before, output, png, times=times)
+    except Exception:
+        logger.exception("before/after picture not made")
+        return None
+    key = deps.layout.contact_sheet_key(output_key)
+    deps.s3.upload_file(str(png), deps.layout.bucket, key, ExtraArgs={"ContentType": "image/png"})
+    return key
+
+
+def sheet_times(duration: float, starts: Sequence[Any]) -> list[float]:
+    """The times (s) the before/after picture shows: SHEET_TIMES evenly spread over `duration`,
+    and the frames either side of each seam (every part start but the first)."""
+    evenly = [round(duration * (i + 0.5) / SHEET_TIMES, 3) for i in range(SHEET_TIMES)]
+    seams = [float(s) for s in starts if isinstance(s, int | float) and s > 0]
+    around = [
+        round(t, 3)
+        for seam in seams
+        for t in (seam - SEAM_OFFSET_SECONDS, seam + SEAM_OFFSET_SECONDS)
+        if 0 <= t < duration
+    ]
+    return sorted({*evenly, *around})
+
+
+def _credits(units: Sequence[JobRecord]) -> float | None:
+    known = [unit.credits for unit in units if unit.credits is not None]
+    return round(sum(known), 6) if known else None
+
+
+def _result_manifest(
+    record: JobRecord,
+    spec: JobSpec,
+    units: Sequence[JobRecord],
+    plan: Plan | None,
+    output_key: str,
+    size: int,
+    newer_version: str | None,
+) -> dict[str, Any]:
+    first = units[0]
+    return {
+        "job_id": record.job_id,
+        "status": "succeeded",
+        "input": {"bucket": record.bucket, "key": record.key, "version": record.version},
+        # A newer version of the input was uploaded: its edit has the plain name, this one
+        # a name with its version (layout.version_output_key).
+        "superseded": newer_version is not None,
+        "superseded_by_version": newer_version,
+        "output": {"bucket": record.bucket, "key": output_key, "bytes": size},
+        "prompt": spec.prompt,
+        "options": spec.model_dump(mode="json", exclude={"prompt"}),
+        "options_source": record.spec_source,
+        "media": record.media,
+        "plan": plan.model_dump(mode="json") if plan is not None else None,
+        "notices": record.notices,
+        "provider": first.provider,
+        "provider_task_id": first.task_id if len(units) == 1 else None,
+        "polls": sum(unit.polls for unit in units),
+    }
+
+
+def _place(
+    deps: StitchDeps, input_key: str, version: str, output_name: str | None
+) -> tuple[str, str | None]:
+    """Where this version's edit goes, and the newer input version if there is one.
+
+    The plain output name holds the edit of the input's newest version (S3's current version);
+    an older version's edit goes under a name with its version, whichever finishes first. An
+    older version's edit already under the plain name is moved aside to its own name first.
+    """
+    layout = deps.layout
+    plain = layout.output_key(input_key, output_name)
+    current = head_or_none(deps.s3, layout.bucket, input_key)
+    current_version = None
+    if current is not None:
+        current_version = str(current.get("VersionId") or current["ETag"].strip('"'))
+    if current_version != version:
+        return layout.version_output_key(plain, version), current_version or "deleted"
+    _move_older_edit_aside(deps, plain, version)
+    return plain, None
+
+
+def _move_older_edit_aside(deps: StitchDeps, plain: str, version: str) -> None:
+    """Copy an older input version's edit (and its result manifest, marked superseded) from the
+    plain name to its versioned name, so the newer edit replaces nothing that is not kept."""
+    layout = deps.layout
+    manifest_key = layout.result_manifest_key(plain)
+    try:
+        body = deps.s3.get_object(Bucket=layout.bucket, Key=manifest_key)["Body"].read()
+        stored = parse_bounded_json(body, max_bytes=1024 * 1024)
+    except deps.s3.exceptions.NoSuchKey:
+        return
+    except BoundedJsonError:
+        logger.warning("result manifest unreadable; the edit under it is not moved")
+        return
+    older = str((stored.get("input") or {}).get("version", "")) if isinstance(stored, dict) else ""
+    if not older or older == version:
+        return
+    aside = layout.version_output_key(plain, older)
+    deps.s3.copy({"Bucket": layout.bucket, "Key": plain}, layout.bucket, aside)
+    stored.update(
+        superseded=True,
+        superseded_by_version=version,
+        output={**stored.get("output", {}), "key": aside},
+    )
+    put_json(deps.s3, layout.bucket, layout.result_manifest_key(aside), stored)
+    if is_job_id(older_job := str(stored.get("job_id", ""))):
+        deps.store.update(
+            older_job,
+            {"output_key": aside, "result_manifest_key": layout.result_manifest_key(aside)},
+        )
+    logger.info("older version's edit kept aside", extra={"older_version": older})
+
+
