@@ -34,6 +34,8 @@ class ErrorReport(BaseModel):
     problems: list[dict[str, str]] = []
     provider: str | None = None
     provider_task_id: str | None = None
+    #: The job's plan and estimate (dropcut.plan.Plan as JSON), when Submit made one.
+    plan: dict[str, Any] | None = None
     failed_at: float
 
 
@@ -75,6 +77,7 @@ def put_error_report(
         problems=[p.as_dict() for p in failure.problems],
         provider=record.provider,
         provider_task_id=record.task_id,
+        plan=record.plan,
         failed_at=time.time(),
     )
     key = layout.error_report_key(record.key)
