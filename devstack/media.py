@@ -59,8 +59,12 @@ def make_sample_video(
     fps: int = 24,
     audio: bool = True,
     pattern: str = "bars",
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    container: str = "mp4",
 ) -> Path:
-    """Write a real H.264 (+ AAC sine tone) MP4 with colourful moving content."""
+    """Write a real H.264 (+ AAC sine tone) MP4 with colourful moving content; `codec` "libx265"
+    with `pix_fmt` "yuv420p10le" writes a 10-bit HEVC, `container` "mov" a QuickTime file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     width -= width % 2
@@ -68,12 +72,14 @@ def make_sample_video(
     n_frames = max(1, round(seconds * fps))
     bg = _background(width, height, pattern)
     side = max(8, min(width, height) // 5)
-    with av.open(str(path), "w", format="mp4") as out:
-        vs = out.add_stream("libx264", rate=fps)
+    with av.open(str(path), "w", format=container) as out:
+        vs = out.add_stream(codec, rate=fps)
         vs.width = width
         vs.height = height
-        vs.pix_fmt = "yuv420p"
+        vs.pix_fmt = pix_fmt
         vs.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        if codec == "libx265":
+            vs.options = {**vs.options, "x265-params": "log-level=error"}
         as_ = None
         if audio:
             as_ = out.add_stream("aac", rate=TONE_RATE, layout="mono")

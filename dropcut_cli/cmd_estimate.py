@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 from rich.text import Text
 
 from dropcut.errors import InputInvalid
+from dropcut.plan import DEFAULT_MAX_PARTS, MAX_PARTS, Plan
 from dropcut.providers import PROVIDERS
 from dropcut_cli import context
 from dropcut_cli.context import Exit
@@ -45,21 +47,46 @@ def estimate(
             show_default=False,
         ),
     ] = None,
+    max_segments: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_PARTS,
+            help="MaxSegmentsPerJob: the most parts a long video is split into "
+            f"[default: the stack's with --stack/--local/--endpoint-url, else {DEFAULT_MAX_PARTS}]",
+            show_default=False,
+        ),
+    ] = None,
+    normalize_inputs: Annotated[
+        NormalizeInputs | None,
+        typer.Option(
+            help="NormalizeInputs: auto converts out-of-spec videos, off refuses them "
+            "[default: the stack's with --stack/--local/--endpoint-url, else auto]",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Check local videos as Submit would, without uploading anything.
 
     Prints the problems Submit would refuse each input for (field, message, limit, hint), the
-    media facts, the notices, and the billed seconds where the provider documents its rule.
+    media facts, the notices, Submit's plan (as is, normalize, split, pad or refuse, and why),
+    its parts and the billed seconds where the provider documents its rule.
     Exit 1 if any input would be refused."""
-    name = provider or _stack_provider(ctx) or "evolink"
+    parameters = _stack_parameters(ctx)
+    name = provider or parameters.get("Provider") or "evolink"
     if name not in PROVIDERS:
         raise context.usage(f"unknown provider {name!r}: one of {', '.join(sorted(PROVIDERS))}")
+    max_parts = max_segments or int(parameters.get("MaxSegmentsPerJob") or DEFAULT_MAX_PARTS)
+    normalize = (normalize_inputs or parameters.get("NormalizeInputs") or "auto") == "auto"
     try:
         document = job_document(manifest, prompt)
     except InputInvalid as invalid:
         raise context.refused(invalid, f"{manifest}") from None
-    results = [check(path, PROVIDERS[name], document) for path in paths]
+    results = [
+        check(path, PROVIDERS[name], document, max_parts=max_parts, normalize=normalize)
+        for path in paths
+    ]
     if as_json:
         print_json({"provider": name, "inputs": [result.as_json() for result in results]})
     else:
@@ -68,10 +95,17 @@ def estimate(
     raise typer.Exit(Exit.FAILED if any(result.refused for result in results) else Exit.OK)
 
 
-def _stack_provider(ctx: typer.Context) -> str | None:
+class NormalizeInputs(StrEnum):
+    AUTO = "auto"
+    OFF = "off"
+
+
+def _stack_parameters(ctx: typer.Context) -> dict[str, str]:
+    """The named stack's parameters (Provider, MaxSegmentsPerJob, NormalizeInputs); none
+    without --stack/--local/--endpoint-url."""
     if not context.target(ctx).given:
-        return None
-    return context.stack(ctx).provider
+        return {}
+    return context.stack(ctx).parameters
 
 
 def _show(result: Estimate) -> None:
@@ -84,6 +118,8 @@ def _show(result: Estimate) -> None:
     out.print(f"  media    {media_line(result.media)}")
     for notice in result.notices:
         out.print(f"  notice   {notice}")
+    if result.plan is not None:
+        _show_plan(result.plan)
     if result.billed_seconds is not None:
         out.print(f"  billed   {result.billed_seconds:g} s ({result.billing})")
     else:
@@ -92,3 +128,26 @@ def _show(result: Estimate) -> None:
         out.print(
             problems_table((p.as_dict() for p in result.problems), f"{result.path.name}: problems")
         )
+
+
+def _show_plan(plan: Plan) -> None:
+    """The plan's kind and what Prepare would write, its reasons, and one line per part."""
+    line = f"  plan     {plan.kind.value.replace('_', ' ')}"
+    if plan.target is not None:
+        target = plan.target
+        rate = target.fps_num / target.fps_den
+        line += (
+            f" (prepared as H.264 {target.width}x{target.height}, {rate:.3g} fps, "
+            f"at most {target.max_bitrate / 1e6:g} Mb/s)"
+        )
+    out.print(line)
+    for reason in plan.reasons:
+        out.print(f"  reason   {reason}")
+    if len(plan.parts) > 1 or plan.pad_to_seconds is not None:
+        for part in plan.parts:
+            billed = "unknown" if part.billed_seconds is None else f"{part.billed_seconds:g} s"
+            padded = f", padded to {plan.pad_to_seconds:g} s" if plan.pad_to_seconds else ""
+            out.print(
+                f"  part {part.index + 1:<3} {part.start_seconds:6.2f} - {part.end_seconds:6.2f} s"
+                f"{padded}, billed {billed}"
+            )

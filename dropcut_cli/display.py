@@ -64,7 +64,8 @@ def problems_table(problems: Iterable[Mapping[str, str]], title: str = "Problems
 
 
 def media_line(media: MediaInfo | Mapping[str, Any] | None) -> str:
-    """`mp4, 4.0 s, 1280x720, h264 + aac, 1.2 MB` (what the probe read from the header)."""
+    """`mp4, 4.00 s, 1280x720, avc1 + mp4a, 30 fps, 8-bit, 1.2 MB` (what the probe read from
+    the header)."""
     if media is None:
         return "not a video we can read"
     facts = media.model_dump() if isinstance(media, MediaInfo) else dict(media)
@@ -76,6 +77,10 @@ def media_line(media: MediaInfo | Mapping[str, Any] | None) -> str:
     codecs = " + ".join(str(c) for c in (facts.get("video_codec"), facts.get("audio_codec")) if c)
     if codecs:
         parts.append(codecs)
+    if facts.get("frame_rate"):
+        parts.append(f"{facts['frame_rate']:.3g} fps")
+    if facts.get("bit_depth"):
+        parts.append(f"{facts['bit_depth']}-bit")
     parts.append(f"{int(facts.get('size_bytes') or 0) / 1e6:.1f} MB")
     return ", ".join(parts)
 

@@ -1,7 +1,8 @@
 """`dropcut estimate`: Submit's checks on local files, with Submit's own code, before anything
 is uploaded: the video by its content (dropcut.validation.check_video through a local-file
 RangeReader), the options (dropcut.jobs.parse_job_spec, dropcut.validation.check_options), and
-what the provider will bill where its rule is documented (docs/providers.md)."""
+Submit's plan for the video (dropcut.plan.plan_video) with what the provider will bill where its
+rule is documented (docs/providers.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from dropcut.errors import InputInvalid, Problem
 from dropcut.jobs import JobSpec, parse_job_spec
+from dropcut.plan import Plan, PlanKind, plan_video
 from dropcut.probe import MediaInfo, RangeReader
 from dropcut.providers import Provider
 from dropcut.public_urls import UrlRefused, check_public_https
@@ -35,12 +37,20 @@ class Estimate:
     media: MediaInfo | None = None
     notices: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    billed_seconds: float | None = None
-    billing: str = ""
+    #: Submit's plan for the video (None when it is not a video that can be read).
+    plan: Plan | None = None
 
     @property
     def refused(self) -> bool:
         return bool(self.problems)
+
+    @property
+    def billed_seconds(self) -> float | None:
+        return self.plan.billed_seconds if self.plan is not None else None
+
+    @property
+    def billing(self) -> str:
+        return self.plan.billing if self.plan is not None else ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +60,7 @@ class Estimate:
             "media": self.media.model_dump(mode="json") if self.media else None,
             "notices": self.notices,
             "problems": [problem.as_dict() for problem in self.problems],
+            "plan": self.plan.model_dump(mode="json") if self.plan else None,
             "billed_seconds": self.billed_seconds,
             "billing": self.billing,
         }
@@ -66,8 +77,17 @@ def file_reader(path: Path) -> RangeReader:
     return read
 
 
-def estimate(path: Path, provider: type[Provider], document: Any) -> Estimate:
-    """Check one local video and the job's options (a manifest document or None)."""
+def estimate(
+    path: Path,
+    provider: type[Provider],
+    document: Any,
+    *,
+    max_parts: int,
+    normalize: bool,
+) -> Estimate:
+    """Check one local video and the job's options (a manifest document or None), and plan the
+    video as Submit would with MaxSegmentsPerJob `max_parts` and NormalizeInputs `normalize`;
+    a refused plan's problems are the estimate's."""
     problems: list[Problem] = video_name_problems(path.name)
     notices: list[str] = []
     checked = check_video(file_reader(path), path.stat().st_size, provider)
@@ -77,20 +97,12 @@ def estimate(path: Path, provider: type[Provider], document: Any) -> Estimate:
     if spec is not None:
         problems.extend(check_options(provider, spec))
         problems.extend(_image_problems(spec))
-    seconds = checked.media.duration_seconds if checked.media else None
-    billed, billing = billed_seconds(provider, seconds)
-    return Estimate(path, provider.name, checked.media, notices, problems, billed, billing)
-
-
-def billed_seconds(provider: type[Provider], seconds: float | None) -> tuple[float | None, str]:
-    """The seconds the provider bills for a clip of `seconds`, and the rule (or why unknown)."""
-    low, high = provider.video_seconds
-    if not provider.bills_outside_range:
-        return None, f"{provider.name} documents no billing rule (docs/providers.md)"
-    rule = f"{provider.name} bills under {low:g} s as {low:g} s, over {high:g} s as {high:g} s"
-    if seconds is None:
-        return None, rule + "; the duration is unknown"
-    return round(min(max(seconds, low), high), 3), rule
+    plan = None
+    if checked.media is not None:
+        plan = plan_video(checked.media, provider, max_parts=max_parts, normalize=normalize)
+        if plan.kind is PlanKind.REFUSE:
+            problems.extend(plan.problems)
+    return Estimate(path, provider.name, checked.media, notices, problems, plan)
 
 
 def _spec(document: Any, problems: list[Problem], notices: list[str]) -> JobSpec | None:

@@ -38,6 +38,10 @@ def inbox_key(ref: str, layout: BucketLayout) -> str:
     return ref if ref.startswith(layout.inbox) else layout.inbox + ref
 
 
+#: Plans whose input Prepare turns into other videos first (dropcut.plan.Plan.needs_prepare).
+PREPARED_KINDS = frozenset({"normalize", "split", "pad"})
+
+
 class JobReader:
     """Jobs of one stack, read the way the pipeline's own code reads them."""
 
@@ -128,6 +132,14 @@ class JobReader:
         if record.status is JobStatus.WAITING_FOR_MANIFEST:
             manifest = BucketLayout.manifest_name(record.key)
             return Phase("waiting for manifest", f"upload {manifest} with a prompt")
+        if record.units is None and (record.plan or {}).get("kind") in PREPARED_KINDS:
+            parts = len((record.plan or {}).get("parts") or [])
+            made = f"{parts} parts" if parts > 1 else "one video within the model's limits"
+            return Phase("preparing", f"{record.plan.get('kind') if record.plan else ''}: {made}")
+        if record.units and record.units != [record.job_id]:
+            return self._split_phase(record, line)
+        if record.edited_key:
+            return Phase("stitching", "making the output and its before/after picture")
         if record.job_id in line:
             place = line.index(record.job_id) + 1
             return Phase("in line", f"for a provider slot: {place} of {len(line)}")
@@ -138,6 +150,21 @@ class JobReader:
         progress = f" {record.progress}%" if record.progress is not None else ""
         state = record.task_state or "queued"
         return Phase("at provider", f"{record.provider} {state}{progress}")
+
+
+    def _split_phase(self, record: JobRecord, line: list[str]) -> Phase:
+        """A split job's phase from its parts: how many are edited, at the provider, in line."""
+        units = record.units or []
+        parts = [self.get(unit) for unit in units]
+        edited = sum(1 for part in parts if part is not None and part.edited_key)
+        if edited == len(units):
+            return Phase("stitching", f"joining {len(units)} edited parts")
+        queued = sum(1 for unit in units if unit in line)
+        running = sum(1 for part in parts if part is not None and part.task_id and not part.edited_key)
+        detail = f"{edited} of {len(units)} parts edited, {running} at the provider"
+        if queued:
+            detail += f", {queued} in line for a slot"
+        return Phase("at provider" if running else "in line", detail)
 
 
 def parse_since(text: str) -> float:

@@ -30,6 +30,7 @@ deps = SubmitDeps(
     settings=settings,
     default_prompt=submit_settings.default_prompt,
     events=wiring.job_events(JobEventSettings.from_env()),
+    plan=submit_settings.plan,
 )
 processor = BatchProcessor(event_type=EventType.SQS, model=InboxMessage)
 #: Metric per outcome: what an operator counts on the dashboard.

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from devstack.media import make_sample_video
+from dropcut.plan import billed_seconds
 from dropcut.providers import AimlapiProvider, EvolinkProvider
 from dropcut_cli.app import app
-from dropcut_cli.estimate import billed_seconds
 from dropcut_cli.jobs import parse_since
 
 runner = CliRunner()

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2
 from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
 from dropcut.inputs import InboxEvent, InboxMessage
 from dropcut.observability import EVENT_MODEL_ATTRIBUTE
-from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT
+from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT, TEMPLATE
 
 EVENTS = ROOT / "events"
 #: Each function's folder under functions/ (the step's name in snake case).
@@ -25,9 +25,13 @@ FOLDERS = {
 
 
 def _placeholder(value: object) -> str:
-    """An environment value as a deployed stack would hold it (Refs become sample ARNs)."""
+    """An environment value as a deployed stack would hold it (a Ref to a parameter becomes its
+    default, other Refs sample ARNs)."""
     if isinstance(value, str | int | float | bool):
         return str(value)
+    ref = value.get("Ref") if isinstance(value, dict) else None
+    if isinstance(ref, str) and "Default" in TEMPLATE["Parameters"].get(ref, {}):
+        return str(TEMPLATE["Parameters"][ref]["Default"])
     return "arn:aws:states:us-east-1:123456789012:stateMachine:placeholder"
 
 

@@ -193,12 +193,13 @@ def test_fragmented_mp4_stops_at_moov(media):
 
 
 def test_a_long_fragmented_clip_gets_its_duration_and_billing_notice(tmp_path):
+    from dropcut.plan import duration_notice
     from dropcut.providers import EvolinkProvider
 
     path = fragmented_mp4(tmp_path / "long.mp4", seconds=14.0, width=64, height=48)
     info = probe_file(path)
     assert info.duration_seconds == pytest.approx(14.0, abs=0.1)
-    assert "bills videos over 10 s as 10 s" in (EvolinkProvider.duration_notice(14.0) or "")
+    assert "bills videos over 10 s as 10 s" in (duration_notice(EvolinkProvider, 14.0) or "")
     assert info.bytes_read < 200 * 1024
 
 
@@ -644,3 +645,53 @@ def test_the_display_matrix_gives_the_rotation_and_the_displayed_size(
     assert info.rotation == rotation
     assert (info.width, info.height) == shown
     assert (info.coded_width, info.coded_height) == (320, 240)
+
+
+# --- frame rate and bit depth -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sample", "codec", "fps", "depth"),
+    [
+        ({}, "avc1", 24.0, 8),
+        ({"fps": 15}, "avc1", 15.0, 8),
+        ({"fps": 30, "container": "mov"}, "avc1", 30.0, 8),
+        ({"pix_fmt": "yuv420p10le"}, "avc1", 24.0, 10),  # H.264 High 10
+        ({"codec": "libx265", "pix_fmt": "yuv420p10le"}, "hev1", 24.0, 10),
+        ({"codec": "libx265", "pix_fmt": "yuv420p10le", "container": "mov"}, "hev1", 24.0, 10),
+        ({"codec": "libx265", "fps": 60}, "hev1", 60.0, 8),
+    ],
+)
+def test_frame_rate_and_bit_depth_come_from_the_index(tmp_path, sample, codec, fps, depth):
+    path = make_sample_video(tmp_path / "clip", seconds=1.0, audio=False, **sample)
+    info = probe_file(path)
+    assert (info.video_codec, info.frame_rate, info.bit_depth) == (codec, fps, depth)
+    assert info.frame_rate == pytest.approx(probe(path)["fps"])
+    assert info.reads == 1  # the clip is smaller than the first read
+
+
+def test_a_fragmented_file_has_the_rate_its_trex_gives_or_none(media):
+    data = media["fragmented"].read_bytes()
+    assert probe_bytes(data).frame_rate is None  # FFmpeg leaves trex's default duration 0
+    moov = next(b.offset for b in top_level_boxes(media["fragmented"]) if b.type == "moov")
+    trak = child_offset(data, moov, b"trak")
+    mdhd = child_offset(data, child_offset(data, trak, b"mdia"), b"mdhd")
+    assert data[mdhd + 8] == 0  # version 0: the timescale follows two 32-bit times
+    timescale = int.from_bytes(data[mdhd + 20 : mdhd + 24], "big")
+    trex = child_offset(data, child_offset(data, moov, b"mvex"), b"trex")
+    assert int.from_bytes(data[trex + 12 : trex + 16], "big") == 1  # the video track's
+    default = timescale // 25
+    with_default = data[: trex + 20] + default.to_bytes(4, "big") + data[trex + 24 :]
+    assert probe_bytes(with_default).frame_rate == round(timescale / default, 3)
+
+
+def test_a_damaged_codec_configuration_leaves_the_depth_unknown(media):
+    data = media["faststart"].read_bytes()
+    at = data.index(b"avcC")
+    assert probe_bytes(data).bit_depth == 8
+    unknown = probe_bytes(data[:at] + b"xxxx" + data[at + 4 :])
+    assert unknown.bit_depth is None and unknown.video_codec == "avc1"
+    cut = int.from_bytes(data[at - 4 : at], "big")
+    # an avcC that claims more bytes than its sample entry holds: still a video, depth unknown
+    overrun = data[: at - 4] + (cut + 64).to_bytes(4, "big") + data[at:]
+    assert probe_bytes(overrun).bit_depth is None

@@ -29,6 +29,15 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         "faststart": make_faststart_copy(mp4, folder / "faststart.mp4"),
         "mov": make_sample_mov(folder / "sample.mov", seconds=2.0),
         "fragmented": fragmented_mp4(folder / "fragmented.mp4", seconds=2.0),
+        # frame rate and bit depth read from the index, as probe_video reads them
+        "hevc10": make_sample_video(
+            folder / "hevc10.mov",
+            seconds=1.0,
+            fps=15,
+            codec="libx265",
+            pix_fmt="yuv420p10le",
+            container="mov",
+        ),
     }
     data = {name: Path(path).read_bytes() for name, path in found.items()}
     data["html"] = b"<!doctype html><html><body>Not found</body></html>" * 20
@@ -53,7 +62,9 @@ def verdict(read_whole: bool, data: bytes, cuts: list[int]) -> object:
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    name=st.sampled_from(["mp4", "faststart", "mov", "fragmented", "html", "truncated", "empty"]),
+    name=st.sampled_from(
+        ["mp4", "faststart", "mov", "fragmented", "hevc10", "html", "truncated", "empty"]
+    ),
     seed=st.integers(0, 2**32),
     chunk=st.sampled_from([1, 7, 16, 4096, 65536, 1 << 20]),
 )
@@ -73,3 +84,16 @@ def test_a_web_page_is_refused_by_content(files):
     probe.feed(files["html"])
     with pytest.raises(NotAVideo, match="text, not an MP4"):
         probe.finish()
+
+
+def test_a_streamed_hevc_gives_its_frame_rate_and_bit_depth(files):
+    data = files["hevc10"]
+    cuts = list(range(1000, len(data), 1000))
+    streamed = verdict(False, data, cuts)
+    assert streamed == verdict(True, data, [])
+    assert isinstance(streamed, dict)
+    assert (streamed["video_codec"], streamed["frame_rate"], streamed["bit_depth"]) == (
+        "hev1",
+        15.0,
+        10,
+    )

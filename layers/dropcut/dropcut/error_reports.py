@@ -36,6 +36,8 @@ class ErrorReport(BaseModel):
     provider_task_id: str | None = None
     #: A split job's parts: each one's span, state, task, credits and kept edited video.
     parts: list[dict[str, Any]] = []
+    #: The job's plan and estimate (dropcut.plan.Plan as JSON), when Submit made one.
+    plan: dict[str, Any] | None = None
     failed_at: float
 
 
@@ -82,6 +84,7 @@ def put_error_report(
         provider=record.provider,
         provider_task_id=record.task_id,
         parts=parts or [],
+        plan=record.plan,
         failed_at=time.time(),
     )
     key = layout.error_report_key(record.key)

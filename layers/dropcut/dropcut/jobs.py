@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 MAX_PROMPT_CHARS = 5000
 #: The jobs table item that reserves an output key for one input (JobStore.claim_output).
 OUTPUT_CLAIM_PREFIX = "output#"
-#: A job id: "job-" + 40 hex digits (see job_id_for); also the execution name.
-JOB_ID_PATTERN = r"^job-[0-9a-f]{40}$"
+#: A job id: "job-" + 40 hex digits (see job_id_for); also the execution name. A part of a
+#: split job (one provider task) adds "-p" and its two-digit index (dropcut.plan.Plan.unit_ids).
+JOB_ID_PATTERN = r"^job-[0-9a-f]{40}(-p[0-9]{2})?$"
 
 
 class JobStatus(StrEnum):
@@ -157,7 +158,7 @@ def job_of(unit_id: str) -> str:
 
 
 def is_job_id(value: str) -> bool:
-    """True when `value` has the shape job_id_for gives (JOB_ID_PATTERN)."""
+    """True when `value` has the shape job_id_for gives, or a part's id (JOB_ID_PATTERN)."""
     return re.fullmatch(JOB_ID_PATTERN, value) is not None
 
 
@@ -190,6 +191,10 @@ class JobRecord(BaseModel):
     media: dict[str, Any] | None = None
     #: Things the user should know that did not stop the job (billing of short/long clips).
     notices: list[str] = []
+    #: Submit's plan for the video and its estimate (dropcut.plan.Plan dumped as JSON; read it
+    #: back with dropcut.plan.recorded_plan). None for jobs recorded before plans, or refused
+    #: before the video could be read.
+    plan: dict[str, Any] | None = None
     creating_since: float | None = None
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)

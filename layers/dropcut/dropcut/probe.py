@@ -86,6 +86,12 @@ class MediaInfo(BaseModel):
     coded_height: int | None = None
     video_codec: str | None
     audio_codec: str | None
+    #: Frames per second of the video track: its sample count over its media duration (stts,
+    #: mdhd); for a fragmented file, its timescale over the default sample duration (trex).
+    #: An average for a variable-rate clip; None when the index does not say.
+    frame_rate: float | None = None
+    #: Bits per luma sample (8, 10, ...) from the sample entry's avcC or hvcC; None when unknown.
+    bit_depth: int | None = None
     bytes_read: int
     reads: int
 
@@ -192,6 +198,8 @@ def _media_info(
         height=height or None,
         video_codec=video.codec,
         audio_codec=index.audio.codec if index.audio is not None else None,
+        frame_rate=_frame_rate(video, index),
+        bit_depth=video.bit_depth,
         bytes_read=reader.bytes_read,
         reads=reader.reads,
     )
@@ -380,6 +388,26 @@ class _Track:
     rotation: int = 0
     entry_width: int = 0
     entry_height: int = 0
+    #: The media duration in `timescale` units (mdhd; 0 when unknown, as in fragmented files).
+    media_duration: int = 0
+    #: Samples (frames) listed in the time-to-sample table (stts), and their summed durations.
+    sample_count: int = 0
+    stts_duration: int = 0
+    bit_depth: int | None = None
+
+
+def _frame_rate(video: _Track, index: _Index) -> float | None:
+    """Frames per second: samples over media duration, or a fragmented file's default sample
+    duration (ISO/IEC 14496-12, 8.4.2 mdhd, 8.6.1.2 stts, 8.8.3 trex); None when unknown."""
+    if not video.timescale:
+        return None
+    duration = video.media_duration or video.stts_duration
+    if video.sample_count and duration:
+        return round(video.sample_count * video.timescale / duration, 3)
+    default = index.trex_durations.get(video.track_id, 0)
+    if index.fragmented and default:
+        return round(video.timescale / default, 3)
+    return None
 
 
 @dataclass
@@ -599,17 +627,38 @@ def _parse_mdia(moov: bytes, mdia: _Box, file_offset: int, track: _Track) -> Non
         if box.type == b"hdlr":
             track.handler = _Fields(moov, box, file_offset).fourcc(8)
         elif box.type == b"mdhd":
-            fields = _Fields(moov, box, file_offset)
-            track.timescale = fields.uint(20 if fields.uint(0, 1) == 1 else 12, 4)
+            _parse_mdhd(_Fields(moov, box, file_offset), track)
     for minf in _children(moov, mdia, file_offset):
         if minf.type != b"minf":
             continue
         for stbl in _children(moov, minf, file_offset):
             if stbl.type != b"stbl":
                 continue
-            for stsd in _children(moov, stbl, file_offset):
-                if stsd.type == b"stsd":
-                    _parse_stsd(moov, stsd, file_offset, track)
+            for table in _children(moov, stbl, file_offset):
+                if table.type == b"stsd":
+                    _parse_stsd(moov, table, file_offset, track)
+                elif table.type == b"stts" and track.handler == b"vide":
+                    _parse_stts(_Fields(moov, table, file_offset), track)
+
+
+def _parse_mdhd(fields: _Fields, track: _Track) -> None:
+    """The media timescale and duration (version 1: 64-bit times; all ones: unknown)."""
+    if fields.uint(0, 1) == 1:
+        track.timescale, track.media_duration = fields.uint(20, 4), fields.uint(24, 8)
+        unknown = 0xFFFF_FFFF_FFFF_FFFF
+    else:
+        track.timescale, track.media_duration = fields.uint(12, 4), fields.uint(16, 4)
+        unknown = 0xFFFF_FFFF
+    if track.media_duration == unknown:
+        track.media_duration = 0
+
+
+def _parse_stts(fields: _Fields, track: _Track) -> None:
+    """Sum the time-to-sample table: (sample count, sample delta) pairs after the entry count."""
+    for entry in range(fields.uint(4, 4)):
+        count = fields.uint(8 + entry * 8, 4)
+        track.sample_count += count
+        track.stts_duration += count * fields.uint(12 + entry * 8, 4)
 
 
 def _parse_stsd(moov: bytes, stsd: _Box, file_offset: int, track: _Track) -> None:
@@ -622,6 +671,54 @@ def _parse_stsd(moov: bytes, stsd: _Box, file_offset: int, track: _Track) -> Non
         # A visual sample entry: 6 reserved + 2 data-reference + 16 bytes before width, height.
         track.entry_width = fields.uint(8 + 32, 2)
         track.entry_height = fields.uint(8 + 34, 2)
+        try:
+            track.bit_depth = _entry_bit_depth(moov, stsd, file_offset)
+        except NotAVideo:
+            track.bit_depth = None  # a damaged extension box: the depth stays unknown
+
+
+#: A visual sample entry's fixed fields after its 8-byte header; its extension boxes follow
+#: (ISO/IEC 14496-12, 12.1.3: reserved, data reference index, sizes, resolution, compressor
+#: name, depth).
+_VISUAL_ENTRY_FIELDS = 78
+#: H.264 profile_idc values whose streams are more than 8 bits deep when avcC does not say:
+#: High 10, High 4:2:2 and High 4:4:4 Predictive (ITU-T H.264, A.2).
+_AVC_DEEP_PROFILES = frozenset({110, 122, 244})
+#: profile_idc values whose avcC may end with chroma format and bit depths (ISO/IEC 14496-15, 5.3.3.1).
+_AVC_HIGH_PROFILES = frozenset({100, 110, 122, 144})
+
+
+def _entry_bit_depth(moov: bytes, stsd: _Box, file_offset: int) -> int | None:
+    """Bits per luma sample from the first sample entry's avcC or hvcC box (None: neither)."""
+    entry = parse_box_header(moov[stsd.payload + 8 : stsd.payload + 24], stsd.payload + 8, stsd.end)
+    if entry is None or entry.end > stsd.end or entry.size < 8 + _VISUAL_ENTRY_FIELDS:
+        return None
+    extensions = _Box(
+        entry.type, entry.offset + _VISUAL_ENTRY_FIELDS, 8, entry.size - _VISUAL_ENTRY_FIELDS
+    )
+    for child in _children(moov, extensions, file_offset):
+        fields = _Fields(moov, child, file_offset)
+        if child.type == b"hvcC":
+            # bitDepthLumaMinus8 in the low 3 bits of byte 17 (ISO/IEC 14496-15, 8.3.3.1.2).
+            return (fields.uint(17, 1) & 0x07) + 8
+        if child.type == b"avcC":
+            return _avc_bit_depth(fields, child)
+    return None
+
+
+def _avc_bit_depth(fields: _Fields, avcc: _Box) -> int:
+    """avcC's bit_depth_luma_minus8 + 8 where the box carries it, else by profile_idc."""
+    profile = fields.uint(1, 1)
+    at = 6
+    for _ in range(fields.uint(5, 1) & 0x1F):  # sequence parameter sets
+        at += 2 + fields.uint(at, 2)
+    pps = fields.uint(at, 1)
+    at += 1
+    for _ in range(pps):
+        at += 2 + fields.uint(at, 2)
+    if profile in _AVC_HIGH_PROFILES and avcc.payload + at + 2 <= avcc.end:
+        return (fields.uint(at + 1, 1) & 0x07) + 8
+    return 10 if profile in _AVC_DEEP_PROFILES else 8
 
 
 def _not_an_mp4(head: bytes, *, whole_file: bool) -> NotAVideo:

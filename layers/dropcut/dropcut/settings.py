@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from dropcut.follow import PollPlan
 from dropcut.layout import BucketLayout
+from dropcut.plan import DEFAULT_MAX_PARTS
 
 
 def _flag(name: str) -> bool:
@@ -109,14 +110,32 @@ class CallbackSettings:
 
 
 @dataclass(frozen=True)
+class PlanSettings:
+    """How Submit plans a video (dropcut.plan.plan_video)."""
+
+    #: MaxSegmentsPerJob: the most parts a long video is split into (more: refused).
+    max_parts: int = DEFAULT_MAX_PARTS
+    #: NormalizeInputs: auto (True) converts out-of-spec videos, off (False) refuses them.
+    normalize: bool = True
+
+
+@dataclass(frozen=True)
 class SubmitSettings:
     state_machine_arn: str
     #: The prompt of a video that has no manifest, metadata prompt or preset ("" = wait for one).
     default_prompt: str
+    plan: PlanSettings
 
     @classmethod
     def from_env(cls) -> SubmitSettings:
-        return cls(os.environ["STATE_MACHINE_ARN"], os.environ["DEFAULT_PROMPT"])
+        mode = os.environ["NORMALIZE_INPUTS"]
+        if mode not in ("auto", "off"):
+            raise ValueError(f"NORMALIZE_INPUTS must be 'auto' or 'off', not {mode!r}")
+        return cls(
+            os.environ["STATE_MACHINE_ARN"],
+            os.environ["DEFAULT_PROMPT"],
+            PlanSettings(max_parts=_int("MAX_SEGMENTS_PER_JOB"), normalize=mode == "auto"),
+        )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from dropcut.errors import Problem
 from dropcut.jobs import JobSpec
 from dropcut.layout import is_video_key
+from dropcut.plan import duration_notice
 from dropcut.probe import (
     IMAGE_SNIFF_BYTES,
     MediaInfo,
@@ -83,19 +84,11 @@ def video_name_problems(name: str) -> list[Problem]:
 
 
 def check_video(read: RangeReader, size: int, provider: type[Provider]) -> InputCheck:
-    """Check a video of `size` bytes read through `read` (ranged reads of an S3 object or a
-    local file) against the provider's limits: its facts, the notices, and every problem."""
+    """Check that `size` bytes read through `read` (ranged reads of an S3 object or a local
+    file) are a usable video: its facts, the notices, and every problem. What does not fit the
+    model's limits or the provider's size cap is for the plan (dropcut.plan.plan_video)."""
     problems: list[Problem] = []
     notices: list[str] = []
-    if size > provider.max_video_bytes:
-        problems.append(
-            Problem(
-                "video",
-                f"the video is {size / MIB:.1f} MB",
-                f"at most {provider.max_video_bytes // MIB} MB for {provider.name}",
-                "Trim the clip or re-encode it at a lower bitrate.",
-            )
-        )
     media: MediaInfo | None = None
     try:
         media = probe_video(read, size)
@@ -109,7 +102,7 @@ def check_video(read: RangeReader, size: int, provider: type[Provider]) -> Input
             )
         )
     if media is not None and media.duration_seconds is not None:
-        notice = provider.duration_notice(media.duration_seconds)
+        notice = duration_notice(provider, media.duration_seconds)
         if notice:
             notices.append(notice)
     return InputCheck(media=media, notices=notices, problems=problems)

@@ -112,28 +112,14 @@ class Provider(abc.ABC):
     max_images: ClassVar[int]
     #: Elements the provider's API takes (0: it documents none).
     max_elements: ClassVar[int] = 0
-    # Kling O1 video edit's input limits (documented on the evolink page; the same model behind
-    # aimlapi). Outside `video_seconds` a clip still runs; `bills_outside_range` says whether the
-    # provider documents billing it as the nearest bound.
+    #: The provider's cap on an input video's size (evolink's page; Kling's own is 200 MB).
+    #: The model's other input limits live in dropcut.plan (docs/providers.md).
     max_video_bytes: ClassVar[int] = 100 * 1024 * 1024
-    video_seconds: ClassVar[tuple[float, float]] = (3.0, 10.0)
+    #: Whether the provider documents billing a clip outside the model's 3-10 s as the nearest
+    #: bound (dropcut.plan.billed_seconds applies the rule).
     bills_outside_range: ClassVar[bool] = False
     max_image_bytes: ClassVar[int] = 10 * 1024 * 1024
     image_formats: ClassVar[frozenset[str]] = frozenset({"jpeg", "png", "webp"})
-
-    @classmethod
-    def duration_notice(cls, seconds: float) -> str | None:
-        """What happens to a clip of `seconds` outside the model's range (None inside it)."""
-        low, high = cls.video_seconds
-        if low <= seconds <= high:
-            return None
-        bound, side = (low, "under") if seconds < low else (high, "over")
-        if cls.bills_outside_range:
-            return f"the video is {seconds:.1f} s: {cls.name} bills videos {side} {bound:g} s as {bound:g} s"
-        return (
-            f"the video is {seconds:.1f} s, {side} the model's {low:g}-{high:g} s: "
-            f"{cls.name} may refuse or trim it"
-        )
 
     def __init__(self, settings: ProviderSettings, client: httpx.Client):
         self.settings = settings

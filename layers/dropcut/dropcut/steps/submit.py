@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +23,11 @@ from dropcut.layout import (
     not_a_job,
 )
 from dropcut.observability import logger
-from dropcut.providers import PROVIDERS
+from dropcut.plan import Plan, plan_video
+from dropcut.probe import MediaInfo
+from dropcut.providers import PROVIDERS, Provider
 from dropcut.public_urls import Resolver, system_resolver
-from dropcut.settings import Settings
+from dropcut.settings import PlanSettings, Settings
 from dropcut.storage import decode_metadata_value, head_or_none, s3_range_reader
 from dropcut.validation import check_input, video_name_problems
 
@@ -69,6 +71,8 @@ class SubmitDeps:
     resolve: Resolver = system_resolver
     #: Job events (submitted, refused): best effort, never fails the step.
     events: JobEvents = NO_JOB_EVENTS
+    #: MaxSegmentsPerJob and NormalizeInputs (how videos are planned).
+    plan: PlanSettings = field(default_factory=PlanSettings)
 
 
 def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | None) -> SubmitResult:
@@ -130,6 +134,10 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
     provider = PROVIDERS[(spec.provider if spec else None) or deps.settings.provider]
     checked = check_input(deps.s3, provider, bucket, video_key, head, spec, deps.resolve)
     problems.extend(checked.problems)
+    plan = _plan(deps, provider, checked.media)
+    if plan is not None:
+        record = record.model_copy(update={"plan": plan.model_dump(mode="json")})
+        problems.extend(plan.problems)
     if problems:
         return _refuse(deps, key, record, InputInvalid(problems), existing)
     if spec is None:
@@ -155,6 +163,18 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
         }
     )
     return _start(deps, key, ready, existing)
+
+
+def _plan(deps: SubmitDeps, provider: type[Provider], media: MediaInfo | None) -> Plan | None:
+    """The plan for a video that could be read (None: it could not; its problem says why)."""
+    if media is None:
+        return None
+    plan = plan_video(media, provider, max_parts=deps.plan.max_parts, normalize=deps.plan.normalize)
+    logger.info(
+        "planned",
+        extra={"plan": plan.kind.value, "parts": len(plan.parts), "reasons": plan.reasons},
+    )
+    return plan
 
 
 def _locate_video(
@@ -243,6 +263,7 @@ def _refuse(
     a job whose execution never started, and be started.)"""
     failed = put_error_report(deps.s3, deps.settings.layout, record, Failure.of(refusal))
     failed["manifest_version"] = record.manifest_version
+    failed["plan"] = record.plan
     if existing is not None:
         if not _update_if_unchanged(deps, existing, failed):
             return SubmitResult(key, Outcome.DUPLICATE, record.job_id, detail="concurrent event")
@@ -276,6 +297,7 @@ def _start(
                 "provider",
                 "media",
                 "notices",
+                "plan",
             },
         )
         cleared = dict.fromkeys(

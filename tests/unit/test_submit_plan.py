@@ -1,0 +1,93 @@
+"""Submit plans every video it can read before anything is spent: the plan goes on the job
+record; a refused plan ends the job with a report that carries its problems and estimate, and
+no execution starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devstack.media import make_sample_video
+from dropcut.executions import Executions
+from dropcut.jobs import JobStatus, JobStore, job_id_for
+from dropcut.plan import PlanKind, recorded_plan
+from dropcut.settings import PlanSettings
+from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
+from tests.unit.test_intake_refusal import RecordingStepFunctions
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("submit-plan")
+    made = {
+        "small": make_sample_video(folder / "small.mp4", seconds=2.0, audio=False),
+        "long": make_sample_video(folder / "long.mp4", seconds=31.0, width=64, height=48),
+    }
+    return {name: Path(path).read_bytes() for name, path in made.items()}
+
+
+def deps(jobs_table, media_bucket, settings, **plan: object) -> SubmitDeps:
+    return SubmitDeps(
+        s3=media_bucket,
+        store=JobStore(jobs_table),
+        executions=Executions(
+            RecordingStepFunctions(), "arn:aws:states:us-east-1:123456789012:stateMachine:jobs"
+        ),
+        settings=settings,
+        default_prompt="sepia",
+        plan=PlanSettings(**plan),  # type: ignore[arg-type]
+    )
+
+
+def upload(intake: SubmitDeps, key: str, body: bytes) -> tuple[str, object]:
+    put = intake.s3.put_object(Bucket="media", Key=key, Body=body)
+    job_id = job_id_for("media", key, put["VersionId"])
+    return job_id, submit_object(intake, "media", key, put["VersionId"])
+
+
+def test_a_started_job_records_its_plan(jobs_table, media_bucket, settings, clips):
+    intake = deps(jobs_table, media_bucket, settings)
+    job_id, result = upload(intake, "inbox/small.mp4", clips["small"])
+    assert result.outcome is Outcome.STARTED
+    plan = recorded_plan(intake.store.require(job_id).plan)
+    assert plan is not None and plan.kind is PlanKind.PAD  # 2 s of 320x240
+    assert plan.reasons[1] == "320x240 is under the model's 720 px minimum side"
+    assert plan.billed_seconds == 3.0
+    assert intake.executions.sfn.started == [job_id]
+
+
+def test_a_plan_over_max_segments_is_refused_with_its_estimate(
+    jobs_table, media_bucket, settings, clips
+):
+    intake = deps(jobs_table, media_bucket, settings, max_parts=3)
+    job_id, result = upload(intake, "inbox/long.mp4", clips["long"])
+    assert result.outcome is Outcome.REFUSED
+    record = intake.store.require(job_id)
+    assert record.status is JobStatus.FAILED and record.error_reason == "input_invalid"
+    plan = recorded_plan(record.plan)
+    assert plan is not None and plan.kind is PlanKind.REFUSE
+    assert plan.reasons[0] == "the plan needs 4 parts; MaxSegmentsPerJob is 3"
+    assert [problem["field"] for problem in record.problems] == ["video"]
+    assert "4 parts" in record.problems[0]["message"]
+    body = intake.s3.get_object(Bucket="media", Key=record.error_report_key or "")["Body"]
+    report = json.loads(body.read())
+    assert report["plan"]["kind"] == "refuse"
+    assert len(report["plan"]["parts"]) == 4 and report["plan"]["billed_seconds"] == 31.0
+    assert report["problems"] == record.problems
+    assert intake.executions.sfn.started == []
+
+
+def test_normalize_inputs_off_refuses_an_out_of_spec_video(
+    jobs_table, media_bucket, settings, clips
+):
+    intake = deps(jobs_table, media_bucket, settings, normalize=False)
+    job_id, result = upload(intake, "inbox/small.mp4", clips["small"])
+    assert result.outcome is Outcome.REFUSED
+    record = intake.store.require(job_id)
+    assert "NormalizeInputs" in record.problems[0]["limit"]
+    plan = recorded_plan(record.plan)
+    assert plan is not None
+    assert plan.reasons[0] == "NormalizeInputs is off; the video would have been padded"
+    assert intake.executions.sfn.started == []

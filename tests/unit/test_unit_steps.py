@@ -1,0 +1,284 @@
+"""Prepare, Stitch, RecordFailure and CheckStatus on a job's units (the job itself, or the parts
+of a split job), with media processing replaced by a recorder that writes plain files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from dropcut.errors import JobNotReady, TaskFailed, TaskRetried
+from dropcut.follow import TaskProgress
+from dropcut.jobs import JobStatus, job_of
+from dropcut.media_tools import PreparedPart, StitchedVideo
+from dropcut.plan import PartPlan, Plan, PlanKind, TargetVideo
+from dropcut.providers import ProviderTask, TaskState
+from dropcut.steps.check_status import CheckStatusDeps, check_status
+from dropcut.steps.prepare import PrepareDeps, prepare
+from dropcut.steps.record_failure import RecordFailureDeps, record_failure
+from dropcut.steps.stitch import StitchDeps, sheet_times, stitch
+from dropcut.follow import PollPlan
+
+
+class RecordingMedia:
+    """MediaTools that writes each output as a small text file naming what went into it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def prepare(self, source: Path, plan: Plan, out_dir: Path, *, keep_audio: bool):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        made = []
+        for part in plan.parts:
+            path = out_dir / f"part-{part.index}.mp4"
+            path.write_text(f"{source.read_text()}[{part.start_seconds}:{part.end_seconds}]")
+            made.append(
+                PreparedPart(
+                    part.index, path, part.start_seconds, part.end_seconds - part.start_seconds
+                )
+            )
+        self.calls.append(("prepare", len(made)))
+        return made
+
+    def stitch(
+        self,
+        parts: Sequence[Path],
+        output: Path,
+        *,
+        trim_to_seconds: float | None,
+        audio_source: Path | None,
+    ) -> StitchedVideo:
+        output.write_text("+".join(p.read_text() for p in parts))
+        self.calls.append(("stitch", (len(parts), trim_to_seconds, audio_source is not None)))
+        return StitchedVideo(duration_seconds=31.0, remuxed=True, audio="original")
+
+    def contact_sheet(self, before: Path, after: Path, png_out: Path, *, times) -> None:
+        png_out.write_bytes(b"\x89PNG")
+        self.calls.append(("sheet", list(times)))
+
+
+def _plan(kind: PlanKind, spans: list[tuple[float, float]], duration: float) -> Plan:
+    return Plan(
+        kind=kind,
+        reasons=[],
+        duration_seconds=duration,
+        parts=[PartPlan(index=i, start_seconds=a, end_seconds=b, billed_seconds=b - a)
+               for i, (a, b) in enumerate(spans)],
+        target=None if kind is PlanKind.AS_IS else TargetVideo(
+            width=1280, height=720, fps_num=24, fps_den=1, max_bitrate=8_000_000
+        ),
+        pad_to_seconds=3.0 if kind is PlanKind.PAD else None,
+        billed_seconds=duration,
+        credits=None,
+        billing="",
+        problems=[],
+    )
+
+
+SPLIT = _plan(PlanKind.SPLIT, [(0, 7.75), (7.75, 15.5), (15.5, 23.25), (23.25, 31.0)], 31.0)
+AS_IS = _plan(PlanKind.AS_IS, [(0, 5.0)], 5.0)
+
+
+@pytest.fixture
+def job(stored_job, media_bucket):
+    """`job(plan, **fields)`: a job of inbox/a.mp4 (v1 uploaded) with that plan recorded."""
+
+    def make(plan: Plan, **fields):
+        answer = media_bucket.put_object(Bucket="media", Key="inbox/a.mp4", Body=b"input")
+        return stored_job(
+            version=answer["VersionId"],
+            plan=plan.model_dump(mode="json"),
+            media={"duration_seconds": plan.duration_seconds},
+            execution_name="exec",
+            **fields,
+        )
+
+    return make
+
+
+def _prepare_deps(store, s3, settings, media, tmp_path) -> PrepareDeps:
+    return PrepareDeps(s3=s3, store=store, layout=settings.layout, media=media, work_dir=tmp_path)
+
+
+def test_an_as_is_job_is_its_own_one_unit_and_nothing_is_written(
+    job, media_bucket, settings, tmp_path
+):
+    store, job_id = job(AS_IS)
+    media = RecordingMedia()
+    result = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id)
+    assert result.units == [job_id]
+    assert media.calls == []
+    assert media_bucket.list_objects_v2(Bucket="media", Prefix="work/")["KeyCount"] == 0
+
+
+def test_a_split_job_gets_one_part_record_per_part_with_its_own_video(
+    job, media_bucket, settings, tmp_path
+):
+    store, job_id = job(SPLIT)
+    media = RecordingMedia()
+    deps = _prepare_deps(store, media_bucket, settings, media, tmp_path)
+    units = prepare(deps, job_id).units
+    assert units == [f"{job_id}-p{i:02d}" for i in range(4)]
+    assert [job_of(unit) for unit in units] == [job_id] * 4
+    for index, unit in enumerate(units):
+        part = store.require(unit)
+        assert (part.part_of, part.part_index, part.status) == (job_id, index, JobStatus.RECEIVED)
+        assert part.execution_name == "exec"
+        body = media_bucket.get_object(
+            Bucket="media", Key=part.source_key, VersionId=part.source_version
+        )["Body"].read()
+        start, end = SPLIT.parts[index].start_seconds, SPLIT.parts[index].end_seconds
+        assert body == f"input[{start}:{end}]".encode()
+    # A retry of the step (Lambda retried after a lost answer) makes nothing twice.
+    assert prepare(deps, job_id).units == units
+    assert media.calls == [("prepare", 4)]
+
+
+def _edited(store, s3, settings, unit: str, job_id: str, body: bytes) -> None:
+    key = settings.layout.edited_key(job_id, unit)
+    s3.put_object(Bucket="media", Key=key, Body=body)
+    store.update(unit, {"edited_key": key, "credits": 2.0})
+
+
+def _stitch_deps(store, s3, settings, media, tmp_path) -> StitchDeps:
+    return StitchDeps(s3=s3, store=store, layout=settings.layout, media=media, work_dir=tmp_path)
+
+
+def test_stitch_copies_a_single_edit_and_draws_its_picture(job, media_bucket, settings, tmp_path):
+    store, job_id = job(AS_IS, units=None)
+    store.update(job_id, {"units": [job_id]})
+    _edited(store, media_bucket, settings, job_id, job_id, b"edited")
+    media = RecordingMedia()
+    result = stitch(_stitch_deps(store, media_bucket, settings, media, tmp_path), job_id)
+    assert result.output_key == "outbox/a.edited.mp4"
+    output = media_bucket.get_object(Bucket="media", Key=result.output_key)["Body"].read()
+    assert output == b"edited"  # the edit itself: no re-encode
+    assert [name for name, _ in media.calls] == ["sheet"]
+    assert result.contact_sheet_key == "outbox/a.edited.sheet.png"
+    manifest = json.loads(
+        media_bucket.get_object(Bucket="media", Key=result.result_manifest_key)["Body"].read()
+    )
+    assert manifest["plan"]["kind"] == "as_is"
+    assert manifest["credits"] == 2.0
+    assert manifest["contact_sheet"]["key"] == "outbox/a.edited.sheet.png"
+    assert store.require(job_id).status is JobStatus.SUCCEEDED
+
+
+def test_stitch_joins_the_parts_in_order_with_the_original_audio(
+    job, media_bucket, settings, tmp_path
+):
+    from dropcut.jobs import JobSpec
+
+    store, job_id = job(SPLIT, spec=JobSpec(prompt="sepia", keep_audio=True))
+    media = RecordingMedia()
+    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).units
+    for index, unit in enumerate(units):
+        _edited(store, media_bucket, settings, unit, job_id, f"e{index}".encode())
+    result = stitch(_stitch_deps(store, media_bucket, settings, media, tmp_path), job_id)
+    output = media_bucket.get_object(Bucket="media", Key=result.output_key)["Body"].read()
+    assert output == b"e0+e1+e2+e3"
+    assert ("stitch", (4, None, True)) in media.calls
+    sheet_at = next(times for name, times in media.calls if name == "sheet")
+    for seam in (7.75, 15.5, 23.25):  # a frame either side of every seam
+        assert any(seam - 0.05 < t < seam for t in sheet_at)
+        assert any(seam < t < seam + 0.05 for t in sheet_at)
+    manifest = json.loads(
+        media_bucket.get_object(Bucket="media", Key=result.result_manifest_key)["Body"].read()
+    )
+    assert [p["state"] for p in manifest["parts"]] == ["edited"] * 4
+    assert manifest["credits"] == 8.0
+
+
+def test_stitch_refuses_while_a_part_has_no_edited_video(job, media_bucket, settings, tmp_path):
+    store, job_id = job(SPLIT)
+    media = RecordingMedia()
+    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).units
+    for unit in units[:-1]:
+        _edited(store, media_bucket, settings, unit, job_id, b"e")
+    with pytest.raises(JobNotReady):
+        stitch(_stitch_deps(store, media_bucket, settings, media, tmp_path), job_id)
+    assert media_bucket.list_objects_v2(Bucket="media", Prefix="outbox/")["KeyCount"] == 0
+
+
+def test_a_failed_split_job_reports_every_part(job, media_bucket, settings, tmp_path, pool):
+    store, job_id = job(SPLIT)
+    media = RecordingMedia()
+    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).units
+    _edited(store, media_bucket, settings, units[0], job_id, b"e")
+    store.update(units[0], {"status": JobStatus.SUCCEEDED.value})
+    store.update(units[1], {"task_id": "t-1", "task_state": "failed", "credits": 1.0})
+    deps = RecordFailureDeps(
+        s3=media_bucket, store=store, layout=settings.layout, slots=pool, lost_task_hold_seconds=60
+    )
+    key = record_failure(deps, job_id, {"Error": "TaskFailed", "Cause": "the part failed"})
+    report = json.loads(media_bucket.get_object(Bucket="media", Key=key)["Body"].read())
+    assert [(p["index"], p["state"]) for p in report["parts"]] == [
+        (0, "edited"), (1, "failed"), (2, "waiting"), (3, "waiting")
+    ]
+    assert report["parts"][0]["edited_key"]  # kept for the user
+    assert report["parts"][1]["provider_task_id"] == "t-1"
+    assert [store.require(u).status for u in units] == [
+        JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.FAILED, JobStatus.FAILED
+    ]
+
+
+class FailedTasks:
+    def get_task(self, task_id: str) -> ProviderTask:
+        return ProviderTask(
+            task_id=task_id, state=TaskState.FAILED, provider_status="failed", credits=1.5
+        )
+
+
+def _progress(task_id: str) -> TaskProgress:
+    return TaskProgress(
+        task_id=task_id,
+        provider="evolink",
+        state=TaskState.PROCESSING,
+        wait_seconds=1,
+        interval_seconds=1,
+        deadline=10**10,
+    )
+
+
+def test_a_part_whose_task_failed_gets_one_new_task_then_fails(job, media_bucket, settings, tmp_path):
+    store, job_id = job(SPLIT)
+    units = prepare(
+        _prepare_deps(store, media_bucket, settings, RecordingMedia(), tmp_path), job_id
+    ).units
+    deps = CheckStatusDeps(
+        store=store,
+        provider_for=lambda _: FailedTasks(),
+        plan=PollPlan(initial_seconds=1, max_seconds=60, growth_percent=50),
+        task_retries=1,
+    )
+    part = units[2]
+    store.update(part, {"task_id": "t-1", "status": JobStatus.RUNNING.value})
+    with pytest.raises(TaskRetried):
+        check_status(deps, part, _progress("t-1"))
+    reset = store.require(part)
+    assert reset.task_id is None and reset.status is JobStatus.RECEIVED
+    assert reset.failed_tasks == [{"task_id": "t-1", "credits": 1.5}]
+    store.update(part, {"task_id": "t-2", "status": JobStatus.RUNNING.value})
+    with pytest.raises(TaskFailed):
+        check_status(deps, part, _progress("t-2"))
+
+
+def test_a_whole_jobs_failed_task_is_not_retried(job, media_bucket, settings):
+    store, job_id = job(AS_IS, task_id="t-1", status=JobStatus.RUNNING)
+    deps = CheckStatusDeps(
+        store=store,
+        provider_for=lambda _: FailedTasks(),
+        plan=PollPlan(initial_seconds=1, max_seconds=60, growth_percent=50),
+        task_retries=1,
+    )
+    with pytest.raises(TaskFailed):
+        check_status(deps, job_id, _progress("t-1"))
+
+
+def test_the_picture_shows_even_times_and_both_sides_of_each_seam():
+    times = sheet_times(31.0, [0.0, 7.75, 15.5, 23.25])
+    assert times == sorted(times) and all(0 <= t < 31.0 for t in times)
+    assert len(times) == 4 + 2 * 3
+    assert sheet_times(5.0, []) == [0.625, 1.875, 3.125, 4.375]
