@@ -4,6 +4,7 @@ second (or shot) of input has its own colour (devstack/media_samples.py)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -46,7 +47,7 @@ def test_a_31_s_clip_becomes_4_exact_parts_that_sum_to_the_input(clip31, parts31
     total = sum(p.duration_seconds for p in parts31)
     assert abs(total - describe(clip31)["duration_seconds"]) <= FRAME
     assert sum(p.frames for p in parts31) == 31 * 24
-    for before, after in zip(parts31, parts31[1:], strict=False):  # contiguous on the grid
+    for before, after in itertools.pairwise(parts31):  # contiguous on the grid
         assert after.start_seconds == pytest.approx(before.start_seconds + before.duration_seconds)
     for part in parts31:
         assert 3.0 <= part.duration_seconds <= 10.0

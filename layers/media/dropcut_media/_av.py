@@ -187,9 +187,13 @@ def audio_layout(stream: Any) -> str:
 
 
 def add_aac_stream(container: Any, *, rate: int, layout: str) -> Any:
-    """An AAC-LC output stream (128 kb/s) at ``rate`` Hz, ``layout`` mono or stereo."""
+    """An AAC-LC output stream (128 kb/s, FFmpeg's fast coder) at ``rate`` Hz, ``layout`` mono
+    or stereo."""
     stream = container.add_stream("aac", rate=rate, layout=layout)
     stream.bit_rate = AAC_BIT_RATE
+    # FFmpeg's "fast" coder: several times quicker than the default two-loop search, and at
+    # 128 kb/s no audible difference for a model's input or an edit's soundtrack.
+    stream.options = {"aac_coder": "fast"}
     return stream
 
 
