@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # sam build (no container) looks for python3.13 on PATH: the venv provides it.
 export PATH := $(abspath $(BIN)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
-# The dropcut package (layers/dropcut) and the command line (dropcut_cli, the root project: the
+# The dropcut package (layers/dropcut), the media package (layers/media: dropcut_media) and the command line (dropcut_cli, the root project: the
 # `dropcut` console script in .venv/bin) are installed editable into the venv; the handlers, the
 # development stack and the benchmarks are imported from the checkout.
 export PYTHONPATH := $(abspath .)
@@ -34,12 +34,13 @@ help:
 	@echo "make lint    ruff (with a complexity gate), mypy, import contracts, cfn-lint, sam validate --lint, checkov"
 	@echo "make bench   benchmarks (figures printed, not asserted)"
 
-$(STAMP): requirements-dev.txt layers/dropcut/pyproject.toml pyproject.toml
+$(STAMP): requirements-dev.txt layers/dropcut/pyproject.toml layers/media/pyproject.toml pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "Python 3.13 not found: install it or run make PYTHON=/path/to/python3.13" >&2; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps --editable layers/dropcut
+	$(BIN)/python -m pip install --quiet --no-deps --editable layers/media
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	touch $(STAMP)
 

@@ -1,0 +1,235 @@
+"""dropcut_media.prepare: exact parts, seams from the right second, scene cuts, rotation, size
+and frame rate, padding, named errors, bounded memory. Clips are small and synthetic: each
+second (or shot) of input has its own colour (devstack/media_samples.py)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import textwrap
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from devstack.media_samples import by_second, frames, make_colour_clip, nearest_index, shots
+from dropcut_media.errors import MediaPlanInvalid, MediaUnreadable
+from dropcut_media.inspect import describe
+from dropcut_media.prepare import Cut, Target, prepare_video
+
+FPS = Fraction(24)
+FRAME = 1 / 24
+
+
+def _target(width: int = 160, height: int = 128) -> Target:
+    return Target(width=width, height=height, fps=FPS, max_bitrate=2_000_000)
+
+
+def _equal_cuts(seconds: float, count: int) -> list[Cut]:
+    return [Cut(i, seconds * i / count, seconds * (i + 1) / count) for i in range(count)]
+
+
+@pytest.fixture(scope="module")
+def clip31(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("clip31")
+    return make_colour_clip(folder / "in.mp4", seconds=31, width=160, height=128, fps=30)
+
+
+@pytest.fixture(scope="module")
+def parts31(clip31: Path, tmp_path_factory: pytest.TempPathFactory):
+    return prepare_video(clip31, _equal_cuts(31, 4), _target(), tmp_path_factory.mktemp("parts"))
+
+
+def test_a_31_s_clip_becomes_4_exact_parts_that_sum_to_the_input(clip31, parts31):
+    assert [p.index for p in parts31] == [0, 1, 2, 3]
+    total = sum(p.duration_seconds for p in parts31)
+    assert abs(total - describe(clip31)["duration_seconds"]) <= FRAME
+    assert sum(p.frames for p in parts31) == 31 * 24
+    for before, after in itertools.pairwise(parts31):  # contiguous on the grid
+        assert after.start_seconds == pytest.approx(before.start_seconds + before.duration_seconds)
+    for part in parts31:
+        assert 3.0 <= part.duration_seconds <= 10.0
+        facts = describe(part.path)
+        assert facts["video_codec"] == "h264" and facts["pix_fmt"] == "yuv420p"
+        assert (facts["width"], facts["height"], facts["fps"]) == (160, 128, 24.0)
+        assert facts["frames"] == part.frames
+        assert facts["rotation"] == 0
+        assert part.size_bytes == part.path.stat().st_size
+        assert part.has_audio and facts["audio_codec"] == "aac"
+        assert abs(facts["audio_duration_seconds"] - part.duration_seconds) <= FRAME
+
+
+def test_each_part_starts_with_a_keyframe_and_its_edges_come_from_the_right_second(parts31):
+    for part in parts31:
+        decoded = frames(part.path)
+        assert decoded[0][2], f"part {part.index} does not start with a keyframe"
+        assert len(decoded) == part.frames
+        first_second = by_second(part.start_seconds + 1e-6)
+        last_second = by_second(part.start_seconds + part.duration_seconds - FRAME / 2)
+        assert nearest_index(decoded[0][1], range(32)) == first_second
+        assert nearest_index(decoded[-1][1], range(32)) == last_second
+        # every frame shows the second of the input it stands for
+        for k, (_, rgb, _) in enumerate(decoded[::12]):
+            when = part.start_seconds + 12 * k / 24
+            assert nearest_index(rgb, range(32)) == by_second(when + 1e-6)
+
+
+def test_boundaries_move_to_the_colour_changes_within_the_window(parts31):
+    # every second is a new colour here, so each boundary lands on a whole second
+    for part in parts31[1:]:
+        assert part.start_seconds == pytest.approx(round(part.start_seconds))
+        assert part.moved_to_scene_cut
+
+
+@pytest.fixture(scope="module")
+def shot_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("shots")
+    return make_colour_clip(
+        folder / "in.mp4",
+        seconds=14,
+        width=96,
+        height=64,
+        fps=30,
+        audio=False,
+        colour_index=shots([6.4]),
+    )
+
+
+def test_a_scene_cut_within_the_window_moves_the_boundary(shot_clip, tmp_path):
+    parts = prepare_video(shot_clip, _equal_cuts(14, 2), _target(96, 64), tmp_path)
+    first, second = parts
+    assert first.moved_to_scene_cut and second.moved_to_scene_cut
+    assert first.frames == 154  # ceil(6.4 * 24): the first grid frame showing the new shot
+    assert second.start_seconds == pytest.approx(154 / 24)
+    assert nearest_index(frames(first.path)[-1][1], range(3)) == 0
+    assert nearest_index(frames(second.path)[0][1], range(3)) == 1
+
+
+def test_a_scene_cut_outside_the_window_or_the_limits_leaves_the_boundary(shot_clip, tmp_path):
+    narrow = prepare_video(
+        shot_clip, _equal_cuts(14, 2), _target(96, 64), tmp_path / "a", scene_window_seconds=0.5
+    )
+    assert [p.frames for p in narrow] == [168, 168]
+    assert not any(p.moved_to_scene_cut for p in narrow)
+    limited = prepare_video(
+        shot_clip, _equal_cuts(14, 2), _target(96, 64), tmp_path / "b", min_part_seconds=6.5
+    )
+    assert [p.frames for p in limited] == [168, 168]
+
+
+@pytest.mark.parametrize("rotation", [90, -90])
+def test_a_rotated_hevc_10_bit_mov_becomes_upright_h264_8_bit(tmp_path, rotation):
+    source = make_colour_clip(
+        tmp_path / "phone.mov",
+        seconds=3.2,
+        width=160,
+        height=96,
+        fps=30,
+        codec="libx265",
+        pix_fmt="yuv420p10le",
+        container_format="mov",
+        rotation=rotation,
+    )
+    facts = describe(source)
+    assert (facts["video_codec"], facts["pix_fmt"], facts["rotation"]) == (
+        "hevc",
+        "yuv420p10le",
+        rotation,
+    )
+    assert (facts["width"], facts["height"]) == (96, 160)  # displayed portrait
+    (part,) = prepare_video(source, [Cut(0, 0, 3.2)], _target(96, 160), tmp_path / "out")
+    out = describe(part.path)
+    assert (out["video_codec"], out["pix_fmt"], out["rotation"]) == ("h264", "yuv420p", 0)
+    assert (out["width"], out["height"]) == (96, 160)
+    assert part.frames == round(3.2 * 24)
+    rgb = frames(part.path)[0][1]
+    # The stored picture's top-left mark: turned 90 degrees counterclockwise it is at the
+    # bottom-left, clockwise (-90) at the top-right.
+    corners = {
+        "top-left": rgb[:8, :8],
+        "top-right": rgb[:8, -8:],
+        "bottom-left": rgb[-8:, :8],
+        "bottom-right": rgb[-8:, -8:],
+    }
+    white = {name for name, region in corners.items() if region.min() > 200}
+    assert white == ({"bottom-left"} if rotation == 90 else {"top-right"})
+
+
+def test_640x360_at_15_fps_becomes_1280x720_at_24_fps(tmp_path):
+    source = make_colour_clip(tmp_path / "small.mp4", seconds=3, width=640, height=360, fps=15)
+    (part,) = prepare_video(source, [Cut(0, 0, 3)], _target(1280, 720), tmp_path / "out")
+    out = describe(part.path)
+    assert (out["width"], out["height"], out["fps"]) == (1280, 720, 24.0)
+    assert part.frames == 72
+    decoded = frames(part.path)
+    assert len(decoded) == 72
+    for k in (0, 23, 24, 47, 48, 71):  # frames repeated by timestamps: each shows its second
+        assert nearest_index(decoded[k][1], range(4)) == k // 24
+
+
+def test_pad_holds_the_last_frame_and_silence_to_3_s(tmp_path):
+    source = make_colour_clip(tmp_path / "short.mp4", seconds=1.2, width=96, height=64, fps=30)
+    (part,) = prepare_video(
+        source, [Cut(0, 0, 1.2, pad_to_seconds=3.0)], _target(96, 64), tmp_path / "out"
+    )
+    assert part.frames == 72 and part.duration_seconds == pytest.approx(3.0)
+    out = describe(part.path)
+    assert out["frames"] == 72
+    assert abs(out["audio_duration_seconds"] - 3.0) <= FRAME
+    decoded = frames(part.path)
+    assert nearest_index(decoded[28][1], range(3)) == 1  # the input's last frame (1.17 s)...
+    assert nearest_index(decoded[-1][1], range(3)) == 1  # ...held to the end
+
+
+def test_an_input_that_is_not_a_video_raises_media_unreadable(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all")
+    with pytest.raises(MediaUnreadable, match=r"notes\.mp4 is not a readable video"):
+        prepare_video(text, [Cut(0, 0, 3)], _target(), tmp_path / "out")
+
+
+def test_an_impossible_plan_raises_media_plan_invalid(shot_clip, tmp_path):
+    with pytest.raises(MediaPlanInvalid, match="out of order"):
+        prepare_video(shot_clip, [Cut(0, 5, 9), Cut(1, 0, 5)], _target(96, 64), tmp_path)
+    with pytest.raises(MediaPlanInvalid, match="after the end of the video"):
+        prepare_video(shot_clip, [Cut(0, 20, 25)], _target(96, 64), tmp_path)
+    with pytest.raises(MediaPlanInvalid, match="not even"):
+        prepare_video(shot_clip, [Cut(0, 0, 5)], Target(97, 64, FPS, 1_000_000), tmp_path)
+
+
+MEMORY_CHILD = textwrap.dedent(
+    """
+    import json, resource, sys
+    from fractions import Fraction
+    from pathlib import Path
+    from dropcut_media.prepare import Cut, Target, prepare_video
+    source, seconds, out = Path(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3])
+    count = max(1, round(seconds / 8))
+    cuts = [Cut(i, seconds * i / count, seconds * (i + 1) / count) for i in range(count)]
+    parts = prepare_video(source, cuts, Target(320, 240, Fraction(24), 2_000_000), out)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(json.dumps({"parts": len(parts), "peak_mib": peak}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_whatever_the_length(tmp_path):
+    """Peak RSS of a child process preparing 8 s (1 part) and 48 s (6 parts) of 320x240 video:
+    holding the decoded video would add ~8 MiB per second of it (230 KB a frame at 30 fps)."""
+    peaks = {}
+    for seconds in (8, 48):
+        source = make_colour_clip(
+            tmp_path / f"{seconds}.mp4", seconds=seconds, width=320, height=240, fps=30
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD, str(source), str(seconds), str(tmp_path / "o")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[seconds] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert peaks[48]["parts"] == 6
+    assert peaks[48]["peak_mib"] - peaks[8]["peak_mib"] < 40, peaks
