@@ -36,6 +36,12 @@ def _create_from_template(dynamodb, logical_id: str, name: str):
     )
 
 
+@pytest.fixture(autouse=True)
+def _metrics_namespace(monkeypatch):
+    """The namespace the template gives every function (count_failure's single metric needs it)."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "dropcut")
+
+
 @pytest.fixture
 def aws():
     """moto in-process (no sockets): yields a DynamoDB resource."""

@@ -34,12 +34,6 @@ SCHEMA = json.loads(JOB_EVENT_SCHEMA_PATH.read_text())
 SAMPLE = json.loads((ROOT / "events" / "job_event.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def _metrics_namespace(monkeypatch):
-    """The namespace the template gives every function (count_failure's single metric needs it)."""
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "dropcut")
-
-
 def _record(**fields: Any) -> JobRecord:
     return JobRecord(
         **{

@@ -235,7 +235,7 @@ def _progress(task_id: str) -> TaskProgress:
     return TaskProgress(
         task_id=task_id,
         provider="evolink",
-        state=TaskState.PROCESSING,
+        state=TaskState.RUNNING,
         wait_seconds=1,
         interval_seconds=1,
         deadline=10**10,
