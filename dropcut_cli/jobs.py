@@ -151,7 +151,6 @@ class JobReader:
         state = record.task_state or "queued"
         return Phase("at provider", f"{record.provider} {state}{progress}")
 
-
     def _split_phase(self, record: JobRecord, line: list[str]) -> Phase:
         """A split job's phase from its parts: how many are edited, at the provider, in line."""
         units = record.units or []
@@ -160,7 +159,9 @@ class JobReader:
         if edited == len(units):
             return Phase("stitching", f"joining {len(units)} edited parts")
         queued = sum(1 for unit in units if unit in line)
-        running = sum(1 for part in parts if part is not None and part.task_id and not part.edited_key)
+        running = sum(
+            1 for part in parts if part is not None and part.task_id and not part.edited_key
+        )
         detail = f"{edited} of {len(units)} parts edited, {running} at the provider"
         if queued:
             detail += f", {queued} in line for a slot"

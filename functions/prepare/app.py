@@ -5,13 +5,13 @@ from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from dropcut_media.adapter import PyAvMediaTools
 
 from dropcut import wiring
 from dropcut.inputs import JobStep
 from dropcut.observability import logger, typed_handler
 from dropcut.settings import Settings
 from dropcut.steps.prepare import PrepareDeps, prepare
+from dropcut_media.adapter import PyAvMediaTools
 
 settings = Settings.from_env()
 deps = PrepareDeps(

@@ -273,7 +273,7 @@ def test_no_role_may_change_the_bucket_delete_inputs_or_outputs_scan_or_delete_j
         if resource == "*":
             assert action == "states:SendTaskSuccess", f"{function}: {action} on every resource"
         if action.startswith("s3:") and resource.startswith(f"{BUCKET}/"):
-            assert resource in (INBOX, OUTBOX, ERRORS), f"{function}: {action} on {resource}"
+            assert resource in (INBOX, OUTBOX, ERRORS, WORK), f"{function}: {action} on {resource}"
         if resource == INBOX:
             assert action in ("s3:GetObject", "s3:GetObjectVersion"), "the inbox is read-only"
 

@@ -106,6 +106,8 @@ def test_the_media_layer_pins_what_the_tests_run_and_ships_no_numpy():
 def test_the_media_package_imports_only_the_standard_library_av_and_pil():
     allowed = {"av", "PIL", "dropcut_media"}
     for module in (ROOT / "layers/media/dropcut_media").glob("*.py"):
+        if module.name == "adapter.py":
+            continue  # dropcut.media_tools's implementation: the one module that knows dropcut
         tree = ast.parse(module.read_text())
         for node in ast.walk(tree):
             names = []

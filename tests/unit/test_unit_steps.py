@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dropcut.errors import JobNotReady, TaskFailed, TaskRetried
-from dropcut.follow import TaskProgress
+from dropcut.follow import PollPlan, TaskProgress
 from dropcut.jobs import JobStatus, job_of
 from dropcut.media_tools import PreparedPart, StitchedVideo
 from dropcut.plan import PartPlan, Plan, PlanKind, TargetVideo
@@ -19,7 +19,6 @@ from dropcut.steps.check_status import CheckStatusDeps, check_status
 from dropcut.steps.prepare import PrepareDeps, prepare
 from dropcut.steps.record_failure import RecordFailureDeps, record_failure
 from dropcut.steps.stitch import StitchDeps, sheet_times, stitch
-from dropcut.follow import PollPlan
 
 
 class RecordingMedia:
@@ -64,11 +63,13 @@ def _plan(kind: PlanKind, spans: list[tuple[float, float]], duration: float) -> 
         kind=kind,
         reasons=[],
         duration_seconds=duration,
-        parts=[PartPlan(index=i, start_seconds=a, end_seconds=b, billed_seconds=b - a)
-               for i, (a, b) in enumerate(spans)],
-        target=None if kind is PlanKind.AS_IS else TargetVideo(
-            width=1280, height=720, fps_num=24, fps_den=1, max_bitrate=8_000_000
-        ),
+        parts=[
+            PartPlan(index=i, start_seconds=a, end_seconds=b, billed_seconds=b - a)
+            for i, (a, b) in enumerate(spans)
+        ],
+        target=None
+        if kind is PlanKind.AS_IS
+        else TargetVideo(width=1280, height=720, fps_num=24, fps_den=1, max_bitrate=8_000_000),
         pad_to_seconds=3.0 if kind is PlanKind.PAD else None,
         billed_seconds=duration,
         credits=None,
@@ -215,12 +216,18 @@ def test_a_failed_split_job_reports_every_part(job, media_bucket, settings, tmp_
     key = record_failure(deps, job_id, {"Error": "TaskFailed", "Cause": "the part failed"})
     report = json.loads(media_bucket.get_object(Bucket="media", Key=key)["Body"].read())
     assert [(p["index"], p["state"]) for p in report["parts"]] == [
-        (0, "edited"), (1, "failed"), (2, "waiting"), (3, "waiting")
+        (0, "edited"),
+        (1, "failed"),
+        (2, "waiting"),
+        (3, "waiting"),
     ]
     assert report["parts"][0]["edited_key"]  # kept for the user
     assert report["parts"][1]["provider_task_id"] == "t-1"
     assert [store.require(u).status for u in units] == [
-        JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.FAILED, JobStatus.FAILED
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.FAILED,
+        JobStatus.FAILED,
     ]
 
 
@@ -242,7 +249,9 @@ def _progress(task_id: str) -> TaskProgress:
     )
 
 
-def test_a_part_whose_task_failed_gets_one_new_task_then_fails(job, media_bucket, settings, tmp_path):
+def test_a_part_whose_task_failed_gets_one_new_task_then_fails(
+    job, media_bucket, settings, tmp_path
+):
     store, job_id = job(SPLIT)
     units = prepare(
         _prepare_deps(store, media_bucket, settings, RecordingMedia(), tmp_path), job_id

@@ -60,6 +60,5 @@ def parts_of(store: JobStore, job: JobRecord) -> list[dict[str, Any]]:
         return []
     prepared = {int(entry["index"]): entry for entry in job.prepared or []}
     return [
-        part_summary(unit, prepared.get(unit.part_index or 0))
-        for unit in unit_records(store, job)
+        part_summary(unit, prepared.get(unit.part_index or 0)) for unit in unit_records(store, job)
     ]

@@ -13,7 +13,6 @@ Finalize, and Stitch makes the output from their edited videos.
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from dropcut.errors import ExecutionEnded, JobNotReady
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.media_tools import MediaTools, PreparedPart
-from dropcut.observability import logger, metrics
+from dropcut.observability import logger
 from dropcut.plan import Plan
 
 if TYPE_CHECKING:
@@ -68,7 +67,6 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
     if plan is None or not plan.needs_prepare:
         deps.store.update(job_id, {"units": [job_id]})
         return PrepareResult(units=[job_id])
-    started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
         work = Path(tmp)
         source = work / ("input" + Path(record.key).suffix.lower())
@@ -91,8 +89,6 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
         for unit, (entry, (key, version)) in zip(units, stored, strict=True):
             deps.store.create(_part_record(record, unit, entry, key, version))
         deps.store.update(job_id, {"prepared": prepared, "units": units})
-    seconds = time.monotonic() - started
-    metrics.add_metric(name="PrepareSeconds", unit="Seconds", value=seconds)
     logger.info("input prepared", extra={"plan": plan.kind.value, "units": len(units)})
     return PrepareResult(units=units)
 

@@ -113,8 +113,7 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
         timings={
             "received_at": record.created_at,
             "task_created_at": min((u.task_created_at or stored_at) for u in units),
-            "provider_finished_seen_at": max((u.task_finished_seen_at or 0) for u in units)
-            or None,
+            "provider_finished_seen_at": max((u.task_finished_seen_at or 0) for u in units) or None,
             "stored_at": stored_at,
             "stitch_seconds": round(stored_at - started, 3),
             "total_seconds": round(stored_at - record.created_at, 3),
@@ -297,5 +296,3 @@ def _move_older_edit_aside(deps: StitchDeps, plain: str, version: str) -> None:
             {"output_key": aside, "result_manifest_key": layout.result_manifest_key(aside)},
         )
     logger.info("older version's edit kept aside", extra={"older_version": older})
-
-
