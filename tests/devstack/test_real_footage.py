@@ -56,14 +56,14 @@ def test_an_unknown_clip_is_refused() -> None:
         footage.real_clip("carphone")
 
 
-def test_the_long_clip_is_real_footage_over_ten_seconds(tmp_path: Path) -> None:
-    path = _made(lambda: footage.long_clip(12.5, path=tmp_path / "long.mp4"))
+def test_the_long_clip_is_real_footage_over_ten_seconds() -> None:
+    path = _made(footage.long_clip)
     info = probe(path)
     assert (info["width"], info["height"], info["fps"]) == (1280, 720, 24.0)
     assert info["video_codec"] == "h264" and info["has_audio"]
-    assert info["duration"] == pytest.approx(12.5, abs=0.05)
+    assert info["duration"] == pytest.approx(31.0, abs=0.05)
     with av.open(str(path)) as c:
-        assert c.streams.video[0].frames == 300
+        assert c.streams.video[0].frames == 31 * 24
     # the first 10 s are bikes (640x272, centre-cropped to 16:9 then scaled), then the bunny
     bikes = footage.real_clip("bikes")
     src = frame_at(bikes, 4.0)[:, 78:561]  # 272 * 1280 // 720 = 483 px wide, centred
@@ -73,8 +73,38 @@ def test_the_long_clip_is_real_footage_over_ten_seconds(tmp_path: Path) -> None:
     bunny = frame_at(footage.real_clip("bigbuckbunny"), 1.0)
     assert _mae(frame_at(path, 11.0), bunny) < 12
     assert limit_problems(video_facts(path.read_bytes()), "evolink") == [
-        "duration 12.50 s is outside 3..10 s"
+        "duration 31.00 s is outside 3..10 s"
     ]
+    # the sound: the tone, silent for the first 0.1 s of each second (within 10 ms)
+    rate, sound = _audio(path)
+    window = rate // 100
+    loud = [
+        float(np.abs(sound[i : i + window]).max()) > 0.05
+        for i in range(0, len(sound) - window, window)
+    ]
+    silent_starts = [i / 100 for i in range(len(loud)) if not loud[i] and (i == 0 or loud[i - 1])]
+    assert silent_starts == pytest.approx([float(k) for k in range(31)], abs=0.011)
+    assert len(sound) / rate == pytest.approx(31.0, abs=0.03)
+    # and again from the start after 15.3 s (bikes 10 s, bunny 5.3 s)
+    assert _mae(frame_at(path, 16.0), frame_at(path, 0.7)) < 4
+
+
+def _audio(path: Path) -> tuple[int, np.ndarray]:
+    """The first audio track, mono float samples placed by their timestamps from time 0."""
+    chunks: list[tuple[float, np.ndarray]] = []
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        for frame in c.decode(stream):
+            chunks.append((float(frame.time or 0.0), frame.to_ndarray()[0]))
+    end = max(round(t * rate) + len(x) for t, x in chunks)
+    sound = np.zeros(end, np.float32)
+    for t, x in chunks:
+        at = round(t * rate)
+        if at < 0:
+            x, at = x[-at:], 0
+        sound[at : at + len(x)] = x
+    return rate, sound
 
 
 def test_the_phone_clip_is_portrait_hevc_10_bit_turned_90_degrees() -> None:
