@@ -45,7 +45,20 @@ Prompt directives (per task, so an end-to-end test can drive each job's outcome)
     ``[sim:never]``      the task never finishes (stays generating / processing, progress <= 99)
     ``[sim:seconds=N]``  this task runs N seconds (float) instead of ``task_seconds``
 
-Picture edits follow prompt keywords; see ``devstack.simulator.editor``.
+Picture edits follow prompt keywords; see ``devstack.simulator.editor``. Like the model
+(``devstack.simulator.limits``; ``providers/README.md``, "The model's own limits"), every output
+runs at 24 fps whatever the input's rate (pictures repeated or dropped by their timestamps, never
+blended), lasts as long as the input (within half an output frame; AAC audio, when kept, may run
+up to one AAC frame, 21 ms, longer), and shows a rotated input as a player shows it.
+
+Strict mode (``strict``, default false; ``POST /_sim/config {"strict": true}``): when a task
+starts, an input outside the model's documented limits (duration < 3 s or > 10 s, width or height
+outside 720..2160 px as shown, frame rate outside 24..60 fps, size over the provider's cap:
+evolink 100 MB, aimlapi Kling's 200 MB) makes the task end failed, as the real model fails a bad
+input, with evolink ``error.code = "invalid_request_error"`` / aimlapi ``error.name =
+"InvalidRequestError"`` and a message "Invalid request parameter: video_urls: width 320 px is
+outside 720..2160 px; ..." (the documented 400 body's type and message: neither provider documents
+a business code for this failure). The task is created and billed first, like any task.
 
 Control API (no auth): ``POST /_sim/config`` (JSON merged into the config; ``faults`` replaced),
 ``GET /_sim/config``, ``GET /_sim/stats``, ``POST /_sim/reset`` (clears tasks, counters and
@@ -54,7 +67,8 @@ faults; body ``{"config": true}`` also restores the config the simulator started
 ``.stats()``, ``.reset(config=False)``.
 
 Fault rules (``config.faults``, first matching rule wins, each applies ``times`` times, -1 =
-forever; optional ``prompt_contains`` restricts callback faults to tasks whose prompt has it)::
+forever; optional ``prompt_contains`` restricts callback and task faults to tasks whose prompt
+has it, ``input_contains`` task faults to tasks whose input URL path has it, case-insensitive)::
 
     {"api": "aimlapi"|"evolink"|"*", "op": "create"|"query"|"result"|"callback"|"*",
      "kind": ..., "times": 1, ...}
@@ -76,16 +90,27 @@ Callback kinds (op callback, evolink only):
                               ``processing``, progress 50, no results/error) is delivered
     ``slow``                  the callback is sent ``delay`` s late (rule must say op "callback")
 
+Task kinds (op create; the task is created, then ends as the rule says):
+    ``fail_task``         the task ends failed (evolink ``error.code = "generation_failed"``,
+                          aimlapi ``error.name = "GenerationError"``) after its run time, as
+                          ``[sim:fail]`` does. With ``input_contains`` it hits only tasks whose
+                          input URL path (no query string) has that substring, e.g. one part of a
+                          split job. Short form: ``{"fail_task_when_input_contains": "part-0001",
+                          "times": 1}`` fails the first task for part-0001 only; ``"times": -1``
+                          every one.
+
 Stats: ``tasks_created`` (successful creates only), ``tasks_created_by_api``, ``in_flight`` and
 ``max_in_flight`` (unfinished tasks, both APIs together; ``concurrency_limit`` counts the same),
 ``requests`` ({"aimlapi.create": n, ...}, every request received, faulted or not),
 ``callbacks_sent`` (HTTP attempts), ``callbacks_delivered`` (2xx), ``callbacks_failed`` (gave up),
 ``callbacks_dropped`` (lost_callback), ``status_429`` (of which ``status_429_concurrency``
 for going over ``concurrency_limit``), ``faults_applied``, ``credits_spent``,
-``credits_remaining``, ``tasks`` ([{id, api, prompt, status, ...}]).
+``credits_remaining``, ``tasks_created_by_input`` ({input URL path: tasks created}, so a test
+can tell which parts were paid for again), ``tasks`` ([{id, api, prompt, input_path, status,
+...}]; ``input_path`` is the input URL's path without its query string or signature).
 
 CLI: ``python -m devstack.simulator --host 127.0.0.1 --port 8765 [--task-seconds N]
-[--queue-seconds N] [--api-key KEY ...] [--allow-insecure-callbacks]``.
+[--queue-seconds N] [--api-key KEY ...] [--allow-insecure-callbacks] [--strict]``.
 """
 
 from devstack.simulator.server import FAULT_KINDS, SimConfig, Simulator

@@ -22,9 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue-seconds", type=float, default=None)
     parser.add_argument("--api-key", action="append", default=None, help="accepted key (repeat)")
     parser.add_argument("--allow-insecure-callbacks", action="store_true")
+    parser.add_argument(
+        "--strict", action="store_true", help="fail inputs outside the model's documented limits"
+    )
     args = parser.parse_args(argv)
 
-    config = SimConfig(allow_insecure_callbacks=args.allow_insecure_callbacks)
+    config = SimConfig(allow_insecure_callbacks=args.allow_insecure_callbacks, strict=args.strict)
     if args.task_seconds is not None:
         config.task_seconds = args.task_seconds
     if args.queue_seconds is not None:

@@ -15,7 +15,15 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from devstack.simulator.core import Engine, Task
-from devstack.simulator.editor import EditSpec, MediaError, edit_video, fetch, probe_video_bytes
+from devstack.simulator.editor import (
+    EditSpec,
+    MediaError,
+    edit_video,
+    fetch,
+    probe_video_bytes,
+    video_facts,
+)
+from devstack.simulator.limits import LIMIT_ERROR_CODE, limit_message, limit_problems
 
 
 class Clock:
@@ -75,7 +83,7 @@ class Clock:
         elif t.directive == "fail" and due:
             t.status = "failed"
             t.error_code = self.engine.apis[t.api].error_code("generation_failed")
-            t.error_message = "Simulated failure ([sim:fail] in the prompt)"
+            t.error_message = t.fail_reason or "Simulated failure"
         elif t.edit_state == "done" and due:
             t.status = "completed"
             t.token = secrets.token_urlsafe(24)
@@ -93,7 +101,12 @@ class Clock:
             data = fetch(
                 t.video_url, max_bytes=cfg.max_video_bytes, timeout=cfg.fetch_timeout_seconds
             )
-            probe_video_bytes(data)
+            if cfg.strict:
+                problems = limit_problems(video_facts(data), t.api)
+                if problems:
+                    raise MediaError(LIMIT_ERROR_CODE, limit_message(problems, t.api))
+            else:
+                probe_video_bytes(data)
             image = None
             if t.image_url:
                 image = fetch(

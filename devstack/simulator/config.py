@@ -20,7 +20,10 @@ REQUEST_FAULTS = (
     "redirect",
 )
 CALLBACK_FAULTS = ("lost_callback", "duplicate_callback", "out_of_order_callback", "slow")
-FAULT_KINDS = tuple(dict.fromkeys(REQUEST_FAULTS + CALLBACK_FAULTS))
+TASK_FAULTS = ("fail_task",)
+FAULT_KINDS = tuple(dict.fromkeys(REQUEST_FAULTS + CALLBACK_FAULTS + TASK_FAULTS))
+#: The short form of a fail_task rule: {"fail_task_when_input_contains": "part-0001", "times": 1}.
+FAIL_TASK_SHORTHAND = "fail_task_when_input_contains"
 APIS = ("aimlapi", "evolink")
 OPS = ("create", "query", "result", "callback")
 
@@ -47,6 +50,9 @@ class SimConfig:
     fetch_timeout_seconds: float = 30.0
     edit_workers: int = 2
     public_base_url: str | None = None
+    # True: an input outside the model's documented limits (devstack.simulator.limits) makes the
+    # task fail as the provider reports a bad input. Off by default until dropcut prepares media.
+    strict: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The config as JSON-ready data (``api_keys`` as a sorted list)."""
@@ -72,6 +78,8 @@ def coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(faults, list):
             raise ValueError("faults must be a list")
         out["faults"] = [normalise_fault(f) for f in faults]
+    if "strict" in out and not isinstance(out["strict"], bool):
+        raise ValueError("strict must be true or false")
     if "callback_retry_delays" in out:
         out["callback_retry_delays"] = [float(x) for x in out["callback_retry_delays"]]
     return out
@@ -82,6 +90,10 @@ def normalise_fault(rule: Any) -> dict[str, Any]:
     if not isinstance(rule, dict):
         raise ValueError("a fault rule must be an object")
     r = dict(rule)
+    if FAIL_TASK_SHORTHAND in r:
+        if r.setdefault("kind", "fail_task") != "fail_task":
+            raise ValueError(f"{FAIL_TASK_SHORTHAND} makes a fail_task rule")
+        r["input_contains"] = r.pop(FAIL_TASK_SHORTHAND)
     r.setdefault("api", "*")
     r.setdefault("op", "*")
     r.setdefault("times", 1)
@@ -94,6 +106,13 @@ def normalise_fault(rule: Any) -> dict[str, Any]:
         raise ValueError(f"unknown op {r['op']!r}")
     if kind == "accept_then_slow" and r["op"] not in ("create", "*"):
         raise ValueError("accept_then_slow applies to op 'create' only")
+    if kind == "fail_task":
+        if r["op"] not in ("create", "*"):
+            raise ValueError("fail_task applies to op 'create' only")
+        r["op"] = "create"
+        needle = r.get("input_contains")
+        if needle is not None and (not isinstance(needle, str) or not needle):
+            raise ValueError("fail_task.input_contains must be a non-empty string")
     if kind == "unavailable" and int(r.get("status", 503)) not in (500, 502, 503):
         raise ValueError("unavailable.status must be 500, 502 or 503")
     return r

@@ -14,12 +14,13 @@ import shutil
 import tempfile
 import threading
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from devstack.simulator.config import SimConfig, coerce_config, normalise_fault
+from devstack.simulator.config import TASK_FAULTS, SimConfig, coerce_config, normalise_fault
 from devstack.simulator.editor import MediaError, fetch, probe_video_bytes
 
 _STATUSES = ("queued", "running", "completed", "failed")  # a task's internal statuses
@@ -63,6 +64,8 @@ class Task(TaskRequest):
     token: str | None = None
     expires_at: float | None = None  # monotonic
     callbacks: list[dict[str, Any]] = field(default_factory=list)
+    input_path: str = ""  # the input URL's path, without query string or signature
+    fail_reason: str | None = None  # why a "fail" directive fails (prompt or fault rule)
 
     @property
     def finished(self) -> bool:
@@ -145,10 +148,20 @@ def _directive(prompt: str) -> tuple[str, float | None]:
     return "", seconds
 
 
+def input_path(url: str) -> str:
+    """The path of an input URL (percent-decoded), without its query string (a presigned URL's
+    signature) or host; ``data:`` for a data URI."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "data":
+        return "data:"
+    return urllib.parse.unquote(parts.path)
+
+
 def _new_counters() -> dict[str, Any]:
     return {
         "tasks_created": 0,
         "tasks_created_by_api": {"aimlapi": 0, "evolink": 0},
+        "tasks_created_by_input": {},  # input URL path -> tasks created
         "max_in_flight": 0,
         "requests": {},
         "callbacks_sent": 0,
@@ -161,6 +174,11 @@ def _new_counters() -> dict[str, Any]:
         "faults_applied": 0,
         "credits_spent": 0,
     }
+
+
+def _contains(text: str | None, needle: str | None) -> bool:
+    """True without a needle; else whether ``text`` has it (case-insensitive)."""
+    return not needle or (text is not None and needle.lower() in text.lower())
 
 
 class Engine:
@@ -227,6 +245,7 @@ class Engine:
                     "id": t.id,
                     "api": t.api,
                     "prompt": t.prompt,
+                    "input_path": t.input_path,
                     "status": self.apis[t.api].public_status(t),
                     "internal_status": t.status,
                     "created": t.created,
@@ -264,9 +283,17 @@ class Engine:
     # ---- faults -------------------------------------------------------------------------------
 
     def take_fault(
-        self, api: str, op: str, kinds: tuple[str, ...], prompt: str | None = None
+        self,
+        api: str,
+        op: str,
+        kinds: tuple[str, ...],
+        prompt: str | None = None,
+        input_path: str | None = None,
     ) -> dict[str, Any] | None:
-        """Use up one application of the first rule that matches; a copy of it, or None."""
+        """Use up one application of the first rule that matches; a copy of it, or None.
+
+        A rule's ``prompt_contains`` / ``input_contains`` (case-insensitive substrings) restrict
+        it to a ``prompt`` / an ``input_path`` that has them."""
         with self.lock:
             for rule in self.config.faults:
                 if rule["kind"] not in kinds or rule["times"] == 0:
@@ -277,8 +304,9 @@ class Engine:
                     continue
                 if op == "callback" and rule["kind"] == "slow" and rule["op"] != "callback":
                     continue  # a generic "slow" rule is meant for requests
-                needle = rule.get("prompt_contains")
-                if needle and (prompt is None or needle.lower() not in prompt.lower()):
+                if not _contains(prompt, rule.get("prompt_contains")):
+                    continue
+                if not _contains(input_path, rule.get("input_contains")):
                     continue
                 if rule["times"] > 0:
                     rule["times"] -= 1
@@ -356,6 +384,17 @@ class Engine:
                 raise provider.error(402, provider.no_credits_message)
             if cfg.credits is not None:
                 cfg.credits -= cost
+            path = input_path(request.video_url)
+            fault = None
+            if directive != "never":
+                fault = self.take_fault(api, "create", TASK_FAULTS, request.prompt, path)
+            fail_reason = "Simulated failure ([sim:fail] in the prompt)"
+            if fault is not None:
+                directive = "fail"
+                fail_reason = (
+                    "Simulated failure (fault rule fail_task: input path contains "
+                    f"{fault.get('input_contains')!r})"
+                )
             task_id = provider.new_task_id()
             t = Task(
                 **vars(request),
@@ -369,11 +408,15 @@ class Engine:
                 video_duration=video_duration,
                 credits=cost,
                 generation=self.generation,
+                input_path=path,
+                fail_reason=fail_reason,
             )
             self.tasks[task_id] = t
             c = self.counters
             c["tasks_created"] += 1
             c["tasks_created_by_api"][api] = c["tasks_created_by_api"].get(api, 0) + 1
+            by_input = c["tasks_created_by_input"]
+            by_input[path] = by_input.get(path, 0) + 1
             c["credits_spent"] += cost
             c["max_in_flight"] = max(c["max_in_flight"], self.in_flight())
             self.wake.notify_all()

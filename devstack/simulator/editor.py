@@ -13,7 +13,10 @@ Keywords in the prompt (case-insensitive) pick the look; several may combine:
 ``aspect_ratio`` ("16:9", "9:16", "1:1") centre-crops to that ratio (even dimensions). A reference
 image is scaled to a quarter of the output width and composited into the TOP-RIGHT corner with
 an 8 px margin (see :func:`thumbnail_box`). The output is H.264 yuv420p MP4, with AAC audio only
-when audio is kept and the input has some.
+when audio is kept and the input has some. Like the model (``devstack.simulator.limits``), the
+output runs at 24 fps whatever the input's rate (pictures repeated or dropped by their timestamps)
+and lasts as long as the input (within half an output frame); a rotated input (display matrix) is
+edited and returned as a player shows it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import io
 import re
 import urllib.parse
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ import av
 import httpx
 import numpy as np
 from PIL import Image
+
+from devstack.simulator.limits import OUTPUT_FPS, VideoFacts
 
 MP4_FORMAT_NAMES = ("mov", "mp4")
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
@@ -111,6 +115,30 @@ def probe_video_bytes(data: bytes) -> float:
         raise MediaError(
             "unsupported_video_format", f"input is not a readable video: {exc}"
         ) from exc
+
+
+def video_facts(data: bytes) -> VideoFacts:
+    """The facts the model's limits are about (``limits.VideoFacts``) for an MP4/MOV in memory.
+    Raises ``MediaError`` (``unsupported_video_format``) as ``probe_video_bytes`` does."""
+    seconds = probe_video_bytes(data)
+    try:
+        with av.open(io.BytesIO(data)) as c:
+            v = c.streams.video[0]
+            width, height = v.codec_context.width, v.codec_context.height
+            rate = v.average_rate or v.guessed_rate
+        if _quarter_turns(data) % 2:
+            width, height = height, width
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise MediaError(
+            "unsupported_video_format", f"input is not a readable video: {exc}"
+        ) from exc
+    return VideoFacts(
+        seconds=seconds,
+        width=width,
+        height=height,
+        fps=float(rate) if rate else None,
+        size_bytes=len(data),
+    )
 
 
 def check_image_bytes(data: bytes) -> Image.Image:
@@ -250,19 +278,9 @@ class _FrameEditor:
         return np.ascontiguousarray(rgb)
 
 
-def _frame_rate(vin: av.VideoStream) -> Fraction:
-    """The input's frame rate (24 if unknown); an implausible one (> 120) becomes 30."""
-    rate = vin.average_rate or vin.guessed_rate or Fraction(24)
-    if rate > 120:
-        rate = Fraction(30)
-    return rate
-
-
-def _add_video_stream(
-    out: av.container.OutputContainer, rate: Fraction, width: int, height: int
-) -> av.VideoStream:
-    """The output's H.264 yuv420p stream (ultrafast, CRF 20)."""
-    vout = out.add_stream("libx264", rate=rate)
+def _add_video_stream(out: av.container.OutputContainer, width: int, height: int) -> av.VideoStream:
+    """The output's H.264 yuv420p stream at ``OUTPUT_FPS`` (ultrafast, CRF 20)."""
+    vout = out.add_stream("libx264", rate=OUTPUT_FPS)
     vout.width = width
     vout.height = height
     vout.pix_fmt = "yuv420p"
@@ -284,6 +302,97 @@ def _mux(out: av.container.OutputContainer, packets: list[av.Packet[Any]]) -> No
         out.mux(pkt)
 
 
+def _quarter_turns(data: bytes) -> int:
+    """Counter-clockwise quarter turns a player applies to the video (its display matrix), 0..3,
+    read from the first decoded picture (PyAV exposes the matrix per frame)."""
+    with av.open(io.BytesIO(data)) as inp:
+        for frame in inp.decode(video=0):
+            return _turns(frame)
+    return 0
+
+
+def _turns(frame: av.VideoFrame) -> int:
+    return round((frame.rotation or 0) / 90) % 4
+
+
+def _container_seconds(inp: av.container.InputContainer, vin: av.VideoStream) -> float | None:
+    """The input's duration as its index gives it (the container's, else the video stream's)."""
+    if inp.duration is not None and inp.duration > 0:
+        return inp.duration / 1_000_000
+    if vin.duration and vin.time_base is not None:
+        return float(vin.duration * vin.time_base)
+    return None
+
+
+class _Resampler:
+    """Turns the input's pictures (at their own timestamps) into a constant ``OUTPUT_FPS`` stream.
+
+    Output slot ``k`` (time ``k / OUTPUT_FPS``) shows the last input picture whose time, measured
+    from the first picture, is at most ``(k + 1/2) / OUTPUT_FPS`` (the nearest-slot rule of
+    FFmpeg's ``fps`` filter): pictures are repeated or dropped, never blended. ``slots`` output
+    pictures are written, ``round(duration * OUTPUT_FPS)``, so the output lasts the input's
+    duration within half an output frame; when the index gives no duration, the last picture's
+    end time is used.
+    """
+
+    def __init__(
+        self,
+        out: av.container.OutputContainer,
+        vout: av.VideoStream,
+        edit: _FrameEditor,
+        seconds: float | None,
+    ) -> None:
+        self.out, self.vout, self.edit = out, vout, edit
+        self.slots = max(1, round(seconds * OUTPUT_FPS)) if seconds is not None else None
+        self.written = 0
+        self.origin: float | None = None
+        self.last_time = 0.0
+        self.last_step = float(1 / OUTPUT_FPS)
+        self.pending: av.VideoFrame | None = None
+        self.pending_rgb: np.ndarray | None = None
+
+    def add(self, frame: av.VideoFrame) -> None:
+        """Take the next decoded input picture; write the output slots that end before it."""
+        if frame.time is None:  # no timestamp: one picture after the last
+            rel = self.last_time + self.last_step if self.pending is not None else 0.0
+        else:
+            if self.origin is None:
+                self.origin = float(frame.time)
+            rel = float(frame.time) - self.origin
+        if self.pending is not None and rel > self.last_time:
+            self.last_step = rel - self.last_time
+        while self.pending is not None and rel > (self.written + 0.5) / OUTPUT_FPS:
+            if self.slots is not None and self.written >= self.slots:
+                return
+            self._write()
+        self.pending, self.pending_rgb, self.last_time = frame, None, rel
+
+    def finish(self) -> int:
+        """Write the remaining slots (holding the last picture) and flush; the pictures written."""
+        if self.pending is not None:
+            slots = self.slots
+            if slots is None:
+                slots = max(1, round((self.last_time + self.last_step) * OUTPUT_FPS))
+            while self.written < slots:
+                self._write()
+        _mux(self.out, self.vout.encode())
+        return self.written
+
+    def _write(self) -> None:
+        assert self.pending is not None
+        if self.pending_rgb is None:
+            rgb = self.pending.to_ndarray(format="rgb24")
+            turns = _turns(self.pending)  # shown as a player shows it, as the model receives it
+            if turns:
+                rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
+            self.pending_rgb = self.edit(rgb)
+        vf = av.VideoFrame.from_ndarray(self.pending_rgb, format="rgb24")
+        vf.pts = self.written
+        vf.time_base = 1 / OUTPUT_FPS
+        self.written += 1
+        _mux(self.out, self.vout.encode(vf))
+
+
 def _transcode(
     inp: av.container.InputContainer,
     out: av.container.OutputContainer,
@@ -291,26 +400,20 @@ def _transcode(
     ain: av.AudioStream | None,
     edit: _FrameEditor,
 ) -> tuple[int, bool]:
-    """Decode ``vin`` (and ``ain``, if kept), edit each picture, encode and mux into ``out``.
-    Returns the number of video frames written and whether an audio stream was."""
-    rate = _frame_rate(vin)
-    vout = _add_video_stream(out, rate, edit.width, edit.height)
+    """Decode ``vin`` (and ``ain``, if kept), edit each picture, encode and mux into ``out`` at
+    ``OUTPUT_FPS`` for the input's duration (see ``_Resampler``). Returns the number of video
+    frames written and whether an audio stream was."""
+    vout = _add_video_stream(out, edit.width, edit.height)
     aout = _add_audio_stream(out, ain) if ain is not None else None
+    pictures = _Resampler(out, vout, edit, _container_seconds(inp, vin))
     streams = [vin] + ([ain] if ain is not None else [])
-    n = 0
-    time_base = 1 / rate
     for frame in inp.decode(*streams):
         if isinstance(frame, av.VideoFrame):
-            rgb = edit(frame.to_ndarray(format="rgb24"))
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            vf.pts = n
-            vf.time_base = time_base
-            n += 1
-            _mux(out, vout.encode(vf))
+            pictures.add(frame)
         elif aout is not None:
             frame.pts = None
             _mux(out, aout.encode(frame))
-    _mux(out, vout.encode())
+    n = pictures.finish()
     if aout is not None:
         _mux(out, aout.encode())
     return n, aout is not None
@@ -327,7 +430,10 @@ def edit_video(data: bytes, output: Path, spec: EditSpec) -> dict[str, object]:
             vin.thread_type = "AUTO"
             ain = inp.streams.audio[0] if (spec.keep_audio and inp.streams.audio) else None
             ctx = vin.codec_context
-            edit = _FrameEditor(looks, ctx.width, ctx.height, spec.aspect_ratio, thumb_img)
+            width, height = ctx.width, ctx.height
+            if _quarter_turns(data) % 2:  # shown portrait: edit the picture as displayed
+                width, height = height, width
+            edit = _FrameEditor(looks, width, height, spec.aspect_ratio, thumb_img)
             with av.open(str(tmp), "w", format="mp4") as out:
                 n, audio = _transcode(inp, out, vin, ain, edit)
         if n == 0:
