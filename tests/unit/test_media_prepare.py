@@ -235,3 +235,87 @@ def test_memory_stays_bounded_whatever_the_length(tmp_path):
         peaks[seconds] = json.loads(out.stdout.strip().splitlines()[-1])
     assert peaks[48]["parts"] == 6
     assert peaks[48]["peak_mib"] - peaks[8]["peak_mib"] < 40, peaks
+
+
+def _audio_span(path: Path) -> tuple[float, float, int, int]:
+    """(first sample's time, end of the last sample, sample rate, channels) of the audio."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        decoded = list(container.decode(stream))
+    first, last = decoded[0], decoded[-1]
+    end = float(last.time or 0.0) + last.samples / last.sample_rate
+    return float(first.time or 0.0), end, first.sample_rate, len(first.layout.channels)
+
+
+def test_b_frames_late_44k_stereo_audio_and_a_part_from_the_middle(tmp_path):
+    """A B-frame input whose 44.1 kHz stereo audio starts 0.5 s late; one part from 5 s to 9 s
+    (the decode starts by seeking): the picture starts at second 5, the audio is 4 s long."""
+    source = make_colour_clip(
+        tmp_path / "in.mp4",
+        seconds=10,
+        width=96,
+        height=64,
+        fps=25,
+        preset="veryfast",
+        audio_rate=44100,
+        stereo=True,
+        audio_start=0.5,
+        audio_seconds=9.5,
+    )
+    (part,) = prepare_video(source, [Cut(0, 5, 9)], _target(96, 64), tmp_path / "out")
+    assert part.start_seconds == 5 and part.frames == 96
+    decoded = frames(part.path)
+    assert decoded[0][2] and nearest_index(decoded[0][1], range(12)) == 5
+    assert nearest_index(decoded[-1][1], range(12)) == 8
+    start, end, rate, channels = _audio_span(part.path)
+    assert (rate, channels) == (44100, 2)
+    assert abs(start) <= FRAME and abs(end - 4.0) <= FRAME
+
+
+def _loudness_by_tenth(path: Path) -> list[float]:
+    """The RMS level of each tenth of a second of the audio."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        samples = np.concatenate(
+            [f.to_ndarray()[0] for f in container.decode(container.streams.audio[0])]
+        )
+        rate = container.streams.audio[0].sample_rate
+    tenth = rate // 10
+    return [
+        float(np.sqrt(np.mean(samples[i : i + tenth] ** 2)))
+        for i in range(0, len(samples) - tenth + 1, tenth)
+    ]
+
+
+def test_late_audio_is_preceded_by_silence_and_keep_audio_false_drops_it(tmp_path):
+    source = make_colour_clip(
+        tmp_path / "in.mp4",
+        seconds=4,
+        width=96,
+        height=64,
+        fps=30,
+        audio_start=1.0,
+        audio_seconds=3.0,
+    )
+    (part,) = prepare_video(source, [Cut(0, 0, 4)], _target(96, 64), tmp_path / "a")
+    facts = describe(part.path)
+    assert abs(facts["audio_duration_seconds"] - 4.0) <= FRAME
+    loudness = _loudness_by_tenth(part.path)
+    assert max(loudness[:9]) < 0.01  # silence until the tone starts at 1.0 s...
+    assert min(loudness[11:39]) > 0.1  # ...then the tone (0.3 amplitude: RMS 0.21)
+    (silent,) = prepare_video(
+        source, [Cut(0, 0, 4)], _target(96, 64), tmp_path / "b", keep_audio=False
+    )
+    assert not silent.has_audio and not describe(silent.path)["has_audio"]
+
+
+def test_120_fps_drops_to_24_by_timestamps(tmp_path):
+    source = make_colour_clip(tmp_path / "fast.mp4", seconds=3, width=96, height=64, fps=120)
+    (part,) = prepare_video(source, [Cut(0, 0, 3)], _target(96, 64), tmp_path / "out")
+    assert part.frames == 72
+    decoded = frames(part.path)
+    assert [nearest_index(decoded[k][1], range(4)) for k in (23, 24, 47, 48)] == [0, 1, 1, 2]
