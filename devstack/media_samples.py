@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from devstack.media import TONE_RATE
+from dropcut_media._av import exact_rate
 
 MARK = 0.15  # the corner marker's side, as a share of the smaller side
 
@@ -79,7 +80,7 @@ def make_colour_clip(
     MOV)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rate = Fraction(fps).limit_denominator(1001)
+    rate = exact_rate(fps)
     count = max(1, round(seconds * rate))
     side = max(2, int(min(width, height) * MARK))
     with av.open(str(path), "w", format=container_format) as out:

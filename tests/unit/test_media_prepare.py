@@ -319,3 +319,11 @@ def test_120_fps_drops_to_24_by_timestamps(tmp_path):
     assert part.frames == 72
     decoded = frames(part.path)
     assert [nearest_index(decoded[k][1], range(4)) for k in (23, 24, 47, 48)] == [0, 1, 1, 2]
+
+
+def test_an_ntsc_rate_given_as_a_float_is_exact(tmp_path):
+    source = make_colour_clip(tmp_path / "ntsc.mp4", seconds=3, width=64, height=64, fps=29.97)
+    target = Target(64, 64, 29.97, 1_000_000)  # type: ignore[arg-type]
+    (part,) = prepare_video(source, [Cut(0, 0, 3.003)], target, tmp_path / "out")
+    assert part.frames == 90
+    assert describe(part.path)["fps"] == pytest.approx(30000 / 1001)

@@ -29,6 +29,7 @@ from dropcut_media._av import (
     add_h264_stream,
     audio_layout,
     audio_rate,
+    exact_rate,
     mux,
     open_input,
     rotation_of,
@@ -115,7 +116,7 @@ def stitch_parts(
     """
     if not parts:
         raise PartsIncompatible("there are no parts to stitch")
-    fps = Fraction(fps)
+    fps = exact_rate(fps)
     infos = [_read_part(Path(p)) for p in parts]
     total = sum(_frames_at(info, fps) for info in infos)
     limit = total if trim_to_seconds is None else min(total, round(Fraction(trim_to_seconds) * fps))
