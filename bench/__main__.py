@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each in its own process, then one table of the figures.
 
-    python -m bench [--copy-mib N] [--burst CLIPS,LIMIT,TASK_SECONDS]
+    python -m bench [--copy-mib N] [--burst CLIPS,LIMIT,TASK_SECONDS] [--media-seconds S]
 
 Defaults keep the whole run to a few minutes on 2 shared cores: a 256 MiB result copy
 (`python -m bench.result_copy` alone copies 1 GiB), and a calm burst of 60 clips, limit 10,
@@ -27,6 +27,26 @@ def _run(*args: str) -> Any:
     ).stdout
     print(f"  {' '.join(args)}: {time.monotonic() - started:.0f} s", file=sys.stderr)
     return json.loads(out.strip().splitlines()[-1])
+
+
+def _media_rows(media: Any) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for key, label in (
+        ("prepare", "Prepare, 6 parts 1080p30 (40 Mb/s cap)"),
+        ("stitch_remux", "Stitch, 6 parts 1080p24, remux + input audio"),
+        ("stitch_reencode", "Stitch, same, re-encoded (trim inside a GOP)"),
+    ):
+        figure = media[key]
+        rows.append(
+            (
+                "5 media",
+                f"{label}: per input minute",
+                f"{figure['per_input_minute']:.0f} s wall, {figure['cpu_per_input_minute']:.0f} s "
+                f"CPU, peak RSS {figure['peak_mib']:.0f} MiB",
+                "",
+            )
+        )
+    return rows
 
 
 def _rows(copy: Any, follow: Any, burst: Any, cold: Any) -> list[tuple[str, str, str, str]]:
@@ -128,6 +148,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copy-mib", default="256")
     parser.add_argument("--burst", default="60,10,20")
+    parser.add_argument("--media-seconds", default="60")
     args = parser.parse_args(argv)
     clips, limit, task_seconds = args.burst.split(",")
     started = time.monotonic()
@@ -136,7 +157,8 @@ def main(argv: list[str]) -> int:
     follow = _run("bench.follow_modes")
     burst = _run("bench.burst", clips, "--calm", "--limit", limit, "--task-seconds", task_seconds)
     cold = _run("bench.cold_start")
-    rows = _rows(copy, follow, burst, cold)
+    media = _run("bench.media", "--seconds", args.media_seconds)
+    rows = _rows(copy, follow, burst, cold) + _media_rows(media)
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(
         f"\n{today}, {platform.machine()} Linux, {os.cpu_count()} cores (shared), "

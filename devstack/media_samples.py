@@ -20,7 +20,8 @@ from typing import Any
 import av
 import numpy as np
 
-from devstack.media import TONE_RATE, _mux_tone
+from devstack.media import TONE_RATE
+from dropcut_media._av import exact_rate
 
 MARK = 0.15  # the corner marker's side, as a share of the smaller side
 
@@ -63,19 +64,29 @@ def make_colour_clip(
     container_format: str = "mp4",
     rotation: int = 0,
     gop: int | None = None,
+    preset: str = "ultrafast",
+    audio_rate: int = TONE_RATE,
+    stereo: bool = False,
+    audio_start: float = 0.0,
+    audio_seconds: float | None = None,
+    audio_codec: str = "aac",
 ) -> Path:
     """Write a clip whose frame at time t is colour_of(colour_index(t)), with a white square in
     the stored picture's top-left corner; ``rotation`` (degrees counterclockwise) is written as
-    the display matrix; ``gop`` frames between keyframes (the encoder's default if None)."""
+    the display matrix; ``gop`` frames between keyframes (the encoder's default if None);
+    ``preset`` x264's (ultrafast has no B-frames, faster presets do). The tone: ``audio_rate``
+    Hz, mono or ``stereo``, starting ``audio_start`` s after the first frame and lasting
+    ``audio_seconds`` (the video's length if None), in ``audio_codec`` (e.g. pcm_s16le in a
+    MOV)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rate = Fraction(fps).limit_denominator(1001)
+    rate = exact_rate(fps)
     count = max(1, round(seconds * rate))
     side = max(2, int(min(width, height) * MARK))
     with av.open(str(path), "w", format=container_format) as out:
         stream: Any = out.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        options = {"preset": "ultrafast"}
+        options = {"preset": preset}
         if codec == "libx265":
             options["x265-params"] = "log-level=error"
         stream.options = options
@@ -83,7 +94,8 @@ def make_colour_clip(
             stream.codec_context.gop_size = gop
         if rotation:
             stream.set_display_rotation(rotation)
-        tone = out.add_stream("aac", rate=TONE_RATE, layout="mono") if audio else None
+        layout = "stereo" if stereo else "mono"
+        tone = out.add_stream(audio_codec, rate=audio_rate, layout=layout) if audio else None
         cached: dict[int, Any] = {}
         for i in range(count):
             index = colour_index(float(i / rate))
@@ -100,8 +112,33 @@ def make_colour_clip(
         for packet in stream.encode():
             out.mux(packet)
         if tone is not None:
-            _mux_tone(out, tone, float(count / rate))
+            length = float(count / rate) if audio_seconds is None else audio_seconds
+            _tone(out, tone, length, rate=audio_rate, layout=layout, start=audio_start)
     return path
+
+
+def _tone(out: Any, stream: Any, seconds: float, *, rate: int, layout: str, start: float) -> None:
+    """A 440 Hz sine of ``seconds`` starting ``start`` s into the file, into ``stream``."""
+    channels = 2 if layout == "stereo" else 1
+    total = int(seconds * rate)
+    offset = round(start * rate)
+    for first in range(0, total, 1024):
+        count = min(1024, total - first)
+        t = np.arange(first, first + count, dtype=np.float32) / rate
+        samples = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+        planar = np.repeat(samples[None, :], channels, axis=0)
+        if stream.codec_context.name.startswith("pcm_s16"):
+            interleaved = (planar.T.reshape(1, -1) * 32767).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(interleaved, format="s16", layout=layout)
+        else:
+            frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
+        frame.sample_rate = rate
+        frame.pts = offset + first
+        frame.time_base = Fraction(1, rate)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
 
 
 def mean_colour(rgb: np.ndarray) -> tuple[int, int, int]:

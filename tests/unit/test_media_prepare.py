@@ -201,7 +201,7 @@ def test_an_impossible_plan_raises_media_plan_invalid(shot_clip, tmp_path):
 
 MEMORY_CHILD = textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
     from fractions import Fraction
     from pathlib import Path
     from dropcut_media.prepare import Cut, Target, prepare_video
@@ -209,7 +209,9 @@ MEMORY_CHILD = textwrap.dedent(
     count = max(1, round(seconds / 8))
     cuts = [Cut(i, seconds * i / count, seconds * (i + 1) / count) for i in range(count)]
     parts = prepare_video(source, cuts, Target(320, 240, Fraction(24), 2_000_000), out)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark into ru_maxrss across exec.
+    hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    peak = int(hwm.split()[1]) // 1024
     print(json.dumps({"parts": len(parts), "peak_mib": peak}))
     """
 )
@@ -217,12 +219,13 @@ MEMORY_CHILD = textwrap.dedent(
 
 @pytest.mark.slow
 def test_memory_stays_bounded_whatever_the_length(tmp_path):
-    """Peak RSS of a child process preparing 8 s (1 part) and 48 s (6 parts) of 320x240 video:
-    holding the decoded video would add ~8 MiB per second of it (230 KB a frame at 30 fps)."""
+    """Peak RSS (VmHWM) of a child process preparing 8 s (1 part) and 32 s (4 parts) of video to
+    320x240 at 24 fps: holding the pictures would add ~2.7 MiB per second (115 KB a frame), 65
+    MiB more for the longer clip (checked: the test fails when prepare keeps its pictures)."""
     peaks = {}
-    for seconds in (8, 48):
+    for seconds in (8, 32):
         source = make_colour_clip(
-            tmp_path / f"{seconds}.mp4", seconds=seconds, width=320, height=240, fps=30
+            tmp_path / f"{seconds}.mp4", seconds=seconds, width=160, height=120, fps=30
         )
         out = subprocess.run(
             [sys.executable, "-c", MEMORY_CHILD, str(source), str(seconds), str(tmp_path / "o")],
@@ -231,5 +234,97 @@ def test_memory_stays_bounded_whatever_the_length(tmp_path):
             check=True,
         )
         peaks[seconds] = json.loads(out.stdout.strip().splitlines()[-1])
-    assert peaks[48]["parts"] == 6
-    assert peaks[48]["peak_mib"] - peaks[8]["peak_mib"] < 40, peaks
+    assert peaks[32]["parts"] == 4
+    assert peaks[32]["peak_mib"] - peaks[8]["peak_mib"] < 30, peaks
+
+
+def _audio_span(path: Path) -> tuple[float, float, int, int]:
+    """(first sample's time, end of the last sample, sample rate, channels) of the audio."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        decoded = list(container.decode(stream))
+    first, last = decoded[0], decoded[-1]
+    end = float(last.time or 0.0) + last.samples / last.sample_rate
+    return float(first.time or 0.0), end, first.sample_rate, len(first.layout.channels)
+
+
+def test_b_frames_late_44k_stereo_audio_and_a_part_from_the_middle(tmp_path):
+    """A B-frame input whose 44.1 kHz stereo audio starts 0.5 s late; one part from 5 s to 9 s
+    (the decode starts by seeking): the picture starts at second 5, the audio is 4 s long."""
+    source = make_colour_clip(
+        tmp_path / "in.mp4",
+        seconds=10,
+        width=96,
+        height=64,
+        fps=25,
+        preset="veryfast",
+        audio_rate=44100,
+        stereo=True,
+        audio_start=0.5,
+        audio_seconds=9.5,
+    )
+    (part,) = prepare_video(source, [Cut(0, 5, 9)], _target(96, 64), tmp_path / "out")
+    assert part.start_seconds == 5 and part.frames == 96
+    decoded = frames(part.path)
+    assert decoded[0][2] and nearest_index(decoded[0][1], range(12)) == 5
+    assert nearest_index(decoded[-1][1], range(12)) == 8
+    start, end, rate, channels = _audio_span(part.path)
+    assert (rate, channels) == (44100, 2)
+    assert abs(start) <= FRAME and abs(end - 4.0) <= FRAME
+
+
+def _loudness_by_tenth(path: Path) -> list[float]:
+    """The RMS level of each tenth of a second of the audio."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        samples = np.concatenate(
+            [f.to_ndarray()[0] for f in container.decode(container.streams.audio[0])]
+        )
+        rate = container.streams.audio[0].sample_rate
+    tenth = rate // 10
+    return [
+        float(np.sqrt(np.mean(samples[i : i + tenth] ** 2)))
+        for i in range(0, len(samples) - tenth + 1, tenth)
+    ]
+
+
+def test_late_audio_is_preceded_by_silence_and_keep_audio_false_drops_it(tmp_path):
+    source = make_colour_clip(
+        tmp_path / "in.mp4",
+        seconds=4,
+        width=96,
+        height=64,
+        fps=30,
+        audio_start=1.0,
+        audio_seconds=3.0,
+    )
+    (part,) = prepare_video(source, [Cut(0, 0, 4)], _target(96, 64), tmp_path / "a")
+    facts = describe(part.path)
+    assert abs(facts["audio_duration_seconds"] - 4.0) <= FRAME
+    loudness = _loudness_by_tenth(part.path)
+    assert max(loudness[:9]) < 0.01  # silence until the tone starts at 1.0 s...
+    assert min(loudness[11:39]) > 0.1  # ...then the tone (0.3 amplitude: RMS 0.21)
+    (silent,) = prepare_video(
+        source, [Cut(0, 0, 4)], _target(96, 64), tmp_path / "b", keep_audio=False
+    )
+    assert not silent.has_audio and not describe(silent.path)["has_audio"]
+
+
+def test_120_fps_drops_to_24_by_timestamps(tmp_path):
+    source = make_colour_clip(tmp_path / "fast.mp4", seconds=3, width=96, height=64, fps=120)
+    (part,) = prepare_video(source, [Cut(0, 0, 3)], _target(96, 64), tmp_path / "out")
+    assert part.frames == 72
+    decoded = frames(part.path)
+    assert [nearest_index(decoded[k][1], range(4)) for k in (23, 24, 47, 48)] == [0, 1, 1, 2]
+
+
+def test_an_ntsc_rate_given_as_a_float_is_exact(tmp_path):
+    source = make_colour_clip(tmp_path / "ntsc.mp4", seconds=3, width=64, height=64, fps=29.97)
+    target = Target(64, 64, 29.97, 1_000_000)  # type: ignore[arg-type]
+    (part,) = prepare_video(source, [Cut(0, 0, 3.003)], target, tmp_path / "out")
+    assert part.frames == 90
+    assert describe(part.path)["fps"] == pytest.approx(30000 / 1001)

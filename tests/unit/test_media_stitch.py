@@ -61,7 +61,7 @@ def test_matching_parts_are_remuxed_and_each_seam_shows_the_right_part(split, tm
 def test_the_input_audio_is_laid_under_as_one_continuous_track(split, tmp_path):
     source, parts = split
     info = stitch_parts([p.path for p in parts], tmp_path / "out.mp4", audio_source=source)
-    assert info.audio == "original" and info.remuxed
+    assert info.audio == "original" and info.remuxed and info.audio_copied
     facts = describe(info.path)
     assert facts["audio_codec"] == "aac"
     assert abs(facts["audio_duration_seconds"] - info.duration_seconds) <= FRAME
@@ -141,3 +141,60 @@ def test_parts_without_audio_give_a_silent_video_and_bad_input_is_named(tmp_path
     broken.write_bytes(b"\x00" * 100)
     with pytest.raises(MediaUnreadable, match=r"broken\.mp4"):
         stitch_parts([clip, broken], tmp_path / "out2.mp4")
+
+
+def _loudness_by_tenth(path: Path) -> list[float]:
+    """The RMS level of each tenth of a second of the audio."""
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        samples = np.concatenate(
+            [f.to_ndarray()[0] for f in container.decode(container.streams.audio[0])]
+        )
+        rate = container.streams.audio[0].sample_rate
+    tenth = rate // 10
+    return [
+        float(np.sqrt(np.mean(samples[i : i + tenth] ** 2)))
+        for i in range(0, len(samples) - tenth + 1, tenth)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("container_format", "audio_codec"), [("mp4", "aac"), ("mov", "pcm_s16le")]
+)
+def test_the_input_audio_is_in_sync_from_any_offset(tmp_path, container_format, audio_codec):
+    """The input's tone starts at 2.0 s: under both parts it is silent until 2.0 s; under the
+    second part alone (offset 4 s) it sounds from the start. AAC is copied, PCM encoded."""
+    source = make_colour_clip(
+        tmp_path / f"in.{container_format}",
+        seconds=8,
+        width=64,
+        height=64,
+        fps=30,
+        container_format=container_format,
+        audio_codec=audio_codec,
+        audio_start=2.0,
+        audio_seconds=6.0,
+    )
+    parts = prepare_video(
+        source,
+        [Cut(0, 0, 4), Cut(1, 4, 8)],
+        Target(64, 64, FPS, 1_000_000),
+        tmp_path / "parts",
+        keep_audio=False,
+        scene_window_seconds=0,
+    )
+    assert parts[1].start_seconds == 4.0
+    both = stitch_parts([p.path for p in parts], tmp_path / "both.mp4", audio_source=source)
+    assert both.audio == "original"
+    assert not both.audio_copied  # the track starts 2 s in: encoded, with silence before it
+    assert describe(both.path)["audio_codec"] == "aac"
+    loudness = _loudness_by_tenth(both.path)
+    assert max(loudness[:19]) < 0.01 and min(loudness[21:79]) > 0.1
+    second = stitch_parts(
+        [parts[1].path], tmp_path / "second.mp4", audio_source=source, audio_offset_seconds=4.0
+    )
+    loudness = _loudness_by_tenth(second.path)
+    assert min(loudness[:39]) > 0.1
+    assert second.audio_copied == (audio_codec == "aac")
+    assert abs(describe(second.path)["audio_duration_seconds"] - 4.0) <= FRAME

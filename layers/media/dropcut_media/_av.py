@@ -71,6 +71,16 @@ def frame_rate(stream: Any) -> Fraction:
     return Fraction(rate)
 
 
+def exact_rate(rate: Fraction | float | int) -> Fraction:
+    """A frame rate as the small fraction it stands for: 29.97 -> 30000/1001 (an NTSC rate,
+    within 0.001 of n * 1000/1001), 24 -> 24, 12.5 -> 25/2."""
+    exact = Fraction(rate)
+    ntsc = Fraction(round(exact * Fraction(1001, 1000)) * 1000, 1001)
+    if exact.denominator != 1 and abs(ntsc - exact) < Fraction(1, 1000):
+        return ntsc
+    return exact.limit_denominator(1001)
+
+
 class FrameClock:
     """Each decoded frame's presentation time in seconds (exact Fraction) from the stream's
     start, also for frames that carry no pts (the previous one plus its duration)."""

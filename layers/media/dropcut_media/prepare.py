@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from dropcut_media._av import (
     add_h264_stream,
     audio_layout,
     audio_rate,
+    exact_rate,
     mux,
     open_input,
     rotation_of,
@@ -126,6 +127,8 @@ def prepare_video(
     out of order or overlapping, a cut that starts after the video ends, an odd target size).
     """
     _check_plan(cuts, target)
+    # A rate given as a float (29.97) becomes the fraction it stands for (30000/1001).
+    target = replace(target, fps=exact_rate(target.fps))
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_input(source) as container:
         video = container.streams.video[0]

@@ -29,6 +29,7 @@ from dropcut_media._av import (
     add_h264_stream,
     audio_layout,
     audio_rate,
+    exact_rate,
     mux,
     open_input,
     rotation_of,
@@ -36,12 +37,17 @@ from dropcut_media._av import (
 )
 from dropcut_media.errors import MediaUnreadable, PartsIncompatible
 
+#: How far (seconds) the source's AAC track may start after or end before the video and still be
+#: copied as it is: two AAC frames at 44.1 kHz (the encoder's priming frame shifts the start).
+COPY_SLACK = Fraction(2048, 44100)
+
 
 @dataclass(frozen=True)
 class StitchInfo:
     """The stitched video: ``duration_seconds`` = ``frames`` / ``fps``; ``remuxed``: the video
     packets were copied, not re-encoded; ``audio``: "original" (the input's track), "parts" (the
-    parts' audio, joined) or "none"; ``width``/``height``: its size."""
+    parts' audio, joined) or "none"; ``audio_copied``: the audio packets were copied (an AAC
+    original covering the whole video), not encoded; ``width``/``height``: its size."""
 
     path: Path
     duration_seconds: float
@@ -49,6 +55,7 @@ class StitchInfo:
     fps: Fraction
     remuxed: bool
     audio: str
+    audio_copied: bool = False
     width: int = 0
     height: int = 0
 
@@ -109,7 +116,7 @@ def stitch_parts(
     """
     if not parts:
         raise PartsIncompatible("there are no parts to stitch")
-    fps = Fraction(fps)
+    fps = exact_rate(fps)
     infos = [_read_part(Path(p)) for p in parts]
     total = sum(_frames_at(info, fps) for info in infos)
     limit = total if trim_to_seconds is None else min(total, round(Fraction(trim_to_seconds) * fps))
@@ -140,6 +147,7 @@ def stitch_parts(
         fps=fps,
         remuxed=remuxed,
         audio=audio,
+        audio_copied=audio_file is not None and audio_file != audio_tmp,
         width=width,
         height=height,
     )
@@ -331,7 +339,7 @@ def _audio(
         with open_input(source) as container:
             if not container.streams.audio:
                 return "none", None, Fraction(0)
-            if container.streams.audio[0].codec_context.name == "aac":
+            if _copyable(container, offset, duration):
                 return "original", source, offset
         _encode_source_audio(source, offset, duration, scratch)
         return "original", scratch, Fraction(0)
@@ -339,6 +347,17 @@ def _audio(
         return "none", None, Fraction(0)
     _encode_parts_audio(infos, fps, duration, scratch)
     return "parts", scratch, Fraction(0)
+
+
+def _copyable(container: Any, offset: Fraction, duration: Fraction) -> bool:
+    """The source's audio can be copied: AAC, and its track covers the whole span (within
+    COPY_SLACK at either end), so the copy needs no silence added."""
+    audio = container.streams.audio[0]
+    length = stream_duration(audio)
+    if audio.codec_context.name != "aac" or length is None:
+        return False
+    begins = -_video_origin_in_audio(container)  # the track's start, from the first frame
+    return begins <= offset + COPY_SLACK and begins + length >= offset + duration - COPY_SLACK
 
 
 def _video_origin_in_audio(container: Any) -> Fraction:
