@@ -110,6 +110,8 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
         "options_source": record.spec_source,
         "media": record.media,
         "notices": record.notices,
+        # Submit's plan and its estimate (dropcut.plan.Plan as JSON; None before plans).
+        "plan": record.plan,
         "provider": progress.provider,
         "provider_task_id": progress.task_id,
         "credits": task.credits if task.credits is not None else record.credits,
