@@ -16,6 +16,7 @@ from dropcut_cli.display import (
     jobs_table,
     media_line,
     out,
+    plan_line,
     print_json,
     record_json,
     when,
@@ -190,6 +191,7 @@ def _show_record(record: JobRecord, phase: str, detail: str) -> None:
         ("credits", f"{record.credits:g}" if record.credits is not None else ""),
         ("media", media_line(record.media) if record.media else ""),
         ("notices", "; ".join(record.notices)),
+        ("plan", plan_line(record.plan)),
         ("created", when(record.created_at)),
         ("stored", when(record.stored_at)),
     ]

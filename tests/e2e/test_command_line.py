@@ -60,6 +60,8 @@ def test_submit_wait_download_then_ls_show_fetch(
     assert shown.exit_code == 0
     assert job["job_id"] in shown.output and "sepia" in shown.output
     assert "outbox/cli/clip.edited.result.json" in shown.output
+    # 4 s of 320x240: Submit's plan scales it up to the model's 720 px
+    assert "normalize, billed 4 s: 320x240 is under the model's 720 px" in shown.output
     by_id = json.loads(dropcut(app, "show", job["job_id"][:14], "--json").stdout)
     assert by_id["result"]["output"]["key"] == "outbox/cli/clip.edited.mp4"
 

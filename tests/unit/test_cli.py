@@ -173,3 +173,18 @@ def test_outside_text_is_printed_as_it_is_not_as_markup(clip: Path, tmp_path: Pa
     assert result.exit_code == 1
     assert "take [draft].mp4" in result.output
     assert "[red]colour" in result.output
+
+
+def test_plan_line_says_kind_parts_bill_and_reasons(long_clip: Path) -> None:
+    from dropcut.plan import plan_video
+    from dropcut.probe import probe_video
+    from dropcut_cli.display import plan_line
+    from dropcut_cli.estimate import file_reader
+
+    media = probe_video(file_reader(long_clip), long_clip.stat().st_size)
+    plan = plan_video(media, EvolinkProvider, max_parts=12, normalize=True)
+    assert plan_line(plan.model_dump(mode="json")) == (
+        "split into 4 parts, billed 31 s: 31.0 s is over the model's 10 s: split into 4 parts "
+        "of 7.75 s, each re-encoded; 64x48 is under the model's 720 px minimum side"
+    )
+    assert plan_line(None) == ""
