@@ -17,6 +17,7 @@ from dropcut_cli.display import (
     jobs_table,
     media_line,
     out,
+    plan_line,
     print_json,
     record_json,
     when,
@@ -210,6 +211,7 @@ def _show_record(record: JobRecord, phase: str, detail: str) -> None:
         ("media", media_line(record.media) if record.media else ""),
         ("plan", _plan_line(record)),
         ("notices", "; ".join(record.notices)),
+        ("plan", plan_line(record.plan)),
         ("created", when(record.created_at)),
         ("stored", when(record.stored_at)),
     ]

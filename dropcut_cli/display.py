@@ -85,6 +85,20 @@ def media_line(media: MediaInfo | Mapping[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
+def plan_line(plan: Mapping[str, Any] | None) -> str:
+    """`split into 4 parts, billed 31 s: 31.0 s is over the model's 10 s: ...` (Submit's plan
+    as a job record holds it; "" without one)."""
+    if not plan:
+        return ""
+    kind = str(plan.get("kind", "?")).replace("_", " ")
+    parts = len(plan.get("parts") or [])
+    line = f"{kind} into {parts} parts" if kind == "split" else kind
+    if plan.get("billed_seconds") is not None:
+        line += f", billed {plan['billed_seconds']:g} s"
+    reasons = [str(reason) for reason in plan.get("reasons") or []]
+    return line + (": " + "; ".join(reasons) if reasons else "")
+
+
 def jobs_table(
     rows: Iterable[tuple[str, str, Phase]], created: Sequence[str] | None = None
 ) -> Table:

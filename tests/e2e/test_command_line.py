@@ -60,6 +60,8 @@ def test_submit_wait_download_then_ls_show_fetch(
     assert shown.exit_code == 0
     assert job["job_id"] in shown.output and "sepia" in shown.output
     assert "outbox/cli/clip.edited.result.json" in shown.output
+    # 4 s of 320x240: Submit's plan scales it up to the model's 720 px
+    assert "normalize, billed 4 s: 320x240 is under the model's 720 px" in shown.output
     by_id = json.loads(dropcut(app, "show", job["job_id"][:14], "--json").stdout)
     assert by_id["result"]["output"]["key"] == "outbox/cli/clip.edited.mp4"
 
@@ -101,6 +103,8 @@ def test_estimate_uploads_nothing(app: LocalApp, files: Path) -> None:
     assert "by evolink" in good.output  # the stack's provider, from its CloudFormation record
     assert "mp4, 4.00 s, 320x240" in good.output
     assert "billed   4 s" in good.output
+    # the stack's MaxSegmentsPerJob and NormalizeInputs (auto): 320x240 would be scaled up
+    assert "plan     normalize (prepared as H.264 960x720" in good.output
     bad = dropcut(app, "estimate", files / "notes.mp4", "--prompt", "sepia")
     assert bad.exit_code == 1
     assert "the file is text, not an MP4/MOV video" in bad.output

@@ -167,6 +167,8 @@ def test_media_facts_are_the_displayed_ones(app: LocalApp, tmp_path):
         320,
         90,
     )
+    assert phone["plan"]["kind"] == "normalize" and "rotated 90 degrees" in phone["plan"]["reasons"]
+    assert (phone["plan"]["target"]["width"], phone["plan"]["target"]["height"]) == (720, 960)
     long = app.job("inbox/facts/long.mp4")
     assert long is not None
     assert float(long["media"]["duration_seconds"]) == pytest.approx(14.0, abs=0.1)

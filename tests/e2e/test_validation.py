@@ -46,6 +46,10 @@ def test_a_short_clip_runs_and_its_result_says_how_it_is_billed(app: LocalApp, t
     assert ending.succeeded, ending.error
     assert ending.result["notices"] == ["the video is 1.5 s: evolink bills videos under 3 s as 3 s"]
     assert ending.result["media"]["duration_seconds"] < 2
+    # Submit's plan, in the result manifest: padded to 3 s, billed 3 s
+    assert ending.result["plan"]["kind"] == "pad"
+    assert ending.result["plan"]["pad_to_seconds"] == 3
+    assert ending.result["plan"]["billed_seconds"] == 3
 
 
 def test_an_upper_case_mov_is_a_video_by_its_content(app: LocalApp, tmp_path):

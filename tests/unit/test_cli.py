@@ -43,6 +43,46 @@ def test_estimate_a_short_clip_with_evolink_billing(clip: Path) -> None:
     assert "2.00 s" in result.output  # the media facts, read by the probe
     assert "bills videos under 3 s as 3 s" in result.output  # the notice check_video gives
     assert "billed   3 s" in result.output
+    # Submit's plan: 2 s of 320x240 is padded to 3 s and scaled up to the model's 720 px
+    assert "plan     pad (prepared as H.264 960x720, 24 fps, at most 20 Mb/s)" in result.output
+    assert "reason   320x240 is under the model's 720 px minimum side" in result.output
+    assert "part 1     0.00 -   2.00 s, padded to 3 s, billed 3 s" in result.output
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli-long")
+    return Path(make_sample_video(folder / "long.mp4", seconds=31.0, width=64, height=48))
+
+
+def test_estimate_shows_each_part_of_a_long_clip(long_clip: Path) -> None:
+    result = runner.invoke(app, ["estimate", str(long_clip), "--prompt", "sepia"])
+    assert result.exit_code == 0, result.output
+    assert "plan     split" in result.output
+    for index, (start, end) in enumerate([(0, 7.75), (7.75, 15.5), (15.5, 23.25), (23.25, 31)]):
+        assert f"part {index + 1}   {start:6.2f} - {end:6.2f} s, billed 7.75 s" in result.output
+    assert "billed   31 s" in result.output
+
+
+def test_estimate_refuses_a_plan_over_max_segments_with_its_estimate(long_clip: Path) -> None:
+    result = runner.invoke(
+        app, ["estimate", str(long_clip), "--prompt", "sepia", "--max-segments", "3", "--json"]
+    )
+    assert result.exit_code == 1
+    (item,) = json.loads(result.stdout)["inputs"]
+    assert item["accepted"] is False
+    assert item["plan"]["kind"] == "refuse" and len(item["plan"]["parts"]) == 4
+    assert item["plan"]["reasons"][0] == "the plan needs 4 parts; MaxSegmentsPerJob is 3"
+    assert item["billed_seconds"] == 31.0
+    assert [problem["field"] for problem in item["problems"]] == ["video"]
+
+
+def test_estimate_with_normalize_inputs_off_refuses_what_needs_converting(clip: Path) -> None:
+    result = runner.invoke(
+        app, ["estimate", str(clip), "--prompt", "sepia", "--normalize-inputs", "off"]
+    )
+    assert result.exit_code == 1
+    assert "NormalizeInputs is off; the video would have been padded" in result.output
 
 
 def test_estimate_json_and_refusals(clip: Path, tmp_path: Path) -> None:
@@ -71,6 +111,8 @@ def test_estimate_json_and_refusals(clip: Path, tmp_path: Path) -> None:
     # the manifest's unknown field is refused by parse_job_spec, before any provider limit
     assert by_name["clip.mp4"]["accepted"] is False
     assert by_name["clip.mp4"]["billed_seconds"] is None  # aimlapi documents no billing rule
+    assert by_name["clip.mp4"]["plan"]["kind"] == "pad"
+    assert by_name["notes.mp4"]["plan"] is None  # not a video: nothing to plan
     assert by_name["clip.mp4"]["media"]["container"] == "mp4"
 
 
@@ -131,3 +173,18 @@ def test_outside_text_is_printed_as_it_is_not_as_markup(clip: Path, tmp_path: Pa
     assert result.exit_code == 1
     assert "take [draft].mp4" in result.output
     assert "[red]colour" in result.output
+
+
+def test_plan_line_says_kind_parts_bill_and_reasons(long_clip: Path) -> None:
+    from dropcut.plan import plan_video
+    from dropcut.probe import probe_video
+    from dropcut_cli.display import plan_line
+    from dropcut_cli.estimate import file_reader
+
+    media = probe_video(file_reader(long_clip), long_clip.stat().st_size)
+    plan = plan_video(media, EvolinkProvider, max_parts=12, normalize=True)
+    assert plan_line(plan.model_dump(mode="json")) == (
+        "split into 4 parts, billed 31 s: 31.0 s is over the model's 10 s: split into 4 parts "
+        "of 7.75 s, each re-encoded; 64x48 is under the model's 720 px minimum side"
+    )
+    assert plan_line(None) == ""
