@@ -83,14 +83,12 @@ def estimate(path: Path, provider: type[Provider], document: Any) -> Estimate:
 
 
 def billed_seconds(provider: type[Provider], seconds: float | None) -> tuple[float | None, str]:
-    """The seconds the provider bills for a clip of `seconds`, and the rule (or why unknown)."""
-    low, high = provider.video_seconds
-    if not provider.bills_outside_range:
-        return None, f"{provider.name} documents no billing rule (docs/providers.md)"
-    rule = f"{provider.name} bills under {low:g} s as {low:g} s, over {high:g} s as {high:g} s"
-    if seconds is None:
+    """The seconds the provider bills for a clip of `seconds`, and the rule (or why unknown):
+    the provider's own rule (Provider.billed_seconds), as the daily budget estimates it."""
+    rule = provider.billing_rule()
+    if provider.bills_outside_range and seconds is None:
         return None, rule + "; the duration is unknown"
-    return round(min(max(seconds, low), high), 3), rule
+    return provider.billed_seconds(seconds), rule
 
 
 def _spec(document: Any, problems: list[Problem], notices: list[str]) -> JobSpec | None:

@@ -135,6 +135,24 @@ class Provider(abc.ABC):
             f"{cls.name} may refuse or trim it"
         )
 
+    @classmethod
+    def billing_rule(cls) -> str:
+        """The provider's documented billing rule for a clip's length (docs/providers.md)."""
+        low, high = cls.video_seconds
+        if not cls.bills_outside_range:
+            return f"{cls.name} documents no billing rule (docs/providers.md)"
+        return f"{cls.name} bills under {low:g} s as {low:g} s, over {high:g} s as {high:g} s"
+
+    @classmethod
+    def billed_seconds(cls, seconds: float | None) -> float | None:
+        """The seconds the provider bills for a clip of `seconds` (to the millisecond): the
+        clip's length moved into `video_seconds` where the provider documents billing by those
+        bounds (evolink's page); None when it documents no rule or the length is unknown."""
+        if not cls.bills_outside_range or seconds is None:
+            return None
+        low, high = cls.video_seconds
+        return round(min(max(seconds, low), high), 3)
+
     def __init__(self, settings: ProviderSettings, client: httpx.Client):
         self.settings = settings
         self.model = settings.model or self.default_model

@@ -80,6 +80,9 @@ def finalize(deps: FinalizeDeps, job_id: str, progress: TaskProgress) -> Finaliz
         raise ProviderBadResponse(
             f"the provider reported {task.provider_status} for a task it had reported completed"
         )
+    # The provider's own figure replaces the job's estimate on the day's spend (dropcut.budget)
+    # before the slot goes on, so the next job in line sees the corrected budget.
+    slots.charge(job_id, task.credits if task.credits is not None else record.credits)
     slots.release(job_id)
     released_at = time.time()
     _record_pace(deps, record, progress)
