@@ -263,3 +263,50 @@ def test_the_reconciler_counts_jobs_waiting_for_budget_and_publishes_it(
     assert report.slots_handed_over == ["job-b"] and report.jobs_waiting_for_budget == 0
     assert metrics.metric_set["JobsWaitingForBudget"]["Value"] == [0.0]
     metrics.clear_metrics()
+
+
+def test_a_marked_job_the_budget_would_take_now_counts_as_waiting_for_a_slot(
+    stored_job, slots_table, tokens, settings, clock
+):
+    pool = _pool(slots_table, tokens, clock, limit=5, slots=1)
+    store, job_id = stored_job(status=JobStatus.SUCCEEDED)
+    # job-c runs (its record says so): the reconciler leaves its slot alone.
+    store.create(
+        store.require(job_id).model_copy(update={"job_id": "job-c", "status": JobStatus.RUNNING})
+    )
+    pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=5)
+    pool.acquire("job-b", 2.0, "tok-b", 3600, estimate=5)
+    pool.release("job-a")  # a free slot, no room: job-b is marked
+    pool.acquire("job-c", 0.5, "tok-c", 3600, estimate=0)  # an older job takes the slot
+    assert set(pool.holders()) == {"job-c"}
+    clock.now += DAY  # room again, but no slot: job-b waits for a slot, not for budget
+
+    class Running:
+        def status(self, job_id: str) -> str:
+            return "RUNNING"
+
+        def start(self, job_id: str) -> None:
+            raise AssertionError("nothing to start")
+
+    deps = ReconcileDeps(
+        s3=None,  # type: ignore[arg-type]
+        store=store,
+        layout=settings.layout,
+        executions=Running(),  # type: ignore[arg-type]
+        slots=pool,
+        manifest_wait_seconds=600,
+        lost_task_hold_seconds=60,
+    )
+    assert _budget_waiting(pool) == ["job-b"]
+    report = reconcile(deps, now=time.time())
+    assert (report.jobs_in_line, report.jobs_waiting_for_budget) == (1, 0)
+
+
+def test_a_job_over_a_budget_lowered_while_it_waits_leaves_the_line(slots_table, tokens, clock):
+    pool = _pool(slots_table, tokens, clock, limit=10, slots=1)
+    pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=5)
+    pool.acquire("job-b", 2.0, "tok-b", 3600, estimate=8)
+    lowered = _pool(slots_table, tokens, clock, limit=5, slots=1)  # a redeploy
+    with pytest.raises(OverDailyBudget):
+        lowered.acquire("job-b", 2.0, "tok-b2", 3600, estimate=8)
+    assert lowered.waiters() == []

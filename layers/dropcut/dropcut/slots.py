@@ -118,6 +118,7 @@ class SlotPool:
             self._leave_line(job_id, created_at)
             return True
         if self.budget.enabled and estimate > self.budget.limit:
+            self._leave_line(job_id, created_at)  # it may have joined before the budget shrank
             raise OverDailyBudget(
                 f"the job is estimated at {estimate:g} credits, more than the whole daily "
                 f"budget of {self.budget.limit:g} (DailyCreditBudget)"

@@ -158,8 +158,14 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
     report.slots_in_use = len(slots.holders())
     line = slots.waiters()
     report.jobs_in_line = len(line)
-    report.jobs_waiting_for_budget = sum(1 for w in line if w.budget_wait_since is not None)
     report.credits_today = slots.spent() if slots.budget.enabled else 0.0
+    # A mark stays until the job gets its slot: one the budget would take now waits for a slot.
+    room = slots.budget.limit - report.credits_today
+    report.jobs_waiting_for_budget = sum(
+        1
+        for waiter in line
+        if slots.budget.enabled and waiter.budget_wait_since is not None and waiter.estimate > room
+    )
     metrics.add_metric(name="SlotsInUse", unit="Count", value=report.slots_in_use)
     metrics.add_metric(name="JobsInLine", unit="Count", value=report.jobs_in_line)
     metrics.add_metric(
