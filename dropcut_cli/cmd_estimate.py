@@ -50,7 +50,8 @@ def estimate(
     """Check local videos as Submit would, without uploading anything.
 
     Prints the problems Submit would refuse each input for (field, message, limit, hint), the
-    media facts, the notices, and the billed seconds where the provider documents its rule.
+    media facts, the notices, the billed seconds where the provider documents its rule, and,
+    with a stack, the credits its daily budget would reserve (CreditsPerBilledSecond).
     Exit 1 if any input would be refused."""
     name = provider or _stack_provider(ctx) or "evolink"
     if name not in PROVIDERS:
@@ -59,7 +60,8 @@ def estimate(
         document = job_document(manifest, prompt)
     except InputInvalid as invalid:
         raise context.refused(invalid, f"{manifest}") from None
-    results = [check(path, PROVIDERS[name], document) for path in paths]
+    price = _stack_price(ctx)
+    results = [check(path, PROVIDERS[name], document, price) for path in paths]
     if as_json:
         print_json({"provider": name, "inputs": [result.as_json() for result in results]})
     else:
@@ -72,6 +74,17 @@ def _stack_provider(ctx: typer.Context) -> str | None:
     if not context.target(ctx).given:
         return None
     return context.stack(ctx).provider
+
+
+def _stack_price(ctx: typer.Context) -> float | None:
+    """The stack's CreditsPerBilledSecond (None without a stack, or one that predates it)."""
+    if not context.target(ctx).given:
+        return None
+    value = context.stack(ctx).parameters.get("CreditsPerBilledSecond")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def _show(result: Estimate) -> None:
@@ -88,6 +101,8 @@ def _show(result: Estimate) -> None:
         out.print(f"  billed   {result.billed_seconds:g} s ({result.billing})")
     else:
         out.print(f"  billed   unknown: {result.billing}")
+    if result.credits is not None:
+        out.print(f"  credits  about {result.credits:g} (what the daily budget reserves)")
     if result.problems:
         out.print(
             problems_table((p.as_dict() for p in result.problems), f"{result.path.name}: problems")

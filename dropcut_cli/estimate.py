@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dropcut.budget import DailyBudget
 from dropcut.errors import InputInvalid, Problem
 from dropcut.jobs import JobSpec, parse_job_spec
 from dropcut.probe import MediaInfo, RangeReader
@@ -37,6 +38,9 @@ class Estimate:
     problems: list[Problem] = field(default_factory=list)
     billed_seconds: float | None = None
     billing: str = ""
+    #: The daily budget's estimate (DailyBudget.estimate) at the stack's CreditsPerBilledSecond;
+    #: None without a stack to read the price from.
+    credits: float | None = None
 
     @property
     def refused(self) -> bool:
@@ -52,6 +56,7 @@ class Estimate:
             "problems": [problem.as_dict() for problem in self.problems],
             "billed_seconds": self.billed_seconds,
             "billing": self.billing,
+            "estimated_credits": self.credits,
         }
 
 
@@ -66,8 +71,11 @@ def file_reader(path: Path) -> RangeReader:
     return read
 
 
-def estimate(path: Path, provider: type[Provider], document: Any) -> Estimate:
-    """Check one local video and the job's options (a manifest document or None)."""
+def estimate(
+    path: Path, provider: type[Provider], document: Any, price: float | None = None
+) -> Estimate:
+    """Check one local video and the job's options (a manifest document or None); with
+    `price` (the stack's CreditsPerBilledSecond), the credits its daily budget would reserve."""
     problems: list[Problem] = video_name_problems(path.name)
     notices: list[str] = []
     checked = check_video(file_reader(path), path.stat().st_size, provider)
@@ -79,7 +87,10 @@ def estimate(path: Path, provider: type[Provider], document: Any) -> Estimate:
         problems.extend(_image_problems(spec))
     seconds = checked.media.duration_seconds if checked.media else None
     billed, billing = billed_seconds(provider, seconds)
-    return Estimate(path, provider.name, checked.media, notices, problems, billed, billing)
+    credits = None
+    if price is not None and checked.media is not None:
+        credits = DailyBudget(limit=0, credits_per_second=price).estimate(provider, seconds)
+    return Estimate(path, provider.name, checked.media, notices, problems, billed, billing, credits)
 
 
 def billed_seconds(provider: type[Provider], seconds: float | None) -> tuple[float | None, str]:

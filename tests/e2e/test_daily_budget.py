@@ -86,6 +86,13 @@ def test_with_a_budget_of_one_jobs_estimate_the_second_job_waits_and_the_alarm_m
     budget_app: LocalApp, clip_path: Path, one_job: float
 ) -> None:
     app, clip = budget_app, clip_path.read_bytes()
+    # `dropcut estimate` on the stack says what the budget will reserve for the clip.
+    estimated = CliRunner().invoke(
+        cli, ["--endpoint-url", app.stack.endpoint_url, "estimate", str(clip_path), "--json"]
+    )
+    assert estimated.exit_code == 0, estimated.output
+    [checked] = json.loads(estimated.stdout)["inputs"]
+    assert checked["estimated_credits"] == pytest.approx(one_job)
     # The provider bills the first job nothing (the simulator at 0 credits a second): when its
     # task ends, its correction gives its whole reservation back.
     app.simulator.configure(task_seconds=1.0, queue_seconds=0.2, credits_per_second=0.0)
