@@ -46,6 +46,7 @@ class DailyBudget:
 
     @property
     def enabled(self) -> bool:
+        """True when there is a limit (DailyCreditBudget > 0)."""
         return self.limit > 0
 
     def day(self) -> str:
@@ -69,8 +70,10 @@ NO_BUDGET = DailyBudget(limit=0, credits_per_second=0)
 
 
 def budget_entry(day: str) -> str:
+    """The slots table entry of a day's spend (`day`: YYYY-MM-DD, UTC)."""
     return f"{BUDGET_PREFIX}{day}"
 
 
 def spend_entry(job_id: str) -> str:
+    """The slots table entry of a job's reservation."""
     return f"{SPEND_PREFIX}{job_id}"
