@@ -71,7 +71,8 @@ def estimate(
 
     Prints the problems Submit would refuse each input for (field, message, limit, hint), the
     media facts, the notices, Submit's plan (as is, normalize, split, pad or refuse, and why),
-    its parts and the billed seconds where the provider documents its rule.
+    its parts and the billed seconds where the provider documents its rule, and, with a stack,
+    the credits its daily budget would reserve (CreditsPerBilledSecond).
     Exit 1 if any input would be refused."""
     parameters = _stack_parameters(ctx)
     name = provider or parameters.get("Provider") or "evolink"
@@ -83,8 +84,11 @@ def estimate(
         document = job_document(manifest, prompt)
     except InputInvalid as invalid:
         raise context.refused(invalid, f"{manifest}") from None
+    price = _stack_price(ctx)
     results = [
-        check(path, PROVIDERS[name], document, max_parts=max_parts, normalize=normalize)
+        check(
+            path, PROVIDERS[name], document, max_parts=max_parts, normalize=normalize, price=price
+        )
         for path in paths
     ]
     if as_json:
@@ -108,6 +112,17 @@ def _stack_parameters(ctx: typer.Context) -> dict[str, str]:
     return context.stack(ctx).parameters
 
 
+def _stack_price(ctx: typer.Context) -> float | None:
+    """The stack's CreditsPerBilledSecond (None without a stack, or one that predates it)."""
+    if not context.target(ctx).given:
+        return None
+    value = context.stack(ctx).parameters.get("CreditsPerBilledSecond")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
 def _show(result: Estimate) -> None:
     verdict = (
         styled("would be refused", "red")
@@ -124,6 +139,8 @@ def _show(result: Estimate) -> None:
         out.print(f"  billed   {result.billed_seconds:g} s ({result.billing})")
     else:
         out.print(f"  billed   unknown: {result.billing}")
+    if result.credits is not None:
+        out.print(f"  credits  about {result.credits:g} (what the daily budget reserves)")
     if result.problems:
         out.print(
             problems_table((p.as_dict() for p in result.problems), f"{result.path.name}: problems")

@@ -68,10 +68,15 @@ def ls(
     with context.aws_errors():
         jobs = reader.listing((status,) if status else tuple(JobStatus), after, prefix)
         line = reader.line()
+    phases = [reader.phase(record, line, advice=False) for record in jobs]
     if as_json:
-        print_json({"jobs": [record_json(record) for record in jobs]})
+        rows_json = [
+            {**record_json(record), "phase": phase.name}
+            for record, phase in zip(jobs, phases, strict=True)
+        ]
+        print_json({"jobs": rows_json})
         return
-    rows = [(r.key, r.job_id, reader.phase(r, line, advice=False)) for r in jobs]
+    rows = [(r.key, r.job_id, phase) for r, phase in zip(jobs, phases, strict=True)]
     table = jobs_table(rows, created=[when(record.created_at) for record in jobs])
     out.print(table if jobs else "no jobs")
 

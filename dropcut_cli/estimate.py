@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dropcut.budget import DailyBudget
 from dropcut.errors import InputInvalid, Problem
 from dropcut.jobs import JobSpec, parse_job_spec
 from dropcut.plan import Plan, PlanKind, plan_video
@@ -39,6 +40,9 @@ class Estimate:
     problems: list[Problem] = field(default_factory=list)
     #: Submit's plan for the video (None when it is not a video that can be read).
     plan: Plan | None = None
+    #: The daily budget's estimate (DailyBudget.estimate of each part) at the stack's
+    #: CreditsPerBilledSecond; None without a stack to read the price from.
+    credits: float | None = None
 
     @property
     def refused(self) -> bool:
@@ -63,6 +67,7 @@ class Estimate:
             "plan": self.plan.model_dump(mode="json") if self.plan else None,
             "billed_seconds": self.billed_seconds,
             "billing": self.billing,
+            "estimated_credits": self.credits,
         }
 
 
@@ -84,10 +89,12 @@ def estimate(
     *,
     max_parts: int,
     normalize: bool,
+    price: float | None = None,
 ) -> Estimate:
     """Check one local video and the job's options (a manifest document or None), and plan the
     video as Submit would with MaxSegmentsPerJob `max_parts` and NormalizeInputs `normalize`;
-    a refused plan's problems are the estimate's."""
+    a refused plan's problems are the estimate's. With `price` (the stack's
+    CreditsPerBilledSecond), the credits its daily budget would reserve for the plan's parts."""
     problems: list[Problem] = video_name_problems(path.name)
     notices: list[str] = []
     checked = check_video(file_reader(path), path.stat().st_size, provider)
@@ -98,11 +105,15 @@ def estimate(
         problems.extend(check_options(provider, spec))
         problems.extend(_image_problems(spec))
     plan = None
+    credits = None
     if checked.media is not None:
         plan = plan_video(checked.media, provider, max_parts=max_parts, normalize=normalize)
         if plan.kind is PlanKind.REFUSE:
             problems.extend(plan.problems)
-    return Estimate(path, provider.name, checked.media, notices, problems, plan)
+        elif price is not None:
+            budget = DailyBudget(limit=0, credits_per_second=price)
+            credits = sum(budget.estimate(provider, part.seconds) for part in plan.parts)
+    return Estimate(path, provider.name, checked.media, notices, problems, plan, credits)
 
 
 def _spec(document: Any, problems: list[Problem], notices: list[str]) -> JobSpec | None:

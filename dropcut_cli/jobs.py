@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, is_job_id, to_item
 from dropcut.layout import BucketLayout
 from dropcut.plan import Plan
-from dropcut.slots import SlotPool
+from dropcut.slots import SlotPool, Waiter
 from dropcut_cli.connection import Stack
 
 ENDED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
@@ -31,6 +32,16 @@ class Phase:
     detail: str = ""
     ended: bool = False
     ok: bool = False
+
+
+class Line(list[str]):
+    """Job ids waiting for a provider slot, first in line first; `for_budget`: those the daily
+    credit budget holds back (a free slot was refused them: dropcut.slots marks them)."""
+
+    def __init__(self, waiters: Iterable[Waiter] = ()) -> None:
+        waiters = list(waiters)
+        super().__init__(waiter.job_id for waiter in waiters)
+        self.for_budget = frozenset(w.job_id for w in waiters if w.budget_wait_since is not None)
 
 
 def inbox_key(ref: str, layout: BucketLayout) -> str:
@@ -91,16 +102,17 @@ class JobReader:
         key = inbox_key(ref, self.layout)
         return next((record for record in jobs if record.key == key), None)
 
-    def line(self) -> list[str]:
-        """Job ids waiting for a provider slot, first in line first (empty when unknown)."""
+    def line(self) -> Line:
+        """Job ids waiting for a provider slot (or the daily budget), first in line first
+        (empty when unknown)."""
         name, provider = self.stack.slots_table_name, self.stack.provider
         if not name or not provider:
-            return []
+            return Line()
         pool = SlotPool(self.stack.table(name), self.stack.client("stepfunctions"), provider, 0)
         try:
-            return [waiter.job_id for waiter in pool.waiters()]
+            return Line(pool.waiters())
         except (BotoCoreError, ClientError):
-            return []
+            return Line()
 
     def document(self, key: str | None) -> dict[str, Any] | None:
         """A JSON document of the bucket (report, result manifest); None when absent."""
@@ -139,6 +151,11 @@ class JobReader:
             return Phase("stitching", "making the output and its before/after picture")
         if record.job_id in line:
             place = line.index(record.job_id) + 1
+            if isinstance(line, Line) and record.job_id in line.for_budget:
+                return Phase(
+                    "waiting for budget",
+                    f"today's credit budget is spent; {place} of {len(line)} in line",
+                )
             return Phase("in line", f"for a provider slot: {place} of {len(line)}")
         if record.status is JobStatus.RECEIVED:
             return Phase("starting", "getting a slot and creating the provider task")

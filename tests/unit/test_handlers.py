@@ -39,7 +39,9 @@ def _environment(name: str) -> dict[str, str]:
     variables = dict(GLOBAL_FUNCTION["Environment"]["Variables"])
     variables.update(FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {}))
     numeric = {
-        key for key in variables if key.endswith(("_SECONDS", "_CONCURRENCY", "_PERCENT", "_BYTES"))
+        key
+        for key in variables
+        if key.endswith(("_SECONDS", "_SECOND", "_CONCURRENCY", "_PERCENT", "_BYTES", "_BUDGET"))
     }
     env = {key: _placeholder(value) for key, value in variables.items()}
     env.update(dict.fromkeys(numeric, "60"))

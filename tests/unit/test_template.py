@@ -329,7 +329,11 @@ DASHBOARD_BODY: str = RESOURCES["OperationsDashboard"]["Properties"]["DashboardB
 def _dashboard() -> dict:
     """The dashboard body as CloudWatch gets it, with every ${...} filled by a stand-in."""
     return json.loads(
-        re.sub(r"\$\{([^}!]+)\}", lambda m: "7" if "Concurrency" in m[1] else "x", DASHBOARD_BODY)
+        re.sub(
+            r"\$\{([^}!]+)\}",
+            lambda m: "7" if m[1] in ("ProviderConcurrency", "DailyCreditBudget") else "x",
+            DASHBOARD_BODY,
+        )
     )
 
 

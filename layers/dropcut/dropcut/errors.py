@@ -212,6 +212,29 @@ class SlotWaitTimedOut(DropcutError):
     )
 
 
+class BudgetWaitTimedOut(DropcutError):
+    """The daily credit budget (DailyCreditBudget) held the job back for longer than the stack's
+    QueueWaitSeconds; nothing was sent."""
+
+    reason = "budget_wait_timed_out"
+    advice = (
+        "The stack's daily credit budget (DailyCreditBudget) was spent for longer than the job "
+        "may wait (QueueWaitSeconds); upload the video again when the budget allows (it renews "
+        "at 00:00 UTC), or ask the operator to raise DailyCreditBudget or QueueWaitSeconds."
+    )
+
+
+class OverDailyBudget(DropcutError):
+    """The job alone is estimated to cost more than the whole daily credit budget; nothing was
+    sent."""
+
+    reason = "over_daily_budget"
+    advice = (
+        "This job alone is estimated to cost more than the stack's whole daily credit budget "
+        "(DailyCreditBudget); ask the operator to raise it, or send a shorter clip."
+    )
+
+
 class ManifestTimedOut(DropcutError):
     """A video without options waited longer than ManifestWaitSeconds for its manifest."""
 

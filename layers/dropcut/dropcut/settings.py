@@ -32,6 +32,10 @@ class SlotSettings:
     max_wait_seconds: int
     #: How long a slot stays held for a task we lost track of (it may still be running).
     lost_task_hold_seconds: int
+    #: DailyCreditBudget: provider credits the stack may spend per UTC day (0: no limit).
+    daily_credit_budget: float = 0.0
+    #: CreditsPerBilledSecond: the account's price of a billed second, for estimates.
+    credits_per_billed_second: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class Settings:
                 limit=_int("PROVIDER_CONCURRENCY"),
                 max_wait_seconds=_int("QUEUE_WAIT_SECONDS"),
                 lost_task_hold_seconds=_int("JOB_DEADLINE_SECONDS"),
+                daily_credit_budget=float(os.environ["DAILY_CREDIT_BUDGET"]),
+                credits_per_billed_second=float(os.environ["CREDITS_PER_BILLED_SECOND"]),
             ),
         )
 

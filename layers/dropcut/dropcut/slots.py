@@ -11,6 +11,12 @@ the provider never sees more of our tasks in flight than the limit. A task we lo
 (its creation answer was lost, or it outlived the job's deadline) keeps its slot until `until`,
 since it may still be running. The reconciler returns slots whose holders ended without
 releasing them (a crashed or aborted execution).
+
+With a daily credit budget (dropcut.budget), a slot is given only together with a reservation
+of the job's estimated credits on the day's spend, in one transaction; a job the budget cannot
+take stays in line, first, marked `budget_wait_since`, and the line waits behind it (oldest
+first, so a big job is not passed for ever by small ones). When its task ends, the job's
+reservation is corrected to the credits the provider reported (`charge`).
 """
 
 from __future__ import annotations
@@ -19,12 +25,20 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dropcut.errors import SlotWaitTimedOut
+from dropcut.budget import (
+    KEEP_SECONDS,
+    NO_BUDGET,
+    DailyBudget,
+    budget_entry,
+    spend_entry,
+)
+from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
 from dropcut.jobs import JobRecord
 from dropcut.observability import logger
 from dropcut.tokens import resume_wait
@@ -50,6 +64,20 @@ class Waiter:
     job_id: str
     entry: str
     task_token: str
+    #: The credits the job is estimated to cost (reserved when it is given a slot).
+    estimate: float = 0.0
+    #: Since when the daily budget has held it back (None: it waits for a slot only).
+    budget_wait_since: float | None = None
+
+
+class Grant(Enum):
+    GRANTED = "granted"
+    FULL = "full"
+    OVER_BUDGET = "over_budget"
+
+
+def _number(value: float) -> Decimal:
+    return Decimal(str(round(value, 6)))
 
 
 def wait_entry(job_id: str, created_at: float) -> str:
@@ -65,28 +93,44 @@ class SlotPool:
     sfn: SFNClient
     pool: str
     limit: int
+    #: The daily credit budget (NO_BUDGET: slots alone decide).
+    budget: DailyBudget = NO_BUDGET
     _ready: bool = field(default=False, repr=False)
 
     # -- the line --------------------------------------------------------------------------
 
     def acquire(
-        self, job_id: str, created_at: float, task_token: str, max_wait_seconds: float
+        self,
+        job_id: str,
+        created_at: float,
+        task_token: str,
+        max_wait_seconds: float,
+        estimate: float = 0.0,
     ) -> bool:
-        """Join the line with this execution's task token; the token is resumed (perhaps by this
-        very call) once the job holds a slot. True when it holds one now. Raises SlotWaitTimedOut
-        once the job has been in line longer than `max_wait_seconds`."""
+        """Join the line with this execution's task token and the job's estimated credits;
+        the token is resumed (perhaps by this very call) once the job holds a slot (and, with a
+        budget, its reservation). True when it holds one now. Raises SlotWaitTimedOut (or
+        BudgetWaitTimedOut, when the budget held it back) once the job has been in line longer
+        than `max_wait_seconds`, and OverDailyBudget when `estimate` alone passes the budget."""
         if job_id in self.holders():
             # A re-join after the wait's heartbeat, or a retried step: the slot is already ours.
             self._resume(task_token, job_id)
             self._leave_line(job_id, created_at)
             return True
+        if self.budget.enabled and estimate > self.budget.limit:
+            self._leave_line(job_id, created_at)  # it may have joined before the budget shrank
+            raise OverDailyBudget(
+                f"the job is estimated at {estimate:g} credits, more than the whole daily "
+                f"budget of {self.budget.limit:g} (DailyCreditBudget)"
+            )
         joined = self.table.update_item(
             Key={"pool": self.pool, "entry": wait_entry(job_id, created_at)},
-            UpdateExpression="SET job_id = :job, task_token = :token, "
+            UpdateExpression="SET job_id = :job, task_token = :token, estimate = :estimate, "
             "joined_at = if_not_exists(joined_at, :now)",
             ExpressionAttributeValues={
                 ":job": job_id,
                 ":token": task_token,
+                ":estimate": _number(estimate),
                 ":now": Decimal(str(time.time())),
             },
             ReturnValues="ALL_NEW",
@@ -94,10 +138,7 @@ class SlotPool:
         waited = time.time() - float(str(joined["joined_at"]))
         if waited > max_wait_seconds:
             self._leave_line(job_id, created_at)
-            raise SlotWaitTimedOut(
-                f"no provider slot came free in {waited:.0f} s (QueueWaitSeconds "
-                f"{max_wait_seconds:.0f}; {self.limit} slots for {self.pool})"
-            )
+            raise self._wait_timed_out(waited, max_wait_seconds, "budget_wait_since" in joined)
         # Dispatch after joining: a slot freed a moment ago, with nobody in line, is not lost.
         if job_id in self.dispatch():
             return True
@@ -147,7 +188,9 @@ class SlotPool:
         return True
 
     def dispatch(self) -> list[str]:
-        """Hand free slots to the oldest waiters and resume them; the job ids served."""
+        """Hand free slots to the oldest waiters and resume them; the job ids served. With a
+        budget, the oldest waiter the day's budget cannot take is marked as waiting for budget
+        and the line stops behind it."""
         served: list[str] = []
         while True:
             free = self.limit - len(self.holders())
@@ -157,11 +200,80 @@ class SlotPool:
             if not line:
                 return served
             for waiter in line:
-                if not self._claim(waiter.job_id):
+                granted = self._grant(waiter)
+                if granted is Grant.FULL:
                     return served  # full again: someone else dispatched meanwhile
+                if granted is Grant.OVER_BUDGET:
+                    self._mark_budget_wait(waiter)
+                    return served
                 self._resume(waiter.task_token, waiter.job_id)
                 self._forget_waiter(waiter)
                 served.append(waiter.job_id)
+
+    # -- the budget ------------------------------------------------------------------------
+
+    def charge(self, job_id: str, credits: float | None) -> bool:
+        """Correct the job's reservation to `credits`, the provider's own figure for its ended
+        task (0 when no task was created); the day's spend moves by the difference. Once per
+        job (a repeat finds it charged); None (the provider said nothing) keeps the estimate.
+        False when nothing changed: no reservation, already charged, or no figure."""
+        if credits is None or not self.budget.enabled:
+            return False
+        client = self.table.meta.client
+        ledger = self.table.get_item(
+            Key={"pool": self.pool, "entry": spend_entry(job_id)}, ConsistentRead=True
+        ).get("Item")
+        if not ledger or "charged" in ledger:
+            return False
+        delta = _number(credits) - Decimal(str(ledger["reserved"]))
+        try:
+            _transact(
+                client,
+                [
+                    {
+                        "Update": {
+                            "TableName": self.table.name,
+                            "Key": {"pool": self.pool, "entry": spend_entry(job_id)},
+                            "UpdateExpression": "SET charged = :charged, charged_at = :now",
+                            "ConditionExpression": "attribute_not_exists(charged)",
+                            "ExpressionAttributeValues": {
+                                ":charged": _number(credits),
+                                ":now": _number(time.time()),
+                            },
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table.name,
+                            "Key": {"pool": self.pool, "entry": budget_entry(str(ledger["day"]))},
+                            "UpdateExpression": "SET spent = if_not_exists(spent, :zero) + :delta",
+                            "ExpressionAttributeValues": {":delta": delta, ":zero": Decimal(0)},
+                        }
+                    },
+                ],
+            )
+        except client.exceptions.TransactionCanceledException:
+            return False  # charged meanwhile by a repeat
+        logger.info(
+            "credits charged",
+            extra={"credits": float(credits), "reserved": float(str(ledger["reserved"]))},
+        )
+        return True
+
+    def spent(self, day: str | None = None) -> float:
+        """Credits reserved or charged on `day` (YYYY-MM-DD; default today, UTC)."""
+        item = self.table.get_item(
+            Key={"pool": self.pool, "entry": budget_entry(day or self.budget.day())},
+            ConsistentRead=True,
+        ).get("Item", {})
+        return float(str(item.get("spent", 0)))
+
+    def reservation(self, job_id: str) -> dict[str, Any] | None:
+        """The job's reservation (`day`, `reserved`, `charged` once corrected), if it has one."""
+        item = self.table.get_item(
+            Key={"pool": self.pool, "entry": spend_entry(job_id)}, ConsistentRead=True
+        ).get("Item")
+        return dict(item) if item else None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -194,8 +306,15 @@ class SlotPool:
             page = self.table.query(**kwargs)
             for item in page["Items"]:
                 if "job_id" in item and "task_token" in item:
+                    since = item.get("budget_wait_since")
                     found.append(
-                        Waiter(str(item["job_id"]), str(item["entry"]), str(item["task_token"]))
+                        Waiter(
+                            str(item["job_id"]),
+                            str(item["entry"]),
+                            str(item["task_token"]),
+                            float(str(item.get("estimate", 0))),
+                            float(str(since)) if since is not None else None,
+                        )
                     )
                 else:  # not a waiter this code wrote whole: never let it stop the line
                     logger.warning("slot line entry skipped", extra={"entry": item.get("entry")})
@@ -220,23 +339,125 @@ class SlotPool:
             )
         self._ready = True
 
+    def _claim_request(self, job_id: str) -> dict[str, Any]:
+        """The conditional update that takes a slot for the job unless the pool is full
+        (holding one already counts)."""
+        return {
+            "Key": {"pool": self.pool, "entry": SLOTS_ENTRY},
+            "UpdateExpression": "SET holders.#job = if_not_exists(holders.#job, :held)",
+            "ConditionExpression": "attribute_exists(holders.#job) OR size(holders) < :limit",
+            "ExpressionAttributeNames": {"#job": job_id},
+            "ExpressionAttributeValues": {
+                ":held": {"since": Decimal(str(time.time()))},
+                ":limit": self.limit,
+            },
+        }
+
     def _claim(self, job_id: str) -> bool:
         """Take a slot for the job unless the pool is full (holding one already counts)."""
         self._ensure_pool()
         try:
-            self.table.update_item(
-                Key={"pool": self.pool, "entry": SLOTS_ENTRY},
-                UpdateExpression="SET holders.#job = if_not_exists(holders.#job, :held)",
-                ConditionExpression="attribute_exists(holders.#job) OR size(holders) < :limit",
-                ExpressionAttributeNames={"#job": job_id},
-                ExpressionAttributeValues={
-                    ":held": {"since": Decimal(str(time.time()))},
-                    ":limit": self.limit,
-                },
-            )
+            self.table.update_item(**self._claim_request(job_id))
         except self.table.meta.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def _grant(self, waiter: Waiter) -> Grant:
+        """A slot for the waiter and, with a budget, its reservation on today's spend: both in
+        one transaction, or neither."""
+        if not self.budget.enabled:
+            return Grant.GRANTED if self._claim(waiter.job_id) else Grant.FULL
+        self._ensure_pool()
+        day, now, client = self.budget.day(), time.time(), self.table.meta.client
+        estimate = _number(waiter.estimate)
+        try:
+            _transact(
+                client,
+                [
+                    {
+                        "Update": {
+                            "TableName": self.table.name,
+                            **self._claim_request(waiter.job_id),
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table.name,
+                            "Key": {"pool": self.pool, "entry": budget_entry(day)},
+                            "UpdateExpression": "SET spent = if_not_exists(spent, :zero) + "
+                            ":estimate, expires_at = :expires",
+                            "ConditionExpression": "attribute_not_exists(spent) OR spent <= :room",
+                            "ExpressionAttributeValues": {
+                                ":zero": Decimal(0),
+                                ":estimate": estimate,
+                                ":room": _number(self.budget.limit) - estimate,
+                                ":expires": int(now + KEEP_SECONDS),
+                            },
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table.name,
+                            "Item": {
+                                "pool": self.pool,
+                                "entry": spend_entry(waiter.job_id),
+                                "job_id": waiter.job_id,
+                                "day": day,
+                                "reserved": estimate,
+                                "reserved_at": _number(now),
+                                "expires_at": int(now + KEEP_SECONDS),
+                            },
+                            "ConditionExpression": "attribute_not_exists(entry)",
+                        }
+                    },
+                ],
+            )
+        except client.exceptions.TransactionCanceledException:
+            return self._why_not_granted(waiter.job_id)
+        return Grant.GRANTED
+
+    def _why_not_granted(self, job_id: str) -> Grant:
+        """After a grant transaction was refused: a job that has its reservation already (a
+        repeated grant) needs the slot alone; a full pool is full; else the budget said no."""
+        if self.reservation(job_id) is not None:
+            return Grant.GRANTED if self._claim(job_id) else Grant.FULL
+        holders = self.holders()
+        if job_id not in holders and len(holders) >= self.limit:
+            return Grant.FULL
+        return Grant.OVER_BUDGET
+
+    def _mark_budget_wait(self, waiter: Waiter) -> None:
+        """Mark the waiter as held back by the budget (the first time), unless it left."""
+        with contextlib.suppress(self.table.meta.client.exceptions.ConditionalCheckFailedException):
+            self.table.update_item(
+                Key={"pool": self.pool, "entry": waiter.entry},
+                UpdateExpression="SET budget_wait_since = if_not_exists(budget_wait_since, :now)",
+                ConditionExpression="attribute_exists(task_token)",
+                ExpressionAttributeValues={":now": _number(time.time())},
+            )
+        if waiter.budget_wait_since is None:
+            logger.warning(
+                "job waits for the daily budget",
+                extra={
+                    "budget_job_id": waiter.job_id,
+                    "estimate": waiter.estimate,
+                    "daily_credit_budget": self.budget.limit,
+                },
+            )
+
+    def _wait_timed_out(
+        self, waited: float, max_wait_seconds: float, for_budget: bool
+    ) -> SlotWaitTimedOut | BudgetWaitTimedOut:
+        if for_budget:
+            return BudgetWaitTimedOut(
+                f"the daily credit budget held the job back; it waited {waited:.0f} s "
+                f"(QueueWaitSeconds {max_wait_seconds:.0f}; DailyCreditBudget "
+                f"{self.budget.limit:g}, {self.spent():g} spent today)"
+            )
+        return SlotWaitTimedOut(
+            f"no provider slot came free in {waited:.0f} s (QueueWaitSeconds "
+            f"{max_wait_seconds:.0f}; {self.limit} slots for {self.pool})"
+        )
 
     def _resume(self, task_token: str, job_id: str) -> None:
         if not resume_wait(self.sfn, task_token, {"granted": True, "pool": self.pool}):
@@ -264,10 +485,20 @@ class SlotPool:
 
 
 def settle_slot(slots: SlotPool, record: JobRecord, hold_seconds: float) -> bool:
-    """At a job's ending: give its slot back, or, when its task may still be running at the
-    provider (we lost track of it), keep the slot for `hold_seconds` more. True if given back."""
+    """At a job's ending: correct its budget reservation to the provider's credits (none when
+    no task was created; the estimate stands when the provider reported none), then give its
+    slot back, or, when its task may still be running at the provider (we lost track of it),
+    keep the slot for `hold_seconds` more. True if given back."""
+    no_task = record.task_id is None and record.creating_since is None
+    slots.charge(record.job_id, 0.0 if no_task else record.credits)
     if record.task_may_be_running:
         if slots.hold_until(record.job_id, time.time() + hold_seconds):
             logger.warning("slot kept: the provider task may still be running")
         return False
     return slots.release(record.job_id)
+
+
+def _transact(client: Any, items: list[dict[str, Any]]) -> None:
+    """TransactWriteItems through the table resource's client, which takes Python values as
+    the resource does (its stubs type the wire format)."""
+    client.transact_write_items(TransactItems=items)

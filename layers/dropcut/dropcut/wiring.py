@@ -15,6 +15,7 @@ import boto3
 import httpx
 from pydantic import SecretStr
 
+from dropcut.budget import DailyBudget
 from dropcut.callbacks import CallbackSigner, CallbackUrlFor
 from dropcut.executions import Executions
 from dropcut.job_events import JobEvents
@@ -92,7 +93,10 @@ def pace_book(settings: Settings) -> PaceBook:
 def slot_pool(settings: Settings) -> SlotPool:
     """The slot pool of this stack's provider account."""
     slots = settings.slots
-    return SlotPool(dynamodb().Table(slots.table), sfn_client(), settings.provider, slots.limit)
+    budget = DailyBudget(slots.daily_credit_budget, slots.credits_per_billed_second)
+    return SlotPool(
+        dynamodb().Table(slots.table), sfn_client(), settings.provider, slots.limit, budget
+    )
 
 
 def executions(state_machine_arn: str) -> Executions:

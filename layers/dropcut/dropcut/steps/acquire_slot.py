@@ -1,11 +1,13 @@
 """AcquireSlot: put the job in line for a provider slot; its execution waits (for free) until
-the slot is handed over, by this call or by whichever job gives one back (dropcut.slots)."""
+the slot is handed over, by this call or by whichever job gives one back (dropcut.slots). With a
+daily credit budget, the hand-over also reserves the job's estimated credits (dropcut.budget)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dropcut.jobs import JobStore
+from dropcut.jobs import JobRecord, JobStore
+from dropcut.providers import PROVIDERS
 from dropcut.slots import SlotPool
 
 
@@ -19,6 +21,21 @@ class AcquireSlotDeps:
 
 def acquire_slot(deps: AcquireSlotDeps, job_id: str, task_token: str) -> bool:
     """Join the line with this wait's token; True when the job holds a slot now (its wait was
-    resumed already). Raises SlotWaitTimedOut after max_wait_seconds in line."""
+    resumed already). Raises SlotWaitTimedOut (BudgetWaitTimedOut when the daily budget held
+    it back) after max_wait_seconds in line, OverDailyBudget when the job alone passes the
+    daily budget."""
     record = deps.store.require(job_id)
-    return deps.slots.acquire(job_id, record.created_at, task_token, deps.max_wait_seconds)
+    estimate = job_estimate(deps.slots, record)
+    return deps.slots.acquire(
+        job_id, record.created_at, task_token, deps.max_wait_seconds, estimate
+    )
+
+
+def job_estimate(slots: SlotPool, record: JobRecord) -> float:
+    """The job's estimated credits (0 without a budget): its provider's billing rule on the
+    probed duration (DailyBudget.estimate)."""
+    if not slots.budget.enabled:
+        return 0.0
+    provider = PROVIDERS[record.provider or slots.pool]
+    seconds = (record.media or {}).get("duration_seconds")
+    return slots.budget.estimate(provider, float(seconds) if seconds is not None else None)

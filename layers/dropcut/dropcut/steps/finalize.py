@@ -72,6 +72,9 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
         raise ProviderBadResponse(
             f"the provider reported {task.provider_status} for a task it had reported completed"
         )
+    # The provider's own figure replaces the unit's estimate on the day's spend (dropcut.budget)
+    # before the slot goes on, so the next unit in line sees the corrected budget.
+    slots.charge(unit_id, task.credits if task.credits is not None else record.credits)
     slots.release(unit_id)
     released_at = time.time()
     _record_pace(deps, record, progress)

@@ -6,8 +6,10 @@
   timed out, crashed) ends with a report.
 - Slots held by jobs that ended without giving them back are given back (those whose task may
   still be running keep them for the lost-task hold); waiters whose execution is gone leave the
-  line; free slots go to the oldest waiters.
-- The in-flight gauges (slots in use, jobs in line) are published.
+  line; free slots go to the oldest waiters (with a daily budget, as far as today's budget
+  allows: a new UTC day lets waiting jobs go on the first pass).
+- The in-flight gauges (slots in use, jobs in line, jobs waiting for budget, credits spent
+  today) are published.
 """
 
 from __future__ import annotations
@@ -115,6 +117,10 @@ class ReconcileReport:
     slots_handed_over: list[str] = field(default_factory=list)
     slots_in_use: int = 0
     jobs_in_line: int = 0
+    #: Jobs in line that the daily credit budget holds back (JobsWaitingForBudget).
+    jobs_waiting_for_budget: int = 0
+    #: Credits reserved or charged today, UTC (BudgetCreditsToday).
+    credits_today: float = 0.0
 
 
 def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
@@ -155,9 +161,22 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
             report.waiters_dropped.append(waiter.job_id)
     report.slots_handed_over = slots.dispatch()
     report.slots_in_use = len(slots.holders())
-    report.jobs_in_line = len(slots.waiters())
+    line = slots.waiters()
+    report.jobs_in_line = len(line)
+    report.credits_today = slots.spent() if slots.budget.enabled else 0.0
+    # A mark stays until the job gets its slot: one the budget would take now waits for a slot.
+    room = slots.budget.limit - report.credits_today
+    report.jobs_waiting_for_budget = sum(
+        1
+        for waiter in line
+        if slots.budget.enabled and waiter.budget_wait_since is not None and waiter.estimate > room
+    )
     metrics.add_metric(name="SlotsInUse", unit="Count", value=report.slots_in_use)
     metrics.add_metric(name="JobsInLine", unit="Count", value=report.jobs_in_line)
+    metrics.add_metric(
+        name="JobsWaitingForBudget", unit="Count", value=report.jobs_waiting_for_budget
+    )
+    metrics.add_metric(name="BudgetCreditsToday", unit="Count", value=report.credits_today)
     stuck = len(report.restarted) + len(report.ended)
     metrics.add_metric(name="StuckJobs", unit="Count", value=stuck)
     metrics.add_metric(name="SlotsReclaimed", unit="Count", value=len(report.slots_reclaimed))

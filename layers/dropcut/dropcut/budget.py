@@ -1,0 +1,79 @@
+"""The daily credit budget (DailyCreditBudget): how many provider credits the stack may spend per
+UTC day, and what a job is estimated to cost before its task exists.
+
+The spend lives in the slots table, beside the slots of the provider account it is spent on
+(dropcut.slots.SlotPool keeps it):
+
+- `budget#<YYYY-MM-DD>` (UTC day): `spent`, the credits reserved or charged that day;
+- `spend#<job id>`: the job's reservation: the `day` it counts on, the credits `reserved` (its
+  estimate, taken in the same transaction that gives the job its slot, before its task is
+  created) and, once its task has ended, the credits `charged` (the provider's own figure),
+  which replaced the estimate in the day's `spent`.
+
+A job whose estimate would take the day's spend past the budget is not given a slot: it stays
+in line, marked as waiting for budget, until a correction or the next UTC day makes room
+(every join, release and reconciler pass tries again). Ledger items expire (`expires_at`, the
+table's TTL) some days after their day, so the table stays bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from dropcut.plan import MAX_SECONDS, MIN_SECONDS, billed_seconds
+from dropcut.providers.base import Provider
+
+BUDGET_PREFIX = "budget#"
+SPEND_PREFIX = "spend#"
+#: How long a day's spend and its jobs' reservations are kept after the day (table TTL).
+KEEP_SECONDS = 35 * 86400
+
+
+@dataclass(frozen=True)
+class DailyBudget:
+    """The stack's daily credit budget and its estimate rule."""
+
+    #: Credits the stack may spend per UTC day (DailyCreditBudget); 0: no limit.
+    limit: float
+    #: The account's price of one billed second of video, in the provider's credits
+    #: (CreditsPerBilledSecond): neither provider publishes one; used only for estimates, each
+    #: task's own reported credits replace its estimate once it ends.
+    credits_per_second: float
+    #: Epoch seconds now (tests move it across a UTC day).
+    clock: Callable[[], float] = field(default=time.time, compare=False)
+
+    @property
+    def enabled(self) -> bool:
+        """True when there is a limit (DailyCreditBudget > 0)."""
+        return self.limit > 0
+
+    def day(self) -> str:
+        """Today (UTC), as the budget item's key says it: YYYY-MM-DD."""
+        return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%d")
+
+    def estimate(self, provider: type[Provider], seconds: float | None) -> float:
+        """The credits a clip of `seconds` is expected to cost: the seconds the provider bills
+        (dropcut.plan.billed_seconds, its documented rule) times credits_per_second. Where the
+        provider documents no rule, the clip's own seconds, at least the model's shortest;
+        an unknown length counts as the model's longest (dropcut.plan MIN/MAX_SECONDS)."""
+        billed, _ = billed_seconds(provider, seconds)
+        if billed is None:
+            billed = max(seconds, MIN_SECONDS) if seconds is not None else MAX_SECONDS
+        return round(billed * self.credits_per_second, 6)
+
+
+#: No budget: every job is granted a slot on the slots alone.
+NO_BUDGET = DailyBudget(limit=0, credits_per_second=0)
+
+
+def budget_entry(day: str) -> str:
+    """The slots table entry of a day's spend (`day`: YYYY-MM-DD, UTC)."""
+    return f"{BUDGET_PREFIX}{day}"
+
+
+def spend_entry(job_id: str) -> str:
+    """The slots table entry of a job's reservation."""
+    return f"{SPEND_PREFIX}{job_id}"
