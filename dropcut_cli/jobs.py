@@ -11,7 +11,16 @@ from typing import Any
 from boto3.dynamodb.conditions import ConditionBase, Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, is_job_id, to_item
+from dropcut.errors import JobCancelled
+from dropcut.jobs import (
+    BASE_JOB_ID_CHARS,
+    JobRecord,
+    JobStatus,
+    JobStore,
+    from_item,
+    is_job_id,
+    to_item,
+)
 from dropcut.layout import BucketLayout
 from dropcut.slots import SlotPool
 from dropcut_cli.connection import Stack
@@ -84,7 +93,7 @@ class JobReader:
             return self.get(ref)
         jobs = self.listing()
         if ref.startswith("job-"):
-            matches = [record for record in jobs if record.job_id.startswith(ref)]
+            matches = [record for record in jobs if _names(ref, record.job_id)]
             return matches[0] if len(matches) == 1 else None
         key = inbox_key(ref, self.layout)
         return next((record for record in jobs if record.key == key), None)
@@ -123,7 +132,7 @@ class JobReader:
         if record.status is JobStatus.FAILED:
             report = (self.document(record.error_report_key) or {}) if advice else {}
             detail = f"{record.error_reason}: {report.get('advice') or ''}".strip(": ")
-            return Phase("failed", detail, ended=True)
+            return Phase(ending_word(record), detail, ended=True)
         if record.status is JobStatus.WAITING_FOR_MANIFEST:
             manifest = BucketLayout.manifest_name(record.key)
             return Phase("waiting for manifest", f"upload {manifest} with a prompt")
@@ -137,6 +146,19 @@ class JobReader:
         progress = f" {record.progress}%" if record.progress is not None else ""
         state = record.task_state or "queued"
         return Phase("at provider", f"{record.provider} {state}{progress}")
+
+
+def _names(ref: str, job_id: str) -> bool:
+    """Whether `ref` (`job-3f2a`, `job-3f2a-r2`) names the job: the start of its first run's
+    id, and the same attempt (a first run's prefix never names its retries)."""
+    start, marker, attempt = ref.partition("-r")
+    suffix = marker + attempt
+    return job_id[:BASE_JOB_ID_CHARS].startswith(start) and job_id[BASE_JOB_ID_CHARS:] == suffix
+
+
+def ending_word(record: JobRecord) -> str:
+    """How a job that did not succeed ended, in one word: cancelled or failed."""
+    return "cancelled" if record.error_reason == JobCancelled.reason else "failed"
 
 
 def parse_since(text: str) -> float:

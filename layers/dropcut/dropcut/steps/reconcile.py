@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 
-from dropcut.error_reports import count_failure, write_error_report
+from dropcut.error_reports import count_failure, end_job_once
 from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem
 from dropcut.executions import Executions
 from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
@@ -167,18 +167,10 @@ def _end_once(
 ) -> bool:
     """End the job with an error report unless it moved on since `record` was read; False
     then. The status flip is the claim: one ending."""
-    claimed = deps.store.update(
-        record.job_id,
-        {"status": JobStatus.FAILED.value, "error_reason": failure.reason},
-        condition="#status = :seen",
-        condition_names={"#status": "status"},
-        condition_values={":seen": record.status.value},
-    )
-    if claimed:
-        report_key = write_error_report(deps.s3, deps.store, deps.layout, record, failure)
+    report_key = end_job_once(deps.s3, deps.store, deps.layout, deps.events, record, failure, kind)
+    if report_key is not None:
         count_failure(failure.reason)
-        deps.events.publish(kind, record, failure=failure, report_key=report_key)
-    return claimed
+    return report_key is not None
 
 
 def _end_abandoned(deps: ReconcileDeps, record: JobRecord, execution: str) -> bool:
