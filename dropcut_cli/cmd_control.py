@@ -21,7 +21,7 @@ from dropcut_cli.connection import Stack
 from dropcut_cli.context import Exit
 from dropcut_cli.display import err, out, print_json, record_json, short_id, styled
 from dropcut_cli.follow import follow
-from dropcut_cli.jobs import JobReader
+from dropcut_cli.jobs import JobReader, ending_word
 from dropcut_cli.outcomes import outcome_json, show_failure, show_outcomes
 
 CANCEL_EXAMPLES = (
@@ -119,8 +119,8 @@ def cancel(ctx: typer.Context, ref: Ref, as_json: JsonOption = False) -> None:
 
 def _not_cancelled(record: JobRecord, result: CancelResult) -> None:
     why = {
-        CancelOutcome.ALREADY_ENDED: f"it had ended already ({result.status}"
-        + (f": {result.reason})" if result.reason else ")"),
+        CancelOutcome.ALREADY_ENDED: f"it had ended already ({ending_word(record)}"
+        + (f": {result.reason})" if result.reason not in (None, ending_word(record)) else ")"),
         CancelOutcome.STORING: "the provider finished the task; its result is being stored",
         CancelOutcome.NOT_FOUND: "the stack has no such job",
     }[result.outcome]
@@ -197,8 +197,8 @@ def _ask(stack: Stack, record: JobRecord, as_json: bool) -> typer.Exit:
     """What a retry would run and pay for; the command then needs --yes."""
     what = (
         f"retry runs s3://{stack.bucket}/{record.key} (version {record.version}) again as a new "
-        f"job: a new provider task at {record.provider or stack.provider}, paid like the first"
-        f" (the old job ended {record.error_reason}). Add --yes to go ahead."
+        f"job, whose new provider task at {record.provider or stack.provider} is paid (the old "
+        f"job ended: {record.error_reason}). Add --yes to go ahead."
     )
     if as_json:
         print_json({"retry": {"job_id": record.job_id, "outcome": "needs_yes", "detail": what}})

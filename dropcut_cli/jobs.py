@@ -131,8 +131,10 @@ class JobReader:
             return Phase("done", record.output_key or "", ended=True, ok=True)
         if record.status is JobStatus.FAILED:
             report = (self.document(record.error_report_key) or {}) if advice else {}
-            detail = f"{record.error_reason}: {report.get('advice') or ''}".strip(": ")
-            return Phase(ending_word(record), detail, ended=True)
+            word = ending_word(record)
+            reason = record.error_reason if record.error_reason != word else ""
+            detail = f"{reason or ''}: {report.get('advice') or ''}".strip(": ")
+            return Phase(word, detail, ended=True)
         if record.status is JobStatus.WAITING_FOR_MANIFEST:
             manifest = BucketLayout.manifest_name(record.key)
             return Phase("waiting for manifest", f"upload {manifest} with a prompt")
@@ -157,8 +159,8 @@ def _names(ref: str, job_id: str) -> bool:
 
 
 def ending_word(record: JobRecord) -> str:
-    """How a job that did not succeed ended, in one word: cancelled or failed."""
-    return "cancelled" if record.error_reason == JobCancelled.reason else "failed"
+    """Its status in one word, `cancelled` for a job someone cancelled (status failed)."""
+    return "cancelled" if record.error_reason == JobCancelled.reason else record.status.value
 
 
 def parse_since(text: str) -> float:

@@ -69,8 +69,8 @@ def show_failure(reader: JobReader, record: JobRecord, label: str) -> None:
     """The error report: reason, message, advice, and every problem."""
     report = reader.document(record.error_report_key) or {}
     problems = report.get("problems") or record.problems
-    reason = report.get("reason") or record.error_reason
-    out.print(styled(ending_word(record), "red", f"  {label}: {reason}"))
+    word, reason = ending_word(record), report.get("reason") or record.error_reason
+    out.print(styled(word, "red", f"  {label}" + (f": {reason}" if reason != word else "")))
     if not problems:  # the table says it otherwise
         out.print(f"        {report.get('message') or record.error_message or ''}", soft_wrap=True)
     if report.get("advice"):
