@@ -145,7 +145,8 @@ def retry(
     The retry is a new job (its id: the old one's with `-r2`, `-r3`, ...), linked to the old
     one both ways, and checked by Submit's own rules again (a fixed manifest counts); it
     creates a new provider task, which is paid: without --yes the command only says what it
-    would run. Refused while the job runs (cancel it first) or after it succeeded. Exit 0 when
+    would run. Refused while the job runs (cancel it first), after it succeeded, and for an
+    input refused for its options (uploading a fixed manifest restarts it). Exit 0 when
     the new job started (with --wait: succeeded); 1 otherwise; 2 without --yes.
     """
     stack = context.stack(ctx)

@@ -196,6 +196,14 @@ def test_a_retry_that_stopped_after_its_claim_is_finished_by_the_next_request(re
     assert again.outcome is RetryOutcome.NOT_RETRIED and "retried already" in again.detail
 
 
+def test_a_refusal_is_not_retried_a_new_manifest_restarts_it(retry_deps):
+    job_id = _failed_upload(retry_deps, b"anything")
+    retry_deps.submit.store.update(job_id, {"error_reason": "input_invalid"})
+    result = retry_job(retry_deps, job_id, "alice")
+    assert result.outcome is RetryOutcome.NOT_RETRIED and "upload the manifest" in result.detail
+    assert retry_deps.submit.store.require(job_id).retried_by is None
+
+
 def test_a_retry_needs_the_input_version_to_still_exist(retry_deps):
     job_id = _failed_upload(retry_deps, b"anything")
     record = retry_deps.submit.store.require(job_id)

@@ -5,7 +5,8 @@ The new job's id is the old one's with the next attempt (`...-r2`, dropcut.jobs.
 so a repeated request finds the job the first one made. The old record is claimed first
 (`retried_by`, a conditional write: a job is retried once; retry the newest attempt to go
 again), then Submit's own path (dropcut.steps.submit.resubmit) checks the input and starts the
-new job's execution. Refused while the job runs, or after it succeeded.
+new job's execution. Refused while the job runs, after it succeeded, and for a first run
+refused for its options (a new manifest or video restarts that one by itself).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from dropcut.jobs import JobRecord, JobStatus, JobStore, retry_job_id
+from dropcut.jobs import JobRecord, JobStatus, JobStore, attempt_of, retry_job_id
 from dropcut.observability import logger
-from dropcut.steps.submit import Outcome, SubmitDeps, resubmit
+from dropcut.steps.submit import OPTIONS_REFUSALS, Outcome, SubmitDeps, resubmit
 
 
 class RetryOutcome(StrEnum):
@@ -107,6 +108,11 @@ def why_not_retried(store: JobStore, record: JobRecord) -> str:
         return (
             f"the job is still {record.status.value}; cancel it first "
             f"(dropcut cancel {record.job_id})"
+        )
+    if record.error_reason in OPTIONS_REFUSALS and attempt_of(record.job_id) == 1:
+        return (
+            "it was refused before anything ran: fix what its report lists and upload the "
+            "manifest (or the video) again, and it starts by itself"
         )
     if record.retried_by and (newer := store.get(record.retried_by)) is not None:
         return (

@@ -234,7 +234,8 @@ def _manifest_version(deps: SubmitDeps, bucket: str, video_key: str) -> str:
 
 def _options_may_change(existing: JobRecord, manifest_version: str) -> bool:
     """Whether this event may (re)read the job's options: it waits for them, or they were
-    refused and the manifest has a new version since (a finished or running job never)."""
+    refused and the manifest has a new version since (a finished or running job never, nor one
+    that was retried: two jobs of one version must not both run)."""
     if existing.status is JobStatus.WAITING_FOR_MANIFEST:
         return True
     return (
@@ -242,6 +243,7 @@ def _options_may_change(existing: JobRecord, manifest_version: str) -> bool:
         and existing.error_reason in OPTIONS_REFUSALS
         and existing.task_id is None
         and existing.creating_since is None
+        and existing.retried_by is None  # its retry (dropcut retry) runs it again, not this
         and existing.manifest_version != manifest_version
     )
 
