@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dropcut_cli import cmd_estimate, cmd_jobs, cmd_submit
+from dropcut_cli import cmd_control, cmd_estimate, cmd_jobs, cmd_submit
 from dropcut_cli.connection import DEFAULT_STACK, LOCAL_ENDPOINT, LOCAL_STACK, Target
 from dropcut_cli.context import usage
 
@@ -22,7 +22,8 @@ app = typer.Typer(
         "Examples:\n\n"
         "  dropcut --local submit clip.mp4 --prompt 'sepia, 1920s film' --wait\n\n"
         "  dropcut --stack dropcut-prod --profile prod ls --status failed --since 2h\n\n"
-        "  dropcut estimate clip.mp4 --prompt 'make it monochrome'"
+        "  dropcut estimate clip.mp4 --prompt 'make it monochrome'\n\n"
+        "  dropcut --local cancel team/clip.mp4; dropcut --local retry team/clip.mp4 --yes --wait"
     ),
     rich_markup_mode="rich",
     no_args_is_help=True,
@@ -77,6 +78,8 @@ for name, command, examples in (
     ("show", cmd_jobs.show, cmd_jobs.SHOW_EXAMPLES),
     ("fetch", cmd_jobs.fetch, cmd_jobs.FETCH_EXAMPLES),
     ("watch", cmd_jobs.watch, cmd_jobs.WATCH_EXAMPLES),
+    ("cancel", cmd_control.cancel, cmd_control.CANCEL_EXAMPLES),
+    ("retry", cmd_control.retry, cmd_control.RETRY_EXAMPLES),
     ("estimate", cmd_estimate.estimate, cmd_estimate.EXAMPLES),
 ):
     app.command(name, help=reflow(command.__doc__), epilog=examples)(command)

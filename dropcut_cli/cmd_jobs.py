@@ -219,8 +219,17 @@ def _show_record(record: JobRecord, phase: str, detail: str) -> None:
         ("plan", plan_line(record.plan)),
         ("created", when(record.created_at)),
         ("stored", when(record.stored_at)),
+        ("retry of", record.retry_of or ""),
+        ("retried as", record.retried_by or ""),
+        ("cancelled", _cancelled_by(record)),
     ]
     for name, value in rows:
         if value:
             table.add_row(name, value)
     out.print(table)
+
+
+def _cancelled_by(record: JobRecord) -> str:
+    if not record.cancel_requested_by:
+        return ""
+    return f"by {record.cancel_requested_by} at {when(record.cancel_requested_at)}"

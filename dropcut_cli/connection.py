@@ -82,6 +82,16 @@ class Stack:
     def concurrency(self) -> int:
         return int(self.parameters.get("ProviderConcurrency") or 5)
 
+    def function_name(self, output: str, command: str) -> str:
+        """The function a command invokes, from the stack's output `output`."""
+        name = self.outputs.get(output)
+        if not name:
+            raise ConnectionFailed(
+                f"stack {self.name!r} has no output {output}: deploy a dropcut version with "
+                f"`dropcut {command}` (or check that it is a dropcut stack)"
+            )
+        return name
+
     def client(self, service: str) -> Any:
         """One boto3 client per service on the stack's endpoint."""
         if service not in self._clients:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dropcut.jobs import JobRecord
+from dropcut.jobs import BASE_JOB_ID_CHARS, JobRecord
 from dropcut.probe import MediaInfo
 from dropcut_cli.jobs import Phase
 
@@ -29,7 +29,13 @@ def styled(label: str, style: str, rest: str = "") -> Text:
 
 #: Job record fields never printed: the task token resumes the job's execution.
 PRIVATE_FIELDS = frozenset({"callback_token"})
-_PHASE_STYLES = {"done": "green", "failed": "red", "at provider": "cyan", "in line": "yellow"}
+_PHASE_STYLES = {
+    "done": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+    "at provider": "cyan",
+    "in line": "yellow",
+}
 
 
 def print_json(document: Any) -> None:
@@ -119,5 +125,6 @@ def jobs_table(
 
 
 def short_id(job_id: str) -> str:
-    """`job-` and 12 hex digits: enough to name a job to `dropcut show`."""
-    return job_id[:16]
+    """`job-`, 12 hex digits and a retry's attempt (`-r2`): enough to name a job to
+    `dropcut show`."""
+    return job_id[:16] + job_id[BASE_JOB_ID_CHARS:]

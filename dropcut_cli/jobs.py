@@ -12,7 +12,16 @@ from typing import Any
 from boto3.dynamodb.conditions import ConditionBase, Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, is_job_id, to_item
+from dropcut.errors import JobCancelled
+from dropcut.jobs import (
+    BASE_JOB_ID_CHARS,
+    JobRecord,
+    JobStatus,
+    JobStore,
+    from_item,
+    is_job_id,
+    to_item,
+)
 from dropcut.layout import BucketLayout
 from dropcut.plan import Plan
 from dropcut.slots import SlotPool, Waiter
@@ -97,7 +106,7 @@ class JobReader:
             return self.get(ref)
         jobs = self.listing()
         if ref.startswith("job-"):
-            matches = [record for record in jobs if record.job_id.startswith(ref)]
+            matches = [record for record in jobs if _names(ref, record.job_id)]
             return matches[0] if len(matches) == 1 else None
         key = inbox_key(ref, self.layout)
         return next((record for record in jobs if record.key == key), None)
@@ -136,8 +145,10 @@ class JobReader:
             return Phase("done", record.output_key or "", ended=True, ok=True)
         if record.status is JobStatus.FAILED:
             report = (self.document(record.error_report_key) or {}) if advice else {}
-            detail = f"{record.error_reason}: {report.get('advice') or ''}".strip(": ")
-            return Phase("failed", detail, ended=True)
+            word = ending_word(record)
+            reason = record.error_reason if record.error_reason != word else ""
+            detail = f"{reason or ''}: {report.get('advice') or ''}".strip(": ")
+            return Phase(word, detail, ended=True)
         if record.status is JobStatus.WAITING_FOR_MANIFEST:
             manifest = BucketLayout.manifest_name(record.key)
             return Phase("waiting for manifest", f"upload {manifest} with a prompt")
@@ -180,6 +191,19 @@ class JobReader:
         if queued:
             detail += f", {queued} in line for a slot"
         return Phase("at provider" if running else "in line", detail)
+
+
+def _names(ref: str, job_id: str) -> bool:
+    """Whether `ref` (`job-3f2a`, `job-3f2a-r2`) names the job: the start of its first run's
+    id, and the same attempt (a first run's prefix never names its retries)."""
+    start, marker, attempt = ref.partition("-r")
+    suffix = marker + attempt
+    return job_id[:BASE_JOB_ID_CHARS].startswith(start) and job_id[BASE_JOB_ID_CHARS:] == suffix
+
+
+def ending_word(record: JobRecord) -> str:
+    """Its status in one word, `cancelled` for a job someone cancelled (status failed)."""
+    return "cancelled" if record.error_reason == JobCancelled.reason else record.status.value
 
 
 def parse_since(text: str) -> float:

@@ -9,7 +9,7 @@ from dropcut.jobs import JobRecord, JobStatus
 from dropcut_cli.connection import Stack
 from dropcut_cli.display import out, problems_table, styled
 from dropcut_cli.follow import Followed
-from dropcut_cli.jobs import JobReader
+from dropcut_cli.jobs import JobReader, ending_word
 
 
 def save_output(stack: Stack, key: str, directory: Path, name: str | None = None) -> Path:
@@ -69,7 +69,8 @@ def show_failure(reader: JobReader, record: JobRecord, label: str) -> None:
     """The error report: reason, message, advice, and every problem."""
     report = reader.document(record.error_report_key) or {}
     problems = report.get("problems") or record.problems
-    out.print(styled("failed", "red", f"  {label}: {report.get('reason') or record.error_reason}"))
+    word, reason = ending_word(record), report.get("reason") or record.error_reason
+    out.print(styled(word, "red", f"  {label}" + (f": {reason}" if reason != word else "")))
     if not problems:  # the table says it otherwise
         out.print(f"        {report.get('message') or record.error_message or ''}", soft_wrap=True)
     if report.get("advice"):

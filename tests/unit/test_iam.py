@@ -214,6 +214,21 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["states:DescribeExecution"], EXECUTIONS)
     | SLOT_POOL
     | JOB_EVENTS,
+    # steps.cancel (dropcut cancel): end_job_once (conditional UpdateItem, the report under
+    # errors/), Executions.stop, SlotPool.leave_line_of and settle_slot, job events (cancelled).
+    "CancelFunction": allow(["s3:PutObject"], ERRORS)
+    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | allow(["states:StopExecution"], EXECUTIONS)
+    | SLOT_POOL
+    | JOB_EVENTS,
+    # steps.retry (dropcut retry): the old job claimed (GetItem, UpdateItem), then
+    # steps.submit.resubmit: Submit's reads, report and start, without deleting a report.
+    "RetryFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
+    | allow(["s3:ListBucket"], BUCKET)
+    | allow(["s3:PutObject"], ERRORS)
+    | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
+    | allow(["states:StartExecution"], STATE_MACHINE)
+    | JOB_EVENTS,
     # steps.webhook (internet-facing): JobStore get/update_returning, resume_callback_wait,
     # provider key (the confirming query), callback secret (the capability check).
     "WebhookFunction": allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)

@@ -114,3 +114,19 @@ def test_a_job_that_ended_meanwhile_is_never_paid_for(job, start):
         start(provider)
     assert provider.requests == []
     assert store.require(job_id).status is JobStatus.FAILED
+
+
+def test_a_job_cancelled_during_the_create_keeps_its_ending_and_records_the_task(job, start):
+    store, _, job_id = job
+
+    class CancelledMeanwhile(FakeProvider):
+        def create_task(self, request):
+            store.update(job_id, {"status": JobStatus.FAILED.value, "error_reason": "cancelled"})
+            return super().create_task(request)
+
+    with pytest.raises(ExecutionEnded, match="while its task"):
+        start(CancelledMeanwhile(CREATED))
+    record = store.require(job_id)
+    assert (record.status, record.error_reason) == (JobStatus.FAILED, "cancelled")
+    assert record.task_id == CREATED.task_id and record.creating_since is None
+    assert record.task_may_be_running  # its slot stays held while the task may run

@@ -9,10 +9,19 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel
 
-from dropcut.errors import INTERNAL_ERROR_REASON, DropcutError, Failure, StepTimedOut, error_class
+from dropcut.errors import (
+    INTERNAL_ERROR_REASON,
+    DropcutError,
+    Failure,
+    JobCancelled,
+    StepTimedOut,
+    error_class,
+)
+from dropcut.job_events import JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.observability import metrics
+from dropcut.parts import parts_of
 from dropcut.storage import put_json
 
 if TYPE_CHECKING:
@@ -23,6 +32,7 @@ class ErrorReport(BaseModel):
     """What failed, why, and what to do next: the document a user finds next to their input."""
 
     job_id: str
+    #: "failed", or "cancelled" for a job someone cancelled (reason `cancelled`).
     status: str = "failed"
     input_bucket: str
     input_key: str
@@ -73,6 +83,7 @@ def put_error_report(
     The input is untouched."""
     report = ErrorReport(
         job_id=record.job_id,
+        status="cancelled" if failure.reason == JobCancelled.reason else "failed",
         input_bucket=record.bucket,
         input_key=record.key,
         input_version=record.version,
@@ -110,6 +121,34 @@ def write_error_report(
     failed = put_error_report(s3, layout, record, failure, parts)
     store.update(record.job_id, failed)
     return str(failed["error_report_key"])
+
+
+def end_job_once(
+    s3: S3Client,
+    store: JobStore,
+    layout: BucketLayout,
+    events: JobEvents,
+    record: JobRecord,
+    failure: Failure,
+    kind: JobEventType = JobEventType.FAILED,
+    fields: dict[str, Any] | None = None,
+) -> str | None:
+    """End a job that has not ended, with an error report and its `kind` event, unless it moved
+    on since `record` was read; the report's key, or None (then nothing was written).
+
+    The conditional status flip (with `fields`) is the claim: one ending, whoever races."""
+    claimed = store.update(
+        record.job_id,
+        {**(fields or {}), "status": JobStatus.FAILED.value, "error_reason": failure.reason},
+        condition="#status = :seen",
+        condition_names={"#status": "status"},
+        condition_values={":seen": record.status.value},
+    )
+    if not claimed:
+        return None
+    report_key = write_error_report(s3, store, layout, record, failure, parts_of(store, record))
+    events.publish(kind, record, failure=failure, report_key=report_key)
+    return report_key
 
 
 def count_failure(reason: str) -> None:

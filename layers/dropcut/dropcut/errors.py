@@ -267,6 +267,14 @@ class ExecutionEnded(DropcutError):
     advice = "The job was stopped before it finished; upload the video again to retry."
 
 
+class JobCancelled(DropcutError):
+    """Someone cancelled the job (`dropcut cancel`): its execution was stopped. The cancel step
+    writes the advice, which says whether the provider still bills a task already created."""
+
+    reason = "cancelled"
+    advice = "The job was cancelled; to run it again: dropcut retry <job id> --yes."
+
+
 #: The reason of a failure no named error explains: a bug, by definition.
 INTERNAL_ERROR_REASON = "internal_error"
 

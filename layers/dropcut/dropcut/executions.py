@@ -37,3 +37,15 @@ class Executions:
                 name=job_id,
                 input=json.dumps({"job_id": job_id}),
             )
+
+    def stop(self, job_id: str, error: str, cause: str) -> bool:
+        """Stop the job's execution (StopExecution with `error` and `cause`, each cut to the
+        API's 256 and 32,768 characters); False when it never started. Stopping an execution
+        that is already over changes nothing."""
+        try:
+            self.sfn.stop_execution(
+                executionArn=self.arn(job_id), error=error[:256], cause=cause[:32768]
+            )
+        except self.sfn.exceptions.ExecutionDoesNotExist:
+            return False
+        return True

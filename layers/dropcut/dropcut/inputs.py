@@ -74,6 +74,17 @@ class TokenWait(JobStep):
     task_token: str = Field(min_length=1, max_length=8192)
 
 
+class JobRequest(BaseModel):
+    """A person's request about one job (`dropcut cancel`, `dropcut retry`), invoked directly.
+
+    `requested_by` is who asked, as the command line reports its caller (its STS identity);
+    CloudTrail records the invoker itself."""
+
+    model_config = ConfigDict(extra="forbid")
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    requested_by: str = Field(min_length=1, max_length=256, pattern=r"^[\x20-\x7e]+$")
+
+
 class ScheduledEvent(_Lenient):
     """An EventBridge schedule's event (only its time is read)."""
 

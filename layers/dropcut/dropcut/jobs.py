@@ -22,9 +22,14 @@ if TYPE_CHECKING:
 MAX_PROMPT_CHARS = 5000
 #: The jobs table item that reserves an output key for one input (JobStore.claim_output).
 OUTPUT_CLAIM_PREFIX = "output#"
-#: A job id: "job-" + 40 hex digits (see job_id_for); also the execution name. A part of a
+#: A job id: "job-" + 40 hex digits (see job_id_for), and for a retry "-r<attempt>" (2-999,
+#: see retry_job_id); also the execution name (<= 80 characters of [0-9a-z-]). A part of a
 #: split job (one provider task) adds "-p" and its two-digit index (dropcut.plan.Plan.unit_ids).
-JOB_ID_PATTERN = r"^job-[0-9a-f]{40}(-p[0-9]{2})?$"
+JOB_ID_PATTERN = r"^job-[0-9a-f]{40}(-r[1-9][0-9]{0,2})?(-p[0-9]{2})?$"
+#: The length of a first run's id ("job-" + 40 hex digits).
+BASE_JOB_ID_CHARS = 44
+#: The most attempts of one input version (the first run and its retries).
+MAX_ATTEMPTS = 999
 
 
 class JobStatus(StrEnum):
@@ -157,6 +162,24 @@ def job_of(unit_id: str) -> str:
     return unit_id
 
 
+def attempt_of(job_id: str) -> int:
+    """1 for a first run (job_id_for), N for the job a retry made (`...-rN`)."""
+    suffix = job_id[BASE_JOB_ID_CHARS:]
+    return int(suffix[2:]) if suffix.startswith("-r") and suffix[2:].isdigit() else 1
+
+
+def retry_job_id(job_id: str) -> str:
+    """The id of the job that retries `job_id`: the same version's id, next attempt.
+
+    Deterministic, so a repeated retry request finds the job the first one made. Raises
+    ValueError past MAX_ATTEMPTS.
+    """
+    attempt = attempt_of(job_id) + 1
+    if attempt > MAX_ATTEMPTS:
+        raise ValueError(f"at most {MAX_ATTEMPTS} attempts of one input version")
+    return f"{job_id[:BASE_JOB_ID_CHARS]}-r{attempt}"
+
+
 def is_job_id(value: str) -> bool:
     """True when `value` has the shape job_id_for gives, or a part's id (JOB_ID_PATTERN)."""
     return re.fullmatch(JOB_ID_PATTERN, value) is not None
@@ -224,6 +247,14 @@ class JobRecord(BaseModel):
     callback_token: str | None = None
     callback_outcome: str | None = None
     callback_received_at: float | None = None
+    #: `dropcut cancel`: who asked (as the command line reported its caller) and when.
+    cancel_requested_by: str | None = None
+    cancel_requested_at: float | None = None
+    #: `dropcut retry`: the job this one runs again, the job that ran this one again, and who
+    #: asked for it.
+    retry_of: str | None = None
+    retried_by: str | None = None
+    retry_requested_by: str | None = None
 
     @property
     def source(self) -> tuple[str, str | None]:

@@ -206,6 +206,16 @@ class ReconcileSettings:
 
 
 @dataclass(frozen=True)
+class CancelSettings:
+    #: The job state machine, whose executions a cancel stops.
+    state_machine_arn: str
+
+    @classmethod
+    def from_env(cls) -> CancelSettings:
+        return cls(os.environ["STATE_MACHINE_ARN"])
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     callback_secret_arn: str
 

@@ -326,6 +326,10 @@ class SlotPool:
         """Drop a waiter whose execution is gone (the reconciler's job)."""
         self.table.delete_item(Key={"pool": self.pool, "entry": waiter.entry})
 
+    def leave_line_of(self, job_id: str, created_at: float) -> None:
+        """Drop the job from the line, if it is in it (a cancelled job: its wait is stopped)."""
+        self._leave_line(job_id, created_at)
+
     # -- internals -------------------------------------------------------------------------
 
     def _ensure_pool(self) -> None:

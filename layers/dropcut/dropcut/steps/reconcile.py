@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 
-from dropcut.error_reports import count_failure, write_error_report
+from dropcut.error_reports import count_failure, end_job_once
 from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem
 from dropcut.executions import Executions
 from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, job_of, to_item
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
-from dropcut.parts import is_split, parts_of, unit_records
+from dropcut.parts import is_split, unit_records
 from dropcut.slots import SlotPool, settle_slot
 
 if TYPE_CHECKING:
@@ -191,20 +191,11 @@ def _end_once(
 ) -> bool:
     """End the job with an error report unless it moved on since `record` was read; False
     then. The status flip is the claim: one ending."""
-    claimed = deps.store.update(
-        record.job_id,
-        {"status": JobStatus.FAILED.value, "error_reason": failure.reason},
-        condition="#status = :seen",
-        condition_names={"#status": "status"},
-        condition_values={":seen": record.status.value},
-    )
-    if claimed:
-        parts = parts_of(deps.store, record)
-        report_key = write_error_report(deps.s3, deps.store, deps.layout, record, failure, parts)
+    report_key = end_job_once(deps.s3, deps.store, deps.layout, deps.events, record, failure, kind)
+    if report_key is not None:
         _end_parts(deps, record)
         count_failure(failure.reason)
-        deps.events.publish(kind, record, failure=failure, report_key=report_key)
-    return claimed
+    return report_key is not None
 
 
 def _end_parts(deps: ReconcileDeps, record: JobRecord) -> None:

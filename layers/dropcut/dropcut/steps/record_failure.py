@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dropcut.error_reports import count_failure, describe_step_error, write_error_report
+from dropcut.errors import JobCancelled
 from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
 from dropcut.jobs import JobStatus, JobStore
 from dropcut.layout import BucketLayout
@@ -36,6 +37,11 @@ def record_failure(deps: RecordFailureDeps, job_id: str, error: dict[str, Any]) 
     Raises LookupError when the job has no record (a bug: every execution has one).
     """
     record = deps.store.require(job_id)
+    if record.error_reason == JobCancelled.reason and record.error_report_key:
+        # Cancelled (dropcut cancel): a step that saw it ended raised before its execution was
+        # stopped. The cancel's report, event and slot stand.
+        logger.info("job was cancelled; its report stands")
+        return record.error_report_key
     failure = describe_step_error(error)
     parts = parts_of(deps.store, record)
     key = write_error_report(deps.s3, deps.store, deps.layout, record, failure, parts)

@@ -41,7 +41,8 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
 
     With a callback URL and a provider that calls back, the task is created with this job's
     callback URL and followed in callback mode; otherwise it is polled.
-    Raises ExecutionEnded (the job already ended), TaskCreationUncertain (an earlier create's
+    Raises ExecutionEnded (the job already ended, or ended while the task was being created),
+    TaskCreationUncertain (an earlier create's
     answer was lost), JobNotReady (no resolved spec) and the provider's named errors.
     """
     store = deps.store
@@ -82,18 +83,26 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
         store.update(job_id, {"creating_since": None})
         raise
     now = time.time()
-    store.update(
+    created = {
+        "task_id": task.task_id,
+        "provider": provider_name,
+        "task_state": task.state.value,
+        "task_created_at": now,
+        "creating_since": None,
+    }
+    running = store.update(
         job_id,
-        {
-            "task_id": task.task_id,
-            "provider": provider_name,
-            "status": JobStatus.RUNNING.value,
-            "task_state": task.state.value,
-            "task_created_at": now,
-            "creating_since": None,
-        },
+        {**created, "status": JobStatus.RUNNING.value},
+        condition="#status = :received",
+        condition_names={"#status": "status"},
+        condition_values={":received": JobStatus.RECEIVED.value},
     )
     metrics.add_metric(name="TasksCreated", unit="Count", value=1)
+    if not running:
+        # Cancelled while the create was on its way: record the task (it runs and holds the
+        # slot until it can have ended), never bring the job back to life.
+        store.update(job_id, created)
+        raise ExecutionEnded(f"the job ended while its task {task.task_id} was being created")
     logger.info(
         "provider task created",
         extra={"task_id": task.task_id, "provider": provider_name, "follow": follow},

@@ -86,9 +86,35 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
         return located
     video_key, head = located
     version = head.get("VersionId") or head["ETag"].strip('"')
-    job_id = job_id_for(bucket, video_key, version)
-    logger.append_keys(job_id=job_id)
+    return _submit_version(
+        deps, key, bucket, video_key, head, version, job_id_for(bucket, video_key, version)
+    )
 
+
+def resubmit(deps: SubmitDeps, old: JobRecord, job_id: str, requested_by: str) -> SubmitResult:
+    """Run `old`'s input version again as the job `job_id` (a retry: dropcut.steps.retry),
+    through the same checks and start as an upload's event: the options are read again (a
+    fixed manifest counts), refused inputs get a report. Safe to repeat (the same `job_id`
+    finds its record). Outcome IGNORED when that version of the input no longer exists."""
+    head = head_or_none(deps.s3, old.bucket, old.key, old.version)
+    if head is None:
+        return SubmitResult(old.key, Outcome.IGNORED, job_id, detail="the input version is gone")
+    links = {"retry_of": old.job_id, "retry_requested_by": requested_by}
+    return _submit_version(deps, old.key, old.bucket, old.key, head, old.version, job_id, links)
+
+
+def _submit_version(
+    deps: SubmitDeps,
+    key: str,
+    bucket: str,
+    video_key: str,
+    head: dict[str, Any],
+    version: str,
+    job_id: str,
+    links: dict[str, str] | None = None,
+) -> SubmitResult:
+    """Check one version of a video and start it as the job `job_id` (see submit_object)."""
+    logger.append_keys(job_id=job_id)
     existing = deps.store.get(job_id)
     manifest_version = _manifest_version(deps, bucket, video_key)
     if existing is not None and not _options_may_change(existing, manifest_version):
@@ -105,6 +131,7 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
             key=video_key,
             version=version,
             execution_name=job_id,
+            **(links or {}),
         )
     ).model_copy(update={"manifest_version": manifest_version})
     spec: JobSpec | None = None
@@ -227,7 +254,8 @@ def _manifest_version(deps: SubmitDeps, bucket: str, video_key: str) -> str:
 
 def _options_may_change(existing: JobRecord, manifest_version: str) -> bool:
     """Whether this event may (re)read the job's options: it waits for them, or they were
-    refused and the manifest has a new version since (a finished or running job never)."""
+    refused and the manifest has a new version since (a finished or running job never, nor one
+    that was retried: two jobs of one version must not both run)."""
     if existing.status is JobStatus.WAITING_FOR_MANIFEST:
         return True
     return (
@@ -235,6 +263,7 @@ def _options_may_change(existing: JobRecord, manifest_version: str) -> bool:
         and existing.error_reason in OPTIONS_REFUSALS
         and existing.task_id is None
         and existing.creating_since is None
+        and existing.retried_by is None  # its retry (dropcut retry) runs it again, not this
         and existing.manifest_version != manifest_version
     )
 

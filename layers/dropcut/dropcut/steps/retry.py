@@ -1,0 +1,122 @@
+"""Retry (`dropcut retry`): run a failed or cancelled job again from the same input version,
+without a new upload, as a new job (a new paid task) linked to the old one.
+
+The new job's id is the old one's with the next attempt (`...-r2`, dropcut.jobs.retry_job_id),
+so a repeated request finds the job the first one made. The old record is claimed first
+(`retried_by`, a conditional write: a job is retried once; retry the newest attempt to go
+again), then Submit's own path (dropcut.steps.submit.resubmit) checks the input and starts the
+new job's execution. Refused while the job runs, after it succeeded, and for a first run
+refused for its options (a new manifest or video restarts that one by itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from dropcut.jobs import JobRecord, JobStatus, JobStore, attempt_of, retry_job_id
+from dropcut.observability import logger
+from dropcut.steps.submit import OPTIONS_REFUSALS, Outcome, SubmitDeps, resubmit
+
+
+class RetryOutcome(StrEnum):
+    #: The new job was checked and started (or a repeated request found it started).
+    STARTED = "started"
+    #: Submit's checks refused the input again; the new job has its own report.
+    REFUSED = "refused"
+    #: Not retried: the job runs, succeeded, was retried already, or its input version is gone.
+    NOT_RETRIED = "not_retried"
+    NOT_FOUND = "not_found"
+
+
+class RetryResult(BaseModel):
+    """What a retry did, for the command line."""
+
+    job_id: str
+    outcome: RetryOutcome
+    #: The new job (started or refused), or the newer attempt that already exists.
+    new_job_id: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RetryDeps:
+    #: Submit's own dependencies: a retry runs Submit's checks and start.
+    submit: SubmitDeps
+
+
+def retry_job(deps: RetryDeps, job_id: str, requested_by: str) -> RetryResult:
+    """Retry the job (see the module docstring); `requested_by` is recorded on the new job.
+
+    Returns what happened; raises only infrastructure errors (AwsUnavailable by the handler).
+    """
+    store = deps.submit.store
+    old = store.get(job_id)
+    if old is None:
+        return RetryResult(job_id=job_id, outcome=RetryOutcome.NOT_FOUND)
+    refusal = why_not_retried(store, old)
+    if refusal:
+        return RetryResult(
+            job_id=job_id,
+            outcome=RetryOutcome.NOT_RETRIED,
+            new_job_id=old.retried_by,
+            detail=refusal,
+        )
+    try:
+        new_job_id = retry_job_id(job_id)
+    except ValueError as exc:
+        return RetryResult(job_id=job_id, outcome=RetryOutcome.NOT_RETRIED, detail=str(exc))
+    claimed = store.update(
+        job_id,
+        {"retried_by": new_job_id},
+        condition="#status = :failed AND (attribute_not_exists(retried_by) OR retried_by = :new)",
+        condition_names={"#status": "status"},
+        condition_values={":failed": JobStatus.FAILED.value, ":new": new_job_id},
+    )
+    if not claimed:  # another retry of it (with another id?) or a change since the read
+        again = store.require(job_id)
+        return RetryResult(
+            job_id=job_id,
+            outcome=RetryOutcome.NOT_RETRIED,
+            new_job_id=again.retried_by,
+            detail=why_not_retried(store, again) or "the job changed meanwhile; try again",
+        )
+    submitted = resubmit(deps.submit, old, new_job_id, requested_by)
+    logger.info(
+        "job retried",
+        extra={"retry_of": job_id, "new_job_id": new_job_id, "outcome": submitted.outcome},
+    )
+    outcome = {
+        Outcome.STARTED: RetryOutcome.STARTED,
+        Outcome.DUPLICATE: RetryOutcome.STARTED,
+        Outcome.REFUSED: RetryOutcome.REFUSED,
+    }.get(submitted.outcome, RetryOutcome.NOT_RETRIED)
+    detail = submitted.detail
+    if submitted.outcome is Outcome.IGNORED:
+        detail = f"version {old.version} of {old.key} no longer exists: upload the video again"
+    return RetryResult(job_id=job_id, outcome=outcome, new_job_id=new_job_id, detail=detail)
+
+
+def why_not_retried(store: JobStore, record: JobRecord) -> str:
+    """Why this job cannot be retried now ("" when it can); the command line asks it too,
+    before it asks for --yes."""
+    if record.status is JobStatus.SUCCEEDED:
+        return "the job succeeded; upload the video again (a new version) to edit it again"
+    if record.status is not JobStatus.FAILED:
+        return (
+            f"the job is still {record.status.value}; cancel it first "
+            f"(dropcut cancel {record.job_id})"
+        )
+    if record.error_reason in OPTIONS_REFUSALS and attempt_of(record.job_id) == 1:
+        return (
+            "it was refused before anything ran: fix what its report lists and upload the "
+            "manifest (or the video) again, and it starts by itself"
+        )
+    if record.retried_by and (newer := store.get(record.retried_by)) is not None:
+        return (
+            f"the job was retried already as {newer.job_id} ({newer.status.value}); retry that one"
+        )
+    # Not retried, or a retry that stopped between its claim and the new job: finish it.
+    return ""

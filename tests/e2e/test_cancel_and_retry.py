@@ -1,0 +1,178 @@
+"""`dropcut cancel` and `dropcut retry` against the real local stack (CancelFunction and
+RetryFunction invoked as a user would, the real state machine, the slot line, the simulator):
+a cancelled job ends with a `cancelled` report that says whether the provider bills it, leaves
+the line or gives its slot back, and publishes one `cancelled` event; a retried job runs the
+same input version again as a new, linked job, once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner, Result
+
+from devstack.local_app import LocalApp, local_app
+from devstack.schema import JOB_EVENT_SCHEMA_PATH
+from dropcut_cli.app import app as cli
+from tests.e2e.conftest import code_root
+
+pytestmark = [pytest.mark.own_app, pytest.mark.usefixtures("wide_console")]
+
+#: One provider slot, so a second job waits in line; a short deadline, so a task that never
+#: ends gives its slot back within the test.
+DEADLINE_SECONDS = 10
+SCHEMA = json.loads(JOB_EVENT_SCHEMA_PATH.read_text())
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def one_slot_app() -> Iterator[LocalApp]:
+    parameters = {"ProviderConcurrency": "1", "JobDeadlineSeconds": str(DEADLINE_SECONDS)}
+    with local_app("evolink", parameters, code_root=code_root()) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh(one_slot_app: LocalApp) -> None:
+    one_slot_app.simulator.reset(config=True)
+    one_slot_app.simulator.configure(task_seconds=1.5, queue_seconds=0.2)
+
+
+def dropcut(app: LocalApp, *args: str) -> Result:
+    return runner.invoke(cli, ["--endpoint-url", app.stack.endpoint_url, *map(str, args)])
+
+
+def _record(app: LocalApp, job_id: str) -> dict[str, Any]:
+    [found] = [job for job in app.jobs() if job["job_id"] == job_id]
+    return found
+
+
+def _cancelled_event(app: LocalApp, job_id: str) -> dict[str, Any]:
+    [event] = app.wait_for_job_events(job_id, count=1)
+    assert event["detail-type"] == "Job Cancelled"
+    jsonschema.validate(event["detail"], SCHEMA)
+    return dict(event["detail"])
+
+
+def test_cancel_in_line_and_at_the_provider_then_the_slot_goes_to_the_next_job(
+    one_slot_app: LocalApp, clip: bytes
+) -> None:
+    app = one_slot_app
+    app.put("inbox/cancel/never.mp4", clip, metadata={"prompt": "sepia [sim:never]"})
+    never = app.wait_for_job("inbox/cancel/never.mp4", lambda j: j.get("task_id") is not None)
+    app.put("inbox/cancel/next.mp4", clip, metadata={"prompt": "sepia"})
+    app.put("inbox/cancel/regret.mp4", clip, metadata={"prompt": "invert"})
+    regret = app.wait_for_job("inbox/cancel/regret.mp4", lambda j: j["status"] == "received")
+    deadline = time.monotonic() + 30
+    while len(app.jobs_in_line()) < 2:
+        assert time.monotonic() < deadline, "the two jobs did not get in line"
+        time.sleep(0.2)
+
+    # In line: nothing was sent to the provider, and it leaves the line.
+    in_line = dropcut(app, "cancel", "cancel/regret.mp4")
+    assert in_line.exit_code == 0, in_line.output
+    assert "cancelled" in in_line.output and "nothing is billed" in in_line.output
+    assert "errors/cancel/regret.mp4.error.json" in in_line.output
+    assert regret["job_id"] not in app.jobs_in_line()
+    report = app.wait_for_ending("inbox/cancel/regret.mp4").error
+    assert (report["status"], report["reason"]) == ("cancelled", "cancelled")
+    detail = _cancelled_event(app, regret["job_id"])
+    assert detail["reason"] == "cancelled" and "nothing is billed" in detail["advice"]
+    assert _record(app, regret["job_id"])["cancel_requested_by"]
+
+    # At the provider: the task keeps running (no provider documents a cancel) and is billed;
+    # the report says so, and the slot stays held until the task can have ended.
+    at_provider = dropcut(app, "cancel", never["job_id"], "--json")
+    assert at_provider.exit_code == 0, at_provider.output
+    answer = json.loads(at_provider.stdout)
+    assert answer["cancel"]["outcome"] == "cancelled"
+    assert answer["cancel"]["billed"] is True and answer["cancel"]["slot_held"] is True
+    assert answer["report"]["status"] == "cancelled"
+    assert "keeps running and is billed" in answer["report"]["advice"]
+    assert never["task_id"] in answer["report"]["message"]
+    assert _cancelled_event(app, never["job_id"])["provider"] == "evolink"
+    assert app.slot_holders()[never["job_id"]].until is not None
+    waiting = app.job("inbox/cancel/next.mp4")
+    assert waiting is not None and app.jobs_in_line() == [waiting["job_id"]]
+
+    time.sleep(DEADLINE_SECONDS + 0.5)
+    reconciled = app.stack.fire_schedule("ReconcileFunction")
+    assert reconciled["slots_reclaimed"] == [never["job_id"]]
+    assert app.wait_for_ending("inbox/cancel/next.mp4").succeeded
+    assert app.simulator.stats()["tasks_created"] == 2  # never and next; regret cost nothing
+    # One ending each: the reconciler found nothing more to end.
+    assert reconciled["ended"] == []
+
+    again = dropcut(app, "cancel", never["job_id"])
+    assert again.exit_code == 1
+    assert "not cancelled" in again.output and "ended already" in again.output
+
+
+def test_retry_of_a_failed_job_creates_one_new_task_and_succeeds(
+    one_slot_app: LocalApp, clip: bytes
+) -> None:
+    app = one_slot_app
+    key = "inbox/retry/clip.mp4"
+    app.simulator.configure(credits=0)  # an empty provider account: 402, no task
+    put = app.put(key, clip, metadata={"prompt": "sepia"})
+    failed = app.wait_for_ending(key)
+    assert failed.error["reason"] == "provider_out_of_credits"
+    old = app.job(key)
+    assert old is not None
+    app.simulator.configure(credits=None)  # the operator topped it up
+
+    asked = dropcut(app, "retry", "retry/clip.mp4")
+    assert asked.exit_code == 2
+    assert "new provider task" in asked.output and "--yes" in asked.output
+    assert app.simulator.stats()["tasks_created"] == 0
+
+    retried = dropcut(app, "retry", "retry/clip.mp4", "--yes", "--wait")
+    assert retried.exit_code == 0, retried.output
+    assert "outbox/retry/clip.edited.mp4" in retried.output
+    assert app.simulator.stats()["tasks_created"] == 1
+    new = app.job(key)
+    assert new is not None and new["job_id"] == old["job_id"] + "-r2"
+    assert (new["retry_of"], new["version"], new["status"]) == (
+        old["job_id"],
+        put["VersionId"],
+        "succeeded",
+    )
+    assert _record(app, old["job_id"])["retried_by"] == new["job_id"]
+    assert app.keys("inbox/retry/") == [key]  # nothing uploaded again
+
+    twice = dropcut(app, "retry", old["job_id"], "--yes")
+    assert twice.exit_code == 1 and "retried already" in twice.output
+    after_success = dropcut(app, "retry", "retry/clip.mp4", "--yes")
+    assert after_success.exit_code == 1 and "succeeded" in after_success.output
+    assert app.simulator.stats()["tasks_created"] == 1
+
+
+def test_retry_is_refused_while_the_job_runs_and_runs_a_cancelled_one(
+    one_slot_app: LocalApp, clip: bytes
+) -> None:
+    app = one_slot_app
+    key = "inbox/retry-running/clip.mp4"
+    app.put(key, clip, metadata={"prompt": "sepia [sim:seconds=600]"})
+    running = app.wait_for_job(key, lambda j: j.get("task_id") is not None)
+    refused = dropcut(app, "retry", key, "--yes")
+    assert refused.exit_code == 1
+    assert "still running" in refused.output and "dropcut cancel" in refused.output
+
+    assert dropcut(app, "cancel", key).exit_code == 0
+    retried = dropcut(app, "retry", running["job_id"], "--yes", "--json")
+    assert retried.exit_code == 0, retried.output
+    new_id = json.loads(retried.stdout)["retry"]["new_job_id"]
+    assert new_id == running["job_id"] + "-r2"
+    # Its slot is still held for the cancelled task: the retry waits in line, unpaid; cancel it
+    # there, then the reconciler's pass gives the held slot back.
+    app.wait_for_job(key, lambda j: j["job_id"] == new_id and j["status"] == "received")
+    assert dropcut(app, "cancel", new_id).exit_code == 0
+    assert app.simulator.stats()["tasks_created"] == 1
+    time.sleep(DEADLINE_SECONDS + 0.5)
+    app.stack.fire_schedule("ReconcileFunction")
+    assert app.slot_holders() == {}
+    assert app.jobs_in_line() == []
