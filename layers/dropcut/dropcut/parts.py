@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dropcut.jobs import JobRecord, JobStore
+from dropcut.jobs import JobRecord, JobStatus, JobStore
+from dropcut.slots import SlotPool, settle_slot
 
 
 def unit_records(store: JobStore, job: JobRecord) -> list[JobRecord]:
@@ -62,3 +63,16 @@ def parts_of(store: JobStore, job: JobRecord) -> list[dict[str, Any]]:
     return [
         part_summary(unit, prepared.get(unit.part_index or 0)) for unit in unit_records(store, job)
     ]
+
+
+def end_parts(store: JobStore, slots: SlotPool, job: JobRecord, hold_seconds: float) -> None:
+    """A split job has ended (failed, cancelled, abandoned): each part not yet edited is marked
+    failed, leaves the slot line and gives its slot back (kept for `hold_seconds` while its task
+    may still run). Nothing for a job that was not split."""
+    if not is_split(job):
+        return
+    for unit in unit_records(store, job):
+        slots.leave_line_of(unit.job_id, unit.created_at)
+        settle_slot(slots, unit, hold_seconds)
+        if unit.status is not JobStatus.SUCCEEDED:
+            store.update(unit.job_id, {"status": JobStatus.FAILED.value})

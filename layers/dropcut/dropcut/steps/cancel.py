@@ -26,6 +26,7 @@ from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger
+from dropcut.parts import end_parts, is_split, unit_records
 from dropcut.providers import PROVIDERS
 from dropcut.providers.base import TaskState
 from dropcut.slots import SlotPool, settle_slot
@@ -117,6 +118,7 @@ def _stop(
     # Read again: a create whose answer arrived meanwhile recorded its task (keep the slot).
     latest = deps.store.require(record.job_id)
     given_back = settle_slot(deps.slots, latest, deps.lost_task_hold_seconds)
+    end_parts(deps.store, deps.slots, latest, deps.lost_task_hold_seconds)
     logger.warning(
         "job cancelled",
         extra={"job_id": record.job_id, "task_id": latest.task_id, "slot_given_back": given_back},
@@ -161,7 +163,15 @@ def _failure(deps: CancelDeps, record: JobRecord, requested_by: str) -> tuple[Fa
         else f"dropcut does not call {provider}'s cancel yet"
     )
     hold = deps.lost_task_hold_seconds
-    if record.status is JobStatus.WAITING_FOR_MANIFEST:
+    running = [unit for unit in unit_records(deps.store, record) if unit.task_may_be_running]
+    if is_split(record) and running:
+        where = f"while {len(running)} of its {len(record.units or [])} parts were at the provider"
+        billing = (
+            f"their tasks keep running and are billed as usual ({no_cancel}); their results will "
+            f"not be stored, and their provider slots stay held for {hold} s (JobDeadlineSeconds)"
+        )
+        billed: bool | None = True
+    elif record.status is JobStatus.WAITING_FOR_MANIFEST:
         where, billing, billed = "while it waited for its manifest", "nothing is billed", False
     elif record.task_id is None and record.creating_since is None:
         where, billing, billed = "before its provider task was created", "nothing is billed", False

@@ -28,7 +28,7 @@ from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, job_of, to_item
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
-from dropcut.parts import is_split, unit_records
+from dropcut.parts import end_parts
 from dropcut.slots import SlotPool, settle_slot
 
 if TYPE_CHECKING:
@@ -193,20 +193,9 @@ def _end_once(
     then. The status flip is the claim: one ending."""
     report_key = end_job_once(deps.s3, deps.store, deps.layout, deps.events, record, failure, kind)
     if report_key is not None:
-        _end_parts(deps, record)
+        end_parts(deps.store, deps.slots, record, deps.lost_task_hold_seconds)
         count_failure(failure.reason)
     return report_key is not None
-
-
-def _end_parts(deps: ReconcileDeps, record: JobRecord) -> None:
-    """A split job's parts end with it: each not yet edited is marked failed and its slot given
-    back (kept while its task may still run)."""
-    if not is_split(record):
-        return
-    for unit in unit_records(deps.store, record):
-        settle_slot(deps.slots, unit, deps.lost_task_hold_seconds)
-        if unit.status is not JobStatus.SUCCEEDED:
-            deps.store.update(unit.job_id, {"status": JobStatus.FAILED.value})
 
 
 def _end_abandoned(deps: ReconcileDeps, record: JobRecord, execution: str) -> bool:

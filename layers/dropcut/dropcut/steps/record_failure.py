@@ -12,7 +12,7 @@ from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
 from dropcut.jobs import JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger
-from dropcut.parts import is_split, parts_of, unit_records
+from dropcut.parts import end_parts, parts_of
 from dropcut.slots import SlotPool, settle_slot
 
 if TYPE_CHECKING:
@@ -45,10 +45,8 @@ def record_failure(deps: RecordFailureDeps, job_id: str, error: dict[str, Any]) 
     failure = describe_step_error(error)
     parts = parts_of(deps.store, record)
     key = write_error_report(deps.s3, deps.store, deps.layout, record, failure, parts)
-    for unit in unit_records(deps.store, record):
-        settle_slot(deps.slots, unit, deps.lost_task_hold_seconds)
-        if is_split(record) and unit.status is not JobStatus.SUCCEEDED:
-            deps.store.update(unit.job_id, {"status": JobStatus.FAILED.value})
+    settle_slot(deps.slots, record, deps.lost_task_hold_seconds)
+    end_parts(deps.store, deps.slots, record, deps.lost_task_hold_seconds)
     count_failure(failure.reason)
     if record.status is not JobStatus.FAILED:  # else its ending (the reconciler's) was published
         deps.events.publish(JobEventType.FAILED, record, failure=failure, report_key=key)
