@@ -248,7 +248,7 @@ def local_app(
     code_root: Path | None = None,
 ) -> Iterator[LocalApp]:
     """Start the simulator and the stack (fast polling unless `parameters` say otherwise)."""
-    config = sim_config or SimConfig(task_seconds=2.0, queue_seconds=0.3)
+    config = sim_config or SimConfig(task_seconds=2.0, queue_seconds=0.3, strict=True)
     config.api_keys = {API_KEY}
     # The local webhook is http://127.0.0.1 (AllowInsecureUrls): a real provider would refuse it.
     config.allow_insecure_callbacks = True
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--param", action="append", default=[], metavar="Key=Value")
     args = parser.parse_args(argv)
     parameters = dict(item.split("=", 1) for item in args.param)
-    config = SimConfig(task_seconds=args.task_seconds, queue_seconds=1.0)
+    config = SimConfig(task_seconds=args.task_seconds, queue_seconds=1.0, strict=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
