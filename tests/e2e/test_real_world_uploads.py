@@ -172,4 +172,4 @@ def test_media_facts_are_the_displayed_ones(app: LocalApp, tmp_path):
     long = app.job("inbox/facts/long.mp4")
     assert long is not None
     assert float(long["media"]["duration_seconds"]) == pytest.approx(14.0, abs=0.1)
-    assert any("over 10 s" in notice for notice in long["notices"])
+    assert long["plan"]["kind"] == "split" and len(long["plan"]["parts"]) == 2

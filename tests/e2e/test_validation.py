@@ -44,7 +44,9 @@ def test_a_short_clip_runs_and_its_result_says_how_it_is_billed(app: LocalApp, t
     app.put(key, short.read_bytes(), metadata={"prompt": "sepia"})
     ending = app.wait_for_ending(key)
     assert ending.succeeded, ending.error
-    assert ending.result["notices"] == ["the video is 1.5 s: evolink bills videos under 3 s as 3 s"]
+    assert ending.result["notices"] == [
+        "the video is 1.5 s: it is padded to the model's 3 s and evolink bills it as 3 s"
+    ]
     assert ending.result["media"]["duration_seconds"] < 2
     # Submit's plan, in the result manifest: padded to 3 s, billed 3 s
     assert ending.result["plan"]["kind"] == "pad"

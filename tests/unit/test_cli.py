@@ -41,7 +41,7 @@ def test_estimate_a_short_clip_with_evolink_billing(clip: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "would be accepted" in result.output
     assert "2.00 s" in result.output  # the media facts, read by the probe
-    assert "bills videos under 3 s as 3 s" in result.output  # the notice check_video gives
+    assert "bills it as 3 s" in result.output  # the notice check_video gives
     assert "billed   3 s" in result.output
     # Submit's plan: 2 s of 320x240 is padded to 3 s and scaled up to the model's 720 px
     assert "plan     pad (prepared as H.264 960x720, 24 fps, at most 20 Mb/s)" in result.output

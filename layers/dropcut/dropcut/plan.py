@@ -159,20 +159,18 @@ def _billed(seconds: float) -> float:
 
 
 def duration_notice(provider: type[Provider], seconds: float) -> str | None:
-    """What happens to a clip of `seconds` sent as one task outside the model's 3-10 s (None
-    inside them): how `provider` bills it, or that it may refuse or trim it."""
-    if MIN_SECONDS <= seconds <= MAX_SECONDS:
+    """What the user should know about the bill of a clip of `seconds` (None: nothing): a clip
+    under the model's 3 s is padded to 3 s (PAD) and billed as such where `provider` documents
+    that rule. A longer clip is split into parts within 3-10 s, so no part is billed for
+    seconds it does not have."""
+    if seconds >= MIN_SECONDS:
         return None
-    bound, side = (MIN_SECONDS, "under") if seconds < MIN_SECONDS else (MAX_SECONDS, "over")
     if provider.bills_outside_range:
         return (
-            f"the video is {seconds:.1f} s: {provider.name} bills videos {side} {bound:g} s "
-            f"as {bound:g} s"
+            f"the video is {seconds:.1f} s: it is padded to the model's {MIN_SECONDS:g} s and "
+            f"{provider.name} bills it as {MIN_SECONDS:g} s"
         )
-    return (
-        f"the video is {seconds:.1f} s, {side} the model's {MIN_SECONDS:g}-{MAX_SECONDS:g} s: "
-        f"{provider.name} may refuse or trim it"
-    )
+    return f"the video is {seconds:.1f} s: it is padded to the model's {MIN_SECONDS:g} s"
 
 
 def split_spans(duration: float) -> list[tuple[float, float]]:
