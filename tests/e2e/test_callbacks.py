@@ -88,6 +88,7 @@ def test_a_callback_repeated_three_times_finalizes_once(app: LocalApp, clip):
     assert app.keys("outbox/cb/repeated") == [
         "outbox/cb/repeated.edited.mp4",
         "outbox/cb/repeated.edited.result.json",
+        "outbox/cb/repeated.edited.sheet.png",
     ]
     finalized = [
         e
@@ -180,6 +181,7 @@ def test_forged_and_malformed_callbacks_change_nothing(app: LocalApp, clip, capl
     assert app.keys("outbox/cb/forged") == [
         "outbox/cb/forged.edited.mp4",
         "outbox/cb/forged.edited.result.json",
+        "outbox/cb/forged.edited.sheet.png",
     ]
 
     logs = "\n".join(r.getMessage() for r in caplog.records)
