@@ -147,8 +147,12 @@ def prepare_video(
         encoder = _Encoder(container, spans, target, out_dir, keep_audio=keep_audio)
         try:
             encoder.run()
-        finally:
+        except BaseException:
             encoder.close()
+            for writer in encoder.writers:  # no half-written part is left behind
+                writer.path.unlink(missing_ok=True)
+            raise
+        encoder.close()
     return encoder.results()
 
 
@@ -474,8 +478,10 @@ class _Encoder:
     def _finish_part(self, index: int) -> None:
         writer = self.writers[index]
         if writer.frames == 0:
-            raise MediaPlanInvalid(
-                f"part {writer.span.cut.index} has no frames: the video ends before it"
+            raise MediaUnreadable(
+                f"the video's pictures end at {float(self.k / self.fps):.2f} s, before part "
+                f"{writer.span.cut.index} ({writer.span.cut.start_seconds:.2f} s), although its "
+                "header says it lasts longer: the file may be truncated"
             )
         writer.finish_video()
 
