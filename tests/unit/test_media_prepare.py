@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.media import make_faststart_copy
 from devstack.media_samples import by_second, frames, make_colour_clip, nearest_index, shots
 from dropcut_media.errors import MediaPlanInvalid, MediaUnreadable
 from dropcut_media.inspect import describe
@@ -188,6 +189,18 @@ def test_an_input_that_is_not_a_video_raises_media_unreadable(tmp_path):
     text.write_text("not a video at all")
     with pytest.raises(MediaUnreadable, match=r"notes\.mp4 is not a readable video"):
         prepare_video(text, [Cut(0, 0, 3)], _target(), tmp_path / "out")
+
+
+def test_a_truncated_input_raises_media_unreadable_and_leaves_no_part(shot_clip, tmp_path):
+    """The index (moov first) says 14 s; the media data stops near 5 s, as after a cut-short
+    upload: the first part is written, then the bad data is named and every part removed."""
+    whole = make_faststart_copy(shot_clip, tmp_path / "whole.mp4")
+    cut_short = tmp_path / "short.mp4"
+    cut_short.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.4)])
+    cuts = [Cut(0, 0, 4), Cut(1, 4, 9), Cut(2, 9, 14)]
+    with pytest.raises(MediaUnreadable, match=r"could not be decoded|may be truncated"):
+        prepare_video(cut_short, cuts, _target(96, 64), tmp_path / "out", scene_window_seconds=0)
+    assert not list((tmp_path / "out").glob("*"))
 
 
 def test_an_impossible_plan_raises_media_plan_invalid(shot_clip, tmp_path):

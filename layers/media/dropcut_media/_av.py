@@ -3,6 +3,8 @@ picture conversion graph, and the H.264/AAC output streams."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import struct
 from collections.abc import Iterator
@@ -257,3 +259,22 @@ class FrameGrid:
             covered.append((self.next, self.pending))
             self.next += 1
         return covered
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:  # not glibc: nothing to trim
+        return None
+
+
+_LIBC = _libc()
+
+
+def release_memory() -> None:
+    """Give the heap's free pages back to the system (glibc's malloc_trim), after an encoder is
+    closed: x264's buffers are freed in its threads' arenas, which glibc otherwise keeps, so
+    each new part's encoder raised the peak (8 parts of 1080p: 279 MiB; trimmed: 243, as 1)."""
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)

@@ -34,6 +34,7 @@ from dropcut_media._av import (
     exact_rate,
     mux,
     open_input,
+    release_memory,
     rotation_of,
     stream_duration,
 )
@@ -147,8 +148,12 @@ def prepare_video(
         encoder = _Encoder(container, spans, target, out_dir, keep_audio=keep_audio)
         try:
             encoder.run()
-        finally:
+        except BaseException:
             encoder.close()
+            for writer in encoder.writers:  # no half-written part is left behind
+                writer.path.unlink(missing_ok=True)
+            raise
+        encoder.close()
     return encoder.results()
 
 
@@ -271,8 +276,11 @@ def _move_to_scene_cuts(
 
 class _PartWriter:
     """One part's MP4: its H.264 stream, its AAC stream (if any), the last picture (to hold).
-    The file and its encoders open on first use and are released on close, so only the parts
-    being written (one, or two around a seam) hold an encoder's memory."""
+
+    The file and its encoders open with the part's first picture and are released on close.
+    Audio that arrives before that (the input interleaves it a little ahead of the pictures)
+    waits in a FIFO, so the next part's H.264 encoder (100+ MiB at 1080p) is not opened while
+    this one still encodes: one encoder at a time, whatever the number of parts."""
 
     def __init__(self, span: _Span, path: Path, target: Target, audio: tuple[int, str] | None):
         self.span = span
@@ -286,6 +294,8 @@ class _PartWriter:
         self.last: Any = None
         self.video_done = False
         self.audio_done = audio is None
+        self.audio_ended = False  # every sample of the span has been given
+        self.early = av.AudioFifo()  # samples given before the file opened
         self.closed = False
 
     @property
@@ -311,12 +321,18 @@ class _PartWriter:
             rate, layout = self.audio_format
             stream = add_aac_stream(self.container, rate=rate, layout=layout)
             self._audio = AacWriter(self.container, stream, rate=rate, layout=layout)
+            if self.early.samples:
+                self._audio.write(self.early.read())
+            if self.audio_ended:
+                self._finish_audio()
 
-    @property
-    def audio(self) -> AacWriter:
-        self._open()
-        assert self._audio is not None
-        return self._audio
+    def write_audio(self, chunk: Any) -> None:
+        """Samples of this part's span, in order (kept until the file opens)."""
+        if self._audio is None:
+            chunk.pts = None
+            self.early.write(chunk)
+        else:
+            self._audio.write(chunk)
 
     def write(self, picture: Any) -> None:
         self._open()
@@ -340,10 +356,16 @@ class _PartWriter:
         self._close_if_done()
 
     def finish_audio(self) -> None:
-        """Pad the audio with silence to the span's total length, then flush its encoder."""
-        if self.audio_done:
+        """Every sample of the span has been given: pad with silence to the span's total length
+        and flush the audio encoder (once the file is open)."""
+        self.audio_ended = True
+        if self._audio is not None:
+            self._finish_audio()
+
+    def _finish_audio(self) -> None:
+        if self.audio_done or self._audio is None:
             return
-        writer = self.audio
+        writer = self._audio
         writer.finish(round(Fraction(self.span.total) / self.target.fps * writer.rate))
         self.audio_done = True
         self._close_if_done()
@@ -359,6 +381,7 @@ class _PartWriter:
             if self.container is not None:
                 self.container.close()
             self.container = self.video = self._audio = self.last = None
+            release_memory()
 
 
 class _Encoder:
@@ -402,7 +425,7 @@ class _Encoder:
                     )
                     for s in spans
                 ],
-                sink=lambda i, chunk: self.writers[i].audio.write(chunk),
+                sink=lambda i, chunk: self.writers[i].write_audio(chunk),
                 done=lambda i: self.writers[i].finish_audio(),
             )
         self.k = spans[0].start  # the next grid frame to emit
@@ -474,8 +497,10 @@ class _Encoder:
     def _finish_part(self, index: int) -> None:
         writer = self.writers[index]
         if writer.frames == 0:
-            raise MediaPlanInvalid(
-                f"part {writer.span.cut.index} has no frames: the video ends before it"
+            raise MediaUnreadable(
+                f"the video's pictures end at {float(self.k / self.fps):.2f} s, before part "
+                f"{writer.span.cut.index} ({writer.span.cut.start_seconds:.2f} s), although its "
+                "header says it lasts longer: the file may be truncated"
             )
         writer.finish_video()
 

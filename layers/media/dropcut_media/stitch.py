@@ -32,6 +32,7 @@ from dropcut_media._av import (
     exact_rate,
     mux,
     open_input,
+    release_memory,
     rotation_of,
     stream_duration,
 )
@@ -282,6 +283,7 @@ def _encode_video(
                     picture.pict_type = 0  # the encoder decides where keyframes go
                     mux(out, stream.encode(picture))
                     written += 1
+            release_memory()  # the part's decoder is closed: give its frames' pages back
         mux(out, stream.encode(None))
     return written, width, height
 
