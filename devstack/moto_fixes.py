@@ -29,6 +29,7 @@ def install() -> None:
     if _installed:
         return
     _early_task_success_reaches_a_heartbeat_wait()
+    _catch_may_name_its_own_state()
     _dynamodb_writes_are_atomic()
     _installed = True
 
@@ -49,6 +50,26 @@ def _early_task_success_reaches_a_heartbeat_wait() -> None:
         return endpoint
 
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint  # type: ignore[method-assign]
+
+
+def _catch_may_name_its_own_state() -> None:
+    # On AWS a Catcher's Next is followed whatever state it names, the failed state itself
+    # included (AcquireSlot's heartbeat timeout joins the line again that way). moto's
+    # State._set_next takes "the next state is still this one" for "nothing overrode Next" and
+    # goes on to the state's own Next: a wait whose heartbeat ran out went to StartTask without
+    # a slot, and the provider answered 429 (the 200-clip burst). When the state's output is a
+    # caught error, the Catcher has set the next state already: keep it.
+    from moto.stepfunctions.parser.asl.component.common.catch.catch_outcome import CatchOutcome
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+
+    original = ExecutionState._set_next
+
+    def _set_next(self: Any, env: Any) -> None:
+        if env.stack and env.stack[-1] == CatchOutcome.Caught:
+            return
+        original(self, env)
+
+    ExecutionState._set_next = _set_next  # type: ignore[method-assign]
 
 
 def _dynamodb_writes_are_atomic() -> None:

@@ -65,3 +65,64 @@ def test_a_reader_never_sees_an_item_an_update_is_still_creating(monkeypatch):
         writer.join(timeout=10)
     assert seen, "the query answered"
     assert all("job_id" in item for item in seen[0]), seen
+
+
+#: A state whose Catch goes back to the state itself (as AcquireSlot's heartbeat timeout does):
+#: the first attempt fails, the second (with the caught error in `$.tried`) succeeds.
+CATCH_TO_ITSELF = {
+    "StartAt": "Try",
+    "States": {
+        "Try": {
+            "Type": "Parallel",
+            "Branches": [
+                {
+                    "StartAt": "Check",
+                    "States": {
+                        "Check": {
+                            "Type": "Choice",
+                            "Choices": [{"Variable": "$.tried", "IsPresent": True, "Next": "Ok"}],
+                            "Default": "Boom",
+                        },
+                        "Boom": {"Type": "Fail", "Error": "Boom", "Cause": "first attempt"},
+                        "Ok": {"Type": "Succeed"},
+                    },
+                }
+            ],
+            "ResultPath": "$.result",
+            "Catch": [{"ErrorEquals": ["Boom"], "ResultPath": "$.tried", "Next": "Try"}],
+            "Next": "After",
+        },
+        "After": {"Type": "Pass", "End": True},
+    },
+}
+
+
+def test_a_catch_that_names_its_own_state_enters_it_again():
+    # On AWS a Catcher's Next is followed whatever it names. moto 5.2.5 (State._set_next) took
+    # "next is still this state" for "no Catch fired" and went on to the state's own Next: an
+    # AcquireSlot wait whose heartbeat ran out went to StartTask without a slot (the 429s of
+    # the 200-clip burst).
+    import json
+    import time
+
+    moto_fixes.install()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="catch-to-itself",
+            definition=json.dumps(CATCH_TO_ITSELF),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+        for _ in range(200):  # the execution runs on moto's thread: wait for its end
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.05)
+        events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
+    ]
+    assert described["status"] == "SUCCEEDED", described
+    assert [name for name in entered if name in ("Try", "After")] == ["Try", "Try", "After"]
+    assert "tried" in json.loads(described["output"])
