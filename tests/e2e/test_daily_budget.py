@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from devstack.local_app import LocalApp, local_app
 from devstack.media import make_sample_video
+from dropcut.plan import DEFAULT_MAX_PARTS
 from dropcut.providers import EvolinkProvider
 from dropcut_cli.app import app as cli
 from dropcut_cli.estimate import estimate
@@ -37,7 +38,10 @@ def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def one_job(clip_path: Path) -> float:
     """One job's estimate, by the provider's billing rule on the probed duration (what
     `dropcut estimate` prints and AcquireSlot reserves)."""
-    billed = estimate(clip_path, EvolinkProvider, {"prompt": "sepia"}).billed_seconds
+    checked = estimate(
+        clip_path, EvolinkProvider, {"prompt": "sepia"}, max_parts=DEFAULT_MAX_PARTS, normalize=True
+    )
+    billed = checked.billed_seconds
     assert billed is not None
     return billed * PRICE
 
