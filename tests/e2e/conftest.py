@@ -16,9 +16,10 @@ from devstack.media import make_sample_video
 # other test packages start their own.
 @pytest.fixture(scope="module")
 def app() -> Iterator[LocalApp]:
-    # A short deadline so a task that never finishes ends the job within the test's time.
+    # A short deadline so a task that never finishes ends the job within the test's time (and
+    # long enough for the simulator's edits of in-spec clips on 2 busy cores).
     with local_app(
-        "evolink", {"JobDeadlineSeconds": "10", "ManifestWaitSeconds": "3"}, code_root=code_root()
+        "evolink", {"JobDeadlineSeconds": "20", "ManifestWaitSeconds": "3"}, code_root=code_root()
     ) as running:
         yield running
 
@@ -41,5 +42,8 @@ def code_root() -> Path | None:
 
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = make_sample_video(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=4.0)
+    # Within every limit of the model (the local simulator is strict): sent as it is.
+    path = make_sample_video(
+        tmp_path_factory.mktemp("media") / "clip.mp4", seconds=4.0, width=720, height=720
+    )
     return Path(path).read_bytes()
