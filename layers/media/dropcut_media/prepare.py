@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -45,6 +46,9 @@ from dropcut_media.errors import MediaPlanInvalid, MediaUnreadable
 #: much (camera motion gives ~5-20, a cut between shots 40+).
 SCENE_THRESHOLD = 30.0
 SCENE_PROBE_SIZE = (64, 36)
+#: Video packets held back (see _Encoder._awaiting_audio): 5 s at 60 fps, so an input whose audio
+#: stops early cannot make the queue grow without bound.
+MAX_HELD_PACKETS = 300
 
 
 @dataclass(frozen=True)
@@ -438,28 +442,51 @@ class _Encoder:
     def video_complete(self) -> bool:
         return self.part >= len(self.spans)
 
-    def run(self) -> None:
+    def _seek_to_first_part(self) -> None:
+        """Start decoding near the first part (from the keyframe at or before 1 s ahead of it)."""
         first = Fraction(self.spans[0].start) / self.fps
         if first > 2:
             target = int((first - 1) / self.clock.time_base) + self.clock.origin
             self.container.seek(target, stream=self.video, backward=True, any_frame=False)
+
+    def run(self) -> None:
+        self._seek_to_first_part()
         streams = [self.video] + ([self.audio_in] if self.audio_in is not None else [])
         audio_clock = FrameClock(self.audio_in) if self.audio_in is not None else None
         audio_origin = self._audio_origin()
+        held: deque[Any] = deque()  # video packets kept back while a finished part awaits audio
+
+        def decode(packet: Any) -> None:
+            for frame in packet.decode():
+                if isinstance(frame, av.VideoFrame):
+                    self._video_frame(frame)
+                elif self.router is not None and audio_clock is not None:
+                    self.router.push(frame, audio_clock.time(frame) - audio_origin)
+
         try:
             for packet in self.container.demux(*streams):
-                for frame in packet.decode():
-                    if isinstance(frame, av.VideoFrame):
-                        self._video_frame(frame)
-                    elif self.router is not None and audio_clock is not None:
-                        self.router.push(frame, audio_clock.time(frame) - audio_origin)
+                if packet.stream is self.video and (held or self._awaiting_audio()):
+                    held.append(packet)
+                else:
+                    decode(packet)
+                while held and (len(held) > MAX_HELD_PACKETS or not self._awaiting_audio()):
+                    decode(held.popleft())
                 if self.video_complete and (self.router is None or self.router.complete):
                     break
+            while held:
+                decode(held.popleft())
         except av.FFmpegError as exc:
             raise MediaUnreadable(f"the video could not be decoded ({exc})") from exc
         self._end_of_video()
         if self.router is not None:
             self.router.finish()
+
+    def _awaiting_audio(self) -> bool:
+        """A part's pictures are all written but its file waits for the rest of its audio (the
+        input's audio may lag its video by a second). Its H.264 encoder's memory is freed only
+        when the file closes, so the next part's encoder should not start before: the video
+        packets (compressed, a few MiB a second at most) wait instead, up to MAX_HELD_PACKETS."""
+        return any(w.video_done and not w.closed for w in self.writers)
 
     def _audio_origin(self) -> Fraction:
         """Seconds from the audio stream's start to the video's first frame (the timeline's 0)."""
