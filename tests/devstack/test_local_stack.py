@@ -26,6 +26,7 @@ from devstack.stack import DevStack, InvokeError
 from devstack.template import TemplateError
 
 ROOT = Path(__file__).resolve().parents[2]
+MEDIA_FUNCTIONS = ("PrepareFunction", "StitchFunction")
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 STACK_NAME = "minitest"
 ACCOUNT = "123456789012"
@@ -455,7 +456,9 @@ def test_real_template_deploys(stack: DevStack) -> None:
                 config = lam.get_function(FunctionName=name)["Configuration"]
                 assert config["Environment"]["Variables"] == real.function_env(lid)
                 assert (real.function_specs[lid].code_dir / "app.py").is_file()
-                assert real.function_specs[lid].layer_dirs == [ROOT / "layers" / "dropcut"]
+                # Only the media functions carry the media layer (PyAV).
+                media = [ROOT / "layers" / "media"] if lid in MEDIA_FUNCTIONS else []
+                assert real.function_specs[lid].layer_dirs == [ROOT / "layers" / "dropcut", *media]
             elif rtype == "AWS::Serverless::StateMachine":
                 definition = sfn.describe_state_machine(stateMachineArn=name)["definition"]
                 assert "${" not in definition
