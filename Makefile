@@ -68,8 +68,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The layers are built by layers/Makefile (wheels for Lambda, then bytecode). sam's build cache keys
+# a layer on its ContentUri alone, so a changed layers/Makefile empties the cache first.
+LAYERS_STAMP := .aws-sam/layers-makefile.stamp
 build: $(STAMP)
+	@if [ layers/Makefile -nt $(LAYERS_STAMP) ]; then rm -rf .aws-sam/cache .aws-sam/build.toml; fi
 	$(BIN)/sam build --region $(AWS_DEFAULT_REGION)
+	touch $(LAYERS_STAMP)
 
 test: lint build
 	DROPCUT_CODE_ROOT=.aws-sam/build $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -96,7 +101,8 @@ simulator: $(STAMP)
 	$(BIN)/python -m devstack.simulator --port 8765 --allow-insecure-callbacks
 
 # One table at the end (bench/__main__.py); each benchmark also runs alone: python -m bench.<name>.
-bench: $(STAMP)
+# The cold start figures import what sam build ships (.aws-sam/build), hence the build first.
+bench: build
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

@@ -127,17 +127,22 @@ def _rows(copy: Any, follow: Any, burst: Any, cold: Any) -> list[tuple[str, str,
     rows.append(
         (
             "4 init",
-            "naive handler (boto3, httpx, Powertools, 2 clients)",
+            "naive handler (boto3, httpx, Powertools, 2 clients), CPU",
             f"{naive * 1000:.0f} ms",
             "",
         )
     )
-    for name, figure in cold["functions"].items():
+    functions = cold["functions"]
+    for name, figure in functions.items():
+        if name.endswith("+first use"):
+            continue
+        used = functions.get(f"{name}+first use")
         rows.append(
             (
                 "4 init",
-                name,
-                f"{figure['seconds'] * 1000:.0f} ms = {figure['ratio']:.2f}x naive",
+                f"{name}: init; init + the first call's build",
+                f"{figure['seconds'] * 1000:.0f} ms = {figure['ratio']:.2f}x naive"
+                + (f"; {used['seconds'] * 1000:.0f} ms = {used['ratio']:.2f}x" if used else ""),
                 "<= 0.5x",
             )
         )
@@ -156,7 +161,7 @@ def main(argv: list[str]) -> int:
     copy = _run("bench.result_copy", "--size", args.copy_mib)
     follow = _run("bench.follow_modes")
     burst = _run("bench.burst", clips, "--calm", "--limit", limit, "--task-seconds", task_seconds)
-    cold = _run("bench.cold_start")
+    cold = _run("bench.cold_start", "--used")
     media = _run("bench.media", "--seconds", args.media_seconds)
     rows = _rows(copy, follow, burst, cold) + _media_rows(media)
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

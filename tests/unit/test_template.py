@@ -32,6 +32,12 @@ FUNCTIONS = {
     for name, resource in RESOURCES.items()
     if resource["Type"] == "AWS::Serverless::Function"
 }
+LAYERS = {
+    name: resource
+    for name, resource in RESOURCES.items()
+    if resource["Type"] == "AWS::Serverless::LayerVersion"
+}
+LAYER_MAKEFILE = ROOT / "layers" / "Makefile"
 STATE_MACHINES = {
     name: resource
     for name, resource in RESOURCES.items()
@@ -47,9 +53,19 @@ def function_property(name: str, prop: str):
 def test_every_function_uses_a_supported_runtime_matching_the_layer(name):
     runtime = function_property(name, "Runtime")
     assert runtime in SUPPORTED_RUNTIMES, f"{name}: runtime {runtime!r} is not supported"
-    layer = RESOURCES["DropcutLayer"]
-    assert runtime in layer["Properties"]["CompatibleRuntimes"]
-    assert layer["Metadata"]["BuildMethod"] == runtime
+    for layer in LAYERS.values():
+        assert runtime in layer["Properties"]["CompatibleRuntimes"]
+    # The layers are built by layers/Makefile (wheels and bytecode for LAMBDA_PYTHON).
+    built_for = re.search(r"^LAMBDA_PYTHON := (\S+)$", LAYER_MAKEFILE.read_text(), re.M)
+    assert built_for is not None and runtime == f"python{built_for[1]}"
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_layer_is_built_by_the_layers_makefile(name):
+    metadata = LAYERS[name]["Metadata"]
+    assert metadata["BuildMethod"] == "makefile"
+    assert ROOT / metadata["ContextPath"] / "Makefile" == LAYER_MAKEFILE
+    assert f"\nbuild-{name}:" in LAYER_MAKEFILE.read_text()
 
 
 def _intrinsic_targets(value):
