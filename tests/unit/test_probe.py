@@ -27,14 +27,8 @@ from devstack.media import (
     top_level_boxes,
     with_display_matrix,
 )
-from dropcut.probe import (
-    IMAGE_SNIFF_BYTES,
-    MAX_TOP_LEVEL_BOXES,
-    MediaInfo,
-    NotAVideo,
-    probe_video,
-    sniff_image,
-)
+from dropcut.file_kinds import IMAGE_SNIFF_BYTES, sniff_image
+from dropcut.probe import MAX_TOP_LEVEL_BOXES, MediaInfo, NotAVideo, probe_video
 from dropcut.storage import s3_range_reader
 
 HEAD = 64 * 1024

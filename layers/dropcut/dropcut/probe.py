@@ -8,13 +8,14 @@ takes three small ranged GETs instead of a download.
 
 from __future__ import annotations
 
-import codecs
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from dropcut.file_kinds import HEIF_BRANDS, identify
 
 RangeReader = Callable[[int, int], bytes]
 """read(offset, length) -> bytes; may return fewer bytes at the end of the file."""
@@ -27,44 +28,10 @@ MAX_INDEX_BYTES = 32 * 1024 * 1024
 MAX_READS = 64
 #: The window read when small reads come close together (a run of tiny boxes).
 READ_AHEAD_BYTES = 64 * 1024
-IMAGE_SNIFF_BYTES = 12  # "RIFF" + size + "WEBP" is the longest signature sniff_image checks
 
 BOX_HEADER_BYTES = 16  # 8, or 16 with a 64-bit size
 # Boxes a playable file can start with: ISO files open with ftyp; old QuickTime files have none.
 _FIRST_BOX_TYPES = frozenset({b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
-# ftyp major brands of HEIF still images (iPhone photos), which share the MP4 box format.
-_HEIF_BRANDS = {
-    b"heic": "heic",
-    b"heix": "heic",
-    b"heim": "heic",
-    b"heis": "heic",
-    b"hevc": "heic",
-    b"hevx": "heic",
-    b"mif1": "heic",
-    b"msf1": "heic",
-    b"avif": "avif",
-    b"avis": "avif",
-}
-_SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
-    (b"\x1aE\xdf\xa3", "mkv", "a Matroska (MKV) or WebM video"),
-    (b"FLV\x01", "flv", "a Flash (FLV) video"),
-    (b"0&\xb2u\x8ef\xcf\x11", "wmv", "a Windows Media (ASF/WMV) file"),
-    (b"\x00\x00\x01\xba", "mpeg", "an MPEG program stream"),
-    (b"OggS", "ogg", "an Ogg media file"),
-    (b"fLaC", "flac", "a FLAC audio file"),
-    (b"ID3", "mp3", "an MP3 audio file"),
-    (b"II*\x00", "tiff", "a TIFF image"),
-    (b"MM\x00*", "tiff", "a TIFF image"),
-    (b"%PDF-", "pdf", "a PDF document"),
-    (b"PK\x03\x04", "zip", "a ZIP archive"),
-    (b"\x1f\x8b", "gzip", "a gzip archive"),
-)
-_IMAGE_NOUNS = {
-    "png": "a PNG image",
-    "jpeg": "a JPEG image",
-    "gif": "a GIF image",
-    "webp": "a WebP image",
-}
 
 
 class MediaInfo(BaseModel):
@@ -103,19 +70,6 @@ class NotAVideo(Exception):
         super().__init__(message)
         #: What the file looks like instead ("png", "text", "truncated", "zero bytes", ...), if known.
         self.detected = detected
-
-
-def sniff_image(head: bytes) -> Literal["jpeg", "png", "webp", "gif"] | None:
-    """The image format the first IMAGE_SNIFF_BYTES bytes announce, by magic bytes."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "webp"
-    return None
 
 
 def probe_video(
@@ -359,7 +313,7 @@ def _major_brand(header: bytes, ftyp: _Box) -> bytes:
             "the file is not a valid MP4/MOV video: its ftyp box is too short",
             detected="truncated",
         )
-    image = _HEIF_BRANDS.get(brand)
+    image = HEIF_BRANDS.get(brand)
     if image is not None:
         raise NotAVideo(
             f"the file is {'a HEIC' if image == 'heic' else 'an AVIF'} image, not an MP4/MOV video",
@@ -723,46 +677,12 @@ def _avc_bit_depth(fields: _Fields, avcc: _Box) -> int:
 
 def _not_an_mp4(head: bytes, *, whole_file: bool) -> NotAVideo:
     """Name what the file is instead, when its first bytes are not an MP4/MOV box."""
-    detected, noun = _identify(head, whole_file=whole_file)
+    detected, noun = identify(head, whole_file=whole_file)
     if noun is None:
         return NotAVideo(
             "the file is not an MP4/MOV video (its first bytes are not an MP4/MOV header)"
         )
     return NotAVideo(f"the file is {noun}, not an MP4/MOV video", detected=detected)
-
-
-def _identify(head: bytes, *, whole_file: bool) -> tuple[str | None, str | None]:
-    image = sniff_image(head[:IMAGE_SNIFF_BYTES])
-    if image is not None:
-        return image, _IMAGE_NOUNS[image]
-    if head.startswith(b"RIFF"):
-        kind = head[8:12]
-        if kind == b"AVI ":
-            return "avi", "an AVI video"
-        if kind == b"WAVE":
-            return "wav", "a WAV audio file"
-        return "riff", "a RIFF file"
-    for magic, detected, noun in _SIGNATURES:
-        if head.startswith(magic):
-            if detected == "mkv" and b"webm" in head[:64]:
-                return "webm", "a WebM video"
-            return detected, noun
-    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:  # 188-byte TS packets
-        return "ts", "an MPEG transport stream (.ts)"
-    if _looks_like_text(head, whole_file=whole_file):
-        return "text", "text"
-    return None, None
-
-
-def _looks_like_text(head: bytes, *, whole_file: bool) -> bool:
-    # An incremental decoder tolerates a character cut in half at the end of a partial read.
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        text = decoder.decode(head, final=whole_file)
-    except UnicodeDecodeError:
-        return False
-    text = text.removeprefix("\ufeff")
-    return bool(text) and all(char.isprintable() or char in "\t\n\r\f\v" for char in text)
 
 
 def _human_bytes(count: int) -> str:

@@ -7,17 +7,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dropcut.errors import Problem
+from dropcut.file_kinds import IMAGE_SNIFF_BYTES, sniff_image
 from dropcut.jobs import JobSpec
 from dropcut.layout import is_video_key
 from dropcut.plan import duration_notice
-from dropcut.probe import (
-    IMAGE_SNIFF_BYTES,
-    MediaInfo,
-    NotAVideo,
-    RangeReader,
-    probe_video,
-    sniff_image,
-)
+from dropcut.probe import MediaInfo, NotAVideo, RangeReader, probe_video
 from dropcut.providers import Provider
 from dropcut.public_urls import Resolver, UrlRefused, check_public_https, system_resolver
 from dropcut.storage import head_or_none, s3_range_reader
