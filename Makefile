@@ -94,8 +94,10 @@ test-e2e: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m devstack.demo
 
+PORT ?= 4566
+SIMULATOR_PORT ?= 8765
 stack: $(STAMP)
-	$(BIN)/python -m devstack.local_app --port 4566 --simulator-port 8765
+	$(BIN)/python -m devstack.local_app --port $(PORT) --simulator-port $(SIMULATOR_PORT)
 
 simulator: $(STAMP)
 	$(BIN)/python -m devstack.simulator --port 8765 --allow-insecure-callbacks

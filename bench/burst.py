@@ -54,10 +54,15 @@ def main(argv: list[str]) -> int:
         else BurstPlan(clips=clips, timeout_seconds=timeout)
     )
     with tempfile.TemporaryDirectory() as scratch:
-        path = make_sample_video(Path(scratch) / "short.mp4", seconds=1.0, width=160, height=120)
+        # Within the model's limits (3 s, 720x720), as the chaos test's clips: the plan sends it
+        # as is, so the burst measures the line and the hand-over, not Prepare's encoder.
+        path = make_sample_video(Path(scratch) / "clip.mp4", seconds=3.0, width=720, height=720)
         clip = Path(path).read_bytes()
     # The simulator refuses a task over the limit like the real provider: a 429 there is ours.
-    sim = SimConfig(task_seconds=task_seconds, queue_seconds=0.2, concurrency_limit=limit)
+    # Strict, as in the local stack: an input outside the model's limits would fail there too.
+    sim = SimConfig(
+        task_seconds=task_seconds, queue_seconds=0.2, concurrency_limit=limit, strict=True
+    )
     parameters = {
         "ProviderConcurrency": str(limit),
         "JobDeadlineSeconds": str(max(40, round(task_seconds * 4))),

@@ -5,6 +5,8 @@ end-to-end tests and the benchmarks."""
 from __future__ import annotations
 
 import json
+import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -137,9 +139,20 @@ class LocalApp:
         found = [record for record in self._records() if record.get("part_of") == job_id]
         return sorted(found, key=lambda record: int(record["part_index"]))
 
-    def _records(self) -> list[dict[str, Any]]:
+    def job_statuses(self) -> dict[str, tuple[str, str]]:
+        """Every job's (input key, status), by job id: a scan that reads only those fields, for
+        waits that poll a large table (a burst's) without loading every record."""
+        records = self._records("job_id", "key", "status", "part_of")
+        return {r["job_id"]: (r["key"], r["status"]) for r in records if "part_of" not in r}
+
+    def _records(self, *attributes: str) -> list[dict[str, Any]]:
+        """The jobs table's records (only `attributes` of each, if given)."""
         name = str(self.stack.outputs["JobsTableName"])
-        pages = self.stack.client("dynamodb").get_paginator("scan").paginate(TableName=name)
+        scan: dict[str, Any] = {"TableName": name}
+        if attributes:  # each a placeholder: "key" and "status" are reserved words
+            scan["ProjectionExpression"] = ", ".join(f"#a{i}" for i in range(len(attributes)))
+            scan["ExpressionAttributeNames"] = {f"#a{i}": a for i, a in enumerate(attributes)}
+        pages = self.stack.client("dynamodb").get_paginator("scan").paginate(**scan)
         items = [item for page in pages for item in page["Items"]]
         return [_plain(item) for item in items if is_job_id(item["job_id"]["S"])]
 
@@ -267,6 +280,18 @@ def local_app(
             yield LocalApp(stack, simulator)
 
 
+def _in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:`port` (TCP; a closed socket still in
+    TIME_WAIT does not count, as the servers themselves bind with SO_REUSEADDR)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """`make stack`: the local app in the foreground, for manual use from another terminal."""
     import argparse
@@ -280,6 +305,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task-seconds", type=float, default=5.0, help="simulated edit time")
     parser.add_argument("--param", action="append", default=[], metavar="Key=Value")
     args = parser.parse_args(argv)
+    busy = [port for port in (args.port, args.simulator_port) if port and _in_use(port)]
+    if busy:
+        print(
+            f"port {' and '.join(map(str, busy))} already in use on 127.0.0.1 (another "
+            f"`make stack`?): stop it, or pick others: make stack PORT=4567 SIMULATOR_PORT=8766 "
+            f"(then: dropcut --endpoint-url http://127.0.0.1:4567 ...)",
+            file=sys.stderr,
+        )
+        return 2
     parameters = dict(item.split("=", 1) for item in args.param)
     config = SimConfig(task_seconds=args.task_seconds, queue_seconds=1.0, strict=True)
     stopped = threading.Event()

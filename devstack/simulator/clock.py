@@ -2,17 +2,22 @@
 
 A scheduler thread looks at every task each 20 ms (or when woken): a task leaves the queue after
 ``queue_seconds``, its edit runs in a worker pool, and it completes once the output exists and
-its run time is over (or fails, by ``[sim:fail]`` or a media problem). Finished tasks are handed
+its run time is over (or fails, by ``[sim:fail]`` or a media problem). The edit itself (decoding,
+restyling, encoding: CPU-bound Python and PyAV) runs in its own processes, so the process that
+serves the simulator (and, in the local stack, moto) keeps its GIL for answering requests. Finished tasks are handed
 to their API (``ProviderApi.task_finished``: evolink's callbacks).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import secrets
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 from devstack.simulator.core import Engine, Task
 from devstack.simulator.editor import (
@@ -32,14 +37,15 @@ class Clock:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._pool: ThreadPoolExecutor | None = None
+        self._editors: ProcessPoolExecutor | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the edit workers and the scheduler thread."""
         engine = self.engine
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, engine.config.edit_workers), thread_name_prefix="sim-edit"
-        )
+        workers = max(1, engine.config.edit_workers)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sim-edit")
+        self._editors = self._edit_processes()
         engine.stopping.clear()
         self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
         self._thread.start()
@@ -55,6 +61,28 @@ class Clock:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        if self._editors is not None:
+            self._editors.shutdown(wait=False, cancel_futures=True)
+            self._editors = None
+
+    def _edit_processes(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the serving process runs many threads (moto's executions among them).
+        return ProcessPoolExecutor(
+            max_workers=max(1, self.engine.config.edit_workers),
+            mp_context=multiprocessing.get_context("spawn"),
+        )
+
+    def _edit(self, data: bytes, output: Path, spec: EditSpec) -> None:
+        """`edit_video` in an edit process; a pool broken by a killed process is replaced."""
+        editors = self._editors
+        if editors is None:
+            raise MediaError("internal_error", "the simulator is stopping")
+        try:
+            editors.submit(edit_video, data, output, spec).result()
+        except BrokenProcessPool:
+            if self._editors is editors:
+                self._editors = self._edit_processes()
+            raise
 
     def _run(self) -> None:
         engine = self.engine
@@ -117,7 +145,7 @@ class Clock:
                 )
             out_dir.mkdir(parents=True, exist_ok=True)
             output = out_dir / "output.mp4"
-            edit_video(
+            self._edit(
                 data,
                 output,
                 EditSpec(

@@ -44,9 +44,12 @@ class MediaError(Exception):
     """A problem with the task's inputs; the task ends failed with ``code``."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(code, message)  # both in args: it crosses the edit process pool
         self.code = code
         self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
