@@ -313,10 +313,21 @@ def _transitions(app: LocalApp) -> list[int]:
 
 
 def _wait_for_endings(app: LocalApp, inputs: dict[str, InputOutcome], deadline: float) -> None:
-    # Only keys and statuses, every 2 s: this harness shares one process (and its GIL) with
-    # moto and the simulator, and reading every whole record of a 500-job table each second
-    # took about half of that process's time and slowed the burst it measures.
-    while True:
+    """Wait until every input has its ending in S3 (a result manifest or an error report), then
+    until every job record says so. This harness shares one process (and its GIL) with moto and
+    the simulator: listing two prefixes every 3 s costs little, where scanning the jobs table
+    (moto deep-copies every item it reads, holding the DynamoDB lock that writes wait on) took
+    about 40 % of that process during a 200-clip burst and slowed the burst it measures."""
+    waiting = {_ending_keys(key): key for key in inputs}
+    while waiting:
+        present = set(app.keys("outbox/burst/")) | set(app.keys("errors/burst/"))
+        waiting = {keys: key for keys, key in waiting.items() if present.isdisjoint(keys)}
+        if waiting and time.time() > deadline:
+            missing = sorted(waiting.values())
+            raise TimeoutError(f"{len(missing)} inputs have no ending, e.g. {missing[:5]}")
+        if waiting:
+            time.sleep(3.0)
+    while True:  # the record's status is written last: usually already there
         ended = {
             key
             for key, status in app.job_statuses().values()
@@ -326,8 +337,14 @@ def _wait_for_endings(app: LocalApp, inputs: dict[str, InputOutcome], deadline: 
             return
         if time.time() > deadline:
             missing = sorted(set(inputs) - ended)
-            raise TimeoutError(f"{len(missing)} inputs have no ending, e.g. {missing[:5]}")
-        time.sleep(2.0)
+            raise TimeoutError(f"{len(missing)} inputs have no ended record, e.g. {missing[:5]}")
+        time.sleep(1.0)
+
+
+def _ending_keys(key: str) -> tuple[str, str]:
+    """The two keys that can end an input: its result manifest, its error report."""
+    name = key.removeprefix(PREFIX).removesuffix(".mp4")
+    return f"outbox/burst/{name}.edited.result.json", f"errors/burst/{name}.mp4.error.json"
 
 
 def _collect_endings(app: LocalApp, inputs: dict[str, InputOutcome], stats: dict[str, Any]) -> None:
@@ -340,8 +357,8 @@ def _collect_endings(app: LocalApp, inputs: dict[str, InputOutcome], stats: dict
     jobs = {job["key"]: job for job in app.jobs() if job["key"] in inputs}
     for key, outcome in inputs.items():
         name = key.removeprefix(PREFIX).removesuffix(".mp4")
-        outcome.outputs = int(f"outbox/burst/{name}.edited.result.json" in outbox)
-        report_key = f"errors/burst/{name}.mp4.error.json"
+        manifest_key, report_key = _ending_keys(key)
+        outcome.outputs = int(manifest_key in outbox)
         outcome.reports = int(report_key in reports)
         if outcome.reports:
             body = app.s3.get_object(Bucket=app.bucket, Key=report_key)["Body"].read()

@@ -126,3 +126,18 @@ def test_a_catch_that_names_its_own_state_enters_it_again():
     assert described["status"] == "SUCCEEDED", described
     assert [name for name in entered if name in ("Try", "After")] == ["Try", "Try", "After"]
     assert "tried" in json.loads(described["output"])
+
+
+def test_step_functions_reuses_one_lambda_client_with_moto_settings():
+    moto_fixes.install()
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    first = lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda")
+    again = lambda_eval_utils.boto_client_for("us-east-1", "lambda", object())
+    other = lambda_eval_utils.boto_client_for(region="eu-west-1", service="lambda")
+    assert first is again
+    assert other is not first and other.meta.region_name == "eu-west-1"
+    # moto's own settings kept: one attempt per invocation, its (long) read timeout
+    assert first.meta.config.retries["total_max_attempts"] == 1
+    assert first.meta.config.read_timeout > 900
+    assert first.meta.config.max_pool_connections == 64
