@@ -199,6 +199,42 @@ def importtime(build: Path, name: str) -> str:
     return "\n".join(f"{int(r[1]) / 1000:8.1f} ms {r[2].rstrip()}" for r in ranked[:40])
 
 
+def _cell(figures: dict[str, Any], label: str) -> str:
+    figure = figures["functions"].get(label)
+    if figure is None:
+        return "-"
+    return f"{figure['seconds'] * 1000:.0f} ms ({figure['wall_seconds'] * 1000:.0f}) {figure['ratio']:.2f}x"
+
+
+def _table(figures: dict[str, Any], build: Path, compare: Path | None) -> str:
+    """One row per function: init and init + first use, CPU ms (wall ms) and the ratio to the
+    naive handler on the same build; with --compare, the other build's beside them."""
+    suffixes = ["", "@compare"] if compare is not None else [""]
+    naive = "; ".join(
+        f"{where}: {figures[f'naive{suffix}_seconds'] * 1000:.0f} ms "
+        f"({figures[f'naive{suffix}_wall_seconds'] * 1000:.0f})"
+        for suffix, where in zip(suffixes, [build, compare], strict=False)
+    )
+    used = any(label.endswith("+first use") for label in figures["functions"])
+    columns = ["", "+first use"] if used else [""]
+    header = ["function"]
+    for suffix in suffixes:
+        header += [f"init{column.replace('+', ' + ')}{suffix}" for column in columns]
+    lines = [
+        f"Init, median of {RUNS} rounds: CPU ms (wall ms) and the ratio to the naive handler of "
+        f"the same build (naive handler: {naive})",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    names = sorted({label.split("@")[0].split("+")[0] for label in figures["functions"]})
+    for name in names:
+        cells = [name]
+        for suffix in suffixes:
+            cells += [_cell(figures, f"{name}{suffix}{column}") for column in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _option(argv: list[str], name: str) -> str | None:
     return argv[argv.index(name) + 1] if name in argv else None
 
@@ -213,16 +249,7 @@ def main(argv: list[str]) -> int:
     if "--json" in argv:
         print(json.dumps(figures))
         return 0
-    print(f"init (import of the handler module, {build}), median of {RUNS} rounds: CPU (wall)")
-    for suffix in ("", "@compare"):
-        if f"naive{suffix}_seconds" in figures:
-            cpu, wall = figures[f"naive{suffix}_seconds"], figures[f"naive{suffix}_wall_seconds"]
-            print(f"  {'naive handler' + suffix:40s} {cpu * 1000:6.0f} ms ({wall * 1000:.0f})")
-    for label, figure in figures["functions"].items():
-        print(
-            f"  {label:40s} {figure['seconds'] * 1000:6.0f} ms ({figure['wall_seconds'] * 1000:.0f})"
-            f"  {figure['ratio']:.2f}x naive{'@compare' if '@compare' in label else ''}"
-        )
+    print(_table(figures, build, compare))
     return 0
 
 

@@ -13,7 +13,7 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
 
 from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
-from dropcut.inputs import InboxEvent, InboxMessage
+from dropcut.inbox import InboxEvent, InboxMessage
 from dropcut.observability import EVENT_MODEL_ATTRIBUTE
 from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT, TEMPLATE
 

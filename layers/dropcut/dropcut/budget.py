@@ -22,9 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from dropcut.plan import MAX_SECONDS, MIN_SECONDS, billed_seconds
-from dropcut.providers.base import Provider
+
+if TYPE_CHECKING:
+    from dropcut.providers.base import Provider
 
 BUDGET_PREFIX = "budget#"
 SPEND_PREFIX = "spend#"

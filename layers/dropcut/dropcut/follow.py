@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from dropcut.providers import TaskState
+from dropcut.providers.base import TaskState
 
 
 @dataclass(frozen=True)

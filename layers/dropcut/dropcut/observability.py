@@ -21,8 +21,13 @@ from pydantic import BaseModel
 
 from dropcut.errors import AwsUnavailable
 
+#: What the X-Ray SDK patches at init: botocore only (every function calls AWS). Powertools' default
+#: patches every library the SDK supports that it can import (httpx, sqlite3, ...), importing
+#: each one at every cold start; httpx is patched where its client is built (dropcut.wiring).
+TRACED_MODULES = ("botocore",)
+
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 
 # httpx logs every request URL at INFO; result and input URLs can carry signatures.

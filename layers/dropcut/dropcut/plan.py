@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from dropcut.errors import Problem
-from dropcut.probe import MediaInfo
 
 if TYPE_CHECKING:
+    from dropcut.probe import MediaInfo
     from dropcut.providers.base import Provider
 
 #: The model's shortest and longest input video, seconds (docs/providers.md).

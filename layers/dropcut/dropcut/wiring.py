@@ -4,6 +4,10 @@ receives its dependencies (the `*Deps` objects of dropcut.steps) instead of buil
 
 Everything here is built once per Lambda execution environment (module scope of a handler) and
 reused across invocations; secrets are re-read through Powertools Parameters' 5-minute cache.
+
+Each factory imports what it builds: a function imports (and pays at its cold start) only the
+clients, providers and domain objects it asks for (httpx and the provider adapters only where a
+provider is called).
 """
 
 from __future__ import annotations
@@ -12,24 +16,22 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
-import httpx
-from pydantic import SecretStr
 
-from dropcut.budget import DailyBudget
-from dropcut.callbacks import CallbackSigner, CallbackUrlFor
-from dropcut.executions import Executions
-from dropcut.job_events import JobEvents
-from dropcut.jobs import JobStore
-from dropcut.pace import PaceBook
-from dropcut.providers import Provider, ProviderFor, ProviderSettings, make_provider
-from dropcut.providers.http import make_client
 from dropcut.settings import CallbackSettings, JobEventSettings, Settings
-from dropcut.slots import SlotPool
 
 if TYPE_CHECKING:
+    import httpx
     from mypy_boto3_dynamodb import DynamoDBServiceResource
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
+
+    from dropcut.callbacks import CallbackSigner, CallbackUrlFor
+    from dropcut.executions import Executions
+    from dropcut.job_events import JobEvents
+    from dropcut.jobs import JobStore
+    from dropcut.pace import PaceBook
+    from dropcut.providers import Provider, ProviderFor
+    from dropcut.slots import SlotPool
 
 #: How long a secret read from Secrets Manager is reused before it is read again (s).
 SECRET_MAX_AGE_SECONDS = 300
@@ -60,7 +62,12 @@ def dynamodb() -> DynamoDBServiceResource:
 
 @cache
 def http_client() -> httpx.Client:
-    """One httpx client per process, reused across invocations (connection pooling)."""
+    """One httpx client per process, reused across invocations (connection pooling), traced by
+    X-Ray like the AWS clients (the patch must precede the client: it swaps httpx.Client)."""
+    from dropcut.observability import tracer
+    from dropcut.providers.http import make_client
+
+    tracer.patch(("httpx",))
     return make_client()
 
 
@@ -78,20 +85,29 @@ def events_client() -> Any:
 
 def job_events(settings: JobEventSettings) -> JobEvents:
     """The job event publisher of this stack (PutEvents on the default bus)."""
+    from dropcut.job_events import JobEvents
+
     return JobEvents(events_client(), settings.service)
 
 
 def job_store(settings: Settings) -> JobStore:
+    from dropcut.jobs import JobStore
+
     return JobStore(dynamodb().Table(settings.jobs_table))
 
 
 def pace_book(settings: Settings) -> PaceBook:
     """Recent provider task durations (in the jobs table)."""
+    from dropcut.pace import PaceBook
+
     return PaceBook(dynamodb().Table(settings.jobs_table))
 
 
 def slot_pool(settings: Settings) -> SlotPool:
     """The slot pool of this stack's provider account."""
+    from dropcut.budget import DailyBudget
+    from dropcut.slots import SlotPool
+
     slots = settings.slots
     budget = DailyBudget(slots.daily_credit_budget, slots.credits_per_billed_second)
     return SlotPool(
@@ -100,6 +116,8 @@ def slot_pool(settings: Settings) -> SlotPool:
 
 
 def executions(state_machine_arn: str) -> Executions:
+    from dropcut.executions import Executions
+
     return Executions(sfn_client(), state_machine_arn)
 
 
@@ -121,6 +139,11 @@ def provider_factory(settings: Settings, **overrides: Any) -> ProviderFor:
 
     `overrides` adjust ProviderSettings (timeouts: each step sets what fits its Lambda timeout).
     """
+    from pydantic import SecretStr
+
+    from dropcut.providers import ProviderSettings, make_provider
+
+    client = http_client()  # built here, at init, with the step's other clients
 
     def provider_for(name: str) -> Provider:
         api_key = fetch_secret(settings.provider_key_secret_arn, "provider API key")
@@ -131,13 +154,17 @@ def provider_factory(settings: Settings, **overrides: Any) -> ProviderFor:
             allow_insecure_urls=settings.allow_insecure_urls,
             **overrides,
         )
-        return make_provider(name, provider_settings, http_client())
+        return make_provider(name, provider_settings, client)
 
     return provider_for
 
 
 def callback_signer(secret_arn: str, base_url: str = "") -> CallbackSigner:
     """A signer with the current secret (the webhook only verifies, so it needs no base URL)."""
+    from pydantic import SecretStr
+
+    from dropcut.callbacks import CallbackSigner
+
     secret = fetch_secret(secret_arn, "callback signing")
     return CallbackSigner(base_url=base_url, secret=SecretStr(secret))
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from dropcut.providers.aimlapi import AimlapiProvider
 from dropcut.providers.base import (
@@ -16,6 +15,9 @@ from dropcut.providers.base import (
     TaskState,
 )
 from dropcut.providers.evolink import EvolinkProvider
+
+if TYPE_CHECKING:
+    import httpx
 
 PROVIDERS: dict[str, type[Provider]] = {
     AimlapiProvider.name: AimlapiProvider,

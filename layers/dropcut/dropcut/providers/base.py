@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import abc
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from dropcut.errors import Problem, RequestInvalid
 from dropcut.public_urls import address_problem, literal_address
+
+if TYPE_CHECKING:
+    import httpx
 
 AspectRatio = Literal["16:9", "9:16", "1:1"]
 #: Reference image files the providers take: jpg/jpeg/png/webp (evolink's page).

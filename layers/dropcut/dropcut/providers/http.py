@@ -6,9 +6,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import (
@@ -22,6 +20,11 @@ from dropcut.errors import (
     ProviderUnavailable,
 )
 
+if TYPE_CHECKING:
+    # Imported where a client is built and used (make_client, send): a function that only reads
+    # the adapters' documented limits never imports httpx.
+    import httpx
+
 T = TypeVar("T")
 SNIPPET_BYTES = 200
 #: Largest provider answer parsed (task and error bodies are a few KB).
@@ -30,6 +33,8 @@ MAX_ANSWER_BYTES = 1024 * 1024
 
 def make_client(connect_timeout: float = 5.0, read_timeout: float = 30.0) -> httpx.Client:
     """An httpx client with explicit connect/read/write/pool timeouts; create once per process."""
+    import httpx
+
     timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
     return httpx.Client(timeout=timeout, follow_redirects=False)
 
@@ -99,6 +104,8 @@ def send(
     provider: str, client: httpx.Client, method: str, url: str, **kwargs: Any
 ) -> dict[str, Any]:
     """One HTTP call; returns the JSON object body or raises a named ProviderError."""
+    import httpx  # already imported by whoever built `client` (make_client)
+
     try:
         response = client.request(method, url, **kwargs)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
