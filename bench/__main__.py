@@ -157,6 +157,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     clips, limit, task_seconds = args.burst.split(",")
     started = time.monotonic()
+    load_before = os.getloadavg()[1]
     print("running the benchmarks (one process each):", file=sys.stderr)
     copy = _run("bench.result_copy", "--size", args.copy_mib)
     follow = _run("bench.follow_modes")
@@ -167,7 +168,8 @@ def main(argv: list[str]) -> int:
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(
         f"\n{today}, {platform.machine()} Linux, {os.cpu_count()} cores (shared), "
-        f"Python {platform.python_version()}; took {time.monotonic() - started:.0f} s\n"
+        f"Python {platform.python_version()}; took {time.monotonic() - started:.0f} s; load "
+        f"average (5 min) {load_before:.1f} before, {os.getloadavg()[1]:.1f} after\n"
     )
     print("| goal | figure | measured | target |")
     print("|---|---|---|---|")
