@@ -76,8 +76,13 @@ build: $(STAMP)
 	$(BIN)/sam build --region $(AWS_DEFAULT_REGION)
 	touch $(LAYERS_STAMP)
 
+# Two pytest-xdist workers (the machine's 2 cores), each handed whole test modules (loadfile), so a
+# module's local stack starts once; the modules marked long_running go first, longest first
+# (tests/conftest.py), in place of xdist's most-tests-first order. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: lint build
-	DROPCUT_CODE_ROOT=.aws-sam/build $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	DROPCUT_CODE_ROOT=.aws-sam/build $(BIN)/python -m pytest -p no:cacheprovider \
+		-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)

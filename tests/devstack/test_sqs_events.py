@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,32 @@ def _send(
         by_entry = {e["Id"]: e["MessageId"] for e in response["Successful"]}
         ids.extend(by_entry[e["Id"]] for e in entries)
     return ids
+
+
+#: A visibility timeout no batch of these tests comes near, even on a loaded machine.
+UNHURRIED_SECONDS = 60
+
+
+@contextmanager
+def _visibility_timeout(stack: DevStack, queue_output: str, seconds: int) -> Iterator[None]:
+    """The queue's VisibilityTimeout set to `seconds` for the block, then put back. For tests
+    that count deliveries: the fixture's 2 s (short, so that redelivery tests are quick) is less
+    than a batch can take on 2 busy cores, where a batch still running would be received again.
+
+    moto gives a receive the timeout the queue had when the receive began, and the poller's
+    receive (a 1 s long poll) may straddle the restore: a probe message, sent after it and
+    handled, ends that receive, so the next test's messages get the fixture's own timeout."""
+    sqs = stack.client("sqs")
+    url = stack.outputs[queue_output]
+    name = "VisibilityTimeout"
+    before = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[name])["Attributes"][name]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={name: str(seconds)})
+    try:
+        yield
+    finally:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={name: before})
+        _send(stack, queue_output, [{"run": _run(), "n": 0}])  # the probe
+        stack.drain(20)
 
 
 def _batches(stack: DevStack, run: str) -> list[dict[str, Any]]:
@@ -301,14 +328,16 @@ def test_batches_gather_up_to_batch_size_within_the_window(stack: DevStack) -> N
             "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01hi"},
         }
     }
-    ids = _send(stack, "InboxQueueUrl", [{"run": run, "n": n} for n in range(12)], attributes)
-    stack.drain(20)
+    with _visibility_timeout(stack, "InboxQueueUrl", UNHURRIED_SECONDS):
+        ids = _send(stack, "InboxQueueUrl", [{"run": run, "n": n} for n in range(12)], attributes)
+        stack.drain(20)
+        after = inbox.stats()
 
     docs = _batches(stack, run)
     # 12 messages sent at once: one full batch of 10, then 2 once the 1 s window is over.
     assert sorted(len(d["ids"]) for d in docs) == [2, 10]
     assert _deliveries(docs) == {message_id: [1] for message_id in ids}
-    assert _delta(before, inbox.stats()) == {
+    assert _delta(before, after) == {
         "batches": 2,
         "messages_received": 12,
         "messages_deleted": 12,
@@ -383,8 +412,10 @@ def test_without_a_window_each_receive_is_a_batch_and_responses_are_ignored(
     run = _run()
     bodies = [{"run": run, "n": n} for n in range(7)]
     bodies[0]["fail_until"] = 99  # reported, but the mapping has no ReportBatchItemFailures
-    ids = _send(stack, "PlainQueueUrl", bodies)
-    stack.drain(20)
+    with _visibility_timeout(stack, "PlainQueueUrl", UNHURRIED_SECONDS):
+        ids = _send(stack, "PlainQueueUrl", bodies)
+        stack.drain(20)
+        after = plain.stats()
 
     docs = _batches(stack, run)
     sizes = [len(d["ids"]) for d in docs]
@@ -392,7 +423,7 @@ def test_without_a_window_each_receive_is_a_batch_and_responses_are_ignored(
     assert _deliveries(docs) == {message_id: [1] for message_id in ids}
     [reporting] = [d for d in docs if d["failed"]]
     assert reporting["failed"] == [ids[0]]
-    delta = _delta(before, plain.stats())
+    delta = _delta(before, after)
     assert delta["messages_deleted"] == 7
     assert delta["item_failures"] == 0
     assert _queue_size(stack, "PlainQueueUrl") == 0

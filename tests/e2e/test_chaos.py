@@ -18,7 +18,7 @@ from devstack.simulator import SimConfig
 from tests.e2e.conftest import code_root
 
 # The burst runs in the first test's setup: a few minutes on 2 cores.
-pytestmark = [pytest.mark.own_app, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.own_app, pytest.mark.timeout(1500), pytest.mark.long_running(480)]
 
 LIMIT = 5
 DEADLINE_SECONDS = 40

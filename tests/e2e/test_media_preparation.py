@@ -16,7 +16,7 @@ from devstack.media_samples import frames, make_colour_clip, nearest_index, shot
 from devstack.simulator import SimConfig
 from tests.e2e.conftest import code_root
 
-pytestmark = pytest.mark.own_app
+pytestmark = [pytest.mark.own_app, pytest.mark.long_running(120)]
 
 #: Shot changes of the 31 s clip: one lies within a second of each of the plan's boundaries
 #: (7.75, 15.5, 23.25 s), so every seam moves to a cut and the frames either side of it are
