@@ -108,22 +108,27 @@ def _one_lambda_client_per_region() -> None:
     # function ignores the state's credentials, so one client per region and service serves
     # every invocation: moto's client, with a connection pool for many invocations at once.
     from botocore.config import Config
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
     original = lambda_eval_utils.boto_client_for
     if getattr(original, "_dropcut_cached", False):
         return
-    clients: dict[tuple[str, str], Any] = {}
+    clients: dict[tuple[str, str, str, bool], Any] = {}
     lock = threading.Lock()
     # moto's parameter_validation=False is not kept in client.meta.config: set again here.
     ours = Config(max_pool_connections=64, parameter_validation=False)
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto reads its server's port at each call: one process may run stacks one after
+        # another (a test session), each on its own port.
+        key = (region, service, moto_server_port(), botocore_stubber.enabled)
         with lock:
-            if (region, service) not in clients:
+            if key not in clients:
                 moto_client = original(region=region, service=service)
                 meta = moto_client.meta
-                clients[region, service] = boto3.client(
+                clients[key] = boto3.client(
                     service,
                     region_name=region,
                     endpoint_url=meta.endpoint_url,
@@ -131,7 +136,7 @@ def _one_lambda_client_per_region() -> None:
                     aws_secret_access_key="sk",
                     config=meta.config.merge(ours),
                 )
-            return clients[region, service]
+            return clients[key]
 
     boto_client_for._dropcut_cached = True  # type: ignore[attr-defined]
     lambda_eval_utils.boto_client_for = boto_client_for

@@ -11,6 +11,7 @@ to their API (``ProviderApi.task_finished``: evolink's callbacks).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import secrets
 import threading
 import time
@@ -70,6 +71,8 @@ class Clock:
         return ProcessPoolExecutor(
             max_workers=max(1, self.engine.config.edit_workers),
             mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
         )
 
     def _edit(self, data: bytes, output: Path, spec: EditSpec) -> None:
@@ -172,3 +175,15 @@ class Clock:
             t.error_code = self.engine.apis[t.api].error_code(code)
             t.error_message = message
             self.engine.wake.notify_all()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In an edit process: end it when the simulator's process is gone (killed, say), which a
+    process pool's worker does not notice by itself: it would wait for work forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

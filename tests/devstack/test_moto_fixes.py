@@ -128,7 +128,8 @@ def test_a_catch_that_names_its_own_state_enters_it_again():
     assert "tried" in json.loads(described["output"])
 
 
-def test_step_functions_reuses_one_lambda_client_with_moto_settings():
+def test_step_functions_reuses_one_lambda_client_per_moto_server(monkeypatch):
+    monkeypatch.setenv("MOTO_PORT", "5123")
     moto_fixes.install()
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
@@ -141,3 +142,8 @@ def test_step_functions_reuses_one_lambda_client_with_moto_settings():
     assert first.meta.config.retries["total_max_attempts"] == 1
     assert first.meta.config.read_timeout > 900
     assert first.meta.config.max_pool_connections == 64
+    assert first.meta.endpoint_url == "http://localhost:5123"
+    # a later stack in the same process (the next test module) has its own server and port
+    monkeypatch.setenv("MOTO_PORT", "5124")
+    later = lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda")
+    assert later is not first and later.meta.endpoint_url == "http://localhost:5124"
