@@ -40,6 +40,16 @@ def code_root() -> Path | None:
     return Path(root) if root else None
 
 
+@pytest.fixture(scope="module")
+def build() -> Path:
+    """The `sam build` output the e2e suite runs (`make test` sets DROPCUT_CODE_ROOT); tests that
+    read the build itself are skipped without it."""
+    root = code_root()
+    if root is None:
+        pytest.skip("needs the sam build output (make test sets DROPCUT_CODE_ROOT)")
+    return root
+
+
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     # Within every limit of the model (the local simulator is strict): sent as it is.

@@ -6,7 +6,6 @@ module at every cold start (layers/Makefile, README performance)."""
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,6 @@ def _layers() -> list[str]:
         for name, resource in resources.items()
         if resource["Type"] == "AWS::Serverless::LayerVersion"
     )
-
-
-@pytest.fixture(scope="module")
-def build() -> Path:
-    root = os.environ.get("DROPCUT_CODE_ROOT")
-    if not root:
-        pytest.skip("needs the sam build output (make test sets DROPCUT_CODE_ROOT)")
-    return Path(root)
 
 
 def _problem(source: Path) -> str | None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -28,14 +27,6 @@ def _functions() -> dict[str, list[str]]:
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
-
-
-@pytest.fixture(scope="module")
-def build() -> Path:
-    root = os.environ.get("DROPCUT_CODE_ROOT")
-    if not root:
-        pytest.skip("needs the sam build output (make test sets DROPCUT_CODE_ROOT)")
-    return Path(root)
 
 
 @pytest.mark.parametrize("function", sorted(_functions()))
