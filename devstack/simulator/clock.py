@@ -2,10 +2,10 @@
 
 A scheduler thread looks at every task each 20 ms (or when woken): a task leaves the queue after
 ``queue_seconds``, its edit runs in a worker pool, and it completes once the output exists and
-its run time is over (or fails, by ``[sim:fail]`` or a media problem). The edit itself (decoding,
+its run time is over (or fails, by ``[sim:fail]`` or a media problem). Finished tasks are handed
+to their API (``ProviderApi.task_finished``: evolink's callbacks). The edit itself (decoding,
 restyling, encoding: CPU-bound Python and PyAV) runs in its own processes, so the process that
-serves the simulator (and, in the local stack, moto) keeps its GIL for answering requests. Finished tasks are handed
-to their API (``ProviderApi.task_finished``: evolink's callbacks).
+serves the simulator (and, in the local stack, moto) keeps its GIL for answering requests.
 """
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ class Clock:
     def start(self) -> None:
         """Start the edit workers and the scheduler thread."""
         engine = self.engine
-        workers = max(1, engine.config.edit_workers)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sim-edit")
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="sim-edit")
         self._editors = self._edit_processes()
         engine.stopping.clear()
         self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
@@ -66,10 +65,15 @@ class Clock:
             self._editors.shutdown(wait=False, cancel_futures=True)
             self._editors = None
 
+    @property
+    def _workers(self) -> int:
+        """Edits at once: as many fetching threads as edit processes."""
+        return max(1, self.engine.config.edit_workers)
+
     def _edit_processes(self) -> ProcessPoolExecutor:
         # spawn, not fork: the serving process runs many threads (moto's executions among them).
         return ProcessPoolExecutor(
-            max_workers=max(1, self.engine.config.edit_workers),
+            max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_exit_with_parent,
             initargs=(os.getpid(),),
