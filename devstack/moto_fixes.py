@@ -105,8 +105,9 @@ def _one_lambda_client_per_region() -> None:
     # it runs (`boto_client_for`), which copies botocore's event handlers and loads the service
     # model each time: about 7 % of the serving process during a 200-clip burst, in the process
     # that also answers every AWS call of the stack. boto3 clients are thread-safe, and moto's
-    # function ignores the state's credentials, so one client per region and service serves
-    # every invocation: moto's client, with a connection pool for many invocations at once.
+    # function ignores the state's credentials, so one client per region, service and moto
+    # server serves every invocation: moto's client settings, with a connection pool for many
+    # invocations at once (moto's client is built once per key only to read those settings).
     from botocore.config import Config
     from moto.core.models import botocore_stubber
     from moto.settings import moto_server_port
