@@ -81,6 +81,9 @@ Request kinds (op create/query/result; answered before any task is created):
     ``reset``             close the connection with an RST, no answer
     ``malformed``         200 with a truncated JSON body
     ``accept_then_slow``  (create only) create the task, then sleep ``delay`` s before answering
+    ``accept_then_error`` (create only) create the task, then answer as a gateway in front of a
+                          slow backend: ``status`` 502 (default), 500, 503, 504 or 408, or 200
+                          with a body cut off mid-JSON
     ``html_page``         (result) 200 ``text/html`` with a sign-in page instead of the video
     ``redirect``          (result) 302 to ``location`` (default: the same URL, a redirect loop)
 Callback kinds (op callback, evolink only):

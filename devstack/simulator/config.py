@@ -16,9 +16,13 @@ REQUEST_FAULTS = (
     "reset",
     "malformed",
     "accept_then_slow",
+    "accept_then_error",
     "html_page",
     "redirect",
 )
+#: What a gateway may answer for a create its backend accepted: its 5xx and 408, or (200) a 2xx
+#: whose body is cut off.
+ACCEPT_THEN_ERROR_STATUSES = (200, 408, 500, 502, 503, 504)
 CALLBACK_FAULTS = ("lost_callback", "duplicate_callback", "out_of_order_callback", "slow")
 TASK_FAULTS = ("fail_task",)
 FAULT_KINDS = tuple(dict.fromkeys(REQUEST_FAULTS + CALLBACK_FAULTS + TASK_FAULTS))
@@ -104,8 +108,10 @@ def normalise_fault(rule: Any) -> dict[str, Any]:
         raise ValueError(f"unknown api {r['api']!r}")
     if r["op"] not in (*OPS, "*"):
         raise ValueError(f"unknown op {r['op']!r}")
-    if kind == "accept_then_slow" and r["op"] not in ("create", "*"):
-        raise ValueError("accept_then_slow applies to op 'create' only")
+    if kind in ("accept_then_slow", "accept_then_error") and r["op"] not in ("create", "*"):
+        raise ValueError(f"{kind} applies to op 'create' only")
+    if kind == "accept_then_error" and int(r.get("status", 502)) not in ACCEPT_THEN_ERROR_STATUSES:
+        raise ValueError(f"accept_then_error.status must be one of {ACCEPT_THEN_ERROR_STATUSES}")
     if kind == "fail_task":
         if r["op"] not in ("create", "*"):
             raise ValueError("fail_task applies to op 'create' only")

@@ -300,7 +300,7 @@ class Engine:
                     continue
                 if rule["api"] not in (api, "*") or rule["op"] not in (op, "*"):
                     continue
-                if rule["kind"] == "accept_then_slow" and op != "create":
+                if rule["kind"] in ("accept_then_slow", "accept_then_error") and op != "create":
                     continue
                 if op == "callback" and rule["kind"] == "slow" and rule["op"] != "callback":
                     continue  # a generic "slow" rule is meant for requests

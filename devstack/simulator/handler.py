@@ -103,7 +103,7 @@ class Handler(BaseHTTPRequestHandler):
             # a slow create never reaches the backend: no task, a late 503
             self._send(503, provider.error(503).body)
             return fault
-        if kind == "accept_then_slow":
+        if kind in ("accept_then_slow", "accept_then_error"):
             return fault  # the create route handles it
         if kind == "throttle":
             retry_after = fault.get("retry_after", 1)
@@ -173,7 +173,7 @@ class Handler(BaseHTTPRequestHandler):
             provider = engine.apis[api]
             engine.count_request(api, "create")
             fault = self._apply_request_fault(api, "create")
-            if fault and fault["kind"] != "accept_then_slow":
+            if fault and fault["kind"] not in ("accept_then_slow", "accept_then_error"):
                 return
             provider.check_auth(self.headers.get("Authorization", ""))
             try:
@@ -181,11 +181,26 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError as exc:
                 raise provider.error(400, "Request body is not valid JSON") from exc
             ans = provider.create(body)
+            if fault and fault["kind"] == "accept_then_error":
+                # The task exists; a gateway in front of the backend answers an error instead.
+                self._send_gateway_error(provider, int(fault.get("status", 502)))
+                return
             if fault:  # accept_then_slow: the task exists, the answer comes too late
                 engine.sleep(float(fault.get("delay", 30.0)))
             self._send_answer(ans)
         except Answer as ans:
             self._send_answer(ans)
+
+    def _send_gateway_error(self, provider: Any, status: int) -> None:
+        """A gateway's answer to a create its backend accepted: `status` (its 5xx or 408), or
+        for 200 a body cut off mid-JSON."""
+        if status == 200:
+            self._send(200, b'{"id": "task-unified-', {"Content-Type": "application/json"})
+        elif status in (408, 504):
+            page = f"<html><body><h1>{status} Gateway Time-out</h1></body></html>".encode()
+            self._send(status, page, {"Content-Type": "text/html"})
+        else:
+            self._send(status, provider.error(status).body)
 
     # -- control & results --
 

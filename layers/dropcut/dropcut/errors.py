@@ -66,9 +66,19 @@ class ProviderError(DropcutError):
 
     reason = "provider_error"
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        delivered: bool = True,
+    ):
         self.status = status
         self.code = code
+        #: False only when the request provably never left: the connection was not made
+        #: (dropcut.providers.base.create_refused reads it).
+        self.delivered = delivered
         super().__init__(message)
 
 
@@ -180,18 +190,21 @@ class ResultUrlRefused(DropcutError):
 
 
 class ProviderAnswerLost(ProviderUnavailable):
-    """The request was sent but its answer never came (read timeout, reset): it may have worked."""
+    """The request was sent and its answer never came or cannot be trusted (read timeout, reset,
+    a gateway's 5xx or 408, a 2xx that does not parse): the provider may have acted on it."""
 
     reason = "provider_answer_lost"
 
 
 class TaskCreationUncertain(DropcutError):
-    """A create was sent but its answer was lost, so a task may exist; not retried, to never pay twice."""
+    """A create reached the provider and its answer was lost or unusable, and no callback named
+    the task in time: a task may exist (and be billed). Never retried, to never pay twice."""
 
     reason = "task_creation_uncertain"
     advice = (
-        "The provider may have accepted the task without dropcut learning its id. Check the "
-        "provider dashboard; to try again, upload the video again (a new version is a new job)."
+        "The provider may have created (and billed) a task without dropcut learning its id; "
+        "dropcut did not send a second one. Check the provider's dashboard for it. To edit the "
+        "video anyway: dropcut retry <job id> --yes (a new paid task)."
     )
 
 

@@ -75,6 +75,7 @@ class TaskProgress(BaseModel):
     silence) and `seconds_left` (to the job deadline) as the wait's timeout.
     """
 
+    #: "" while a create's outcome is unknown and its callback is awaited (adoption_progress).
     task_id: str
     provider: str
     state: TaskState
@@ -126,6 +127,25 @@ def first_progress(
         seconds_left=max(seconds_left, wait + 1),
         created_at=created_at,
         pace_key=pace_key,
+    )
+
+
+def adoption_progress(provider: str, plan: PollPlan, sent_at: float) -> TaskProgress:
+    """Callback mode for a create whose answer was lost (no task id yet): wait, up to the job
+    deadline (`sent_at` + the plan's deadline, epoch s), for the callback that names the task;
+    a silence that long means no task ran to its end (CheckStatus then ends the job)."""
+    deadline = sent_at + plan.deadline_seconds
+    seconds_left = max(2, math.ceil(deadline - time.time()))
+    return TaskProgress(
+        task_id="",
+        provider=provider,
+        state=TaskState.QUEUED,
+        follow="callback",
+        wait_seconds=seconds_left - 1,
+        interval_seconds=plan.initial_seconds,
+        deadline=deadline,
+        seconds_left=seconds_left,
+        created_at=sent_at,
     )
 
 

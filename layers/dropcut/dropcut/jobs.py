@@ -218,7 +218,13 @@ class JobRecord(BaseModel):
     #: back with dropcut.plan.recorded_plan). None for jobs recorded before plans, or refused
     #: before the video could be read.
     plan: dict[str, Any] | None = None
+    #: StartTask's claim before it sends the create (cleared once the task is recorded, or when
+    #: the create was provably refused: dropcut.providers.base.create_refused).
     creating_since: float | None = None
+    #: Why the create's outcome is unknown (its answer was lost or unusable): the task may exist.
+    create_uncertain: str | None = None
+    #: When a callback named the task of a create whose answer was lost (the task was adopted).
+    task_adopted_at: float | None = None
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
     task_created_at: float | None = None

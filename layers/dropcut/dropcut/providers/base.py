@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from dropcut.errors import Problem, RequestInvalid
+from dropcut.errors import Problem, ProviderAnswerLost, ProviderError, RequestInvalid
 from dropcut.public_urls import address_problem, literal_address
 
 if TYPE_CHECKING:
@@ -23,6 +23,37 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 #: Reference images plus elements the model takes with a video (docs/providers.md, "The
 #: model's own limits": 4 with a video, 7 without; stricter than aimlapi's 7 images).
 MAX_REFERENCES_WITH_VIDEO = 4
+
+
+#: The HTTP statuses a provider documents as a refusal of a create: the request reached its
+#: application, which created nothing (docs/providers.md: evolink's and Kling's errors 400, 401,
+#: 402, 403, 404, 429; fal's validation errors 422). Every other answer may follow a created task.
+CREATE_REFUSALS = frozenset({400, 401, 402, 403, 404, 422, 429})
+
+
+def create_refused(error: Exception) -> bool:
+    """True when a failed create provably created no task, so sending it again cannot pay twice.
+
+    The one rule for a create, from how it failed (README, "Exactly once"):
+
+    | the create ...                                           | a task may exist | claim   |
+    |----------------------------------------------------------|------------------|---------|
+    | was refused by dropcut's own checks (RequestInvalid)     | no               | release |
+    | never connected (connect error or timeout, pool timeout) | no               | release |
+    | was answered 429 or a documented refusal (CREATE_REFUSALS) | no             | release |
+    | was answered 5xx or 408 (a gateway before a slow backend) | yes             | keep    |
+    | was answered another 4xx the provider does not document  | yes              | keep    |
+    | got no answer (read timeout, reset after sending)         | yes             | keep    |
+    | was answered 2xx with a body that does not parse or has no id | yes         | keep    |
+    | failed in any other way (a bug after the POST)           | yes              | keep    |
+    """
+    if isinstance(error, RequestInvalid):
+        return True
+    if not isinstance(error, ProviderError):
+        return False
+    return not error.delivered or (
+        error.status in CREATE_REFUSALS and not isinstance(error, ProviderAnswerLost)
+    )
 
 
 class Element(BaseModel):
@@ -230,7 +261,8 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def create_task(self, request: EditRequest) -> ProviderTask:
-        """Create a task (one POST, never retried here: a retried POST can pay twice)."""
+        """Create a task (one POST, never retried here: a retried POST can pay twice). Whether a
+        failure may have left a task behind is create_refused's call, not the adapter's."""
 
     @abc.abstractmethod
     def get_task(self, task_id: str) -> ProviderTask:

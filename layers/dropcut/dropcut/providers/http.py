@@ -100,6 +100,18 @@ def raise_for_status(provider: str, response: httpx.Response) -> None:
     raise ProviderRejected(text, status=status, code=code)
 
 
+def _not_sent() -> tuple[type[Exception], ...]:
+    import httpx
+
+    return (
+        httpx.ConnectError,
+        httpx.ConnectTimeout,
+        httpx.PoolTimeout,
+        httpx.ProxyError,
+        httpx.UnsupportedProtocol,
+    )
+
+
 def send(
     provider: str, client: httpx.Client, method: str, url: str, **kwargs: Any
 ) -> dict[str, Any]:
@@ -108,17 +120,15 @@ def send(
 
     try:
         response = client.request(method, url, **kwargs)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+    except _not_sent() as exc:
+        # No connection was made: the request never left (dropcut.providers.base.create_refused).
         raise ProviderUnavailable(
-            f"{provider} could not be reached ({type(exc).__name__})"
+            f"{provider} could not be reached ({type(exc).__name__})", delivered=False
         ) from None
-    except (httpx.TimeoutException, httpx.ReadError, httpx.RemoteProtocolError) as exc:
-        # The request went out; the provider may have acted on it.
-        raise ProviderAnswerLost(f"{provider} sent no answer ({type(exc).__name__})") from None
     except httpx.TransportError as exc:
-        raise ProviderUnavailable(
-            f"{provider} could not be reached ({type(exc).__name__})"
-        ) from None
+        # Read timeouts, resets, write errors: the request (or part of it) went out; the
+        # provider may have acted on it.
+        raise ProviderAnswerLost(f"{provider} sent no answer ({type(exc).__name__})") from None
     raise_for_status(provider, response)
     try:
         body = parse_bounded_json(response.content, max_bytes=MAX_ANSWER_BYTES)

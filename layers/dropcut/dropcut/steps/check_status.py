@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dropcut.errors import JobTimedOut, TaskFailed, TaskRetried
+from dropcut.errors import JobTimedOut, TaskCreationUncertain, TaskFailed, TaskRetried
 from dropcut.follow import PollPlan, TaskProgress, next_progress
 from dropcut.jobs import JobStatus, JobStore
 from dropcut.pace import PaceBook
@@ -31,9 +31,12 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
     """Ask the provider about the job's task and record what it says.
 
     Returns the task (state succeeded: go to Finalize; otherwise with the next wait). Raises
-    TaskFailed (the provider ran it and it failed), JobTimedOut (past the job deadline) and the
-    provider's named errors (retried by the state machine).
+    TaskFailed (the provider ran it and it failed), JobTimedOut (past the job deadline),
+    TaskCreationUncertain (a create whose answer was lost, and no callback named its task
+    before the deadline) and the provider's named errors (retried by the state machine).
     """
+    if not progress.task_id:
+        progress = _adopted(deps.store, job_id, progress)
     task = deps.provider_for(progress.provider).get_task(progress.task_id)
     now = time.time()
     fields: dict[str, Any] = {
@@ -64,6 +67,21 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
             f"(after {progress.polls + 1} status checks)"
         )
     return next_progress(updated, deps.plan, remaining)
+
+
+def _adopted(store: JobStore, job_id: str, progress: TaskProgress) -> TaskProgress:
+    """The progress of a task a callback adopted (dropcut.steps.webhook) while the job waited
+    for it; TaskCreationUncertain when none did."""
+    record = store.require(job_id)
+    if not record.task_id:
+        raise TaskCreationUncertain(
+            f"{record.create_uncertain or 'the create answer was lost'}; no callback named a "
+            "task before the job deadline, so the provider may or may not have created one: "
+            "dropcut will not send a second one"
+        )
+    return progress.model_copy(
+        update={"task_id": record.task_id, "created_at": record.task_created_at}
+    )
 
 
 def _retry_part(deps: CheckStatusDeps, unit_id: str, task_id: str, why: str) -> None:

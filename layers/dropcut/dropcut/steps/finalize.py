@@ -67,7 +67,8 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
         # now would contradict the report the user already has.
         raise ExecutionEnded(f"the job had already ended ({record.error_reason}); nothing stored")
     # Ask again rather than carry the result URL through the execution history: it may be signed.
-    task = deps.provider_for(progress.provider).get_task(progress.task_id)
+    task_id = progress.task_id or record.task_id or ""  # "": a task a callback adopted
+    task = deps.provider_for(progress.provider).get_task(task_id)
     if task.state is not TaskState.SUCCEEDED or not task.result_url:
         raise ProviderBadResponse(
             f"the provider reported {task.provider_status} for a task it had reported completed"

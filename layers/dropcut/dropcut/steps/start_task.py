@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dropcut.callbacks import CallbackUrlFor
-from dropcut.errors import ExecutionEnded, JobNotReady, ProviderAnswerLost, TaskCreationUncertain
-from dropcut.follow import Follow, PollPlan, TaskProgress, first_progress
+from dropcut.errors import ExecutionEnded, JobNotReady, TaskCreationUncertain
+from dropcut.follow import Follow, PollPlan, TaskProgress, adoption_progress, first_progress
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.observability import logger, metrics
 from dropcut.pace import PaceBook, learned_wait, pace_key
 from dropcut.providers import EditRequest, Element, ProviderFor, TaskState
+from dropcut.providers.base import create_refused
+from dropcut.providers.http import redact_urls
 from dropcut.storage import presign_get
 
 if TYPE_CHECKING:
@@ -40,10 +42,13 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
     """Create the job's provider task, or return the one already recorded. Never creates two.
 
     With a callback URL and a provider that calls back, the task is created with this job's
-    callback URL and followed in callback mode; otherwise it is polled.
+    callback URL and followed in callback mode; otherwise it is polled. A create that may have
+    reached the provider and whose answer was lost or unusable (create_refused says which) is
+    never sent again: with a callback URL the job waits, until its deadline, for the provider's
+    callback to name the task (dropcut.steps.webhook adopts it); without one it ends.
     Raises ExecutionEnded (the job already ended, or ended while the task was being created),
-    TaskCreationUncertain (an earlier create's
-    answer was lost), JobNotReady (no resolved spec) and the provider's named errors.
+    TaskCreationUncertain (a create's outcome is unknown and no callback can tell it),
+    JobNotReady (no resolved spec) and the provider's named errors for a refused create.
     """
     store = deps.store
     record = store.require(job_id)
@@ -52,34 +57,34 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
     callbacks = deps.callback_url_for is not None and provider.supports_callback
     follow: Follow = "callback" if callbacks else "poll"
     if record.task_id:
-        logger.info("provider task already recorded", extra={"task_id": record.task_id})
-        created_at = record.task_created_at or time.time()
-        return first_progress(
-            record.task_id, provider_name, TaskState.QUEUED, follow, deps.plan, None, created_at
-        )
+        return _recorded(deps, record, provider_name, follow)
     claimed = store.update(
         job_id,
-        {"creating_since": time.time()},
+        {"creating_since": time.time(), "provider": provider_name},
         condition="attribute_not_exists(task_id) AND attribute_not_exists(creating_since) "
         "AND #status = :received",
         condition_names={"#status": "status"},
         condition_values={":received": JobStatus.RECEIVED.value},
     )
     if not claimed:
-        if (ended := store.require(job_id).status) is not JobStatus.RECEIVED:
+        latest = store.require(job_id)
+        if latest.task_id:  # a callback adopted the task meanwhile
+            return _recorded(deps, latest, provider_name, follow)
+        if latest.status is not JobStatus.RECEIVED:
             # Its execution was cancelled and the reconciler ended the job: pay for nothing.
-            raise ExecutionEnded(f"the job had already ended ({ended.value}); no task was created")
-        raise TaskCreationUncertain(
-            "an earlier attempt sent the create request and its answer was lost; "
-            "dropcut will not send a second one"
-        )
+            raise ExecutionEnded(
+                f"the job had already ended ({latest.status.value}); no task was created"
+            )
+        # An earlier attempt sent the create and stopped before its answer (a killed worker).
+        why = latest.create_uncertain or "an earlier attempt sent the create and was stopped"
+        return _uncertain(deps, latest, provider_name, callbacks, why)
     try:
         request = _edit_request(deps, record, callback=callbacks)
         task = provider.create_task(request)
-    except ProviderAnswerLost as lost:
-        raise TaskCreationUncertain(f"{lost}; the provider may have created the task") from None
-    except Exception:
-        # The provider answered with an error (or we never sent): no task exists, retry is safe.
+    except Exception as error:
+        if not create_refused(error):
+            return _uncertain(deps, record, provider_name, callbacks, redact_urls(str(error)))
+        # Nothing reached the provider's application: no task exists, retry is safe.
         store.update(job_id, {"creating_since": None})
         raise
     now = time.time()
@@ -93,12 +98,15 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
     running = store.update(
         job_id,
         {**created, "status": JobStatus.RUNNING.value},
-        condition="#status = :received",
+        condition="#status = :received AND attribute_not_exists(task_id)",
         condition_names={"#status": "status"},
         condition_values={":received": JobStatus.RECEIVED.value},
     )
     metrics.add_metric(name="TasksCreated", unit="Count", value=1)
     if not running:
+        latest = store.require(job_id)
+        if latest.task_id == task.task_id:  # its callback came first and adopted it
+            return _recorded(deps, latest, provider_name, follow)
         # Cancelled while the create was on its way: record the task (it runs and holds the
         # slot until it can have ended), never bring the job back to life.
         store.update(job_id, created)
@@ -124,6 +132,43 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
         learned=learned,
         pace_key=key,
     )
+
+
+def _recorded(
+    deps: StartTaskDeps, record: JobRecord, provider_name: str, follow: Follow
+) -> TaskProgress:
+    """The task already recorded on the job (a repeated StartTask, or a task a callback
+    adopted): followed from where it is, never created again."""
+    assert record.task_id is not None
+    logger.info("provider task already recorded", extra={"task_id": record.task_id})
+    state = TaskState(record.task_state) if record.task_state else TaskState.QUEUED
+    created_at = record.task_created_at or time.time()
+    return first_progress(
+        record.task_id, record.provider or provider_name, state, follow, deps.plan, None, created_at
+    )
+
+
+def _uncertain(
+    deps: StartTaskDeps, record: JobRecord, provider_name: str, callbacks: bool, why: str
+) -> TaskProgress:
+    """A create whose outcome is unknown: the claim stays (nothing is sent again, the slot and
+    the budget's reservation stay). With callbacks, wait for the one that names the task, until
+    the job deadline; without, raise TaskCreationUncertain."""
+    metrics.add_metric(name="TaskCreatesUncertain", unit="Count", value=1)
+    recorded = deps.store.update(
+        record.job_id,
+        {"create_uncertain": why},
+        condition="attribute_not_exists(task_id)",
+    )
+    if not recorded:  # a callback adopted the task meanwhile
+        return _recorded(deps, deps.store.require(record.job_id), provider_name, "callback")
+    logger.warning("create outcome unknown", extra={"why": why, "adoption": callbacks})
+    if not callbacks:
+        raise TaskCreationUncertain(
+            f"{why}; the provider may have created the task, and {provider_name} can neither "
+            "call back nor be asked for it: dropcut will not send a second one"
+        )
+    return adoption_progress(provider_name, deps.plan, record.creating_since or time.time())
 
 
 def _edit_request(deps: StartTaskDeps, record: JobRecord, *, callback: bool) -> EditRequest:

@@ -6,6 +6,13 @@ dropcut.steps.arm_callback) and this step (stores the confirmed outcome). Each w
 condition and reads the record back from the same atomic write, so whichever comes second sees
 the other's value and resumes the execution: a callback that arrives before the token is stored
 is not lost, and a repeated callback finds the outcome already stored and changes nothing.
+
+A callback for a job whose create answer was lost (no task id recorded, the create's claim
+still held: dropcut.steps.start_task) adopts the task it names: the URL's capability is this
+job's, so only the provider, which was sent it with this job's create, can call it; the
+provider confirms the task exists. The job follows that task and pays once. A job that
+already ended `task_creation_uncertain` records the task too, so what was paid is on record
+(and `dropcut retry` re-uses its result instead of paying again).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ProviderBadResponse, ProviderError
-from dropcut.jobs import JobStatus, JobStore
+from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.observability import logger, metrics
 from dropcut.providers import Provider, ProviderFor, ProviderTask
 from dropcut.tokens import resume_wait
@@ -63,6 +70,11 @@ def accept_callback(deps: WebhookDeps, job_id: str, raw_body: str | bytes) -> Ca
         return CallbackAnswer(400, f"the body is not usable JSON: {exc}")
     if not isinstance(body, dict):
         return CallbackAnswer(400, "the body must be a JSON object")
+    if record.task_id is None and record.creating_since is not None and record.provider:
+        adopted = _adopt(deps, record, body)
+        if isinstance(adopted, CallbackAnswer):
+            return adopted
+        record = adopted
     if record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or record.callback_outcome:
         return CallbackAnswer(ACCEPTED, "already handled")
     if record.task_id is None or record.provider is None:
@@ -96,17 +108,59 @@ def accept_callback(deps: WebhookDeps, job_id: str, raw_body: str | bytes) -> Ca
     return CallbackAnswer(ACCEPTED, "accepted")
 
 
+def _adopt(deps: WebhookDeps, record: JobRecord, body: dict[str, Any]) -> JobRecord | CallbackAnswer:
+    """Record the task this callback names as the job's, for a create whose answer was lost
+    (see the module docstring); the record after it, or the answer that refuses the body."""
+    assert record.provider is not None
+    confirmed = _confirm(deps.provider_for(record.provider), None, body)
+    if isinstance(confirmed, CallbackAnswer):
+        return confirmed
+    fields: dict[str, Any] = {
+        "task_id": confirmed.task_id,
+        "task_created_at": record.creating_since,
+        "task_adopted_at": time.time(),
+        "creating_since": None,
+    }
+    if record.status is JobStatus.RECEIVED:
+        fields["status"] = JobStatus.RUNNING.value
+    adopted = deps.store.update_returning(
+        record.job_id,
+        fields,
+        condition="attribute_not_exists(task_id) AND attribute_exists(creating_since)",
+    )
+    if adopted is None:  # StartTask's answer (or another callback) recorded it meanwhile
+        return deps.store.require(record.job_id)
+    metrics.add_metric(name="TasksAdopted", unit="Count", value=1)
+    logger.warning(
+        "task adopted from its callback",
+        extra={"task_id": confirmed.task_id, "job_status": record.status.value},
+    )
+    if adopted.status is JobStatus.FAILED:
+        # Ended task_creation_uncertain already: what was paid is on record now.
+        deps.store.update(
+            record.job_id,
+            {
+                "task_state": confirmed.state.value,
+                "credits": confirmed.credits,
+                "task_finished_seen_at": time.time(),
+            },
+        )
+    return adopted
+
+
 def _confirm(
-    provider: Provider, task_id: str, body: dict[str, Any]
+    provider: Provider, task_id: str | None, body: dict[str, Any]
 ) -> ProviderTask | CallbackAnswer:
     """The task as the provider itself reports it, once it has ended; otherwise the answer that
-    says why the body is not believed (400, 409) or could not be checked (503)."""
+    says why the body is not believed (400, 409) or could not be checked (503). `task_id`: the
+    task the body must name (None: a task to adopt, whichever the body names)."""
     try:
         claimed = provider.parse_callback(body)
     except ProviderBadResponse as exc:
         return CallbackAnswer(400, f"malformed callback body: {exc}")
     except NotImplementedError:
         return CallbackAnswer(400, f"{provider.name} sends no callbacks")
+    task_id = claimed.task_id if task_id is None else task_id
     if claimed.task_id != task_id:
         logger.warning("callback names another task", extra={"claimed_task_id": claimed.task_id})
         return CallbackAnswer(400, "the body names a different task than this job's")
