@@ -149,3 +149,58 @@ def test_a_hostile_body_with_a_valid_capability_is_answered_400_and_changes_noth
     assert store.require(JOB).model_dump(exclude={"updated_at"}) == before.model_dump(
         exclude={"updated_at"}
     )
+
+
+def test_a_callback_adopts_the_task_of_a_create_whose_answer_was_lost(stored_job):
+    # StartTask's create was answered 502 after the provider created the task: the claim is
+    # held, no task id is recorded, and the execution waits for this callback.
+    store, job_id = stored_job(creating_since=1000.0, create_uncertain="answered HTTP 502")
+    sfn, provider = FakeSfn(), FakeProvider("completed")
+    arm_callback(ArmCallbackDeps(store, sfn), job_id, "token-1")
+    first = accept_callback(WebhookDeps(store, sfn, lambda _: provider), job_id, BODY)
+    again = accept_callback(WebhookDeps(store, sfn, lambda _: provider), job_id, BODY)
+    assert (first.status_code, first.message) == (200, "accepted")
+    assert (again.status_code, again.message) == (200, "already handled")
+    record = store.require(job_id)
+    assert (record.task_id, record.status, record.creating_since) == (
+        "task-unified-1",
+        JobStatus.RUNNING,
+        None,
+    )
+    assert record.task_adopted_at and record.task_created_at == 1000.0
+    assert record.callback_outcome == "succeeded"
+    assert sfn.sent == [("token-1", {"state": "succeeded"})]  # resumed once, to Finalize
+
+
+def test_an_adopting_callback_the_provider_does_not_confirm_adopts_nothing(stored_job):
+    store, job_id = stored_job(creating_since=1000.0)
+    sfn, provider = FakeSfn(), FakeProvider("processing")
+    answer = accept_callback(WebhookDeps(store, sfn, lambda _: provider), job_id, BODY)
+    assert answer.status_code == 409
+    assert store.require(job_id).task_id is None and sfn.sent == []
+
+
+def test_a_late_callback_records_the_paid_task_of_a_job_that_ended_uncertain(stored_job):
+    store, job_id = stored_job(
+        status=JobStatus.FAILED,
+        error_reason="task_creation_uncertain",
+        creating_since=1000.0,
+    )
+    sfn, provider = FakeSfn(), FakeProvider("completed")
+    answer = accept_callback(WebhookDeps(store, sfn, lambda _: provider), job_id, BODY)
+    assert answer.status_code == 200 and sfn.sent == []
+    record = store.require(job_id)
+    assert (record.status, record.task_id, record.task_state) == (
+        JobStatus.FAILED,
+        "task-unified-1",
+        "succeeded",
+    )
+    assert not record.task_may_be_running  # its slot can be given back
+
+
+def test_no_task_is_adopted_by_a_job_that_sent_no_create(stored_job):
+    store, job_id = stored_job()  # no claim: StartTask has not sent anything
+    sfn, provider = FakeSfn(), FakeProvider("completed")
+    answer = accept_callback(WebhookDeps(store, sfn, lambda _: provider), job_id, BODY)
+    assert answer.status_code == 409 and provider.queries == 0
+    assert store.require(job_id).task_id is None

@@ -347,3 +347,52 @@ def test_provider_error_messages_never_carry_a_presigned_signature():
         adapter("evolink", Script((400, body))).create_task(request())
     assert "X-Amz-Signature" not in str(caught.value)
     assert "https://media.s3.amazonaws.com/inbox/a.mp4?<redacted>" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "refused"),
+    [
+        # Never reached the provider's application, or refused by it: nothing was created.
+        (httpx.ConnectError("refused"), True),
+        (httpx.ConnectTimeout("no route"), True),
+        ((429, {"error": {"code": "rate_limit", "message": "slow down"}}), True),
+        ((400, {"error": {"code": "invalid_request", "message": "bad"}}), True),
+        ((401, {"error": {"code": "unauthorized", "message": "key"}}), True),
+        ((402, {"error": {"code": "insufficient_quota", "message": "top up"}}), True),
+        ((403, {"error": {"code": "forbidden", "message": "no"}}), True),
+        ((404, {"error": {"code": "model_not_found", "message": "no"}}), True),
+        ((422, b"unprocessable"), True),
+        # May have followed a created task: a gateway's answer, a lost or unusable answer.
+        ((500, {"error": {"code": 500, "message": "Internal server error"}}), False),
+        ((502, b"<html>Bad Gateway</html>"), False),
+        ((503, {"error": {"code": "unavailable", "message": "retry after 30 seconds"}}), False),
+        ((504, b"<html>Gateway Time-out</html>"), False),
+        ((408, b"<html>Request Timeout</html>"), False),
+        ((409, {"error": {"code": "conflict", "message": "undocumented"}}), False),
+        ((200, b'{"id": "task-unified-'), False),
+        ((200, {"unexpected": True}), False),
+        ((201, b"<html>ok</html>"), False),
+        (httpx.ReadTimeout("slow"), False),
+        (httpx.RemoteProtocolError("reset"), False),
+        (httpx.WriteError("broken pipe"), False),
+    ],
+)
+def test_create_refused_is_true_only_when_no_task_can_exist(answer, refused):
+    """The create rule (README, "Exactly once"): release the claim only when the create
+    provably created nothing."""
+    from dropcut.providers.base import create_refused
+
+    for name in ("evolink", "aimlapi"):
+        with pytest.raises(Exception) as caught:
+            adapter(name, Script(answer)).create_task(request())
+        assert create_refused(caught.value) is refused, (name, answer, caught.value)
+
+
+def test_create_refused_for_dropcuts_own_checks_and_not_for_a_bug_after_the_post():
+    from dropcut.providers.base import create_refused
+
+    script = Script()
+    with pytest.raises(RequestInvalid) as caught:
+        adapter("evolink", script).create_task(request(prompt=""))
+    assert script.requests == [] and create_refused(caught.value)
+    assert not create_refused(KeyError("id"))

@@ -7,7 +7,9 @@ import pytest
 from dropcut.errors import (
     ExecutionEnded,
     ProviderAnswerLost,
+    ProviderBadResponse,
     ProviderThrottled,
+    ProviderUnavailable,
     TaskCreationUncertain,
 )
 from dropcut.follow import PollPlan
@@ -130,3 +132,63 @@ def test_a_job_cancelled_during_the_create_keeps_its_ending_and_records_the_task
     assert (record.status, record.error_reason) == (JobStatus.FAILED, "cancelled")
     assert record.task_id == CREATED.task_id and record.creating_since is None
     assert record.task_may_be_running  # its slot stays held while the task may run
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProviderUnavailable("502 from the gateway", status=502),
+        ProviderUnavailable("504 from the gateway", status=504),
+        ProviderUnavailable("408", status=408),
+        ProviderBadResponse("a 2xx without an id", status=200),
+        ProviderAnswerLost("read timeout"),
+        KeyError("a bug after the POST"),
+    ],
+    ids=["502", "504", "408", "garbage-2xx", "lost", "bug"],
+)
+def test_a_create_that_may_have_created_a_task_is_never_sent_again(job, start, error):
+    store, _, job_id = job
+    provider = FakeProvider(error, CREATED)
+    provider.supports_callback = False  # no callback can name the task: the job ends
+    with pytest.raises(TaskCreationUncertain, match="will not send a second one"):
+        start(provider)
+    with pytest.raises(TaskCreationUncertain):  # a Step Functions retry must not POST again
+        start(provider)
+    assert len(provider.requests) == 1
+    record = store.require(job_id)
+    assert record.creating_since is not None  # the claim (and so the slot) stays
+    assert record.task_may_be_running
+    assert record.create_uncertain
+
+
+def test_a_connect_error_releases_the_claim(job, start):
+    provider = FakeProvider(ProviderUnavailable("refused", delivered=False), CREATED)
+    with pytest.raises(ProviderUnavailable):
+        start(provider)
+    assert job[0].require(job[2]).creating_since is None
+    assert start(provider).task_id == CREATED.task_id
+
+
+def test_with_callbacks_an_uncertain_create_waits_for_the_callback_to_name_the_task(job, settings):
+    store, s3, job_id = job
+    provider = FakeProvider(ProviderUnavailable("502", status=502), CREATED)
+    deps = StartTaskDeps(
+        s3=s3,
+        store=store,
+        provider_for=lambda _: provider,
+        default_provider=settings.provider,
+        plan=PLAN,
+        presign_seconds=3600,
+        callback_url_for=lambda job: f"https://hooks.test/callbacks/{job}?cap=x",
+    )
+    waiting = start_task(deps, job_id)
+    assert (waiting.task_id, waiting.follow) == ("", "callback")
+    # The wait lasts until the job deadline: the callback comes only once the task has ended.
+    assert PLAN.deadline_seconds - 5 <= waiting.seconds_left <= PLAN.deadline_seconds
+    assert waiting.wait_seconds < waiting.seconds_left
+    again = start_task(deps, job_id)  # a retried StartTask waits again, sends nothing
+    assert again.task_id == "" and len(provider.requests) == 1
+    # The webhook adopted the task (dropcut.steps.webhook): StartTask follows it from now on.
+    store.update(job_id, {"task_id": CREATED.task_id, "status": JobStatus.RUNNING.value})
+    assert start_task(deps, job_id).task_id == CREATED.task_id
+    assert len(provider.requests) == 1
