@@ -5,7 +5,8 @@ What the run does, all at once:
 - drops `clips` valid clips (some meant to fail at the provider) and `refused` invalid files;
 - delivers every S3 event once or twice more (some at once, some a little later);
 - lets the provider simulator throttle, answer 5xx, stall past our read timeout, reset
-  connections, fail tasks and lose callbacks (`CHAOS_FAULTS`);
+  connections, create a task and then answer 5xx, 408 or a cut-off 2xx (or nothing in time),
+  fail tasks and lose callbacks (`CHAOS_FAULTS`);
 - SIGKILLs a busy handler worker every `kill_every_seconds` (the interrupted step is retried);
 - runs the reconciler every `reconcile_every_seconds`, as its schedule would (sped up).
 """
@@ -29,6 +30,12 @@ PREFIX = "inbox/burst/"
 CHAOS_FAULTS: list[dict[str, Any]] = [
     {"api": "evolink", "op": "create", "kind": "throttle", "times": 8, "retry_after": 1},
     {"api": "evolink", "op": "create", "kind": "unavailable", "status": 503, "times": 4},
+    # The provider creates the task, then its gateway's answer hides it (or none comes in time).
+    {"api": "evolink", "op": "create", "kind": "accept_then_error", "status": 502, "times": 3},
+    {"api": "evolink", "op": "create", "kind": "accept_then_error", "status": 504, "times": 2},
+    {"api": "evolink", "op": "create", "kind": "accept_then_error", "status": 408, "times": 1},
+    {"api": "evolink", "op": "create", "kind": "accept_then_error", "status": 200, "times": 2},
+    {"api": "evolink", "op": "create", "kind": "accept_then_slow", "delay": 10, "times": 2},
     {"api": "evolink", "op": "query", "kind": "throttle", "times": 6, "retry_after": 1},
     {"api": "evolink", "op": "query", "kind": "unavailable", "status": 502, "times": 6},
     {"api": "evolink", "op": "query", "kind": "slow", "delay": 10, "times": 2},  # > read timeout
@@ -75,6 +82,10 @@ class InputOutcome:
     error_type: str | None = None  # the report's, so a failed assertion shows the cause
     message: str | None = None
     tasks: int = 0  # provider tasks created for it
+    #: Of its provider tasks: those dropcut recorded (a job's or a part's task id, a part's
+    #: failed tasks), and those whose every callback the simulator dropped (lost_callback).
+    recorded_tasks: int = 0
+    unheard_tasks: int = 0
     job_status: str | None = None
 
 
@@ -351,10 +362,24 @@ def _collect_endings(app: LocalApp, inputs: dict[str, InputOutcome], stats: dict
     """Count, per input, what S3 holds for it (results and reports) and its provider tasks."""
     outbox = set(app.keys("outbox/burst/"))
     reports = set(app.keys("errors/burst/"))
-    tasks_per_clip = Counter(
-        task["prompt"].split(":", 1)[0].removeprefix("burst ") for task in stats["tasks"]
+
+    def clip(task: dict[str, Any]) -> str:
+        return str(task["prompt"]).split(":", 1)[0].removeprefix("burst ")
+
+    tasks_per_clip = Counter(clip(task) for task in stats["tasks"])
+    unheard = Counter(
+        clip(task)
+        for task in stats["tasks"]
+        if task["callbacks"] and all(c.get("event") == "dropped" for c in task["callbacks"])
     )
-    jobs = {job["key"]: job for job in app.jobs() if job["key"] in inputs}
+    records = app.jobs()
+    jobs = {job["key"]: job for job in records if job["key"] in inputs}
+    recorded = Counter(
+        job["key"]
+        for job in records
+        for task_id in [job.get("task_id"), *(t["task_id"] for t in job.get("failed_tasks", []))]
+        if task_id
+    )
     for key, outcome in inputs.items():
         name = key.removeprefix(PREFIX).removesuffix(".mp4")
         manifest_key, report_key = _ending_keys(key)
@@ -367,4 +392,6 @@ def _collect_endings(app: LocalApp, inputs: dict[str, InputOutcome], stats: dict
             outcome.error_type = report.get("error_type")
             outcome.message = report.get("message")
         outcome.tasks = tasks_per_clip.get(name, 0)
+        outcome.recorded_tasks = recorded.get(key, 0)
+        outcome.unheard_tasks = unheard.get(name, 0)
         outcome.job_status = jobs[key]["status"] if key in jobs else None

@@ -86,6 +86,10 @@ Request kinds (op create/query/result; answered before any task is created):
                           with a body cut off mid-JSON
     ``html_page``         (result) 200 ``text/html`` with a sign-in page instead of the video
     ``redirect``          (result) 302 to ``location`` (default: the same URL, a redirect loop)
+    ``gone``              (result) ``status`` 404 (default), 403 or 410 as S3 answers it: a CDN
+                          that has not got the object yet, or a link that died
+Any rule may say ``for_seconds``: it applies for that long after its first use (with ``times``
+-1, to every request until then), e.g. a result link that answers 404 for 90 s, then 200.
 Callback kinds (op callback, evolink only):
     ``lost_callback``         this task's callback is never sent
     ``duplicate_callback``    the final body is delivered ``count`` (default 2) times

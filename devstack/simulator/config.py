@@ -19,6 +19,7 @@ REQUEST_FAULTS = (
     "accept_then_error",
     "html_page",
     "redirect",
+    "gone",
 )
 #: What a gateway may answer for a create its backend accepted: its 5xx and 408, or (200) a 2xx
 #: whose body is cut off.
@@ -108,10 +109,7 @@ def normalise_fault(rule: Any) -> dict[str, Any]:
         raise ValueError(f"unknown api {r['api']!r}")
     if r["op"] not in (*OPS, "*"):
         raise ValueError(f"unknown op {r['op']!r}")
-    if kind in ("accept_then_slow", "accept_then_error") and r["op"] not in ("create", "*"):
-        raise ValueError(f"{kind} applies to op 'create' only")
-    if kind == "accept_then_error" and int(r.get("status", 502)) not in ACCEPT_THEN_ERROR_STATUSES:
-        raise ValueError(f"accept_then_error.status must be one of {ACCEPT_THEN_ERROR_STATUSES}")
+    _check_create_only(kind, r)
     if kind == "fail_task":
         if r["op"] not in ("create", "*"):
             raise ValueError("fail_task applies to op 'create' only")
@@ -121,4 +119,19 @@ def normalise_fault(rule: Any) -> dict[str, Any]:
             raise ValueError("fail_task.input_contains must be a non-empty string")
     if kind == "unavailable" and int(r.get("status", 503)) not in (500, 502, 503):
         raise ValueError("unavailable.status must be 500, 502 or 503")
+    if kind == "gone" and int(r.get("status", 404)) not in (403, 404, 410):
+        raise ValueError("gone.status must be 403, 404 or 410")
     return r
+
+
+def _check_create_only(kind: str, rule: dict[str, Any]) -> None:
+    """The rules that act on a create the provider accepted: op create, and a gateway status."""
+    if kind not in ("accept_then_slow", "accept_then_error"):
+        return
+    if rule["op"] not in ("create", "*"):
+        raise ValueError(f"{kind} applies to op 'create' only")
+    if (
+        kind == "accept_then_error"
+        and int(rule.get("status", 502)) not in ACCEPT_THEN_ERROR_STATUSES
+    ):
+        raise ValueError(f"accept_then_error.status must be one of {ACCEPT_THEN_ERROR_STATUSES}")

@@ -293,10 +293,13 @@ class Engine:
         """Use up one application of the first rule that matches; a copy of it, or None.
 
         A rule's ``prompt_contains`` / ``input_contains`` (case-insensitive substrings) restrict
-        it to a ``prompt`` / an ``input_path`` that has them."""
+        it to a ``prompt`` / an ``input_path`` that has them; its ``for_seconds`` limits it to
+        that long after it first applied (``times`` -1: every request until then)."""
         with self.lock:
             for rule in self.config.faults:
                 if rule["kind"] not in kinds or rule["times"] == 0:
+                    continue
+                if "applies_until" in rule and time.time() >= rule["applies_until"]:
                     continue
                 if rule["api"] not in (api, "*") or rule["op"] not in (op, "*"):
                     continue
@@ -310,6 +313,8 @@ class Engine:
                     continue
                 if rule["times"] > 0:
                     rule["times"] -= 1
+                if "for_seconds" in rule and "applies_until" not in rule:
+                    rule["applies_until"] = time.time() + float(rule["for_seconds"])
                 self.counters["faults_applied"] += 1
                 return dict(rule)
         return None

@@ -119,6 +119,9 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "html_page":  # a CDN's sign-in or error page, answered 200
             page = b"<!doctype html><html><body><h1>Sign in to continue</h1></body></html>"
             self._send(200, page, {"Content-Type": "text/html; charset=utf-8"})
+        elif kind == "gone":  # a CDN that does not have the object (yet), or a refused link
+            status = int(fault.get("status", 404))
+            self._send_s3_error(status, "NoSuchKey" if status == 404 else "AccessDenied", "gone")
         elif kind == "redirect":  # to fault["location"], default: this very URL (a loop)
             self._send(302, b"", {"Location": str(fault.get("location", self.path))})
         return fault

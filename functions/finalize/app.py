@@ -22,6 +22,7 @@ deps = FinalizeDeps(
     slots=wiring.slot_pool(settings),
     # The copy must end well inside the function's 900 s; a slower one is retried.
     limits=ResultLimits(max_bytes=finalize_settings.max_result_bytes, max_seconds=600.0),
+    copy_window_seconds=finalize_settings.copy_window_seconds,
     allow_insecure_urls=settings.allow_insecure_urls,
     pace=wiring.pace_book(settings),
 )

@@ -38,6 +38,16 @@ class StepFunctions:
     def __init__(self) -> None:
         self.started: list[str] = []
         self.stopped: list[tuple[str, str]] = []
+        #: Executions still running (the rest, when started, are over).
+        self.running: set[str] = set()
+
+    def describe_execution(self, executionArn: str) -> dict[str, str]:
+        name = executionArn.rsplit(":", 1)[-1]
+        if name in self.running:
+            return {"status": "RUNNING"}
+        if name in self.started:
+            return {"status": "FAILED"}
+        raise self.exceptions.ExecutionDoesNotExist(name)
 
     def start_execution(self, stateMachineArn: str, name: str, input: str) -> None:
         self.started.append(name)
@@ -224,3 +234,61 @@ def test_the_command_line_names_a_retry_apart_from_its_first_run():
     assert short_id(second) == FIRST[:16] + "-r2"
     assert _names(short_id(second), second) and not _names(short_id(second), FIRST)
     assert _names(FIRST[:10], FIRST) and not _names(FIRST[:10], second)
+
+
+def test_cancel_and_retry_refuse_a_part_id_and_name_its_job(stored_job, cancel_deps, retry_deps):
+    store, job_id = stored_job(status=JobStatus.RUNNING, units=[f"{FIRST}-p01", f"{FIRST}-p02"])
+    part = f"{job_id}-p01"
+    cancelled = cancel_job(cancel_deps, part, "alice")
+    assert cancelled.outcome is CancelOutcome.PART_ID
+    assert f"dropcut cancel {job_id}" in cancelled.advice
+    retried = retry_job(retry_deps, part, "alice")
+    assert retried.outcome is RetryOutcome.PART_ID
+    assert f"dropcut retry {job_id}" in retried.detail
+    assert store.require(job_id).status is JobStatus.RUNNING  # nothing changed
+    assert store.get(part + "-r2") is None and store.get(job_id + "-r2") is None
+
+
+def test_a_retry_waits_for_the_job_execution_to_be_over(retry_deps, sfn):
+    job_id = _failed_upload(retry_deps, b"anything")
+    sfn.running.add(job_id)  # RecordFailure wrote the report; JobFailed not reached yet
+    result = retry_job(retry_deps, job_id, "alice")
+    assert result.outcome is RetryOutcome.NOT_RETRIED and "still ending" in result.detail
+    assert retry_deps.submit.store.require(job_id).retried_by is None
+
+
+class RacingStore(JobStore):
+    """A jobs table in which `on_read` happens right after the first read of the job: another
+    step's write landing between a cancel's read and its claim."""
+
+    def __init__(self, table, on_read) -> None:
+        super().__init__(table)
+        self.on_read = on_read
+
+    def get(self, job_id):
+        record = super().get(job_id)
+        if self.on_read is not None:
+            race, self.on_read = self.on_read, None
+            race(self)
+        return record
+
+
+@pytest.mark.parametrize(
+    "success",
+    [
+        {"callback_outcome": "succeeded", "callback_received_at": 1.0},
+        {"task_state": "succeeded", "task_finished_seen_at": 1.0},
+    ],
+    ids=["callback", "status-check"],
+)
+def test_a_success_stored_between_the_cancels_read_and_claim_keeps_the_paid_result(
+    stored_job, cancel_deps, jobs_table, sfn, success
+):
+    _, job_id = stored_job(status=JobStatus.RUNNING, task_id="task-unified-1")
+    store = RacingStore(jobs_table, lambda racing: JobStore.update(racing, job_id, success))
+    deps = CancelDeps(**{**cancel_deps.__dict__, "store": store})
+    result = cancel_job(deps, job_id, "alice")
+    assert result.outcome is CancelOutcome.STORING
+    record = store.require(job_id)
+    assert record.status is JobStatus.RUNNING and record.error_report_key is None
+    assert sfn.stopped == []

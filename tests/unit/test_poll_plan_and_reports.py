@@ -62,7 +62,7 @@ def lambda_cause(error_type, message):
         (
             {"Error": "ResultUnavailable", "Cause": lambda_cause("ResultUnavailable", "403")},
             "result_unavailable",
-            "expired",
+            "no new task",
         ),
         ({"Error": "States.Timeout", "Cause": ""}, "step_timed_out", "time limit"),
         (

@@ -397,3 +397,12 @@ def test_the_dashboard_shows_every_metric_dropcut_publishes_and_no_other():
         f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS.values()
     }
     assert sources == function_groups, "every function's log group in the log widget"
+
+
+def test_work_objects_live_as_long_as_a_retry_counts_on_them():
+    from dropcut.layout import WORK_KEEP_DAYS, WORK_PREFIX
+
+    bucket = next(r for r in RESOURCES.values() if r["Type"] == "AWS::S3::Bucket")
+    rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    work = next(rule for rule in rules if rule.get("Prefix") == WORK_PREFIX)
+    assert work["ExpirationInDays"] == WORK_KEEP_DAYS

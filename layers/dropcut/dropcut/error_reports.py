@@ -21,7 +21,7 @@ from dropcut.job_events import JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.observability import metrics
-from dropcut.parts import parts_of
+from dropcut.parts import paid_of, parts_of
 from dropcut.storage import put_json
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ class ErrorReport(BaseModel):
     parts: list[dict[str, Any]] = []
     #: The job's plan and estimate (dropcut.plan.Plan as JSON), when Submit made one.
     plan: dict[str, Any] | None = None
+    #: What was paid: every provider task of the job and its credits (dropcut.parts.paid_of);
+    #: None for an input refused before any task.
+    paid: dict[str, Any] | None = None
     failed_at: float
 
 
@@ -78,6 +81,7 @@ def put_error_report(
     record: JobRecord,
     failure: Failure,
     parts: list[dict[str, Any]] | None = None,
+    paid: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the report beside the input's place; returns the job fields that record the failure.
     The input is untouched."""
@@ -96,6 +100,7 @@ def put_error_report(
         provider_task_id=record.task_id,
         parts=parts or [],
         plan=record.plan,
+        paid=paid,
         failed_at=time.time(),
     )
     key = layout.error_report_key(record.key)
@@ -117,8 +122,8 @@ def write_error_report(
     failure: Failure,
     parts: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Write the report and mark the job failed; returns the report's key."""
-    failed = put_error_report(s3, layout, record, failure, parts)
+    """Write the report (with what was paid) and mark the job failed; returns the report's key."""
+    failed = put_error_report(s3, layout, record, failure, parts, paid_of(store, record))
     store.update(record.job_id, failed)
     return str(failed["error_report_key"])
 
@@ -132,17 +137,29 @@ def end_job_once(
     failure: Failure,
     kind: JobEventType = JobEventType.FAILED,
     fields: dict[str, Any] | None = None,
+    *,
+    unless_result_ready: bool = False,
 ) -> str | None:
     """End a job that has not ended, with an error report and its `kind` event, unless it moved
-    on since `record` was read; the report's key, or None (then nothing was written).
+    on since `record` was read (or, with `unless_result_ready`, a task success is stored on it:
+    a paid result being kept); the report's key, or None (then nothing was written).
 
     The conditional status flip (with `fields`) is the claim: one ending, whoever races."""
+    condition, values = "#status = :seen", {":seen": record.status.value}
+    if unless_result_ready:
+        # The same write that ends the job checks it: a callback or status check that stores a
+        # success between the caller's read and this write wins, and the paid result is kept.
+        condition += (
+            " AND attribute_not_exists(callback_outcome)"
+            " AND (attribute_not_exists(task_state) OR task_state <> :succeeded)"
+        )
+        values[":succeeded"] = "succeeded"
     claimed = store.update(
         record.job_id,
         {**(fields or {}), "status": JobStatus.FAILED.value, "error_reason": failure.reason},
-        condition="#status = :seen",
+        condition=condition,
         condition_names={"#status": "status"},
-        condition_values={":seen": record.status.value},
+        condition_values=values,
     )
     if not claimed:
         return None

@@ -164,10 +164,26 @@ class TaskRetried(DropcutError):
 
 
 class ResultUnavailable(DropcutError):
-    """The provider's result link could not be downloaded (expired, gone, or refused)."""
+    """The provider's result link answered 401/403/404/410: not there yet (a CDN a moment after
+    the task completed), or expired. Finalize retries it within ResultCopyWindowSeconds."""
 
     reason = "result_unavailable"
-    advice = "The result link expired or vanished before it was copied; upload the video again."
+    advice = (
+        "The provider's result link could not be read; dropcut kept trying. "
+        "dropcut retry <job id> --yes copies it again from the recorded task (no new task)."
+    )
+
+
+class ResultCopyFailed(DropcutError):
+    """A result the provider reported ready could still not be copied after
+    ResultCopyWindowSeconds of retries: the task is paid, its id and link expiry are recorded."""
+
+    reason = "result_copy_failed"
+    advice = (
+        "The edit was made and paid for, but its result link could not be read. While the link "
+        "lives (see link_expires_at), dropcut retry <job id> --yes copies it from the recorded "
+        "task without a new task; after that, a retry pays for a new one."
+    )
 
 
 class ResultInvalid(DropcutError):

@@ -247,6 +247,11 @@ class JobRecord(BaseModel):
     failed_tasks: list[dict[str, Any]] = []
     #: Finalize's copy of this unit's edited video (layout.edited_key), for Stitch.
     edited_key: str | None = None
+    #: A paid result Finalize could not copy yet: why, and when its link dies (epoch s; the
+    #: provider's result_link_seconds after the task was seen to succeed).
+    result_copy_error: str | None = None
+    result_copy_attempts: int = 0
+    result_link_expires_at: float | None = None
     #: The before/after picture beside the output (Stitch).
     contact_sheet_key: str | None = None
     #: Callback mode: the waiting execution's task token, and the outcome a confirmed callback saw.
@@ -260,6 +265,9 @@ class JobRecord(BaseModel):
     #: asked for it.
     retry_of: str | None = None
     retried_by: str | None = None
+    #: A retry's unit that re-uses the paid work (task, result or edited video) of this unit
+    #: of the retried job (dropcut.parts.carry_paid_results): no new task.
+    carried_from: str | None = None
     retry_requested_by: str | None = None
 
     @property

@@ -28,6 +28,9 @@ CONTACT_SHEET_SUFFIX = ".sheet.png"
 #: Where Prepare's parts and Finalize's edited parts live: outside the inbox (never triggers a
 #: job) and expired by the bucket's lifecycle rule (template.yaml, expire-work-objects).
 WORK_PREFIX = "work/"
+#: How long objects under WORK_PREFIX live (days; the lifecycle rule's ExpirationInDays, which
+#: tests/unit/test_template.py ties to this).
+WORK_KEEP_DAYS = 7
 
 
 #: Files operating systems and sync tools add beside real files (compared case-insensitively).

@@ -169,10 +169,15 @@ class StartTaskSettings:
 class FinalizeSettings:
     #: MaxResultBytes: the largest result Finalize copies.
     max_result_bytes: int
+    #: ResultCopyWindowSeconds: how long a ready result's copy is retried (s).
+    copy_window_seconds: int
 
     @classmethod
     def from_env(cls) -> FinalizeSettings:
-        return cls(max_result_bytes=_int("MAX_RESULT_BYTES"))
+        return cls(
+            max_result_bytes=_int("MAX_RESULT_BYTES"),
+            copy_window_seconds=_int("RESULT_COPY_WINDOW_SECONDS"),
+        )
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,11 @@ class SlotPool:
             return True
         return False
 
+    def resume_without_slot(self, task_token: str, job_id: str) -> None:
+        """Resume a job's AcquireSlot wait without giving it a slot: it sends the provider
+        nothing new (it re-uses a finished task's result)."""
+        self._resume(task_token, job_id)
+
     def release(self, job_id: str) -> bool:
         """Give the job's slot back and hand free slots on; False if it held none."""
         self._ensure_pool()

@@ -152,6 +152,9 @@ class Provider(abc.ABC):
     #: bound (dropcut.plan.billed_seconds applies the rule).
     bills_outside_range: ClassVar[bool] = False
     max_image_bytes: ClassVar[int] = 10 * 1024 * 1024
+    #: How long a completed task's result link lives (s): evolink's page says 24 hours; aimlapi
+    #: documents none and serves results from the same kind of CDN, so 24 hours too.
+    result_link_seconds: ClassVar[int] = 24 * 3600
     image_formats: ClassVar[frozenset[str]] = frozenset({"jpeg", "png", "webp"})
 
     def __init__(self, settings: ProviderSettings, client: httpx.Client):

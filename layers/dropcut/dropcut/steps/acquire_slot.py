@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dropcut.jobs import JobRecord, JobStore
-from dropcut.providers import PROVIDERS
+from dropcut.providers import PROVIDERS, TaskState
 from dropcut.slots import SlotPool
 
 
@@ -23,8 +23,13 @@ def acquire_slot(deps: AcquireSlotDeps, job_id: str, task_token: str) -> bool:
     """Join the line with this wait's token; True when the job holds a slot now (its wait was
     resumed already). Raises SlotWaitTimedOut (BudgetWaitTimedOut when the daily budget held
     it back) after max_wait_seconds in line, OverDailyBudget when the job alone passes the
-    daily budget."""
+    daily budget. A unit that re-uses a retried job's finished, paid work (its edited video, or
+    a task the provider reported succeeded: dropcut.parts.carry_paid_results) needs no slot:
+    its wait is resumed at once."""
     record = deps.store.require(job_id)
+    if record.carried_from and (record.edited_key or record.task_state == TaskState.SUCCEEDED):
+        deps.slots.resume_without_slot(task_token, job_id)
+        return True
     estimate = job_estimate(deps.slots, record)
     return deps.slots.acquire(
         job_id, record.created_at, task_token, deps.max_wait_seconds, estimate

@@ -23,7 +23,7 @@ from dropcut.error_reports import end_job_once
 from dropcut.errors import Failure, JobCancelled
 from dropcut.executions import Executions
 from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
-from dropcut.jobs import JobRecord, JobStatus, JobStore
+from dropcut.jobs import JobRecord, JobStatus, JobStore, job_of
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger
 from dropcut.parts import end_parts, is_split, unit_records
@@ -47,6 +47,8 @@ class CancelOutcome(StrEnum):
     #: The provider finished the task and its result is being stored: too late to cancel.
     STORING = "storing"
     NOT_FOUND = "not_found"
+    #: The id names a part of a job: a part is cancelled with its job (its id is in the advice).
+    PART_ID = "part_id"
 
 
 class CancelResult(BaseModel):
@@ -84,6 +86,13 @@ def cancel_job(deps: CancelDeps, job_id: str, requested_by: str) -> CancelResult
 
     Returns what happened; raises only infrastructure errors (AwsUnavailable by the handler).
     """
+    if job_of(job_id) != job_id:
+        return CancelResult(
+            job_id=job_id,
+            outcome=CancelOutcome.PART_ID,
+            advice=f"{job_id} is a part of {job_of(job_id)}; a part is cancelled with its job: "
+            f"dropcut cancel {job_of(job_id)}",
+        )
     for _ in range(MAX_CLAIMS):
         record = deps.store.get(job_id)
         if record is None:
@@ -102,6 +111,7 @@ def cancel_job(deps: CancelDeps, job_id: str, requested_by: str) -> CancelResult
             failure,
             JobEventType.CANCELLED,
             fields={"cancel_requested_by": requested_by, "cancel_requested_at": time.time()},
+            unless_result_ready=True,
         )
         if report_key is not None:
             return _stop(deps, record, failure, report_key, billed)
@@ -197,6 +207,6 @@ def _failure(deps: CancelDeps, record: JobRecord, requested_by: str) -> tuple[Fa
     message = f"cancelled by {requested_by} {where}"
     advice = (
         f"The job was cancelled: {billing}. To run it again from the same upload: "
-        f"dropcut retry {record.job_id} --yes (a new paid task)."
+        f"dropcut retry {record.job_id} --yes (a new paid task for what was not paid yet; what was paid is re-used)."
     )
     return Failure(JobCancelled.reason, JobCancelled.__name__, message, advice), billed

@@ -37,6 +37,9 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
     """
     if not progress.task_id:
         progress = _adopted(deps.store, job_id, progress)
+    if progress.state is TaskState.SUCCEEDED:
+        # A retry re-uses this finished task (StartTask said so): nothing to ask, go on.
+        return progress
     task = deps.provider_for(progress.provider).get_task(progress.task_id)
     now = time.time()
     fields: dict[str, Any] = {
@@ -89,7 +92,8 @@ def _retry_part(deps: CheckStatusDeps, unit_id: str, task_id: str, why: str) -> 
     cleared (the failed task is kept in `failed_tasks`) and TaskRetried sends the execution back
     to StartTask, the part still holding its slot. Returns when the part is not retried."""
     record = deps.store.require(unit_id)
-    if not record.part_of or len(record.failed_tasks) >= deps.task_retries:
+    carried = record.carried_from is not None  # the user's retry asked to pay for it again
+    if not carried and (not record.part_of or len(record.failed_tasks) >= deps.task_retries):
         return
     reset = deps.store.update(
         unit_id,
@@ -105,6 +109,7 @@ def _retry_part(deps: CheckStatusDeps, unit_id: str, task_id: str, why: str) -> 
             "callback_token": None,
             "callback_outcome": None,
             "callback_received_at": None,
+            "carried_from": None,
         },
         condition="task_id = :failed",
         condition_values={":failed": task_id},

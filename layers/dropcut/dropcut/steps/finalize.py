@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import BaseModel
 
-from dropcut.errors import ExecutionEnded, JobNotReady, ProviderBadResponse
+from dropcut.errors import (
+    ExecutionEnded,
+    JobNotReady,
+    ProviderBadResponse,
+    ProviderUnavailable,
+    ResultCopyFailed,
+    ResultUnavailable,
+)
 from dropcut.follow import TaskProgress
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.layout import BucketLayout
@@ -24,9 +34,12 @@ if TYPE_CHECKING:
 
 
 class FinalizeResult(BaseModel):
-    #: Where the unit's edited video is kept for Stitch (layout.edited_key).
-    edited_key: str
+    #: Where the unit's edited video is kept for Stitch (layout.edited_key); None: not yet.
+    edited_key: str | None
     bytes_stored: int
+    #: > 0: the copy failed for a reason that may pass; the state machine waits this long (s)
+    #: in WaitToCopyAgain, then runs Finalize again. 0: stored.
+    copy_retry_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,9 @@ class FinalizeDeps:
     slots: SlotPool
     #: Bounds on the copy of a result (MaxResultBytes, time, redirects).
     limits: ResultLimits
+    #: ResultCopyWindowSeconds: how long after the task was seen to succeed a failed copy is
+    #: still retried (the state machine retries; this step says when to stop).
+    copy_window_seconds: int
     #: Local stacks only: result links over http://127.0.0.1.
     allow_insecure_urls: bool = False
     #: Where the durations of tasks whose end a callback told are recorded (dropcut.pace).
@@ -51,8 +67,13 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
     returns the stored copy.
 
     The task has ended at the provider, so its slot goes to the next unit before the copy.
-    Raises ExecutionEnded (the job already ended with a report), ProviderBadResponse (the
-    provider no longer reports success), and the copy's named errors (result_copy).
+    A copy that fails for a reason that may pass (the link answers 401/403/404/410 or 5xx, the
+    transfer breaks) returns `copy_retry_seconds` > 0 (backed off: copy_retry_wait) for the
+    state machine to wait and try again, until `copy_window_seconds` after the task was seen to
+    succeed; then it raises ResultCopyFailed, with the task id and the link's expiry on the
+    record, for `dropcut retry` to copy it again without a new task. Raises ExecutionEnded (the
+    job already ended with a report), ProviderBadResponse (the provider no longer reports
+    success), ResultCopyFailed, and the copy's other named errors (result_copy).
     """
     store, slots, layout = deps.store, deps.slots, deps.layout
     record = store.require(unit_id)
@@ -68,7 +89,8 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
         raise ExecutionEnded(f"the job had already ended ({record.error_reason}); nothing stored")
     # Ask again rather than carry the result URL through the execution history: it may be signed.
     task_id = progress.task_id or record.task_id or ""  # "": a task a callback adopted
-    task = deps.provider_for(progress.provider).get_task(task_id)
+    provider = deps.provider_for(progress.provider)
+    task = provider.get_task(task_id)
     if task.state is not TaskState.SUCCEEDED or not task.result_url:
         raise ProviderBadResponse(
             f"the provider reported {task.provider_status} for a task it had reported completed"
@@ -80,15 +102,41 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
     released_at = time.time()
     _record_pace(deps, record, progress)
     edited_key = layout.edited_key(record.part_of or unit_id, unit_id)
-    size = copy_result_to_s3(
-        deps.client,
-        deps.s3,
-        task.result_url,
-        layout.bucket,
-        edited_key,
-        deps.limits,
-        allow_insecure=deps.allow_insecure_urls,
-    )
+    try:
+        size = copy_result_to_s3(
+            deps.client,
+            deps.s3,
+            task.result_url,
+            layout.bucket,
+            edited_key,
+            deps.limits,
+            allow_insecure=deps.allow_insecure_urls,
+        )
+    except (ResultUnavailable, ProviderUnavailable) as trouble:
+        succeeded_at = record.task_finished_seen_at or released_at
+        expires_at = succeeded_at + provider.result_link_seconds
+        attempts = record.result_copy_attempts + 1
+        deps.store.update(
+            unit_id,
+            {
+                "result_copy_error": str(trouble),
+                "result_copy_attempts": attempts,
+                "result_link_expires_at": expires_at,
+            },
+        )
+        window_left = succeeded_at + deps.copy_window_seconds - time.time()
+        if window_left > 0:  # may pass: wait, backed off, and try again
+            logger.warning("result copy failed; trying again", extra={"error": str(trouble)})
+            return FinalizeResult(
+                edited_key=None,
+                bytes_stored=0,
+                copy_retry_seconds=copy_retry_wait(attempts, window_left),
+            )
+        raise ResultCopyFailed(
+            f"the result of task {task_id} could not be copied for "
+            f"{deps.copy_window_seconds} s after the provider reported it ready ({trouble}); "
+            f"its link lives until {_utc(expires_at)}"
+        ) from None
     fields: dict[str, object] = {
         "edited_key": edited_key,
         "stored_at": time.time(),
@@ -101,6 +149,24 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
     store.update(unit_id, fields)
     logger.info("edited video kept", extra={"edited_key": edited_key, "bytes": size})
     return FinalizeResult(edited_key=edited_key, bytes_stored=size)
+
+
+#: The first wait before a failed copy is tried again, and the longest (s).
+COPY_RETRY_FIRST_SECONDS = 5
+COPY_RETRY_MAX_SECONDS = 300
+
+
+def copy_retry_wait(attempts: int, window_left: float) -> int:
+    """The wait (s, >= 1) after the `attempts`-th failed copy: exponential from
+    COPY_RETRY_FIRST_SECONDS, capped at COPY_RETRY_MAX_SECONDS, full jitter on its upper half (so
+    parts failing together spread out), never past the copy window's end (`window_left` s)."""
+    ceiling = min(COPY_RETRY_MAX_SECONDS, COPY_RETRY_FIRST_SECONDS * 2 ** (attempts - 1))
+    wait = random.uniform(ceiling / 2, ceiling)
+    return max(1, math.ceil(min(wait, window_left)))
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _record_pace(deps: FinalizeDeps, record: JobRecord, progress: TaskProgress) -> None:

@@ -24,6 +24,7 @@ from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.media_tools import MediaTools, PreparedPart
 from dropcut.observability import logger
+from dropcut.parts import carry_paid_results
 from dropcut.plan import Plan
 
 if TYPE_CHECKING:
@@ -62,11 +63,11 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
     if record.status is JobStatus.FAILED:
         raise ExecutionEnded(f"the job had already ended ({record.error_reason}); nothing prepared")
     if record.units:
-        return PrepareResult(units=record.units)
+        return _reuse_paid_work(deps, job_id, record.units)
     plan = job_plan(record)
     if plan is None or not plan.needs_prepare:
         deps.store.update(job_id, {"units": [job_id]})
-        return PrepareResult(units=[job_id])
+        return _reuse_paid_work(deps, job_id, [job_id])
     with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
         work = Path(tmp)
         source = work / ("input" + Path(record.key).suffix.lower())
@@ -90,6 +91,16 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
             deps.store.create(_part_record(record, unit, entry, key, version))
         deps.store.update(job_id, {"prepared": prepared, "units": units})
     logger.info("input prepared", extra={"plan": plan.kind.value, "units": len(units)})
+    return _reuse_paid_work(deps, job_id, units)
+
+
+def _reuse_paid_work(deps: PrepareDeps, job_id: str, units: list[str]) -> PrepareResult:
+    """A retry's units take over the paid work of the retried job's (dropcut.parts)."""
+    record = deps.store.require(job_id)
+    if record.retry_of:
+        carried = carry_paid_results(deps.store, record)
+        if carried:
+            logger.info("paid work re-used", extra={"retry_of": record.retry_of, "parts": carried})
     return PrepareResult(units=units)
 
 

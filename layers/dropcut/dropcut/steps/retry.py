@@ -1,5 +1,11 @@
 """Retry (`dropcut retry`): run a failed or cancelled job again from the same input version,
-without a new upload, as a new job (a new paid task) linked to the old one.
+without a new upload, as a new job linked to the old one.
+
+What was paid is re-used, never paid again: each part whose edited video is kept, or whose
+task completed (or may have) while its result link still lives, is taken over by the new job's
+part (dropcut.parts.carry_paid_results, when Prepare has made the new job's parts); only the
+parts with no paid result get a new task. A job that ended `result_copy_failed` is retried
+with zero new tasks while its link lives.
 
 The new job's id is the old one's with the next attempt (`...-r2`, dropcut.jobs.retry_job_id),
 so a repeated request finds the job the first one made. The old record is claimed first
@@ -16,8 +22,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from dropcut.jobs import JobRecord, JobStatus, JobStore, attempt_of, retry_job_id
+from dropcut.jobs import JobRecord, JobStatus, JobStore, attempt_of, job_of, retry_job_id
 from dropcut.observability import logger
+from dropcut.parts import reusable_results
 from dropcut.steps.submit import OPTIONS_REFUSALS, Outcome, SubmitDeps, resubmit
 
 
@@ -29,6 +36,8 @@ class RetryOutcome(StrEnum):
     #: Not retried: the job runs, succeeded, was retried already, or its input version is gone.
     NOT_RETRIED = "not_retried"
     NOT_FOUND = "not_found"
+    #: The id names a part of a job: retry the job (its id is in the detail).
+    PART_ID = "part_id"
 
 
 class RetryResult(BaseModel):
@@ -39,6 +48,10 @@ class RetryResult(BaseModel):
     #: The new job (started or refused), or the newer attempt that already exists.
     new_job_id: str | None = None
     detail: str = ""
+    #: Of the job's parts (1 for a job not split): how many re-use paid work, how many get a
+    #: new (paid) task.
+    reused_parts: int = 0
+    new_tasks: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,10 +66,20 @@ def retry_job(deps: RetryDeps, job_id: str, requested_by: str) -> RetryResult:
     Returns what happened; raises only infrastructure errors (AwsUnavailable by the handler).
     """
     store = deps.submit.store
+    if job_of(job_id) != job_id:
+        return RetryResult(
+            job_id=job_id,
+            outcome=RetryOutcome.PART_ID,
+            new_job_id=None,
+            detail=f"{job_id} is a part of {job_of(job_id)}; a part is retried with its job: "
+            f"dropcut retry {job_of(job_id)} (its parts already paid for are re-used)",
+        )
     old = store.get(job_id)
     if old is None:
         return RetryResult(job_id=job_id, outcome=RetryOutcome.NOT_FOUND)
     refusal = why_not_retried(store, old)
+    if not refusal and deps.submit.executions.status(job_id) == "RUNNING":
+        refusal = "its execution is still ending; try again in a minute"
     if refusal:
         return RetryResult(
             job_id=job_id,
@@ -96,7 +119,29 @@ def retry_job(deps: RetryDeps, job_id: str, requested_by: str) -> RetryResult:
     detail = submitted.detail
     if submitted.outcome is Outcome.IGNORED:
         detail = f"version {old.version} of {old.key} no longer exists: upload the video again"
-    return RetryResult(job_id=job_id, outcome=outcome, new_job_id=new_job_id, detail=detail)
+    reused, parts = reuse_of(store, old)
+    if outcome is RetryOutcome.STARTED:
+        detail = (
+            f"{reused} of {parts} part(s) re-use what was paid (no new task), "
+            f"{parts - reused} get a new paid task"
+            if reused
+            else f"{parts} new paid task(s)"
+        )
+    return RetryResult(
+        job_id=job_id,
+        outcome=outcome,
+        new_job_id=new_job_id,
+        detail=detail,
+        reused_parts=reused,
+        new_tasks=parts - reused if outcome is RetryOutcome.STARTED else 0,
+    )
+
+
+def reuse_of(store: JobStore, record: JobRecord) -> tuple[int, int]:
+    """(parts whose paid work a retry of `record` re-uses, parts in all): what a retry costs,
+    before it runs (the command line shows it before it asks for --yes)."""
+    reusable = reusable_results(store, record)
+    return len(reusable), max(1, len(record.units or []))
 
 
 def why_not_retried(store: JobStore, record: JobRecord) -> str:

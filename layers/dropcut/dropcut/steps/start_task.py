@@ -137,14 +137,24 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
 def _recorded(
     deps: StartTaskDeps, record: JobRecord, provider_name: str, follow: Follow
 ) -> TaskProgress:
-    """The task already recorded on the job (a repeated StartTask, or a task a callback
-    adopted): followed from where it is, never created again."""
+    """The task already recorded on the job (a repeated StartTask, a task a callback adopted,
+    or one a retry re-uses: dropcut.parts.carry_paid_results): followed from where it is, never
+    created again. A re-used task is polled at once (its callbacks went to the retried job)."""
     assert record.task_id is not None
     logger.info("provider task already recorded", extra={"task_id": record.task_id})
     state = TaskState(record.task_state) if record.task_state else TaskState.QUEUED
+    estimate = None
+    if record.carried_from:
+        follow, estimate = "poll", 1
     created_at = record.task_created_at or time.time()
     return first_progress(
-        record.task_id, record.provider or provider_name, state, follow, deps.plan, None, created_at
+        record.task_id,
+        record.provider or provider_name,
+        state,
+        follow,
+        deps.plan,
+        estimate,
+        created_at,
     )
 
 

@@ -108,7 +108,9 @@ def accept_callback(deps: WebhookDeps, job_id: str, raw_body: str | bytes) -> Ca
     return CallbackAnswer(ACCEPTED, "accepted")
 
 
-def _adopt(deps: WebhookDeps, record: JobRecord, body: dict[str, Any]) -> JobRecord | CallbackAnswer:
+def _adopt(
+    deps: WebhookDeps, record: JobRecord, body: dict[str, Any]
+) -> JobRecord | CallbackAnswer:
     """Record the task this callback names as the job's, for a create whose answer was lost
     (see the module docstring); the record after it, or the answer that refuses the body."""
     assert record.provider is not None
