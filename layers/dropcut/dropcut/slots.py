@@ -497,11 +497,15 @@ def settle_slot(slots: SlotPool, record: JobRecord, hold_seconds: float) -> bool
     """At a job's ending: correct its budget reservation to the provider's credits (none when
     no task was created; the estimate stands when the provider reported none), then give its
     slot back, or, when its task may still be running at the provider (we lost track of it),
-    keep the slot for `hold_seconds` more. True if given back."""
+    keep the slot for `hold_seconds` more (from when the create was sent, for a create whose
+    outcome is unknown). True if given back."""
     no_task = record.task_id is None and record.creating_since is None
     slots.charge(record.job_id, 0.0 if no_task else record.credits)
     if record.task_may_be_running:
-        if slots.hold_until(record.job_id, time.time() + hold_seconds):
+        # A create whose outcome is unknown: a task, if one exists, started when it was sent.
+        since = record.creating_since if record.task_id is None else None
+        until = max(time.time(), (since or time.time()) + hold_seconds)
+        if slots.hold_until(record.job_id, until):
             logger.warning("slot kept: the provider task may still be running")
         return False
     return slots.release(record.job_id)

@@ -58,6 +58,9 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
     follow: Follow = "callback" if callbacks else "poll"
     if record.task_id:
         return _recorded(deps, record, provider_name, follow)
+    # Everything the create needs is made before the claim, so the claim is followed by the POST
+    # alone: a worker stopped before it sent anything leaves no claim behind.
+    request = _edit_request(deps, record, callback=callbacks)
     claimed = store.update(
         job_id,
         {"creating_since": time.time(), "provider": provider_name},
@@ -79,7 +82,6 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
         why = latest.create_uncertain or "an earlier attempt sent the create and was stopped"
         return _uncertain(deps, latest, provider_name, callbacks, why)
     try:
-        request = _edit_request(deps, record, callback=callbacks)
         task = provider.create_task(request)
     except Exception as error:
         if not create_refused(error):
