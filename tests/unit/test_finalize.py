@@ -138,7 +138,7 @@ def test_a_result_link_that_answers_404_for_90_s_is_retried_then_stored(ready_un
 def test_a_link_dead_past_the_window_ends_result_copy_failed_with_the_task_and_expiry(ready_unit):
     from dropcut.errors import ResultCopyFailed
 
-    run, cdn, store, job_id = ready_unit
+    run, _, store, job_id = ready_unit
     with pytest.raises(ResultCopyFailed, match="task-unified-1") as failed:
         run(3601)
     assert "could not be copied for 3600 s" in str(failed.value)
