@@ -8,22 +8,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dropcut import wiring
 from dropcut.inputs import JobRequest
 from dropcut.observability import logger, metrics, typed_handler
-from dropcut.settings import JobEventSettings, Settings, SubmitSettings
+from dropcut.settings import Settings, SubmitSettings
 from dropcut.steps.retry import RetryDeps, RetryOutcome, retry_job
-from dropcut.steps.submit import SubmitDeps
 
 settings = Settings.from_env()
 submit_settings = SubmitSettings.from_env()
-deps = RetryDeps(
-    submit=SubmitDeps(
-        s3=wiring.s3_client(),
-        store=wiring.job_store(settings),
-        executions=wiring.executions(submit_settings.state_machine_arn),
-        settings=settings,
-        default_prompt=submit_settings.default_prompt,
-        events=wiring.job_events(JobEventSettings.from_env()),
-    )
-)
+deps = RetryDeps(submit=wiring.submit_deps(settings, submit_settings))
 #: The same counts as Submit's: a retried job is a submitted (or refused) job.
 OUTCOME_METRICS = {RetryOutcome.STARTED: "JobsSubmitted", RetryOutcome.REFUSED: "JobsRefused"}
 

@@ -18,20 +18,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dropcut import wiring
 from dropcut.inbox import InboxMessage
 from dropcut.observability import instrumented, logger, metrics
-from dropcut.settings import JobEventSettings, Settings, SubmitSettings
-from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
+from dropcut.settings import Settings, SubmitSettings
+from dropcut.steps.submit import Outcome, submit_object
 
 settings = Settings.from_env()
 submit_settings = SubmitSettings.from_env()
-deps = SubmitDeps(
-    s3=wiring.s3_client(),
-    store=wiring.job_store(settings),
-    executions=wiring.executions(submit_settings.state_machine_arn),
-    settings=settings,
-    default_prompt=submit_settings.default_prompt,
-    events=wiring.job_events(JobEventSettings.from_env()),
-    plan=submit_settings.plan,
-)
+deps = wiring.submit_deps(settings, submit_settings)
 processor = BatchProcessor(event_type=EventType.SQS, model=InboxMessage)
 #: Metric per outcome: what an operator counts on the dashboard.
 OUTCOME_METRICS = {

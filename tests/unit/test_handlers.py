@@ -5,6 +5,7 @@ and the docs show events the code accepts)."""
 from __future__ import annotations
 
 import importlib
+import os
 import json
 import sys
 from pathlib import Path
@@ -117,3 +118,31 @@ def test_no_two_test_modules_share_a_name():
     # files of one name stop the whole suite from being collected in one run.
     names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
     assert sorted(names) == sorted(set(names)), sorted(n for n in set(names) if names.count(n) > 1)
+
+
+def test_retry_plans_with_the_stacks_settings_as_submit_does(handler_module, monkeypatch):
+    """A retried job is planned as its upload was: MaxSegmentsPerJob and NormalizeInputs reach
+    Retry's Submit dependencies (they once fell back to defaults there)."""
+    submit = handler_module("SubmitFunction")
+    retry = handler_module("RetryFunction")
+    for field in ("settings", "default_prompt", "plan", "resolve"):
+        assert getattr(retry.deps.submit, field) == getattr(submit.deps, field), field
+    assert retry.deps.submit.plan.max_parts == int(os.environ["MAX_SEGMENTS_PER_JOB"])
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_handlers_deps_have_no_field_left_to_a_default(name, handler_module):
+    """Every `*Deps` field is required (a handler that forgets one fails mypy), and each
+    handler's deps are built whole from the template's environment."""
+    import dataclasses
+
+    module = handler_module(name)
+    deps = getattr(module, "deps", None)
+    for value in [deps, *(getattr(deps, f.name) for f in dataclasses.fields(deps or object()))]:
+        if dataclasses.is_dataclass(value) and type(value).__name__.endswith("Deps"):
+            for field in dataclasses.fields(value):
+                assert field.default is dataclasses.MISSING, (type(value).__name__, field.name)
+                assert field.default_factory is dataclasses.MISSING, (
+                    type(value).__name__,
+                    field.name,
+                )

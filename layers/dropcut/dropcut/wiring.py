@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from dropcut.settings import CallbackSettings, JobEventSettings, Settings
+from dropcut.settings import CallbackSettings, JobEventSettings, Settings, SubmitSettings
 
 if TYPE_CHECKING:
     import httpx
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from dropcut.pace import PaceBook
     from dropcut.providers import Provider, ProviderFor
     from dropcut.slots import SlotPool
+    from dropcut.steps.submit import SubmitDeps
 
 #: How long a secret read from Secrets Manager is reused before it is read again (s).
 SECRET_MAX_AGE_SECONDS = 300
@@ -178,3 +179,21 @@ def callback_url_factory(callbacks: CallbackSettings) -> CallbackUrlFor | None:
         return callback_signer(callbacks.secret_arn, callbacks.base_url).url_for(job_id)
 
     return url_for
+
+
+def submit_deps(settings: Settings, submit: SubmitSettings) -> SubmitDeps:
+    """Submit's dependencies, for Submit and for Retry (which runs Submit's checks and start):
+    built here once, so the two cannot drift (a retry planned with defaults did)."""
+    from dropcut.public_urls import system_resolver
+    from dropcut.steps.submit import SubmitDeps
+
+    return SubmitDeps(
+        s3=s3_client(),
+        store=job_store(settings),
+        executions=executions(submit.state_machine_arn),
+        settings=settings,
+        default_prompt=submit.default_prompt,
+        resolve=system_resolver,
+        events=job_events(JobEventSettings.from_env()),
+        plan=submit.plan,
+    )

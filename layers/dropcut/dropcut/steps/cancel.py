@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from dropcut.error_reports import end_job_once
 from dropcut.errors import Failure, JobCancelled
 from dropcut.executions import Executions
-from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
+from dropcut.job_events import JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobStatus, JobStore, job_of
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger
@@ -77,7 +77,7 @@ class CancelDeps:
     #: How long a slot stays held for a task that may still be running (s).
     lost_task_hold_seconds: int
     #: Job events (cancelled): best effort, never fails the step.
-    events: JobEvents = NO_JOB_EVENTS
+    events: JobEvents
 
 
 def cancel_job(deps: CancelDeps, job_id: str, requested_by: str) -> CancelResult:

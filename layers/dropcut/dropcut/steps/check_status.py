@@ -21,10 +21,10 @@ class CheckStatusDeps:
     provider_for: ProviderFor
     plan: PollPlan
     #: Where the durations of tasks seen to end are recorded (dropcut.pace); None: nowhere.
-    pace: PaceBook | None = None
+    pace: PaceBook | None
     #: TaskRetries: how many new tasks a part whose provider task failed gets (a whole job's
     #: failed task is not retried: `dropcut retry` is the user's call to pay again).
-    task_retries: int = 0
+    task_retries: int
 
 
 def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> TaskProgress:

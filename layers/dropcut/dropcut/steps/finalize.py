@@ -57,9 +57,9 @@ class FinalizeDeps:
     #: still retried (the state machine retries; this step says when to stop).
     copy_window_seconds: int
     #: Local stacks only: result links over http://127.0.0.1.
-    allow_insecure_urls: bool = False
+    allow_insecure_urls: bool
     #: Where the durations of tasks whose end a callback told are recorded (dropcut.pace).
-    pace: PaceBook | None = None
+    pace: PaceBook | None
 
 
 def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> FinalizeResult:

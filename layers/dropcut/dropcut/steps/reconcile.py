@@ -24,7 +24,7 @@ from boto3.dynamodb.conditions import Key
 from dropcut.error_reports import count_failure, end_job_once
 from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem
 from dropcut.executions import Executions
-from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
+from dropcut.job_events import JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, job_of, to_item
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
@@ -49,7 +49,7 @@ class ReconcileDeps:
     #: How long a slot stays held for a task that may still be running (s).
     lost_task_hold_seconds: int
     #: Job events (failed, cancelled): best effort, never fails the pass.
-    events: JobEvents = NO_JOB_EVENTS
+    events: JobEvents
 
 
 def expire_manifest_waits(deps: ReconcileDeps, now: float) -> list[str]:

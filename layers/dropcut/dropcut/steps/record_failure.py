@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from dropcut.error_reports import count_failure, describe_step_error, write_error_report
 from dropcut.errors import JobCancelled
-from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
+from dropcut.job_events import JobEvents, JobEventType
 from dropcut.jobs import JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger
@@ -28,7 +28,7 @@ class RecordFailureDeps:
     #: How long a slot stays held for a task that may still be running (s).
     lost_task_hold_seconds: float
     #: Job events (failed): best effort, never fails the step.
-    events: JobEvents = NO_JOB_EVENTS
+    events: JobEvents
 
 
 def record_failure(deps: RecordFailureDeps, job_id: str, error: dict[str, Any]) -> str:

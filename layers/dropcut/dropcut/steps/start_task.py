@@ -33,9 +33,9 @@ class StartTaskDeps:
     plan: PollPlan
     presign_seconds: int
     #: None when callbacks are off: every task is polled.
-    callback_url_for: CallbackUrlFor | None = None
+    callback_url_for: CallbackUrlFor | None
     #: Recent task durations (the first wait of a task with no provider estimate); None: none.
-    pace: PaceBook | None = None
+    pace: PaceBook | None
 
 
 def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ExecutionEnded, JobNotReady
-from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
+from dropcut.job_events import JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, is_job_id
 from dropcut.layout import BucketLayout
 from dropcut.media_tools import MediaTools, StitchedVideo
@@ -56,7 +56,7 @@ class StitchDeps:
     #: Where videos are written while they are joined (Lambda: /tmp).
     work_dir: Path
     #: Job events (succeeded): best effort, never fails the step.
-    events: JobEvents = NO_JOB_EVENTS
+    events: JobEvents
 
 
 def stitch(deps: StitchDeps, job_id: str) -> StitchResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,7 @@ from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.error_reports import put_error_report
 from dropcut.errors import Failure, InputInvalid, JobNotReady, ManifestTimedOut, Problem
 from dropcut.executions import Executions
-from dropcut.job_events import NO_JOB_EVENTS, JobEvents, JobEventType
+from dropcut.job_events import JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for, parse_job_spec
 from dropcut.layout import (
     MANIFEST_SUFFIX,
@@ -26,7 +26,7 @@ from dropcut.observability import logger
 from dropcut.plan import Plan, plan_video
 from dropcut.probe import MediaInfo
 from dropcut.providers import PROVIDERS, Provider
-from dropcut.public_urls import Resolver, system_resolver
+from dropcut.public_urls import Resolver
 from dropcut.settings import PlanSettings, Settings
 from dropcut.storage import decode_metadata_value, head_or_none, s3_range_reader
 from dropcut.validation import check_input, video_name_problems
@@ -68,11 +68,11 @@ class SubmitDeps:
     #: The prompt of a video that has no manifest, metadata prompt or preset ("" = wait for one).
     default_prompt: str
     #: Resolves the hosts of https image URLs (the address guard checks every address).
-    resolve: Resolver = system_resolver
+    resolve: Resolver
     #: Job events (submitted, refused): best effort, never fails the step.
-    events: JobEvents = NO_JOB_EVENTS
+    events: JobEvents
     #: MaxSegmentsPerJob and NormalizeInputs (how videos are planned).
-    plan: PlanSettings = field(default_factory=PlanSettings)
+    plan: PlanSettings
 
 
 def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | None) -> SubmitResult:
