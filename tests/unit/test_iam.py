@@ -173,8 +173,11 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | PROVIDER_SECRET
     | CALLBACK_SECRET,
     # steps.check_status: JobStore.update, PaceBook.record (UpdateItem of a pace# item), a
-    # failed part's record read and reset for a new task (_retry_part), provider key.
+    # failed part's record read and reset for a new task (_retry_part), its failed task charged
+    # and its new task reserved (BudgetLedger charge, reserve, spent: GetItem, and transactions
+    # of UpdateItem and PutItem; no slot hand-over), provider key.
     "CheckStatusFunction": allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], SLOTS)
     | PROVIDER_SECRET,
     # steps.finalize: result_copy (create_multipart_upload, upload_part and
     # complete_multipart_upload are s3:PutObject; abort_multipart_upload on a failed copy) into
@@ -329,7 +332,10 @@ CLIENT_NEEDS: dict[str, Any] = {
         lambda g: {a for a, _ in g if a.startswith("s3:")},
     ),
     "jobs": (r"wiring\.job_store\(", lambda g: {r for _, r in g if r.startswith(JOBS)}),
-    "slots": (r"wiring\.slot_pool\(", lambda g: g & SLOT_POOL - {("states:SendTaskSuccess", "*")}),
+    "slots": (
+        r"wiring\.(slot_pool|budget_ledger)\(",
+        lambda g: g & SLOT_POOL - {("states:SendTaskSuccess", "*")},
+    ),
     "executions": (
         r"wiring\.executions\(",
         lambda g: {r for _, r in g if r in (STATE_MACHINE, EXECUTIONS)},

@@ -397,3 +397,16 @@ def test_the_dashboard_shows_every_metric_dropcut_publishes_and_no_other():
         f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS.values()
     }
     assert sources == function_groups, "every function's log group in the log widget"
+
+
+def test_a_single_clamped_credit_correction_raises_the_credit_corrections_alarm():
+    alarm = RESOURCES["CreditCorrectionsAlarm"]["Properties"]
+    assert alarm["MetricName"] in _published_metrics()  # what BudgetLedger.charge counts
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("dropcut", "CreditCorrectionsClamped")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Sum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert alarm["TreatMissingData"] == "notBreaching"
