@@ -17,6 +17,7 @@ deps = CheckStatusDeps(
     # Two reads of at most 8 s each fit well inside the function's 30 s.
     provider_for=wiring.provider_factory(settings, read_timeout=8.0, read_attempts=2),
     plan=check_status_settings.poll,
+    ledger=wiring.budget_ledger(settings),
     task_retries=check_status_settings.task_retries,
     pace=wiring.pace_book(settings),
 )

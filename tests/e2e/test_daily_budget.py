@@ -2,10 +2,12 @@
 job waits in line (no task at the provider, "waiting for budget" in `dropcut ls`) and the
 reconciler publishes JobsWaitingForBudget, the BudgetWaitAlarm's metric; when the first job's
 task ends, the provider's own figure replaces its estimate, and the room it frees lets the
-waiting job go."""
+waiting job go. A provider figure of -5000 credits is clamped to 0 and counted in
+CreditCorrectionsClamped (CreditCorrectionsAlarm's metric): the budget still takes one job."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -140,3 +142,65 @@ def test_with_a_budget_of_one_jobs_estimate_the_second_job_waits_and_the_alarm_m
     report, logs = _reconcile(app)
     assert report["jobs_waiting_for_budget"] == 0
     assert _published(logs, "JobsWaitingForBudget") == [0]
+
+
+@contextlib.contextmanager
+def _logs_of(app: LocalApp, function: str) -> Iterator[list[str]]:
+    """The logs of each invocation of `function` while the block runs."""
+    pool = app.stack.pool(function)
+    seen: list[str] = []
+    sink = pool.log_sink
+
+    def keep(spec: Any, result: Any) -> None:
+        seen.append(result.logs)
+        if sink is not None:
+            sink(spec, result)
+
+    pool.log_sink = keep
+    try:
+        yield seen
+    finally:
+        pool.log_sink = sink
+
+
+def test_a_credit_figure_of_minus_5000_is_clamped_to_0_alarmed_and_the_budget_still_holds(
+    budget_app: LocalApp, clip_path: Path, one_job: float
+) -> None:
+    app, clip, pool = budget_app, clip_path.read_bytes(), budget_app.slot_pool()
+    before = pool.spent()
+    earlier = {task["id"] for task in app.simulator.stats()["tasks"]}
+    # The provider reports credits_reserved: -5000 for the clip's task.
+    app.simulator.configure(
+        task_seconds=1.0, queue_seconds=0.2, credits_per_second=-5000 / (one_job / PRICE)
+    )
+    with _logs_of(app, "FinalizeFunction") as finalize_logs:
+        app.put("inbox/clamp/negative.mp4", clip, metadata={"prompt": "sepia"})
+        ending = app.wait_for_ending("inbox/clamp/negative.mp4")
+    assert ending.succeeded, ending.error
+    tasks = [task for task in app.simulator.stats()["tasks"] if task["id"] not in earlier]
+    assert [task["credits"] for task in tasks] == [-5000]
+    job = app.job("inbox/clamp/negative.mp4")
+    assert job is not None
+    reservation = pool.reservation(job["job_id"])
+    assert reservation is not None
+    assert (float(reservation["charged"]), float(reservation["reported"])) == (0.0, -5000.0)
+    assert pool.spent() == pytest.approx(before)  # the task cost nothing: not -4996
+    assert _published("\n".join(finalize_logs), "CreditCorrectionsClamped") == [1]
+
+    # The day's budget still takes exactly one job's estimate: a second job in the meantime
+    # waits for budget.
+    app.simulator.configure(credits_per_second=0.0)
+    created = app.simulator.stats()["tasks_created"]
+    with app.stack.pool("FinalizeFunction").held():
+        app.put("inbox/clamp/first.mp4", clip, metadata={"prompt": "sepia"})
+        first = app.wait_for_job("inbox/clamp/first.mp4", lambda j: j.get("task_id") is not None)
+        app.put("inbox/clamp/second.mp4", clip, metadata={"prompt": "warm"})
+        second = app.wait_for_job("inbox/clamp/second.mp4", lambda j: j["status"] == "received")
+        _until(
+            "the second job waits for budget", lambda: _budget_waiters(app) == [second["job_id"]]
+        )
+        assert app.simulator.stats()["tasks_created"] == created + 1
+        assert pool.spent() == pytest.approx(before + one_job)
+    assert app.wait_for_ending("inbox/clamp/first.mp4").succeeded
+    assert app.wait_for_ending("inbox/clamp/second.mp4").succeeded
+    assert first["job_id"] != second["job_id"]

@@ -5,12 +5,14 @@ UTC day lets waiting jobs go; waits are bounded and reported as budget waits."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
 
-from dropcut.budget import DailyBudget
+from dropcut.budget import DailyBudget, clamp_credits
 from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
+from dropcut.job_events import NO_JOB_EVENTS
 from dropcut.jobs import JobRecord, JobStatus
 from dropcut.providers import AimlapiProvider, EvolinkProvider
 from dropcut.slots import SlotPool, settle_slot
@@ -88,7 +90,7 @@ def test_credits_below_the_estimate_free_budget_for_the_next_job(budget_pool, to
     budget_pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=5)
     budget_pool.acquire("job-b", 2.0, "tok-b", 3600, estimate=5)
     # The provider billed job-a nothing (e.g. a task it failed without billing).
-    assert budget_pool.charge("job-a", 0.0) is True
+    assert budget_pool.charge("job-a", 0.0, task=0) is True
     assert budget_pool.spent() == 0
     budget_pool.release("job-a")
     assert tokens.resumed == ["tok-a", "tok-b"]
@@ -99,7 +101,7 @@ def test_credits_below_the_estimate_free_budget_for_the_next_job(budget_pool, to
 def test_credits_equal_to_the_estimate_keep_the_next_job_waiting(budget_pool, tokens):
     budget_pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=5)
     budget_pool.acquire("job-b", 2.0, "tok-b", 3600, estimate=5)
-    assert budget_pool.charge("job-a", 5.0) is True
+    assert budget_pool.charge("job-a", 5.0, task=0) is True
     budget_pool.release("job-a")
     assert tokens.resumed == ["tok-a"]
     assert _budget_waiting(budget_pool) == ["job-b"]
@@ -108,13 +110,112 @@ def test_credits_equal_to_the_estimate_keep_the_next_job_waiting(budget_pool, to
 
 def test_a_job_is_charged_once_and_more_credits_than_estimated_count_too(budget_pool):
     budget_pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=5)
-    assert budget_pool.charge("job-a", 7.5) is True
-    assert budget_pool.charge("job-a", 7.5) is False  # a retried Finalize
-    assert budget_pool.charge("job-a", 1.0) is False
+    assert budget_pool.charge("job-a", 7.5, task=0) is True
+    assert budget_pool.charge("job-a", 7.5, task=0) is False  # a retried Finalize
+    assert budget_pool.charge("job-a", 1.0, task=0) is False
     assert budget_pool.spent() == 7.5
-    assert budget_pool.charge("job-a", None) is False
-    assert budget_pool.charge("job-never-granted", 3.0) is False
+    assert budget_pool.charge("job-a", None, task=0) is False
+    assert budget_pool.charge("job-never-granted", 3.0, task=0) is False
     assert budget_pool.spent() == 7.5
+
+
+@pytest.mark.parametrize(
+    ("reported", "estimate", "counted"),
+    [
+        (-5000.0, 10.0, 0.0),  # nothing costs less than nothing
+        (0.0, 10.0, 0.0),
+        (7.5, 5.0, 7.5),
+        (50.0, 5.0, 50.0),  # ten times the estimate: still counted whole
+        (50.5, 5.0, 50.0),  # past it: the bound
+        (1e12, 5.0, 50.0),
+        (math.nan, 5.0, 5.0),  # not a number: the estimate stands
+        (math.inf, 5.0, 5.0),
+        (3.0, 0.0, 3.0),  # no price (CreditsPerBilledSecond 0): only the lower bound
+        (-1.0, 0.0, 0.0),
+    ],
+)
+def test_the_ledger_counts_provider_credits_within_0_and_ten_times_the_estimate(
+    reported, estimate, counted
+):
+    assert clamp_credits(reported, estimate) == counted
+
+
+def _clamped_metrics() -> list[float]:
+    from dropcut.observability import metrics
+
+    return list(metrics.metric_set.get("CreditCorrectionsClamped", {}).get("Value", []))
+
+
+@pytest.fixture
+def clean_metrics():
+    from dropcut.observability import metrics
+
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
+
+
+def test_a_credit_figure_of_minus_5000_is_clamped_to_0_counted_and_lets_no_extra_job_in(
+    slots_table, tokens, clock, clean_metrics, caplog
+):
+    # 20 credits a day, 10 slots: two 10-credit jobs take the whole budget; eight more wait.
+    pool = _pool(slots_table, tokens, clock, limit=20, slots=10)
+    for n in range(10):
+        pool.acquire(f"job-{n}", float(n), f"tok-{n}", 3600, estimate=10)
+    assert tokens.resumed == ["tok-0", "tok-1"] and pool.spent() == 20
+    # The provider reports credits_reserved: -5000 for job-0's task.
+    assert pool.charge("job-0", -5000.0, task=0) is True
+    assert pool.spent() == 10  # not -4990: job-0 cost nothing, job-1 still holds 10
+    reservation = pool.reservation("job-0")
+    assert reservation is not None
+    assert (float(reservation["charged"]), float(reservation["reported"])) == (0.0, -5000.0)
+    assert _clamped_metrics() == [1.0]
+    assert "provider credits out of bounds" in caplog.text
+    pool.release("job-0")
+    # Room for exactly one more 10-credit job, not for nine.
+    assert tokens.resumed == ["tok-0", "tok-1", "tok-2"]
+    assert pool.spent() == 20
+    assert len(_budget_waiting(pool)) == 1 and len(pool.waiters()) == 7
+    # A repeat of the same correction changes nothing and counts nothing again.
+    assert pool.charge("job-0", -5000.0, task=0) is False
+    assert _clamped_metrics() == [1.0]
+
+
+def test_a_figure_over_ten_times_the_estimate_counts_as_ten_times(budget_pool, clean_metrics):
+    budget_pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=5)
+    assert budget_pool.charge("job-a", 5_000_000.0, task=0) is True
+    assert budget_pool.spent() == 50
+    assert _clamped_metrics() == [1.0]
+
+
+def test_a_figure_within_the_bounds_is_counted_whole_and_raises_no_alarm(
+    budget_pool, clean_metrics
+):
+    budget_pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=5)
+    assert budget_pool.charge("job-a", 50.0, task=0) is True
+    assert budget_pool.spent() == 50
+    reservation = budget_pool.reservation("job-a")
+    assert reservation is not None and "reported" not in reservation
+    assert _clamped_metrics() == []
+
+
+def test_each_task_of_a_job_has_its_own_reservation_and_charge(slots_table, tokens, clock):
+    pool = _pool(slots_table, tokens, clock, limit=20)
+    pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=5)
+    assert pool.charge("job-a", 2.0, task=0) is True
+    assert pool.reserve("job-a", 1, 5) is True
+    assert pool.reserve("job-a", 1, 5) is True  # a repeat takes nothing twice
+    assert pool.spent() == 7
+    assert pool.charge("job-a", 3.0, task=1) is True
+    assert pool.charge("job-a", 3.0, task=1) is False
+    assert pool.spent() == 5
+    assert pool.reserve("job-a", 2, 16) is False  # 5 + 16 would pass 20: no room
+    assert pool.reservation("job-a", 2) is None and pool.spent() == 5
+
+
+def test_without_a_budget_a_new_task_needs_no_reservation(pool):
+    assert pool.reserve("job-a", 1, 500) is True
+    assert pool.reservation("job-a", 1) is None
 
 
 def test_a_new_utc_day_lets_the_waiting_job_go(budget_pool, tokens, clock):
@@ -129,7 +230,7 @@ def test_a_new_utc_day_lets_the_waiting_job_go(budget_pool, tokens, clock):
     reservation = budget_pool.reservation("job-b")
     assert reservation is not None and reservation["day"] == "2026-12-01"
     # A correction counts on the day of the reservation, not on the day it arrives.
-    assert budget_pool.charge("job-a", 2.0) is True
+    assert budget_pool.charge("job-a", 2.0, task=0) is True
     assert (budget_pool.spent("2026-11-30"), budget_pool.spent()) == (2, 5)
 
 
@@ -141,7 +242,7 @@ def test_the_line_waits_behind_the_job_the_budget_holds_back(slots_table, tokens
     assert pool.acquire("job-small", 3.0, "tok-small", 3600, estimate=1) is False
     assert [w.job_id for w in pool.waiters()] == ["job-big", "job-small"]
     assert _budget_waiting(pool) == ["job-big"]
-    assert pool.charge("job-a", 0.0) is True
+    assert pool.charge("job-a", 0.0, task=0) is True
     pool.release("job-a")
     assert tokens.resumed == ["tok-a", "tok-big", "tok-small"]
     assert pool.spent() == 6
@@ -184,7 +285,7 @@ def test_a_repeated_grant_keeps_one_reservation(budget_pool, tokens):
 def test_without_a_budget_nothing_is_reserved_or_charged(pool, tokens):
     assert pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=500) is True
     assert pool.reservation("job-a") is None
-    assert pool.charge("job-a", 3.0) is False
+    assert pool.charge("job-a", 3.0, task=0) is False
     assert pool.spent() == 0
 
 
@@ -213,6 +314,18 @@ def test_an_ending_corrects_the_reservation_from_the_record(budget_pool, fields,
     budget_pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=5)
     settle_slot(budget_pool, _ended(**fields), hold_seconds=60)
     assert budget_pool.spent() == spent
+
+
+def test_an_ending_after_a_retry_corrects_the_new_tasks_reservation(budget_pool):
+    budget_pool.acquire("job-a", 1.0, "tok-a", 3600, estimate=2)
+    assert budget_pool.charge("job-a", 1.0, task=0) is True  # the failed task (CheckStatus)
+    assert budget_pool.reserve("job-a", 1, 2) is True
+    failed = [{"task_id": "t-1", "credits": 1.0}]
+    ended = _ended(task_id="t-2", task_finished_seen_at=1.0, credits=0.5, failed_tasks=failed)
+    settle_slot(budget_pool, ended, hold_seconds=60)
+    second = budget_pool.reservation("job-a", 1)
+    assert second is not None and float(second["charged"]) == 0.5
+    assert budget_pool.spent() == 1.5
 
 
 def test_acquire_slot_reserves_the_jobs_estimate_from_its_probed_duration(
@@ -251,6 +364,7 @@ def test_the_reconciler_counts_jobs_waiting_for_budget_and_publishes_it(
         slots=budget_pool,
         manifest_wait_seconds=600,
         lost_task_hold_seconds=60,
+        events=NO_JOB_EVENTS,
     )
     metrics.clear_metrics()
     report = reconcile(deps, now=clock.now)
@@ -296,6 +410,7 @@ def test_a_marked_job_the_budget_would_take_now_counts_as_waiting_for_a_slot(
         slots=pool,
         manifest_wait_seconds=600,
         lost_task_hold_seconds=60,
+        events=NO_JOB_EVENTS,
     )
     assert _budget_waiting(pool) == ["job-b"]
     report = reconcile(deps, now=time.time())

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from dropcut.executions import Executions
 from dropcut.inputs import JobRequest, JobStep
+from dropcut.job_events import NO_JOB_EVENTS
 from dropcut.jobs import (
     JobStatus,
     JobStore,
@@ -18,6 +19,8 @@ from dropcut.jobs import (
     job_id_for,
     retry_job_id,
 )
+from dropcut.public_urls import system_resolver
+from dropcut.settings import PlanSettings
 from dropcut.steps.cancel import CancelDeps, CancelOutcome, cancel_job
 from dropcut.steps.record_failure import RecordFailureDeps, record_failure
 from dropcut.steps.retry import RetryDeps, RetryOutcome, retry_job
@@ -86,6 +89,7 @@ def cancel_deps(jobs_table, media_bucket, settings, pool, sfn):
         executions=Executions(sfn, MACHINE),  # type: ignore[arg-type]
         slots=pool,
         lost_task_hold_seconds=600,
+        events=NO_JOB_EVENTS,
     )
 
 
@@ -143,7 +147,12 @@ def test_a_step_failing_after_the_cancel_leaves_the_cancelled_report(
     cancelled = cancel_job(cancel_deps, job_id, "alice")
     # Its execution's next step saw the job ended and raised before the stop took effect.
     deps = RecordFailureDeps(
-        s3=media_bucket, store=store, layout=settings.layout, slots=pool, lost_task_hold_seconds=1
+        s3=media_bucket,
+        store=store,
+        layout=settings.layout,
+        slots=pool,
+        lost_task_hold_seconds=1,
+        events=NO_JOB_EVENTS,
     )
     key = record_failure(deps, job_id, {"Error": "ExecutionEnded", "Cause": "ended"})
     assert key == cancelled.error_report_key
@@ -161,6 +170,9 @@ def retry_deps(jobs_table, media_bucket, settings, sfn):
             executions=Executions(sfn, MACHINE),  # type: ignore[arg-type]
             settings=settings,
             default_prompt="",
+            resolve=system_resolver,
+            events=NO_JOB_EVENTS,
+            plan=PlanSettings(),
         )
     )
 

@@ -5,8 +5,8 @@ and the docs show events the code accepts)."""
 from __future__ import annotations
 
 import importlib
-import os
 import json
+import os
 import sys
 from pathlib import Path
 

@@ -173,8 +173,11 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | PROVIDER_SECRET
     | CALLBACK_SECRET,
     # steps.check_status: JobStore.update, PaceBook.record (UpdateItem of a pace# item), a
-    # failed part's record read and reset for a new task (_retry_part), provider key.
+    # failed part's record read and reset for a new task (_retry_part), its failed task charged
+    # and its new task reserved (BudgetLedger charge, reserve, spent: GetItem, and transactions
+    # of UpdateItem and PutItem; no slot hand-over), provider key.
     "CheckStatusFunction": allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], SLOTS)
     | PROVIDER_SECRET,
     # steps.finalize: result_copy (create_multipart_upload, upload_part and
     # complete_multipart_upload are s3:PutObject; abort_multipart_upload on a failed copy) into
@@ -320,18 +323,25 @@ def test_the_prefixes_in_the_arns_are_the_ones_the_code_uses():
     assert render(env["MEDIA_BUCKET"]) == BUCKET.removeprefix("arn:aws:s3:::")
 
 
-#: What a handler builds through dropcut.wiring, and the grants it cannot work without.
+#: What a handler builds through dropcut.wiring, and the grants it cannot work without
+#: (wiring.submit_deps builds Submit's: S3, the jobs table, executions, job events).
 #: Checked both ways: a client the handler builds needs its grants, and a grant on these
 #: resources needs the client (a handler that stops using a client must lose its grants).
 CLIENT_NEEDS: dict[str, Any] = {
     "s3": (
-        r"wiring\.(s3_client|presigning_s3_client)\(",
+        r"wiring\.(s3_client|presigning_s3_client|submit_deps)\(",
         lambda g: {a for a, _ in g if a.startswith("s3:")},
     ),
-    "jobs": (r"wiring\.job_store\(", lambda g: {r for _, r in g if r.startswith(JOBS)}),
-    "slots": (r"wiring\.slot_pool\(", lambda g: g & SLOT_POOL - {("states:SendTaskSuccess", "*")}),
+    "jobs": (
+        r"wiring\.(job_store|submit_deps)\(",
+        lambda g: {r for _, r in g if r.startswith(JOBS)},
+    ),
+    "slots": (
+        r"wiring\.(slot_pool|budget_ledger)\(",
+        lambda g: g & SLOT_POOL - {("states:SendTaskSuccess", "*")},
+    ),
     "executions": (
-        r"wiring\.executions\(",
+        r"wiring\.(executions|submit_deps)\(",
         lambda g: {r for _, r in g if r in (STATE_MACHINE, EXECUTIONS)},
     ),
     "resume": (
@@ -339,7 +349,7 @@ CLIENT_NEEDS: dict[str, Any] = {
         lambda g: g & allow(["states:SendTaskSuccess"], "*"),
     ),
     "provider key": (r"wiring\.provider_factory\(", lambda g: g & PROVIDER_SECRET),
-    "job events": (r"wiring\.job_events\(", lambda g: g & JOB_EVENTS),
+    "job events": (r"wiring\.(job_events|submit_deps)\(", lambda g: g & JOB_EVENTS),
     "callback key": (
         r"wiring\.(callback_signer|callback_url_factory)\(",
         lambda g: g & CALLBACK_SECRET,

@@ -7,7 +7,10 @@ from __future__ import annotations
 import pytest
 
 from dropcut.executions import Executions
+from dropcut.job_events import NO_JOB_EVENTS
 from dropcut.jobs import JobStatus, JobStore, job_id_for
+from dropcut.public_urls import system_resolver
+from dropcut.settings import PlanSettings
 from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
 
 
@@ -38,6 +41,9 @@ def intake(jobs_table, media_bucket, settings):
         ),
         settings=settings,
         default_prompt="",
+        resolve=system_resolver,
+        events=NO_JOB_EVENTS,
+        plan=PlanSettings(),
     )
 
 

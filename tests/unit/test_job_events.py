@@ -26,6 +26,8 @@ from dropcut.job_events import (
     build_detail,
 )
 from dropcut.jobs import JobRecord, JobSpec, JobStatus
+from dropcut.public_urls import system_resolver
+from dropcut.settings import PlanSettings
 from dropcut.steps.reconcile import SETTLE_SECONDS, ReconcileDeps, reconcile
 from dropcut.steps.record_failure import RecordFailureDeps, record_failure
 
@@ -349,6 +351,8 @@ def submit_deps(jobs_table, media_bucket, settings):
         settings=settings,
         default_prompt="",
         events=JobEvents(client, "stack"),
+        resolve=system_resolver,
+        plan=PlanSettings(),
     )
     return deps, client
 

@@ -90,7 +90,7 @@ def poll_job(stored_job):
     return store, job_id
 
 
-def test_start_task_learns_from_what_check_status_recorded(poll_job, jobs_table, settings):
+def test_start_task_learns_from_what_check_status_recorded(poll_job, jobs_table, settings, pool):
     store, job_id = poll_job
     book = PaceBook(jobs_table)
 
@@ -103,6 +103,7 @@ def test_start_task_learns_from_what_check_status_recorded(poll_job, jobs_table,
             plan=PLAN,
             presign_seconds=3600,
             pace=book,
+            callback_url_for=None,
         )
         return start_task(deps, job_id)
 
@@ -111,7 +112,12 @@ def test_start_task_learns_from_what_check_status_recorded(poll_job, jobs_table,
     # CheckStatus sees the task end 240 s after its creation and records it.
     seen = cold.model_copy(update={"created_at": time.time() - 240})
     checks = CheckStatusDeps(
-        store=store, provider_for=lambda _: Provider(TaskState.SUCCEEDED), plan=PLAN, pace=book
+        store=store,
+        provider_for=lambda _: Provider(TaskState.SUCCEEDED),
+        plan=PLAN,
+        ledger=pool.ledger,
+        pace=book,
+        task_retries=0,
     )
     check_status(checks, job_id, seen)
     assert [round(d) for d in book.recent(KEY)] == [240]

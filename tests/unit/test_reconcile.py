@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from dropcut.job_events import NO_JOB_EVENTS
 from dropcut.jobs import JobStatus
 from dropcut.slots import SlotPool
 from dropcut.steps.reconcile import SETTLE_SECONDS, ReconcileDeps, reconcile
@@ -41,6 +42,7 @@ def _pass(s3, settings, store, executions, pool):
         slots=pool,
         manifest_wait_seconds=600,
         lost_task_hold_seconds=60,
+        events=NO_JOB_EVENTS,
     )
     return reconcile(deps)
 

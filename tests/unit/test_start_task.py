@@ -58,6 +58,8 @@ def start(job, settings):
             default_provider=settings.provider,
             plan=PLAN,
             presign_seconds=3600,
+            callback_url_for=None,
+            pace=None,
         )
         return start_task(deps, job_id)
 
@@ -180,6 +182,7 @@ def test_with_callbacks_an_uncertain_create_waits_for_the_callback_to_name_the_t
         plan=PLAN,
         presign_seconds=3600,
         callback_url_for=lambda job: f"https://hooks.test/callbacks/{job}?cap=x",
+        pace=None,
     )
     waiting = start_task(deps, job_id)
     assert (waiting.task_id, waiting.follow) == ("", "callback")

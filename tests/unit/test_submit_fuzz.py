@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from devstack.media import make_sample_video
 from dropcut.executions import Executions
+from dropcut.job_events import NO_JOB_EVENTS
 from dropcut.jobs import JobStore
+from dropcut.settings import PlanSettings
 from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
 from tests.unit.test_intake_refusal import RecordingStepFunctions
 
@@ -50,6 +52,8 @@ def deps(jobs_table, media_bucket, settings) -> SubmitDeps:
         settings=settings,
         default_prompt="",
         resolve=no_lookups,
+        events=NO_JOB_EVENTS,
+        plan=PlanSettings(),
     )
 
 

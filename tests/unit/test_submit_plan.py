@@ -11,8 +11,10 @@ import pytest
 
 from devstack.media import make_sample_video
 from dropcut.executions import Executions
+from dropcut.job_events import NO_JOB_EVENTS
 from dropcut.jobs import JobStatus, JobStore, job_id_for
 from dropcut.plan import PlanKind, recorded_plan
+from dropcut.public_urls import system_resolver
 from dropcut.settings import PlanSettings
 from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
 from tests.unit.test_intake_refusal import RecordingStepFunctions
@@ -38,6 +40,8 @@ def deps(jobs_table, media_bucket, settings, **plan: object) -> SubmitDeps:
         settings=settings,
         default_prompt="sepia",
         plan=PlanSettings(**plan),  # type: ignore[arg-type]
+        resolve=system_resolver,
+        events=NO_JOB_EVENTS,
     )
 
 

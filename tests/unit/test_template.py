@@ -406,3 +406,16 @@ def test_work_objects_live_as_long_as_a_retry_counts_on_them():
     rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
     work = next(rule for rule in rules if rule.get("Prefix") == WORK_PREFIX)
     assert work["ExpirationInDays"] == WORK_KEEP_DAYS
+
+
+def test_a_single_clamped_credit_correction_raises_the_credit_corrections_alarm():
+    alarm = RESOURCES["CreditCorrectionsAlarm"]["Properties"]
+    assert alarm["MetricName"] in _published_metrics()  # what BudgetLedger.charge counts
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("dropcut", "CreditCorrectionsClamped")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Sum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert alarm["TreatMissingData"] == "notBreaching"

@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from dropcut.budget import DailyBudget
 from dropcut.errors import JobNotReady, TaskFailed, TaskRetried
 from dropcut.follow import PollPlan, TaskProgress
+from dropcut.job_events import NO_JOB_EVENTS
 from dropcut.jobs import JobStatus, job_of
 from dropcut.media_tools import PreparedPart, StitchedVideo
 from dropcut.plan import PartPlan, Plan, PlanKind, TargetVideo
 from dropcut.providers import ProviderTask, TaskState
+from dropcut.slots import SlotPool, settle_slot
+from dropcut.steps.acquire_slot import job_estimate
 from dropcut.steps.check_status import CheckStatusDeps, check_status
 from dropcut.steps.prepare import PrepareDeps, prepare
 from dropcut.steps.record_failure import RecordFailureDeps, record_failure
@@ -144,7 +148,14 @@ def _edited(store, s3, settings, unit: str, job_id: str, body: bytes) -> None:
 
 
 def _stitch_deps(store, s3, settings, media, tmp_path) -> StitchDeps:
-    return StitchDeps(s3=s3, store=store, layout=settings.layout, media=media, work_dir=tmp_path)
+    return StitchDeps(
+        s3=s3,
+        store=store,
+        layout=settings.layout,
+        media=media,
+        work_dir=tmp_path,
+        events=NO_JOB_EVENTS,
+    )
 
 
 def test_stitch_copies_a_single_edit_and_draws_its_picture(job, media_bucket, settings, tmp_path):
@@ -211,7 +222,12 @@ def test_a_failed_split_job_reports_every_part(job, media_bucket, settings, tmp_
     store.update(units[0], {"status": JobStatus.SUCCEEDED.value})
     store.update(units[1], {"task_id": "t-1", "task_state": "failed", "credits": 1.0})
     deps = RecordFailureDeps(
-        s3=media_bucket, store=store, layout=settings.layout, slots=pool, lost_task_hold_seconds=60
+        s3=media_bucket,
+        store=store,
+        layout=settings.layout,
+        slots=pool,
+        lost_task_hold_seconds=60,
+        events=NO_JOB_EVENTS,
     )
     key = record_failure(deps, job_id, {"Error": "TaskFailed", "Cause": "the part failed"})
     report = json.loads(media_bucket.get_object(Bucket="media", Key=key)["Body"].read())
@@ -250,7 +266,7 @@ def _progress(task_id: str) -> TaskProgress:
 
 
 def test_a_part_whose_task_failed_gets_one_new_task_then_fails(
-    job, media_bucket, settings, tmp_path
+    job, media_bucket, settings, tmp_path, pool
 ):
     store, job_id = job(SPLIT)
     units = prepare(
@@ -260,7 +276,9 @@ def test_a_part_whose_task_failed_gets_one_new_task_then_fails(
         store=store,
         provider_for=lambda _: FailedTasks(),
         plan=PollPlan(initial_seconds=1, max_seconds=60, growth_percent=50),
+        ledger=pool.ledger,
         task_retries=1,
+        pace=None,
     )
     part = units[2]
     store.update(part, {"task_id": "t-1", "status": JobStatus.RUNNING.value})
@@ -274,13 +292,127 @@ def test_a_part_whose_task_failed_gets_one_new_task_then_fails(
         check_status(deps, part, _progress("t-2"))
 
 
-def test_a_whole_jobs_failed_task_is_not_retried(job, media_bucket, settings):
+class FailedTasksBilled:
+    """Every task failed, billed `credits` (None: the provider says nothing)."""
+
+    def __init__(self, credits: float | None) -> None:
+        self.credits = credits
+
+    def get_task(self, task_id: str) -> ProviderTask:
+        return ProviderTask(
+            task_id=task_id, state=TaskState.FAILED, provider_status="failed", credits=self.credits
+        )
+
+
+def _budget_pool(slots_table, tokens, limit: float) -> SlotPool:
+    return SlotPool(
+        slots_table, tokens, "evolink", limit=4, budget=DailyBudget(limit, credits_per_second=1.0)
+    )
+
+
+def _granted_part(job, media_bucket, settings, tmp_path, pool: SlotPool, index: int = 2):
+    """A split job prepared; its part `index` holds a slot and its first task's reservation
+    (7.75 s at 1 credit a second) and runs task t-1. Returns (store, part id)."""
+    store, job_id = job(SPLIT)
+    units = prepare(
+        _prepare_deps(store, media_bucket, settings, RecordingMedia(), tmp_path), job_id
+    ).units
+    part = units[index]
+    record = store.require(part)
+    assert pool.acquire(part, record.created_at, "tok", 3600, job_estimate(pool, record))
+    store.update(part, {"task_id": "t-1", "status": JobStatus.RUNNING.value})
+    return store, part
+
+
+def _checks(store, pool: SlotPool, credits: float | None, retries: int = 1) -> CheckStatusDeps:
+    return CheckStatusDeps(
+        store=store,
+        provider_for=lambda _: FailedTasksBilled(credits),
+        plan=PollPlan(initial_seconds=1, max_seconds=60, growth_percent=50),
+        ledger=pool.ledger,
+        task_retries=retries,
+        pace=None,
+    )
+
+
+def test_a_retried_part_is_charged_for_its_failed_task_and_reserves_its_new_one(
+    job, media_bucket, settings, tmp_path, slots_table, tokens
+):
+    pool = _budget_pool(slots_table, tokens, limit=100)
+    store, part = _granted_part(job, media_bucket, settings, tmp_path, pool)
+    assert pool.spent() == 7.75
+    deps = _checks(store, pool, credits=1.5)
+    with pytest.raises(TaskRetried):
+        check_status(deps, part, _progress("t-1"))
+    first, second = pool.reservation(part, 0), pool.reservation(part, 1)
+    assert first is not None and float(first["charged"]) == 1.5  # the failed task is paid for
+    assert second is not None and float(second["reserved"]) == 7.75  # before its task exists
+    assert "charged" not in second
+    assert pool.spent() == 1.5 + 7.75
+    # The new task fails too (no retries left); the part's ending charges the new task, not the
+    # first task's reservation again.
+    store.update(part, {"task_id": "t-2", "status": JobStatus.RUNNING.value})
+    with pytest.raises(TaskFailed):
+        check_status(deps, part, _progress("t-2"))
+    settle_slot(pool, store.require(part), hold_seconds=60)
+    second = pool.reservation(part, 1)
+    assert second is not None and float(second["charged"]) == 1.5
+    assert pool.spent() == 3.0  # both tasks, as the provider billed them
+
+
+def test_a_failed_task_with_no_figure_keeps_its_estimate_and_the_new_task_adds_its_own(
+    job, media_bucket, settings, tmp_path, slots_table, tokens
+):
+    pool = _budget_pool(slots_table, tokens, limit=100)
+    store, part = _granted_part(job, media_bucket, settings, tmp_path, pool)
+    with pytest.raises(TaskRetried):
+        check_status(_checks(store, pool, credits=None), part, _progress("t-1"))
+    assert pool.spent() == 2 * 7.75  # one estimate per task: the retry did not reuse the first
+
+
+def test_a_part_the_budget_cannot_take_again_fails_with_its_failed_task_charged(
+    job, media_bucket, settings, tmp_path, slots_table, tokens
+):
+    pool = _budget_pool(slots_table, tokens, limit=10)
+    store, part = _granted_part(job, media_bucket, settings, tmp_path, pool)
+    # 5 credits charged for the failed task, then 5 + 7.75 would pass the budget of 10.
+    with pytest.raises(TaskFailed, match=r"no room for it \(DailyCreditBudget 10, 5 spent today\)"):
+        check_status(_checks(store, pool, credits=5.0), part, _progress("t-1"))
+    assert pool.reservation(part, 1) is None
+    record = store.require(part)
+    assert (record.task_id, record.failed_tasks) == ("t-1", [])  # not reset: no new task
+    settle_slot(pool, record, hold_seconds=60)  # its ending charges nothing twice
+    assert pool.spent() == 5.0
+
+
+def test_a_check_status_repeated_after_the_reset_charges_and_reserves_nothing_again(
+    job, media_bucket, settings, tmp_path, slots_table, tokens
+):
+    pool = _budget_pool(slots_table, tokens, limit=100)
+    store, part = _granted_part(job, media_bucket, settings, tmp_path, pool)
+    deps = _checks(store, pool, credits=1.5, retries=2)
+    # A crash after the charge and the reservation, before the reset: the step runs again.
+    pool.charge(part, 1.5, task=0)
+    assert pool.reserve(part, 1, 7.75) is True
+    with pytest.raises(TaskRetried):
+        check_status(deps, part, _progress("t-1"))
+    assert pool.spent() == 1.5 + 7.75
+    # Its answer lost after the reset, the step runs once more for the task left behind.
+    with pytest.raises(TaskFailed):
+        check_status(deps, part, _progress("t-1"))
+    assert pool.spent() == 1.5 + 7.75
+    assert pool.reservation(part, 2) is None
+
+
+def test_a_whole_jobs_failed_task_is_not_retried(job, media_bucket, settings, pool):
     store, job_id = job(AS_IS, task_id="t-1", status=JobStatus.RUNNING)
     deps = CheckStatusDeps(
         store=store,
         provider_for=lambda _: FailedTasks(),
         plan=PollPlan(initial_seconds=1, max_seconds=60, growth_percent=50),
+        ledger=pool.ledger,
         task_retries=1,
+        pace=None,
     )
     with pytest.raises(TaskFailed):
         check_status(deps, job_id, _progress("t-1"))

@@ -2,13 +2,17 @@
 UTC day, and what a job is estimated to cost before its task exists.
 
 The spend lives in the slots table, beside the slots of the provider account it is spent on
-(dropcut.slots.SlotPool keeps it):
+(dropcut.slots.BudgetLedger keeps it):
 
 - `budget#<YYYY-MM-DD>` (UTC day): `spent`, the credits reserved or charged that day;
-- `spend#<job id>`: the job's reservation: the `day` it counts on, the credits `reserved` (its
-  estimate, taken in the same transaction that gives the job its slot, before its task is
-  created) and, once its task has ended, the credits `charged` (the provider's own figure),
-  which replaced the estimate in the day's `spent`.
+- `spend#<job id>`: the reservation of the job's (or part's) task: the `day` it counts on, the
+  credits `reserved` (its estimate, taken in the same transaction that gives the job its slot,
+  before its task is created) and, once its task has ended, the credits `charged` (the
+  provider's own figure, within the bounds of `clamp_credits`; `reported` keeps a figure that
+  was out of them), which replaced the estimate in the day's `spent`;
+- `spend#<job id>#<n>`: the reservation of a part's n-th new task (TaskRetries, n >= 1), taken
+  on the day its earlier task failed, after that task was charged: every task is paid for on
+  the ledger, a failed one included.
 
 A job whose estimate would take the day's spend past the budget is not given a slot: it stays
 in line, marked as waiting for budget, until a correction or the next UTC day makes room
@@ -18,6 +22,7 @@ table's TTL) some days after their day, so the table stays bounded.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +38,8 @@ BUDGET_PREFIX = "budget#"
 SPEND_PREFIX = "spend#"
 #: How long a day's spend and its jobs' reservations are kept after the day (table TTL).
 KEEP_SECONDS = 35 * 86400
+#: The most credits the ledger counts for one task, as a multiple of its estimate (clamp_credits).
+MAX_CREDITS_PER_ESTIMATE = 10.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,37 @@ def budget_entry(day: str) -> str:
     return f"{BUDGET_PREFIX}{day}"
 
 
-def spend_entry(job_id: str) -> str:
-    """The slots table entry of a job's reservation."""
-    return f"{SPEND_PREFIX}{job_id}"
+def spend_entry(job_id: str, task: int = 0) -> str:
+    """The slots table entry of the reservation of a job's (or part's) `task`: 0 its first task,
+    n its n-th new one after a failed task (JobRecord.task_number)."""
+    if task < 0:
+        raise ValueError(f"a task number is 0 or more; got {task}")
+    return f"{SPEND_PREFIX}{job_id}" if task == 0 else f"{SPEND_PREFIX}{job_id}#{task}"
+
+
+def clamp_credits(reported: float, estimate: float) -> float:
+    """The credits the ledger counts for a task the provider billed `reported` credits, against
+    the `estimate` (credits) its reservation took: `reported` when it lies in
+    [0, MAX_CREDITS_PER_ESTIMATE * estimate], else the bound it passed. The one rule for every
+    correction of the daily budget (dropcut.slots.BudgetLedger.charge); a figure it changes is
+    counted (CreditCorrectionsClamped) and alarmed (CreditCorrectionsAlarm).
+
+    Why these bounds:
+    - 0: no task costs less than nothing. A negative figure (a provider bug, a refund reported
+      as usage) would lower the day's spend below what was paid and let more jobs start than
+      the budget allows: a figure of -5000 credits once moved a day's spend to -4940.
+    - MAX_CREDITS_PER_ESTIMATE (10) times the estimate: the estimate already follows the
+      provider's own billing rule on the probed duration, so a true figure differs from it only
+      by the price per billed second (CreditsPerBilledSecond, the operator's setting). A figure
+      ten times over is a unit or parsing error far more often than a price; counted whole it
+      would hold every job back for the rest of the day. The alarm tells the operator to check
+      the provider's bill and CreditsPerBilledSecond.
+    - A figure that is not a finite number says nothing: the estimate stands. With an estimate of 0
+      (CreditsPerBilledSecond 0: no price to compare with), only the lower bound holds.
+    """
+    if not math.isfinite(reported):
+        return estimate
+    counted = max(reported, 0.0)
+    if estimate > 0:
+        counted = min(counted, MAX_CREDITS_PER_ESTIMATE * estimate)
+    return counted

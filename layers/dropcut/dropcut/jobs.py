@@ -278,6 +278,12 @@ class JobRecord(BaseModel):
         return self.key, self.version
 
     @property
+    def task_number(self) -> int:
+        """Which of the unit's provider tasks is its current one: 0 the first, n after n failed
+        ones (TaskRetries). Each task has its own budget reservation (dropcut.budget)."""
+        return len(self.failed_tasks)
+
+    @property
     def task_may_be_running(self) -> bool:
         """True when a provider task may exist that we have not seen end: its slot stays held."""
         if self.task_id:

@@ -25,13 +25,14 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
+    from dropcut.budget import DailyBudget
     from dropcut.callbacks import CallbackSigner, CallbackUrlFor
     from dropcut.executions import Executions
     from dropcut.job_events import JobEvents
     from dropcut.jobs import JobStore
     from dropcut.pace import PaceBook
     from dropcut.providers import Provider, ProviderFor
-    from dropcut.slots import SlotPool
+    from dropcut.slots import BudgetLedger, SlotPool
     from dropcut.steps.submit import SubmitDeps
 
 #: How long a secret read from Secrets Manager is reused before it is read again (s).
@@ -104,16 +105,35 @@ def pace_book(settings: Settings) -> PaceBook:
     return PaceBook(dynamodb().Table(settings.jobs_table))
 
 
+def daily_budget(settings: Settings) -> DailyBudget:
+    """The stack's daily credit budget (DailyCreditBudget, CreditsPerBilledSecond)."""
+    from dropcut.budget import DailyBudget
+
+    slots = settings.slots
+    return DailyBudget(slots.daily_credit_budget, slots.credits_per_billed_second)
+
+
 def slot_pool(settings: Settings) -> SlotPool:
     """The slot pool of this stack's provider account."""
-    from dropcut.budget import DailyBudget
     from dropcut.slots import SlotPool
 
     slots = settings.slots
-    budget = DailyBudget(slots.daily_credit_budget, slots.credits_per_billed_second)
     return SlotPool(
-        dynamodb().Table(slots.table), sfn_client(), settings.provider, slots.limit, budget
+        dynamodb().Table(slots.table),
+        sfn_client(),
+        settings.provider,
+        slots.limit,
+        daily_budget(settings),
     )
+
+
+def budget_ledger(settings: Settings) -> BudgetLedger:
+    """The daily credit budget's ledger of this stack's provider account, alone: no slot
+    hand-overs, so no Step Functions client."""
+    from dropcut.slots import BudgetLedger
+
+    table = dynamodb().Table(settings.slots.table)
+    return BudgetLedger(table, settings.provider, daily_budget(settings))
 
 
 def executions(state_machine_arn: str) -> Executions:

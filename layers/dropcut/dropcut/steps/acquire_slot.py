@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from dropcut.jobs import JobRecord, JobStore
 from dropcut.providers import PROVIDERS, TaskState
-from dropcut.slots import SlotPool
+from dropcut.slots import BudgetLedger, SlotPool
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,9 @@ def acquire_slot(deps: AcquireSlotDeps, job_id: str, task_token: str) -> bool:
     )
 
 
-def job_estimate(slots: SlotPool, record: JobRecord) -> float:
-    """The job's estimated credits (0 without a budget): its provider's billing rule on the
-    probed duration (DailyBudget.estimate)."""
+def job_estimate(slots: SlotPool | BudgetLedger, record: JobRecord) -> float:
+    """The job's (or part's) estimated credits for one task (0 without a budget): its
+    provider's billing rule on the probed duration (DailyBudget.estimate)."""
     if not slots.budget.enabled:
         return 0.0
     provider = PROVIDERS[record.provider or slots.pool]

@@ -10,9 +10,12 @@ from typing import Any
 from dropcut.errors import JobTimedOut, TaskCreationUncertain, TaskFailed, TaskRetried
 from dropcut.follow import PollPlan, TaskProgress, next_progress
 from dropcut.jobs import JobStatus, JobStore
+from dropcut.observability import logger
 from dropcut.pace import PaceBook
 from dropcut.providers import ProviderFor, TaskState
 from dropcut.providers.http import redact_urls
+from dropcut.slots import BudgetLedger
+from dropcut.steps.acquire_slot import job_estimate
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,9 @@ class CheckStatusDeps:
     store: JobStore
     provider_for: ProviderFor
     plan: PollPlan
+    #: The provider account's daily budget: a part's failed task is charged there, and its new
+    #: task reserves its own estimate (dropcut.budget).
+    ledger: BudgetLedger
     #: Where the durations of tasks seen to end are recorded (dropcut.pace); None: nowhere.
     pace: PaceBook | None
     #: TaskRetries: how many new tasks a part whose provider task failed gets (a whole job's
@@ -54,8 +60,8 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
     if task.state is TaskState.FAILED:
         code = f" [{task.error_code}]" if task.error_code else ""
         message = redact_urls(task.error_message or "no message")
-        _retry_part(deps, job_id, progress.task_id, f"{code}: {message}")
-        raise TaskFailed(f"the provider reported the task failed{code}: {message}")
+        not_retried = _retry_part(deps, job_id, progress.task_id, f"{code}: {message}")
+        raise TaskFailed(f"the provider reported the task failed{code}: {message}{not_retried}")
     updated = progress.model_copy(
         update={"state": task.state, "polls": progress.polls + 1, "progress": task.progress}
     )
@@ -87,14 +93,27 @@ def _adopted(store: JobStore, job_id: str, progress: TaskProgress) -> TaskProgre
     )
 
 
-def _retry_part(deps: CheckStatusDeps, unit_id: str, task_id: str, why: str) -> None:
-    """Give a part whose task failed a new task while it has retries left: its task fields are
-    cleared (the failed task is kept in `failed_tasks`) and TaskRetried sends the execution back
-    to StartTask, the part still holding its slot. Returns when the part is not retried."""
+def _retry_part(deps: CheckStatusDeps, unit_id: str, task_id: str, why: str) -> str:
+    """Give a part whose task failed a new task while it has retries left: the failed task is
+    charged on the daily budget (its credits, or its estimate when the provider gave none), the
+    new task reserves its own estimate, the part's task fields are cleared (the failed task is
+    kept in `failed_tasks`) and TaskRetried sends the execution back to StartTask, the part
+    still holding its slot. Returns when the part is not retried: what the failure's message
+    should add ("" when the part has no retries left)."""
     record = deps.store.require(unit_id)
     carried = record.carried_from is not None  # the user's retry asked to pay for it again
-    if not carried and (not record.part_of or len(record.failed_tasks) >= deps.task_retries):
-        return
+    if not carried and (not record.part_of or record.task_number >= deps.task_retries):
+        return ""
+    if record.task_id != task_id:
+        return ""  # a repeat for a task the part has left behind: its reset is done
+    ledger = deps.ledger
+    ledger.charge(unit_id, record.credits, task=record.task_number)
+    if not ledger.reserve(unit_id, record.task_number + 1, job_estimate(ledger, record)):
+        logger.warning("no new task for the part: the daily credit budget has no room")
+        return (
+            "; the part got no new task: the daily credit budget has no room for it "
+            f"(DailyCreditBudget {ledger.budget.limit:g}, {ledger.spent():g} spent today)"
+        )
     reset = deps.store.update(
         unit_id,
         {
@@ -116,3 +135,4 @@ def _retry_part(deps: CheckStatusDeps, unit_id: str, task_id: str, why: str) -> 
     )
     if reset:
         raise TaskRetried(f"the part's task {task_id} failed{why}; the part gets a new task")
+    return ""

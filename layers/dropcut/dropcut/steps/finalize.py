@@ -97,7 +97,8 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
         )
     # The provider's own figure replaces the unit's estimate on the day's spend (dropcut.budget)
     # before the slot goes on, so the next unit in line sees the corrected budget.
-    slots.charge(unit_id, task.credits if task.credits is not None else record.credits)
+    credits = task.credits if task.credits is not None else record.credits
+    slots.charge(unit_id, credits, task=record.task_number)
     slots.release(unit_id)
     released_at = time.time()
     _record_pace(deps, record, progress)
