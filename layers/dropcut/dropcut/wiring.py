@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from dropcut.settings import CallbackSettings, JobEventSettings, Settings
+from dropcut.settings import ActorSettings, CallbackSettings, JobEventSettings, Settings
 
 if TYPE_CHECKING:
     import httpx
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
+    from dropcut.actors import ActorDeps, IamReader
     from dropcut.callbacks import CallbackSigner, CallbackUrlFor
     from dropcut.executions import Executions
     from dropcut.job_events import JobEvents
@@ -113,6 +114,23 @@ def slot_pool(settings: Settings) -> SlotPool:
     return SlotPool(
         dynamodb().Table(slots.table), sfn_client(), settings.provider, slots.limit, budget
     )
+
+
+@cache
+def iam_client() -> IamReader:
+    """IAM, for the actors rule's "writers" (GetRole, SimulatePrincipalPolicy)."""
+    client: IamReader = boto3.client("iam")
+    return client
+
+
+def actor_deps(settings: Settings, actors: ActorSettings) -> ActorDeps:
+    """Who may cancel and retry which jobs (dropcut.actors): ActorPrefixes, parsed now (a bad
+    value fails the cold start), and IAM, built on the first "writers" question."""
+    from dropcut.actors import ActorDeps, ActorPolicy, ActorRules
+
+    rules = ActorRules.parse(actors.actor_prefixes, settings.inbox_prefix)
+    policy = ActorPolicy(rules=rules, bucket=settings.bucket, iam=iam_client)
+    return ActorDeps(policy=policy, store=job_store(settings))
 
 
 def executions(state_machine_arn: str) -> Executions:
