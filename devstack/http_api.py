@@ -4,6 +4,11 @@ The template's `HttpApi` function events become routes here; a request that matc
 the function through moto's Lambda API (so the warm worker pools run the real handler) and the
 proxy result (`statusCode`, `headers`, `body`) is turned back into the HTTP answer. Unmatched
 requests get API Gateway's 404 `{"message":"Not Found"}`, and a function error its 500.
+
+A route with `Auth: {Authorizer: AWS_IAM}` is authorized as API Gateway does it
+(`devstack.iam_auth`): the SigV4 signature is checked, a request that fails gets API Gateway's
+403 and never reaches the function, and the event's `requestContext.authorizer.iam` names the
+caller the signature proves.
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from devstack import iam_auth
+
 LOG = logging.getLogger(__name__)
 
 #: invoke(function logical id, event) -> (payload, FunctionError or None)
 Invoke = Callable[[str, dict[str, Any]], tuple[Any, str | None]]
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+#: The route authorizations served here (SAM's HttpApi event `Auth.Authorizer`).
+AUTHORIZERS = ("NONE", "AWS_IAM")
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,8 @@ class Route:
     path: str  # "/callbacks/{job_id}"
     function: str
     api_id: str
+    #: "AWS_IAM" (the signature checked, the caller in the request context) or "NONE".
+    authorizer: str = "NONE"
 
     @property
     def route_key(self) -> str:
@@ -51,11 +62,19 @@ class Route:
 class LocalHttpApi:
     """Serves every HttpApi route of a template on one local port (like one stage, `$default`)."""
 
-    def __init__(self, invoke: Invoke, account_id: str, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        invoke: Invoke,
+        account_id: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        region: str = "us-east-1",
+    ):
         self.routes: list[Route] = []
         self.requests = 0
         self._invoke = invoke
         self._account_id = account_id
+        self._region = region
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -79,8 +98,12 @@ class LocalHttpApi:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def add_route(self, method: str, path: str, function: str, api_id: str) -> None:
-        self.routes.append(Route(method.upper(), path, function, api_id))
+    def add_route(
+        self, method: str, path: str, function: str, api_id: str, authorizer: str = "NONE"
+    ) -> None:
+        if authorizer not in AUTHORIZERS:
+            raise ValueError(f"{function}: authorizer {authorizer!r} is not served locally")
+        self.routes.append(Route(method.upper(), path, function, api_id, authorizer))
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -108,6 +131,21 @@ class LocalHttpApi:
             self._reply(request, 404, {"message": "Not Found"})
             return
         event = self._event(request, route, params, parts.path, parts.query, body)
+        if route.authorizer == "AWS_IAM":
+            try:
+                identity = iam_auth.authenticate(
+                    request.command,
+                    parts.path,
+                    parts.query,
+                    event["headers"],
+                    body,
+                    region=self._region,
+                    account_id=self._account_id,
+                )
+            except iam_auth.Refused as refused:
+                self._reply(request, 403, {"message": refused.message})
+                return
+            event["requestContext"]["authorizer"] = identity.context()
         try:
             payload, function_error = self._invoke(route.function, event)
         except Exception:

@@ -326,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"dropcut local stack ready\n"
             f"  AWS endpoint     {endpoint}  (any credentials, region us-east-1)\n"
+            f"  jobs API         {app.stack.outputs['JobsApiUrl']}  (cancel, retry: SigV4 "
+            f"checked; test/test is the account's root)\n"
             f"  provider ({args.provider}) simulator  {app.simulator.url}\n"
             f"  media bucket     {app.bucket}\n"
             f"  jobs table       {app.stack.outputs['JobsTableName']}\n"

@@ -1,5 +1,6 @@
-"""Fixes for moto 5.2.5 behaviours that differ from AWS and that dropcut depends on, and one for
-its speed under a burst (a Lambda client per invocation).
+"""Fixes for moto 5.2.5 behaviours that differ from AWS and that dropcut depends on, one call it
+lacks (IAM's SimulatePrincipalPolicy), and one for its speed under a burst (a Lambda client per
+invocation).
 
 Each fix names the moto function it wraps; `install()` is idempotent. tests/devstack checks
 that the wrapped functions still exist, so a moto upgrade that moves them fails loudly.
@@ -35,6 +36,7 @@ def install() -> None:
     _catch_may_name_its_own_state()
     _dynamodb_writes_are_atomic()
     _one_lambda_client_per_region()
+    _iam_simulates_principal_policies()
     _installed = True
 
 
@@ -141,3 +143,80 @@ def _one_lambda_client_per_region() -> None:
 
     boto_client_for._dropcut_cached = True  # type: ignore[attr-defined]
     lambda_eval_utils.boto_client_for = boto_client_for
+
+
+def _iam_simulates_principal_policies() -> None:
+    # AWS: iam:SimulatePrincipalPolicy evaluates a user's or a role's identity policies (inline
+    # and attached; a user's groups' too) for each action on each resource. moto 5.2.5 has no
+    # such call, and the actors rule (dropcut.actors, ActorPrefixes "writers": may the caller
+    # upload the input?) makes it. This one evaluates those policies with moto's own evaluator
+    # (moto.iam.access_control.IAMPolicy: Action and Resource with wildcards, Allow and Deny;
+    # an explicit Deny wins). Unlike AWS, it evaluates no condition (moto counts a statement
+    # with an unmet condition as a deny) and no permissions boundary.
+    from moto.core.responses import ActionResult
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.iam.responses import IamResponse
+
+    if getattr(IamResponse, "simulate_principal_policy", None) is not None:
+        return
+
+    def simulate_principal_policy(self: Any) -> ActionResult:
+        source = self._get_param("PolicySourceArn")
+        actions = self._get_param("ActionNames", [])
+        resources = self._get_param("ResourceArns", []) or ["*"]
+        policies = _identity_policies(self.backend, source)
+        results = []
+        for action in actions:
+            for resource in resources:
+                decision = "implicitDeny"
+                for policy in policies:
+                    verdict = IAMPolicy(policy).is_action_permitted(action, resource)
+                    if verdict == PermissionResult.DENIED:
+                        decision = "explicitDeny"
+                        break
+                    if verdict == PermissionResult.PERMITTED:
+                        decision = "allowed"
+                results.append(
+                    {
+                        "EvalActionName": action,
+                        "EvalResourceName": resource,
+                        "EvalDecision": decision,
+                        "MatchedStatements": [],
+                        "MissingContextValues": [],
+                    }
+                )
+        return ActionResult({"EvaluationResults": results, "IsTruncated": False})
+
+    IamResponse.simulate_principal_policy = simulate_principal_policy  # type: ignore[attr-defined]
+
+
+def _identity_policies(backend: Any, arn: str) -> list[Any]:
+    """The identity policies of the user or role `arn` (moto's shapes, as
+    moto.iam.access_control collects a caller's); NoSuchEntity or InvalidInput as IAM says."""
+    from moto.iam.exceptions import InvalidInput
+
+    kind, _, name = arn.partition(":iam::")[2].partition(":")[2].partition("/")
+    name = name.rsplit("/", 1)[-1]  # the path is not part of the name
+    policies: list[Any] = []
+    if kind == "user":
+        backend.get_user(name)  # NoSuchEntity if there is none
+        owners = [("user", name)] + [("group", g.name) for g in backend.get_groups_for_user(name)]
+        for owner_kind, owner in owners:
+            if owner_kind == "user":
+                inline = [
+                    backend.get_user_policy(owner, p) for p in backend.list_user_policies(owner)
+                ]
+                attached = backend.list_attached_user_policies(owner)[0]
+            else:
+                inline = [
+                    backend.get_group_policy(owner, p) for p in backend.list_group_policies(owner)
+                ]
+                attached = backend.list_attached_group_policies(owner)[0]
+            policies += inline + list(attached)
+    elif kind == "role":
+        backend.get_role(name)
+        policies += [backend.get_role_policy(name, p)[1] for p in backend.list_role_policies(name)]
+        policies += list(backend.list_attached_role_policies(name)[0])
+    else:
+        raise InvalidInput(f"PolicySourceArn {arn} is not a user or a role")
+    return policies

@@ -1,23 +1,28 @@
 """`dropcut cancel` and `dropcut retry`: a person's requests about one job.
 
-Both run in the stack (CancelFunction, RetryFunction, named by the stack's outputs), invoked
-with the caller's credentials: a user needs lambda:InvokeFunction on those two functions, not
-the pipeline's own permissions (stopping executions, handing slots over, writing reports).
+Both run in the stack (CancelFunction, RetryFunction), behind the stack's jobs API (output
+`JobsApiUrl`): `POST /jobs/<job id>/cancel` and `.../retry`, AWS_IAM routes. The request is
+signed with the caller's own credentials (SigV4, service execute-api), so the stack learns who
+asks from AWS; it answers 403 when that caller may not act on the job's input (dropcut.actors:
+by default, whoever may upload the input may cancel and retry its jobs). A user needs
+execute-api:Invoke on those routes, not the pipeline's own permissions.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
+import httpx
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 
+from dropcut.actors import action_path
 from dropcut.jobs import JobRecord
 from dropcut.steps.cancel import CancelOutcome, CancelResult
 from dropcut.steps.retry import RetryOutcome, RetryResult, why_not_retried
 from dropcut_cli import context
-from dropcut_cli.connection import Stack
+from dropcut_cli.connection import ConnectionFailed, Stack
 from dropcut_cli.context import Exit
 from dropcut_cli.display import err, out, print_json, record_json, short_id, styled
 from dropcut_cli.follow import follow
@@ -41,35 +46,51 @@ Ref = Annotated[
 ]
 
 
-class FunctionFailed(Exception):
-    """The stack's function answered with an error (its type and message)."""
+#: How long a request may take (API Gateway gives up on the function after 30 s).
+REQUEST_SECONDS = 40.0
+#: The signing name of API Gateway's IAM authorization.
+SIGNING_SERVICE = "execute-api"
 
 
-def invoke(stack: Stack, output: str, command: str, job_id: str) -> dict[str, Any]:
-    """Invoke the stack's function for `command` about `job_id`, as the caller; its answer.
+class Refused(Exception):
+    """The stack answered 403: this caller may not act on the job (the answer's message)."""
 
-    Raises FunctionFailed (the function raised), ConnectionFailed (no such output), and AWS
-    errors (no permission, unreachable).
+
+class RequestFailed(Exception):
+    """The stack answered with an error other than 403 (its status and message)."""
+
+
+def request(stack: Stack, action: str, job_id: str) -> dict[str, Any]:
+    """POST the jobs API's `action` (cancel, retry) for `job_id`, signed with the caller's
+    credentials; the answer's document (200, or 404 with outcome not_found).
+
+    Raises Refused (403), RequestFailed (any other error answer), ConnectionFailed (no jobs
+    API, no credentials, unreachable).
     """
-    name = stack.function_name(output, command)
-    payload = {"job_id": job_id, "requested_by": _caller(stack)}
-    answer = stack.client("lambda").invoke(FunctionName=name, Payload=json.dumps(payload).encode())
-    body = answer["Payload"].read()
-    document = json.loads(body) if body else None
-    if answer.get("FunctionError") or not isinstance(document, dict):
-        found = document if isinstance(document, dict) else {}
-        raise FunctionFailed(
-            f"{name} failed: {found.get('errorType', 'error')}: {found.get('errorMessage', body)}"
-        )
-    return document
-
-
-def _caller(stack: Stack) -> str:
-    """Who asks (the caller's ARN, recorded on the job); CloudTrail records the invoker too."""
+    url = stack.jobs_api_url.rstrip("/") + action_path(job_id, action)
+    credentials = stack.session.get_credentials()
+    if credentials is None:
+        raise ConnectionFailed("no AWS credentials to sign the request with")
+    signed = AWSRequest(method="POST", url=url, data=b"")
+    region = stack.region or "us-east-1"
+    SigV4Auth(credentials.get_frozen_credentials(), SIGNING_SERVICE, region).add_auth(signed)
     try:
-        return str(stack.client("sts").get_caller_identity()["Arn"])[:256]
-    except (BotoCoreError, ClientError):
-        return "unknown caller"
+        answer = httpx.post(
+            url, headers=dict(signed.headers.items()), content=b"", timeout=REQUEST_SECONDS
+        )
+    except httpx.HTTPError as exc:
+        raise ConnectionFailed(f"cannot reach the jobs API at {url}: {exc}") from None
+    try:
+        document = answer.json()
+    except ValueError:
+        document = None
+    found: dict[str, Any] = document if isinstance(document, dict) else {}
+    message = str(found.get("message") or answer.text[:300] or answer.reason_phrase)
+    if answer.status_code == 403:
+        raise Refused(message)
+    if answer.status_code not in (200, 404) or not found:
+        raise RequestFailed(f"{action} of {job_id} answered {answer.status_code}: {message}")
+    return found
 
 
 def _find(reader: JobReader, ref: str) -> JobRecord:
@@ -80,10 +101,23 @@ def _find(reader: JobReader, ref: str) -> JobRecord:
     return record
 
 
-def _invoke(stack: Stack, output: str, command: str, job_id: str) -> dict[str, Any]:
+def _request(stack: Stack, action: str, record: JobRecord, as_json: bool) -> dict[str, Any]:
     try:
-        return invoke(stack, output, command, job_id)
-    except FunctionFailed as exc:
+        return request(stack, action, record.job_id)
+    except Refused as exc:
+        if as_json:
+            print_json(
+                {action: {"job_id": record.job_id, "outcome": "refused", "detail": str(exc)}}
+            )
+        else:
+            err.print(styled("refused (403):", "red", f" {exc}"), soft_wrap=True)
+            err.print(
+                "        who may act on a job: the stack's ActorPrefixes (by default whoever "
+                "may upload its input, s3:PutObject)",
+                soft_wrap=True,
+            )
+        raise typer.Exit(Exit.FAILED) from None
+    except RequestFailed as exc:
         err.print(styled("error:", "red", f" {exc}"))
         raise typer.Exit(Exit.FAILED) from None
 
@@ -94,16 +128,17 @@ def cancel(ctx: typer.Context, ref: Ref, as_json: JsonOption = False) -> None:
 
     The report says whether the provider still bills the job: neither provider documents a way
     to cancel a task, so a task already created runs to its end and is billed, and the job's
-    slot stays held until that task can have ended (JobDeadlineSeconds). Exit 0 when the job
-    was cancelled; 1 when it had ended already, its result was being stored, or no job matched.
+    slot stays held until that task can have ended (JobDeadlineSeconds). The request is signed
+    with your AWS credentials; the stack refuses it (403) unless you may act on the input's
+    prefix (ActorPrefixes; by default: you may upload there). Exit 0 when the job was
+    cancelled; 1 when it had ended already, its result was being stored, no job matched, or
+    the stack refused you.
     """
     stack = context.stack(ctx)
     reader = JobReader(stack)
     with context.aws_errors():
         record = _find(reader, ref)
-        result = CancelResult.model_validate(
-            _invoke(stack, "CancelFunctionName", "cancel", record.job_id)
-        )
+        result = CancelResult.model_validate(_request(stack, "cancel", record, as_json))
         record = reader.get(record.job_id) or record
         report = reader.document(record.error_report_key)
     if as_json:
@@ -146,8 +181,9 @@ def retry(
     one both ways, and checked by Submit's own rules again (a fixed manifest counts); it
     creates a new provider task, which is paid: without --yes the command only says what it
     would run. Refused while the job runs (cancel it first), after it succeeded, and for an
-    input refused for its options (uploading a fixed manifest restarts it). Exit 0 when
-    the new job started (with --wait: succeeded); 1 otherwise; 2 without --yes.
+    input refused for its options (uploading a fixed manifest restarts it), and (403) when you
+    may not act on the input's prefix (ActorPrefixes; by default: you may upload there). Exit 0
+    when the new job started (with --wait: succeeded); 1 otherwise; 2 without --yes.
     """
     stack = context.stack(ctx)
     reader = JobReader(stack)
@@ -158,9 +194,7 @@ def retry(
             _refused(record, refusal, as_json)
         if not yes:
             raise _ask(stack, record, as_json)
-        result = RetryResult.model_validate(
-            _invoke(stack, "RetryFunctionName", "retry", record.job_id)
-        )
+        result = RetryResult.model_validate(_request(stack, "retry", record, as_json))
         if result.outcome not in (RetryOutcome.STARTED, RetryOutcome.REFUSED):
             _refused(record, result.detail or result.outcome.value, as_json)
         new_id = str(result.new_job_id)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from dropcut.jobs import JobRecord, JobStatus
@@ -232,4 +233,5 @@ def _show_record(record: JobRecord, phase: str, detail: str) -> None:
 def _cancelled_by(record: JobRecord) -> str:
     if not record.cancel_requested_by:
         return ""
-    return f"by {record.cancel_requested_by} at {when(record.cancel_requested_at)}"
+    # The caller's ARN as recorded: an IAM path may hold "[...]", which Rich would read as markup.
+    return f"by {escape(record.cancel_requested_by)} at {when(record.cancel_requested_at)}"

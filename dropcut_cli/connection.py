@@ -82,15 +82,20 @@ class Stack:
     def concurrency(self) -> int:
         return int(self.parameters.get("ProviderConcurrency") or 5)
 
-    def function_name(self, output: str, command: str) -> str:
-        """The function a command invokes, from the stack's output `output`."""
-        name = self.outputs.get(output)
-        if not name:
+    @property
+    def region(self) -> str | None:
+        return self.session.region_name
+
+    @property
+    def jobs_api_url(self) -> str:
+        """The jobs API (cancel, retry: AWS_IAM routes of the stack's HTTP API)."""
+        url = self.outputs.get("JobsApiUrl")
+        if not url:
             raise ConnectionFailed(
-                f"stack {self.name!r} has no output {output}: deploy a dropcut version with "
-                f"`dropcut {command}` (or check that it is a dropcut stack)"
+                f"stack {self.name!r} has no output JobsApiUrl: deploy a dropcut version with "
+                f"the jobs API (or check that it is a dropcut stack)"
             )
-        return name
+        return url
 
     def client(self, service: str) -> Any:
         """One boto3 client per service on the stack's endpoint."""
@@ -130,13 +135,16 @@ class Stack:
 
 def session_for(target: Target) -> boto3.Session:
     """A boto3 session as the AWS CLI would build it; a local endpoint gets a region and
-    placeholder credentials when none are configured (the local stack takes any)."""
+    placeholder credentials when none are configured (the local stack takes any; its jobs API
+    checks signatures and takes test/test as the account's root)."""
     session = boto3.Session(profile_name=target.profile, region_name=target.region)
     if target.endpoint is None:
         return session
     region = session.region_name or LOCAL_REGION
     if session.get_credentials() is None:
-        placeholder = "test"  # not a secret: moto accepts any credentials
+        # Not a secret: moto accepts any credentials, and the local jobs API takes these as the
+        # account's root (devstack.iam_auth).
+        placeholder = "test"
         return boto3.Session(
             aws_access_key_id=placeholder, aws_secret_access_key=placeholder, region_name=region
         )

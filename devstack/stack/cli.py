@@ -88,7 +88,8 @@ def describe(stack: DevStack) -> str:
     lines = [
         f"dropcut local stack '{stack.stack_name}' running (moto {lambda_runtime.MOTO_VERSION})",
         f"  endpoint   {stack.endpoint_url}   region {stack.region}",
-        "  credentials: any (e.g. AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing)",
+        "  credentials: any (e.g. AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing); "
+        "AWS_IAM routes of the HTTP API check the signature: testing/testing is the root",
     ]
     buckets = []
     for lid, res in stack.template["Resources"].items():

@@ -155,7 +155,7 @@ class DevStack:
             DevStack._active.append(self)
         try:
             self._start_server()
-            self.http_api = LocalHttpApi(self._invoke_for_api, self.account_id)
+            self.http_api = LocalHttpApi(self._invoke_for_api, self.account_id, region=self.region)
             self.http_api.start()
             self.deployment.create_resources(self.http_api.url)
             self.event_sources.wire(self.deployment)

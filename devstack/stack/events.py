@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
+from devstack import http_api as http_api_module
 from devstack import sqs_events
 from devstack.stack.resources import key_filter
 from devstack.template import TemplateError
@@ -193,18 +194,34 @@ class EventSources:
     ) -> None:
         http_api = self.stack.http_api
         assert http_api is not None
+        default_authorizer = _default_authorizer(p, props.get("ApiId"))
         props = p.resolver.resolve(props)
         path = props.get("Path")
         method = props.get("Method")
         if not path or not method:
             raise TemplateError(f"{logical_id}.{event_id}: HttpApi events need Path and Method")
         api_id = str(props.get("ApiId") or "ServerlessHttpApi")
-        http_api.add_route(method, path, logical_id, api_id)
+        authorizer = str((props.get("Auth") or {}).get("Authorizer") or default_authorizer)
+        if authorizer not in http_api_module.AUTHORIZERS:
+            raise TemplateError(
+                f"{logical_id}.{event_id}: authorizer {authorizer} is not served locally "
+                f"(only {', '.join(http_api_module.AUTHORIZERS)})"
+            )
+        http_api.add_route(method, path, logical_id, api_id, authorizer)
 
     def _schedule(
         self, p: Provisioner, logical_id: str, event_id: str, props: dict[str, Any]
     ) -> None:
         self.schedules[logical_id] = str(p.resolver.resolve(props.get("ScheduleExpression")))
+
+
+def _default_authorizer(p: Provisioner, api_ref: Any) -> str:
+    """The HttpApi resource's `Auth.DefaultAuthorizer` (what a route without `Auth` gets)."""
+    if isinstance(api_ref, dict) and isinstance(api_ref.get("Ref"), str):
+        api = p.template["Resources"].get(api_ref["Ref"]) or {}
+        auth = (api.get("Properties") or {}).get("Auth") or {}
+        return str(p.resolver.resolve(auth.get("DefaultAuthorizer") or "NONE"))
+    return "NONE"
 
 
 _WIRES: dict[str, Wire] = {

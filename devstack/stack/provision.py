@@ -151,7 +151,20 @@ class Provisioner:
         for name, output in (self.template.get("Outputs") or {}).items():
             if "Condition" in output and not self.resolver.condition(output["Condition"]):
                 continue
-            self.outputs[name] = self.resolver.resolve(output["Value"])
+            self.outputs[name] = self._served_locally(self.resolver.resolve(output["Value"]))
+
+    def _served_locally(self, value: Any) -> Any:
+        """An output naming an HTTP API's execute-api URL gets the local HTTP API's URL, which
+        serves every HttpApi route of the template (the jobs API's `JobsApiUrl`)."""
+        http_api = self.stack.http_api
+        if not isinstance(value, str) or http_api is None:
+            return value
+        for logical_id, resource in self.template["Resources"].items():
+            if resource["Type"] == "AWS::Serverless::HttpApi":
+                api_id = self.lookup(logical_id, "Ref")
+                remote = f"https://{api_id}.execute-api.{self.stack.region}.amazonaws.com"
+                value = value.replace(remote, http_api.url)
+        return value
 
     def register_stack_record(self) -> None:
         """Make the deployment discoverable as a deployed stack is: a CloudFormation stack named

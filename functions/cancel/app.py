@@ -1,17 +1,24 @@
-"""Cancel (`dropcut cancel`, invoked directly): stop a job and end it with a `cancelled` report
-(dropcut.steps.cancel)."""
+"""Cancel (`dropcut cancel`): `POST /jobs/{job_id}/cancel` on the stack's HTTP API, with AWS_IAM
+authorization. The caller is who AWS authenticated; dropcut.actors decides whether it may act on
+the job (403 otherwise, and nothing changes); then dropcut.steps.cancel stops the job and ends it
+with a `cancelled` report, recording that caller.
+
+200 with the cancel's result; 403 refused; 404 no such job; 400 not a job id.
+"""
 
 from typing import Any
 
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.inputs import JobRequest
-from dropcut.observability import logger, typed_handler
-from dropcut.settings import CancelSettings, JobEventSettings, Settings
+from dropcut.actors import Answer, admit, route
+from dropcut.observability import instrumented, logger
+from dropcut.settings import ActorSettings, CancelSettings, JobEventSettings, Settings
 from dropcut.steps.cancel import CancelDeps, cancel_job
 
 settings = Settings.from_env()
+actors = wiring.actor_deps(settings, ActorSettings.from_env())
 deps = CancelDeps(
     s3=wiring.s3_client(),
     store=wiring.job_store(settings),
@@ -21,9 +28,25 @@ deps = CancelDeps(
     lost_task_hold_seconds=settings.slots.lost_task_hold_seconds,
     events=wiring.job_events(JobEventSettings.from_env()),
 )
+app = APIGatewayHttpResolver()
 
 
-@typed_handler(JobRequest)
-def handler(event: JobRequest, context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(job_id=event.job_id)
-    return cancel_job(deps, event.job_id, event.requested_by).model_dump(mode="json")
+def _respond(answer: Answer) -> Response[str]:
+    return Response(
+        status_code=answer.status_code, content_type="application/json", body=answer.body_json
+    )
+
+
+@app.post(route("cancel"))
+def cancel(job_id: str) -> Response[str]:
+    admitted = admit(actors, app.current_event.raw_event, job_id, "cancel")
+    if isinstance(admitted, Answer):
+        return _respond(admitted)
+    logger.append_keys(job_id=job_id)
+    result = cancel_job(deps, job_id, admitted.caller.arn)
+    return _respond(Answer(200, result.model_dump(mode="json")))
+
+
+@instrumented
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

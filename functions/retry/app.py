@@ -1,27 +1,50 @@
-"""Retry (`dropcut retry`, invoked directly): run a failed or cancelled job again from the same
-input version as a new job, through Submit's own checks (dropcut.steps.retry)."""
+"""Retry (`dropcut retry`): `POST /jobs/{job_id}/retry` on the stack's HTTP API, with AWS_IAM
+authorization. The caller is who AWS authenticated; dropcut.actors decides whether it may act on
+the job (403 otherwise, and nothing changes); then dropcut.steps.retry runs the failed or
+cancelled job again from the same input version as a new job, through Submit's own checks,
+recording that caller.
+
+200 with the retry's result; 403 refused; 404 no such job; 400 not a job id.
+"""
 
 from typing import Any
 
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.inputs import JobRequest
-from dropcut.observability import logger, metrics, typed_handler
-from dropcut.settings import Settings, SubmitSettings
+from dropcut.actors import Answer, admit, route
+from dropcut.observability import instrumented, logger, metrics
+from dropcut.settings import ActorSettings, Settings, SubmitSettings
 from dropcut.steps.retry import RetryDeps, RetryOutcome, retry_job
 
 settings = Settings.from_env()
 submit_settings = SubmitSettings.from_env()
+actors = wiring.actor_deps(settings, ActorSettings.from_env())
 deps = RetryDeps(submit=wiring.submit_deps(settings, submit_settings))
 #: The same counts as Submit's: a retried job is a submitted (or refused) job.
 OUTCOME_METRICS = {RetryOutcome.STARTED: "JobsSubmitted", RetryOutcome.REFUSED: "JobsRefused"}
+app = APIGatewayHttpResolver()
 
 
-@typed_handler(JobRequest)
-def handler(event: JobRequest, context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(job_id=event.job_id)
-    result = retry_job(deps, event.job_id, event.requested_by)
+def _respond(answer: Answer) -> Response[str]:
+    return Response(
+        status_code=answer.status_code, content_type="application/json", body=answer.body_json
+    )
+
+
+@app.post(route("retry"))
+def retry(job_id: str) -> Response[str]:
+    admitted = admit(actors, app.current_event.raw_event, job_id, "retry")
+    if isinstance(admitted, Answer):
+        return _respond(admitted)
+    logger.append_keys(job_id=job_id)
+    result = retry_job(deps, job_id, admitted.caller.arn)
     if result.outcome in OUTCOME_METRICS:
         metrics.add_metric(name=OUTCOME_METRICS[result.outcome], unit="Count", value=1)
-    return result.model_dump(mode="json")
+    return _respond(Answer(200, result.model_dump(mode="json")))
+
+
+@instrumented
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

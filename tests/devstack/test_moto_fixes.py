@@ -147,3 +147,48 @@ def test_step_functions_reuses_one_lambda_client_per_moto_server(monkeypatch):
     monkeypatch.setenv("MOTO_PORT", "5124")
     later = lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda")
     assert later is not first and later.meta.endpoint_url == "http://localhost:5124"
+
+
+def test_iam_simulates_a_principals_identity_policies():
+    # dropcut.actors asks SimulatePrincipalPolicy whether a caller may upload a job's input;
+    # moto 5.2.5 has no such call: the local stack evaluates the principal's policies itself.
+    import json
+
+    moto_fixes.install()
+
+    def document(effect: str, resource: str) -> str:
+        statement = {"Effect": effect, "Action": "s3:PutObject", "Resource": resource}
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+    with mock_aws():
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_group(GroupName="editors")
+        iam.put_group_policy(
+            GroupName="editors",
+            PolicyName="up",
+            PolicyDocument=document("Allow", "arn:aws:s3:::b/*"),
+        )
+        arn = iam.create_user(UserName="dana", Path="/team/")["User"]["Arn"]
+        iam.add_user_to_group(GroupName="editors", UserName="dana")
+        deny = iam.create_policy(
+            PolicyName="no-secret", PolicyDocument=document("Deny", "arn:aws:s3:::b/secret/*")
+        )["Policy"]["Arn"]
+        iam.attach_user_policy(UserName="dana", PolicyArn=deny)
+        iam.create_role(RoleName="idle", AssumeRolePolicyDocument="{}")
+
+        def decisions(source: str, *keys: str) -> list[str]:
+            answer = iam.simulate_principal_policy(
+                PolicySourceArn=source,
+                ActionNames=["s3:PutObject"],
+                ResourceArns=[f"arn:aws:s3:::b/{key}" for key in keys],
+            )
+            return [result["EvalDecision"] for result in answer["EvaluationResults"]]
+
+        assert decisions(arn, "inbox/a.mp4", "secret/a.mp4") == ["allowed", "explicitDeny"]
+        assert decisions("arn:aws:iam::123456789012:role/idle", "inbox/a.mp4") == ["implicitDeny"]
+        try:
+            decisions("arn:aws:iam::123456789012:user/nobody", "inbox/a.mp4")
+        except iam.exceptions.NoSuchEntityException:
+            pass
+        else:
+            raise AssertionError("an unknown principal is NoSuchEntity, as on AWS")

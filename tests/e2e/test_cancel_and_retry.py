@@ -1,8 +1,9 @@
-"""`dropcut cancel` and `dropcut retry` against the real local stack (CancelFunction and
-RetryFunction invoked as a user would, the real state machine, the slot line, the simulator):
-a cancelled job ends with a `cancelled` report that says whether the provider bills it, leaves
-the line or gives its slot back, and publishes one `cancelled` event; a retried job runs the
-same input version again as a new, linked job, once."""
+"""`dropcut cancel` and `dropcut retry` against the real local stack (the jobs API's AWS_IAM
+routes called as a user would, signed with the user's credentials and checked for real; the
+real state machine, the slot line, the simulator): a cancelled job ends with a `cancelled`
+report that says whether the provider bills it, leaves the line or gives its slot back, and
+publishes one `cancelled` event; a retried job runs the same input version again as a new,
+linked job, once; a caller who may not upload the input gets 403 and nothing changes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from typer.testing import CliRunner, Result
 
 from devstack.local_app import LocalApp, local_app
@@ -42,8 +47,21 @@ def _fresh(one_slot_app: LocalApp) -> None:
     one_slot_app.simulator.configure(task_seconds=1.5, queue_seconds=0.2)
 
 
-def dropcut(app: LocalApp, *args: str) -> Result:
-    return runner.invoke(cli, ["--endpoint-url", app.stack.endpoint_url, *map(str, args)])
+#: The local stack's placeholder credentials: the account's root (devstack.iam_auth).
+PLACEHOLDER = Credentials("test", "test")
+
+
+def dropcut(app: LocalApp, *args: str, credentials: Credentials = PLACEHOLDER) -> Result:
+    """The command line as a user with `credentials` runs it (only those: no profile, no
+    session token from the environment)."""
+    env = {
+        "AWS_ACCESS_KEY_ID": credentials.access_key,
+        "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
+        "AWS_SESSION_TOKEN": credentials.token,
+        "AWS_PROFILE": None,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    return runner.invoke(cli, ["--endpoint-url", app.stack.endpoint_url, *map(str, args)], env=env)
 
 
 def _record(app: LocalApp, job_id: str) -> dict[str, Any]:
@@ -176,3 +194,78 @@ def test_retry_is_refused_while_the_job_runs_and_runs_a_cancelled_one(
     app.stack.fire_schedule("ReconcileFunction")
     assert app.slot_holders() == {}
     assert app.jobs_in_line() == []
+
+
+def _uploader(app: LocalApp, name: str, prefix: str) -> tuple[str, Credentials]:
+    """An IAM user (in the local stack's moto) who may upload under `prefix`: its ARN and key."""
+    iam = app.stack.client("iam")
+    arn = iam.create_user(UserName=name)["User"]["Arn"]
+    statement = {
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{app.bucket}/{prefix}*",
+    }
+    iam.put_user_policy(
+        UserName=name,
+        PolicyName="upload",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return arn, Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def _post(url: str, credentials: Credentials | None) -> httpx.Response:
+    request = AWSRequest(method="POST", url=url, data=b"")
+    if credentials is not None:
+        SigV4Auth(credentials, "execute-api", "us-east-1").add_auth(request)
+    return httpx.post(url, headers=dict(request.headers.items()), content=b"")
+
+
+def test_a_caller_outside_the_prefix_gets_403_from_cancel_and_retry_and_nothing_changes(
+    one_slot_app: LocalApp, clip: bytes
+) -> None:
+    app = one_slot_app
+    alice_arn, alice = _uploader(app, "alice", "inbox/actors/alice/")
+    bob_arn, bob = _uploader(app, "bob", "inbox/actors/bob/")
+    key = "inbox/actors/alice/clip.mp4"
+    app.put(key, clip)  # no prompt: the job waits for its manifest (no slot, nothing paid)
+    waiting = app.wait_for_job(key, lambda j: j["status"] == "waiting_for_manifest")
+    job_id = waiting["job_id"]
+    api = app.stack.outputs["JobsApiUrl"]
+    assert api == app.stack.http_api.url  # type: ignore[union-attr]
+
+    # Not signed, or signed with a wrong secret: API Gateway's 403; the function never runs.
+    assert _post(f"{api}/jobs/{job_id}/cancel", None).status_code == 403
+    wrong = Credentials(bob.access_key, "not-bobs-secret")
+    answer = _post(f"{api}/jobs/{job_id}/cancel", wrong)
+    assert answer.status_code == 403 and "signature" in answer.json()["message"]
+
+    # Bob is who he says, but may not upload under alice/: 403 from cancel, nothing changes.
+    refused = dropcut(app, "cancel", job_id, credentials=bob)
+    assert refused.exit_code == 1, refused.output
+    assert "refused (403)" in refused.output and bob_arn in refused.output
+    as_json = dropcut(app, "cancel", key.removeprefix("inbox/"), "--json", credentials=bob)
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["cancel"]["outcome"] == "refused"
+    assert _record(app, job_id) == waiting
+    assert app.keys("errors/actors/") == []
+    assert not [e for e in app.job_events() if e["detail"]["job_id"] == job_id]
+
+    # Alice may: the record names her as AWS authenticated her.
+    cancelled = dropcut(app, "cancel", job_id, "--json", credentials=alice)
+    assert cancelled.exit_code == 0, cancelled.output
+    assert json.loads(cancelled.stdout)["cancel"]["outcome"] == "cancelled"
+    assert _record(app, job_id)["cancel_requested_by"] == alice_arn
+    assert _cancelled_event(app, job_id)["message"].startswith(f"cancelled by {alice_arn}")
+
+    # Retry: 403 for bob (no new job, the old one unclaimed); alice may (-r2).
+    retry_refused = dropcut(app, "retry", job_id, "--yes", credentials=bob)
+    assert retry_refused.exit_code == 1 and "refused (403)" in retry_refused.output
+    after = _record(app, job_id)
+    assert "retried_by" not in after and job_id + "-r2" not in {j["job_id"] for j in app.jobs()}
+    # Alice's retry is admitted: the new job records her (it waits for its manifest again).
+    dropcut(app, "retry", job_id, "--yes", credentials=alice)
+    new = _record(app, job_id + "-r2")
+    assert (new["retry_of"], new["retry_requested_by"]) == (job_id, alice_arn)
+    assert _record(app, job_id)["retried_by"] == new["job_id"]
+    assert app.simulator.stats()["tasks_created"] == 0

@@ -188,3 +188,51 @@ def test_plan_line_says_kind_parts_bill_and_reasons(long_clip: Path) -> None:
         "of 7.75 s, each re-encoded; 64x48 is under the model's 720 px minimum side"
     )
     assert plan_line(None) == ""
+
+
+def test_cancel_and_retry_requests_are_signed_by_the_caller_and_a_403_is_a_refusal(monkeypatch):
+    # The jobs API learns the caller from the signature: the request carries nothing else.
+    import boto3
+    import httpx
+
+    from devstack import iam_auth
+    from dropcut_cli import cmd_control
+    from dropcut_cli.connection import Stack
+
+    session = boto3.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    stack = Stack("s", {"JobsApiUrl": "https://abc.example/"}, {}, session, None)
+    job_id = "job-" + "a" * 40
+    sent: list[httpx.Request] = []
+    answers = iter(
+        [
+            httpx.Response(200, json={"job_id": job_id, "outcome": "cancelled"}),
+            httpx.Response(403, json={"message": "arn:x may not cancel it"}),
+            httpx.Response(500, json={"message": "Internal Server Error"}),
+        ]
+    )
+
+    def post(url: str, headers: dict[str, str], content: bytes, timeout: float) -> httpx.Response:
+        request = httpx.Request("POST", url, headers=headers, content=content)
+        sent.append(request)
+        response = next(answers)
+        response.request = request
+        return response
+
+    monkeypatch.setattr(httpx, "post", post)
+    assert cmd_control.request(stack, "cancel", job_id)["outcome"] == "cancelled"
+    [request] = sent
+    assert str(request.url) == f"https://abc.example/jobs/{job_id}/cancel"
+    assert request.content == b""
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    assert "/us-east-1/execute-api/aws4_request" in headers["authorization"]
+    # The local stack's verifier (API Gateway's stand-in) accepts it as the signer.
+    identity = iam_auth.authenticate(
+        "POST", request.url.path, "", headers, b"", region="us-east-1", account_id="123456789012"
+    )
+    assert identity.user_arn == "arn:aws:iam::123456789012:root"
+    with pytest.raises(cmd_control.Refused, match="may not cancel"):
+        cmd_control.request(stack, "cancel", job_id)
+    with pytest.raises(cmd_control.RequestFailed, match="500"):
+        cmd_control.request(stack, "retry", job_id)

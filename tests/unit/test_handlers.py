@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
 
+from dropcut.actors import ActorRequest, route
 from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
 from dropcut.inbox import InboxEvent, InboxMessage
 from dropcut.observability import EVENT_MODEL_ATTRIBUTE
@@ -91,6 +92,10 @@ def test_every_function_has_a_sample_event_its_handler_parses(name, handler_modu
     elif FOLDERS[name] == "submit":  # an SQS batch: Powertools parses each record
         records = [InboxMessage.model_validate(record) for record in sample["Records"]]
         assert records and all(record.body.Records for record in records)
+    elif FOLDERS[name] in ("cancel", "retry"):  # the jobs API: an AWS_IAM route
+        event = APIGatewayProxyEventV2Model.model_validate(sample)
+        assert event.routeKey == "POST " + route(FOLDERS[name]).replace("<job_id>", "{job_id}")
+        assert ActorRequest.model_validate(sample).requestContext.authorizer.iam.userArn
     else:  # the webhook: an HTTP API (payload 2.0) request on the callback route
         assert FOLDERS[name] == "webhook"
         event = APIGatewayProxyEventV2Model.model_validate(sample)

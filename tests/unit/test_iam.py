@@ -148,6 +148,12 @@ PROVIDER_SECRET = allow(["secretsmanager:GetSecretValue"], PROVIDER_KEY)
 CALLBACK_SECRET = allow(["secretsmanager:GetSecretValue"], CALLBACK_KEY)
 #: wiring.job_events (dropcut.job_events.JobEvents.publish: PutEvents on the default bus).
 JOB_EVENTS = allow(["events:PutEvents"], DEFAULT_BUS)
+#: wiring.actor_deps (dropcut.actors.ActorPolicy, ActorPrefixes "writers"): may the caller upload
+#: the input? SimulatePrincipalPolicy of a user or of a role session's role (GetRole: its ARN).
+IAM_USERS, IAM_ROLES = "arn:aws:iam::account:user/*", "arn:aws:iam::account:role/*"
+ACTORS = allow(["iam:SimulatePrincipalPolicy"], IAM_USERS, IAM_ROLES) | allow(
+    ["iam:GetRole"], IAM_ROLES
+)
 
 EXPECTED: dict[str, set[tuple[str, str]]] = {
     # steps.submit: storage.head_or_none (HEAD, by version), probe via s3_range_reader (ranged
@@ -217,21 +223,24 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["states:DescribeExecution"], EXECUTIONS)
     | SLOT_POOL
     | JOB_EVENTS,
-    # steps.cancel (dropcut cancel): end_job_once (conditional UpdateItem, the report under
-    # errors/), Executions.stop, SlotPool.leave_line_of and settle_slot, job events (cancelled).
+    # steps.cancel (dropcut cancel): actors.admit (the job's record, the caller's IAM
+    # question), end_job_once (conditional UpdateItem, the report under errors/),
+    # Executions.stop, SlotPool.leave_line_of and settle_slot, job events (cancelled).
     "CancelFunction": allow(["s3:PutObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | allow(["states:StopExecution"], EXECUTIONS)
     | SLOT_POOL
-    | JOB_EVENTS,
-    # steps.retry (dropcut retry): the old job claimed (GetItem, UpdateItem), then
+    | JOB_EVENTS
+    | ACTORS,
+    # steps.retry (dropcut retry): actors.admit, the old job claimed (GetItem, UpdateItem), then
     # steps.submit.resubmit: Submit's reads, report and start, without deleting a report.
     "RetryFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
     | allow(["s3:ListBucket"], BUCKET)
     | allow(["s3:PutObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
     | allow(["states:StartExecution"], STATE_MACHINE)
-    | JOB_EVENTS,
+    | JOB_EVENTS
+    | ACTORS,
     # steps.webhook (internet-facing): JobStore get/update_returning, resume_callback_wait,
     # provider key (the confirming query), callback secret (the capability check).
     "WebhookFunction": allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
@@ -350,6 +359,7 @@ CLIENT_NEEDS: dict[str, Any] = {
     ),
     "provider key": (r"wiring\.provider_factory\(", lambda g: g & PROVIDER_SECRET),
     "job events": (r"wiring\.(job_events|submit_deps)\(", lambda g: g & JOB_EVENTS),
+    "iam": (r"wiring\.actor_deps\(", lambda g: {a for a, _ in g if a.startswith("iam:")}),
     "callback key": (
         r"wiring\.(callback_signer|callback_url_factory)\(",
         lambda g: g & CALLBACK_SECRET,

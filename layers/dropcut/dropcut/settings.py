@@ -221,6 +221,18 @@ class CancelSettings:
 
 
 @dataclass(frozen=True)
+class ActorSettings:
+    """Who may cancel and retry which jobs (dropcut.actors)."""
+
+    #: ActorPrefixes, as the template passes it (JSON; parsed by dropcut.actors.ActorRules).
+    actor_prefixes: str
+
+    @classmethod
+    def from_env(cls) -> ActorSettings:
+        return cls(os.environ["ACTOR_PREFIXES"])
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     callback_secret_arn: str
 

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from dropcut.settings import CallbackSettings, JobEventSettings, Settings, SubmitSettings
+from dropcut.settings import (
+    ActorSettings,
+    CallbackSettings,
+    JobEventSettings,
+    Settings,
+    SubmitSettings,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
+    from dropcut.actors import ActorDeps, IamReader
     from dropcut.budget import DailyBudget
     from dropcut.callbacks import CallbackSigner, CallbackUrlFor
     from dropcut.executions import Executions
@@ -134,6 +141,23 @@ def budget_ledger(settings: Settings) -> BudgetLedger:
 
     table = dynamodb().Table(settings.slots.table)
     return BudgetLedger(table, settings.provider, daily_budget(settings))
+
+
+@cache
+def iam_client() -> IamReader:
+    """IAM, for the actors rule's "writers" (GetRole, SimulatePrincipalPolicy)."""
+    client: IamReader = boto3.client("iam")
+    return client
+
+
+def actor_deps(settings: Settings, actors: ActorSettings) -> ActorDeps:
+    """Who may cancel and retry which jobs (dropcut.actors): ActorPrefixes, parsed now (a bad
+    value fails the cold start), and IAM, built on the first "writers" question."""
+    from dropcut.actors import ActorDeps, ActorPolicy, ActorRules
+
+    rules = ActorRules.parse(actors.actor_prefixes, settings.inbox_prefix)
+    policy = ActorPolicy(rules=rules, bucket=settings.bucket, iam=iam_client)
+    return ActorDeps(policy=policy, store=job_store(settings))
 
 
 def executions(state_machine_arn: str) -> Executions:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from dropcut.actors import shown
 from dropcut.error_reports import end_job_once
 from dropcut.errors import Failure, JobCancelled
 from dropcut.executions import Executions
@@ -82,7 +83,8 @@ class CancelDeps:
 
 def cancel_job(deps: CancelDeps, job_id: str, requested_by: str) -> CancelResult:
     """Cancel the job (see the module docstring); safe to repeat and to race with its steps
-    and the reconciler. `requested_by` is who asked (recorded with the time).
+    and the reconciler. `requested_by` is who asked, the caller's ARN as AWS authenticated it
+    (dropcut.actors): recorded as it is, shown in the report and event only through `shown`.
 
     Returns what happened; raises only infrastructure errors (AwsUnavailable by the handler).
     """
@@ -204,7 +206,7 @@ def _failure(deps: CancelDeps, record: JobRecord, requested_by: str) -> tuple[Fa
         where = f"after its provider task {record.task_id} ended"
         billing = "the task has ended and is billed as the provider bills ended tasks"
         billed = True
-    message = f"cancelled by {requested_by} {where}"
+    message = f"cancelled by {shown(requested_by)} {where}"
     advice = (
         f"The job was cancelled: {billing}. To run it again from the same upload: "
         f"dropcut retry {record.job_id} --yes (a new paid task for what was not paid yet; what was paid is re-used)."
