@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSRequest
 from dropcut.actors import action_path
 from dropcut.jobs import JobRecord
 from dropcut.steps.cancel import CancelOutcome, CancelResult
-from dropcut.steps.retry import RetryOutcome, RetryResult, why_not_retried
+from dropcut.steps.retry import RetryOutcome, RetryResult, reuse_of, why_not_retried
 from dropcut_cli import context
 from dropcut_cli.connection import ConnectionFailed, Stack
 from dropcut_cli.context import Exit
@@ -158,6 +158,7 @@ def _not_cancelled(record: JobRecord, result: CancelResult) -> None:
         + (f": {result.reason})" if result.reason not in (None, ending_word(record)) else ")"),
         CancelOutcome.STORING: "the provider finished the task; its result is being stored",
         CancelOutcome.NOT_FOUND: "the stack has no such job",
+        CancelOutcome.PART_ID: result.advice,
     }[result.outcome]
     out.print(styled("not cancelled", "yellow", f"  {record.key} (job {short_id(record.job_id)})"))
     out.print(f"        {why}", soft_wrap=True)
@@ -167,7 +168,10 @@ def retry(
     ctx: typer.Context,
     ref: Ref,
     yes: Annotated[
-        bool, typer.Option("--yes", help="Go ahead: the retry is a new, paid provider task.")
+        bool,
+        typer.Option(
+            "--yes", help="Go ahead: parts with no paid result get a new, paid provider task."
+        ),
     ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the new job live.")] = False,
     timeout: Annotated[
@@ -178,9 +182,10 @@ def retry(
     """Run a failed or cancelled job again from the same input version, without a new upload.
 
     The retry is a new job (its id: the old one's with `-r2`, `-r3`, ...), linked to the old
-    one both ways, and checked by Submit's own rules again (a fixed manifest counts); it
-    creates a new provider task, which is paid: without --yes the command only says what it
-    would run. Refused while the job runs (cancel it first), after it succeeded, and for an
+    one both ways, and checked by Submit's own rules again (a fixed manifest counts). What was
+    paid is re-used (an edited part kept, a task whose result link still lives); each part with
+    no paid result gets a new provider task, which is paid: without --yes the command only says
+    what it would run and pay for. Refused while the job runs (cancel it first), after it succeeded, and for an
     input refused for its options (uploading a fixed manifest restarts it), and (403) when you
     may not act on the input's prefix (ActorPrefixes; by default: you may upload there). Exit 0
     when the new job started (with --wait: succeeded); 1 otherwise; 2 without --yes.
@@ -201,7 +206,7 @@ def retry(
         if not as_json:
             out.print(
                 styled("retrying", "cyan", f"  {record.key} as job {short_id(new_id)}")
-                + f" (retry of {short_id(record.job_id)}; a new task at {record.provider})"
+                + f" (retry of {short_id(record.job_id)}: {result.detail})"
             )
         if not wait and result.outcome is RetryOutcome.STARTED:
             if as_json:
@@ -230,10 +235,17 @@ def _refused(record: JobRecord, why: str, as_json: bool) -> None:
 
 def _ask(stack: Stack, record: JobRecord, as_json: bool) -> typer.Exit:
     """What a retry would run and pay for; the command then needs --yes."""
+    reused, parts = reuse_of(JobReader(stack).store, record)
+    provider = record.provider or stack.provider
+    cost = (
+        f"{reused} of its {parts} part(s) re-use what was already paid (no new task), "
+        f"{parts - reused} get a new paid task at {provider}"
+        if reused
+        else f"{parts} new paid task(s) at {provider}"
+    )
     what = (
         f"retry runs s3://{stack.bucket}/{record.key} (version {record.version}) again as a new "
-        f"job, whose new provider task at {record.provider or stack.provider} is paid (the old "
-        f"job ended: {record.error_reason}). Add --yes to go ahead."
+        f"job: {cost} (the old job ended: {record.error_reason}). Add --yes to go ahead."
     )
     if as_json:
         print_json({"retry": {"job_id": record.job_id, "outcome": "needs_yes", "detail": what}})

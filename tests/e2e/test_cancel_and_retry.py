@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +22,9 @@ from botocore.credentials import Credentials
 from typer.testing import CliRunner, Result
 
 from devstack.local_app import LocalApp, local_app
+from devstack.media import make_sample_video
 from devstack.schema import JOB_EVENT_SCHEMA_PATH
+from dropcut.jobs import job_id_for
 from dropcut_cli.app import app as cli
 from tests.e2e.conftest import code_root
 
@@ -145,7 +148,7 @@ def test_retry_of_a_failed_job_creates_one_new_task_and_succeeds(
 
     asked = dropcut(app, "retry", "retry/clip.mp4")
     assert asked.exit_code == 2
-    assert "new provider task" in asked.output and "--yes" in asked.output
+    assert "1 new paid task(s) at evolink" in asked.output and "--yes" in asked.output
     assert app.simulator.stats()["tasks_created"] == 0
 
     retried = dropcut(app, "retry", "retry/clip.mp4", "--yes", "--wait")
@@ -167,6 +170,29 @@ def test_retry_of_a_failed_job_creates_one_new_task_and_succeeds(
     after_success = dropcut(app, "retry", "retry/clip.mp4", "--yes")
     assert after_success.exit_code == 1 and "succeeded" in after_success.output
     assert app.simulator.stats()["tasks_created"] == 1
+
+
+def test_a_part_id_is_refused_by_cancel_and_retry_with_its_jobs_id(
+    one_slot_app: LocalApp, tmp_path: Path
+) -> None:
+    app = one_slot_app
+    key = "inbox/parts/long.mp4"
+    long_clip = Path(make_sample_video(tmp_path / "long.mp4", seconds=14.0, width=720, height=720))
+    put = app.put(key, long_clip.read_bytes(), metadata={"prompt": "sepia"})
+    job_id = job_id_for(app.bucket, key, put["VersionId"])
+    job = app.wait_for_job(key, lambda j: len(j.get("units") or []) > 1, timeout=120)
+    part = job["units"][0]
+
+    cancelled = dropcut(app, "cancel", part)
+    assert cancelled.exit_code == 1, cancelled.output
+    assert f"dropcut cancel {job_id}" in cancelled.output
+    retried = dropcut(app, "retry", part, "--yes")
+    assert retried.exit_code == 1, retried.output
+    assert f"dropcut retry {job_id}" in retried.output
+
+    ending = app.wait_for_ending(key, timeout=180)  # the job went on, untouched
+    assert ending.succeeded, ending.error
+    assert [j["job_id"] for j in app.jobs() if j["key"] == key] == [job_id]
 
 
 def test_retry_is_refused_while_the_job_runs_and_runs_a_cancelled_one(

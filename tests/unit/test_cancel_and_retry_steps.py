@@ -258,7 +258,8 @@ def test_cancel_and_retry_refuse_a_part_id_and_name_its_job(stored_job, cancel_d
     assert store.get(part + "-r2") is None and store.get(job_id + "-r2") is None
 
 
-def test_a_retry_waits_for_the_job_execution_to_be_over(retry_deps, sfn):
+def test_a_retry_waits_for_the_job_execution_to_be_over(retry_deps, sfn, monkeypatch):
+    monkeypatch.setattr("dropcut.steps.retry.EXECUTION_END_WAIT_SECONDS", 1.0)
     job_id = _failed_upload(retry_deps, b"anything")
     sfn.running.add(job_id)  # RecordFailure wrote the report; JobFailed not reached yet
     result = retry_job(retry_deps, job_id, "alice")

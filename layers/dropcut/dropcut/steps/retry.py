@@ -17,11 +17,13 @@ refused for its options (a new manifest or video restarts that one by itself).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel
 
+from dropcut.executions import Executions
 from dropcut.jobs import JobRecord, JobStatus, JobStore, attempt_of, job_of, retry_job_id
 from dropcut.observability import logger
 from dropcut.parts import reusable_results
@@ -66,19 +68,13 @@ def retry_job(deps: RetryDeps, job_id: str, requested_by: str) -> RetryResult:
     Returns what happened; raises only infrastructure errors (AwsUnavailable by the handler).
     """
     store = deps.submit.store
-    if job_of(job_id) != job_id:
-        return RetryResult(
-            job_id=job_id,
-            outcome=RetryOutcome.PART_ID,
-            new_job_id=None,
-            detail=f"{job_id} is a part of {job_of(job_id)}; a part is retried with its job: "
-            f"dropcut retry {job_of(job_id)} (its parts already paid for are re-used)",
-        )
+    if part_refusal := part_id_refusal(job_id):
+        return RetryResult(job_id=job_id, outcome=RetryOutcome.PART_ID, detail=part_refusal)
     old = store.get(job_id)
     if old is None:
         return RetryResult(job_id=job_id, outcome=RetryOutcome.NOT_FOUND)
     refusal = why_not_retried(store, old)
-    if not refusal and deps.submit.executions.status(job_id) == "RUNNING":
+    if not refusal and not _execution_over(deps.submit.executions, job_id):
         refusal = "its execution is still ending; try again in a minute"
     if refusal:
         return RetryResult(
@@ -144,9 +140,38 @@ def reuse_of(store: JobStore, record: JobRecord) -> tuple[int, int]:
     return len(reusable), max(1, len(record.units or []))
 
 
+#: How long a retry waits for the old job's execution to be over (s): its report is written a
+#: step before its execution fails, and a cancel's stop takes a moment to land.
+EXECUTION_END_WAIT_SECONDS = 10.0
+
+
+def _execution_over(executions: Executions, job_id: str) -> bool:
+    """True once the job's execution is not RUNNING, waited for at most
+    EXECUTION_END_WAIT_SECONDS (a retry never runs beside the run it repeats)."""
+    deadline = time.monotonic() + EXECUTION_END_WAIT_SECONDS
+    while executions.status(job_id) == "RUNNING":
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def part_id_refusal(job_id: str) -> str:
+    """Why `job_id` is not retried when it names a part of a job ("" for a job id)."""
+    job = job_of(job_id)
+    if job == job_id:
+        return ""
+    return (
+        f"{job_id} is a part of {job}; a part is retried with its job: dropcut retry {job} "
+        "(its parts already paid for are re-used)"
+    )
+
+
 def why_not_retried(store: JobStore, record: JobRecord) -> str:
     """Why this job cannot be retried now ("" when it can); the command line asks it too,
     before it asks for --yes."""
+    if part_refusal := part_id_refusal(record.job_id):
+        return part_refusal
     if record.status is JobStatus.SUCCEEDED:
         return "the job succeeded; upload the video again (a new version) to edit it again"
     if record.status is not JobStatus.FAILED:
