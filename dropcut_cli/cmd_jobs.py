@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dropcut.jobs import JobRecord, JobStatus
+from dropcut.phases import JobPhase, parse_phase
 from dropcut.plan import Plan
 from dropcut_cli import context
 from dropcut_cli.context import Exit
@@ -53,23 +54,34 @@ def ls(
     prefix: Annotated[
         str | None, typer.Argument(help="Only inputs under this folder of inbox/.")
     ] = None,
-    status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PHASE",
+            help="Only jobs in this phase, as ls shows it: "
+            + ", ".join(phase.label for phase in JobPhase),
+        ),
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(metavar="AGE", help="Only jobs created in the last 90s, 15m, 2h, 3d."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List jobs, newest first (the jobs table's by_status index)."""
+    """List jobs, newest first (the jobs table's by_status index), with their phase."""
     try:
         after = parse_since(since) if since else None
+        wanted = parse_phase(status) if status else None
     except ValueError as exc:
         raise context.usage(str(exc)) from None
     reader = JobReader(context.stack(ctx))
     with context.aws_errors():
-        jobs = reader.listing((status,) if status else tuple(JobStatus), after, prefix)
+        jobs = reader.listing(tuple(JobStatus), after, prefix)
         line = reader.line()
     phases = [reader.phase(record, line, advice=False) for record in jobs]
+    if wanted is not None:
+        kept = [i for i, phase in enumerate(phases) if phase.name == wanted.label]
+        jobs, phases = [jobs[i] for i in kept], [phases[i] for i in kept]
     if as_json:
         rows_json = [
             {**record_json(record), "phase": phase.name}

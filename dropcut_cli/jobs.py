@@ -23,6 +23,7 @@ from dropcut.jobs import (
     to_item,
 )
 from dropcut.layout import BucketLayout
+from dropcut.phases import JobPhase
 from dropcut.plan import Plan
 from dropcut.slots import SlotPool, Waiter
 from dropcut_cli.connection import Stack
@@ -137,8 +138,19 @@ class JobReader:
         return self._documents[key]
 
     def phase(self, record: JobRecord | None, line: list[str], *, advice: bool = True) -> Phase:
-        """Where the job is: waiting, in line (its place), at the provider, storing, ended (a
-        failure with its report's advice, unless `advice` is False)."""
+        """Where the job is: its stored phase (dropcut.phases, as `dropcut ls --status` takes
+        it), with one line of detail: its place in line, the provider's progress, a failure's
+        advice (unless `advice` is False). A record from before phases were stored: worked out
+        from its fields."""
+        found = self._worked_out(record, line, advice=advice)
+        if record is None or record.phase is None:
+            return found
+        phase = record.phase
+        if phase is JobPhase.CANCELLED or phase is JobPhase.FAILED:
+            return Phase(ending_word(record), found.detail, ended=True)
+        return Phase(phase.label, found.detail, ended=phase.ended, ok=phase is JobPhase.DONE)
+
+    def _worked_out(self, record: JobRecord | None, line: list[str], *, advice: bool) -> Phase:
         if record is None:
             return Phase("uploaded", "waiting for Submit to pick it up")
         if record.status is JobStatus.SUCCEEDED:
@@ -164,8 +176,8 @@ class JobReader:
             place = line.index(record.job_id) + 1
             if isinstance(line, Line) and record.job_id in line.for_budget:
                 return Phase(
-                    "waiting for budget",
-                    f"today's credit budget is spent; {place} of {len(line)} in line",
+                    "in line",
+                    f"waiting for budget: today's credit budget is spent; {place} of {len(line)}",
                 )
             return Phase("in line", f"for a provider slot: {place} of {len(line)}")
         if record.status is JobStatus.RECEIVED:

@@ -22,6 +22,7 @@ from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.observability import metrics
 from dropcut.parts import paid_of, parts_of
+from dropcut.phases import JobPhase
 from dropcut.storage import put_json
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ def put_error_report(
     put_json(s3, layout.bucket, key, report.model_dump(mode="json"))
     return {
         "status": JobStatus.FAILED.value,
+        "phase": _ending_phase(failure).value,
         "error_reason": failure.reason,
         "error_message": failure.message,
         "error_report_key": key,
@@ -156,7 +158,12 @@ def end_job_once(
         values[":succeeded"] = "succeeded"
     claimed = store.update(
         record.job_id,
-        {**(fields or {}), "status": JobStatus.FAILED.value, "error_reason": failure.reason},
+        {
+            **(fields or {}),
+            "status": JobStatus.FAILED.value,
+            "phase": _ending_phase(failure).value,
+            "error_reason": failure.reason,
+        },
         condition=condition,
         condition_names={"#status": "status"},
         condition_values=values,
@@ -166,6 +173,11 @@ def end_job_once(
     report_key = write_error_report(s3, store, layout, record, failure, parts_of(store, record))
     events.publish(kind, record, failure=failure, report_key=report_key)
     return report_key
+
+
+def _ending_phase(failure: Failure) -> JobPhase:
+    """A failed job's phase: `cancelled` when someone cancelled it, else `failed`."""
+    return JobPhase.CANCELLED if failure.reason == JobCancelled.reason else JobPhase.FAILED
 
 
 def count_failure(reason: str) -> None:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dropcut.errors import InputInvalid, Problem
+from dropcut.observability import logger, metrics
+from dropcut.phases import JobPhase, sources_of
 from dropcut.providers.base import AspectRatio
 
 if TYPE_CHECKING:
@@ -185,6 +187,22 @@ def is_job_id(value: str) -> bool:
     return re.fullmatch(JOB_ID_PATTERN, value) is not None
 
 
+#: The phase a record created with a status starts in.
+_FIRST_PHASE = {
+    JobStatus.WAITING_FOR_MANIFEST: JobPhase.WAITING_FOR_MANIFEST,
+    JobStatus.RECEIVED: JobPhase.RECEIVED,
+    JobStatus.RUNNING: JobPhase.AT_PROVIDER,
+    JobStatus.SUCCEEDED: JobPhase.DONE,
+    JobStatus.FAILED: JobPhase.FAILED,
+}
+
+
+def phase_of(status: JobStatus) -> JobPhase:
+    """The phase a record of `status` is created in (a status written later comes with the
+    phase the step that writes it moves to)."""
+    return _FIRST_PHASE[status]
+
+
 class JobRecord(BaseModel):
     """The job's row in the jobs table: what was asked, what happened, where the result is."""
 
@@ -221,6 +239,9 @@ class JobRecord(BaseModel):
     #: StartTask's claim before it sends the create (cleared once the task is recorded, or when
     #: the create was provably refused: dropcut.providers.base.create_refused).
     creating_since: float | None = None
+    #: Where it stands (dropcut.phases): written by the step that moves it. None: recorded
+    #: before phases were stored.
+    phase: JobPhase | None = None
     #: Why the create's outcome is unknown (its answer was lost or unusable): the task may exist.
     create_uncertain: str | None = None
     #: When a callback named the task of a create whose answer was lost (the task was adopted).
@@ -319,7 +340,10 @@ class JobStore:
         self.table = table
 
     def create(self, record: JobRecord) -> bool:
-        """Insert the record unless the job exists; True when this call created it."""
+        """Insert the record unless the job exists; True when this call created it. A record
+        without a phase starts in the one its status begins with (phase_of)."""
+        if record.phase is None:
+            record = record.model_copy(update={"phase": phase_of(record.status)})
         try:
             self.table.put_item(
                 Item=to_item(record.model_dump(mode="json")),
@@ -375,6 +399,26 @@ class JobStore:
         except self.table.meta.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def move_phase(self, job_id: str, phase: JobPhase) -> bool:
+        """Write the job's (or part's) phase, if the table of moves (dropcut.phases.MOVES)
+        allows it from the stored one (a record of before phases may move anywhere); False,
+        logged and counted, when it does not. Never raises for a refused move."""
+        sources = sorted(sources_of(phase))
+        values = {f":from{index}": source.value for index, source in enumerate(sources)}
+        allowed = f"#phase IN ({', '.join(values)})" if values else ""
+        condition = "attribute_not_exists(#phase)" + (f" OR {allowed}" if allowed else "")
+        moved = self.update(
+            job_id,
+            {"phase": phase.value},
+            condition=f"attribute_exists(job_id) AND ({condition})",
+            condition_names={"#phase": "phase"},
+            condition_values=values,
+        )
+        if not moved:
+            logger.warning("phase move refused", extra={"job_id": job_id, "to": phase.value})
+            metrics.add_metric(name="PhaseMovesRefused", unit="Count", value=1)
+        return moved
 
     def update_returning(
         self,

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.layout import WORK_KEEP_DAYS
+from dropcut.phases import JobPhase
 from dropcut.providers import PROVIDERS
 from dropcut.providers.base import TaskState
 from dropcut.slots import SlotPool, settle_slot
@@ -129,7 +130,9 @@ def end_parts(store: JobStore, slots: SlotPool, job: JobRecord, hold_seconds: fl
         slots.leave_line_of(unit.job_id, unit.created_at)
         settle_slot(slots, unit, hold_seconds)
         if unit.status is not JobStatus.SUCCEEDED:
-            store.update(unit.job_id, {"status": JobStatus.FAILED.value})
+            store.update(
+                unit.job_id, {"status": JobStatus.FAILED.value, "phase": JobPhase.FAILED.value}
+            )
 
 
 def reusable_result(unit: JobRecord, now: float | None = None) -> Reusable | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dropcut.jobs import JobRecord, JobStore
+from dropcut.phases import JobPhase
 from dropcut.providers import PROVIDERS, TaskState
 from dropcut.slots import BudgetLedger, SlotPool
 
@@ -27,6 +28,7 @@ def acquire_slot(deps: AcquireSlotDeps, job_id: str, task_token: str) -> bool:
     a task the provider reported succeeded: dropcut.parts.carry_paid_results) needs no slot:
     its wait is resumed at once."""
     record = deps.store.require(job_id)
+    deps.store.move_phase(job_id, JobPhase.IN_LINE)
     if record.carried_from and (record.edited_key or record.task_state == TaskState.SUCCEEDED):
         deps.slots.resume_without_slot(task_token, job_id)
         return True

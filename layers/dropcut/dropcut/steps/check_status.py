@@ -12,6 +12,7 @@ from dropcut.follow import PollPlan, TaskProgress, next_progress
 from dropcut.jobs import JobStatus, JobStore
 from dropcut.observability import logger
 from dropcut.pace import PaceBook
+from dropcut.phases import JobPhase
 from dropcut.providers import ProviderFor, TaskState
 from dropcut.providers.http import redact_urls
 from dropcut.slots import BudgetLedger
@@ -45,6 +46,7 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
         progress = _adopted(deps.store, job_id, progress)
     if progress.state is TaskState.SUCCEEDED:
         # A retry re-uses this finished task (StartTask said so): nothing to ask, go on.
+        deps.store.move_phase(job_id, JobPhase.STORING)
         return progress
     task = deps.provider_for(progress.provider).get_task(progress.task_id)
     now = time.time()
@@ -66,6 +68,7 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
         update={"state": task.state, "polls": progress.polls + 1, "progress": task.progress}
     )
     if task.state is TaskState.SUCCEEDED:
+        deps.store.move_phase(job_id, JobPhase.STORING)
         if deps.pace is not None and progress.pace_key and progress.created_at:
             deps.pace.record(progress.pace_key, now - progress.created_at)
         return updated
@@ -129,6 +132,7 @@ def _retry_part(deps: CheckStatusDeps, unit_id: str, task_id: str, why: str) -> 
             "callback_outcome": None,
             "callback_received_at": None,
             "carried_from": None,
+            "phase": JobPhase.AT_PROVIDER.value,
         },
         condition="task_id = :failed",
         condition_values={":failed": task_id},

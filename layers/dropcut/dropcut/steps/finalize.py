@@ -25,6 +25,7 @@ from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger
 from dropcut.pace import PaceBook
+from dropcut.phases import JobPhase
 from dropcut.providers import ProviderFor, TaskState
 from dropcut.result_copy import ResultLimits, copy_result_to_s3
 from dropcut.slots import SlotPool
@@ -80,6 +81,8 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
     if record.spec is None:
         raise JobNotReady("the job has no resolved options; Submit starts only jobs that do")
     if record.edited_key:
+        if record.part_of:  # a part a retry re-uses: its edited video is kept already
+            store.move_phase(unit_id, JobPhase.EDITED)
         slots.release(unit_id)
         logger.info("unit already finalized")
         return FinalizeResult(edited_key=record.edited_key, bytes_stored=0)
@@ -147,6 +150,7 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
     if record.part_of:
         # A part's work is done; the job itself succeeds only when Stitch has made its output.
         fields["status"] = JobStatus.SUCCEEDED.value
+        fields["phase"] = JobPhase.EDITED.value
     store.update(unit_id, fields)
     logger.info("edited video kept", extra={"edited_key": edited_key, "bytes": size})
     return FinalizeResult(edited_key=edited_key, bytes_stored=size)

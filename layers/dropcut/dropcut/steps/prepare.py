@@ -25,6 +25,7 @@ from dropcut.layout import BucketLayout
 from dropcut.media_tools import MediaTools, PreparedPart
 from dropcut.observability import logger
 from dropcut.parts import carry_paid_results
+from dropcut.phases import JobPhase
 from dropcut.plan import Plan
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
     if plan is None or not plan.needs_prepare:
         deps.store.update(job_id, {"units": [job_id]})
         return _reuse_paid_work(deps, job_id, [job_id])
+    deps.store.move_phase(job_id, JobPhase.PREPARING)
     with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
         work = Path(tmp)
         source = work / ("input" + Path(record.key).suffix.lower())
@@ -90,6 +92,7 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
         for unit, (entry, (key, version)) in zip(units, stored, strict=True):
             deps.store.create(_part_record(record, unit, entry, key, version))
         deps.store.update(job_id, {"prepared": prepared, "units": units})
+        deps.store.move_phase(job_id, JobPhase.EDITING)  # its parts move on their own
     logger.info("input prepared", extra={"plan": plan.kind.value, "units": len(units)})
     return _reuse_paid_work(deps, job_id, units)
 

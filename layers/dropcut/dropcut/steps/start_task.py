@@ -13,6 +13,7 @@ from dropcut.follow import Follow, PollPlan, TaskProgress, adoption_progress, fi
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.observability import logger, metrics
 from dropcut.pace import PaceBook, learned_wait, pace_key
+from dropcut.phases import JobPhase
 from dropcut.providers import EditRequest, Element, ProviderFor, TaskState
 from dropcut.providers.base import create_refused
 from dropcut.providers.http import redact_urls
@@ -63,7 +64,11 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
     request = _edit_request(deps, record, callback=callbacks)
     claimed = store.update(
         job_id,
-        {"creating_since": time.time(), "provider": provider_name},
+        {
+            "creating_since": time.time(),
+            "provider": provider_name,
+            "phase": JobPhase.AT_PROVIDER.value,
+        },
         condition="attribute_not_exists(task_id) AND attribute_not_exists(creating_since) "
         "AND #status = :received",
         condition_names={"#status": "status"},
@@ -144,6 +149,8 @@ def _recorded(
     created again. A re-used task is polled at once (its callbacks went to the retried job)."""
     assert record.task_id is not None
     logger.info("provider task already recorded", extra={"task_id": record.task_id})
+    if record.phase in (JobPhase.RECEIVED, JobPhase.IN_LINE):
+        deps.store.move_phase(record.job_id, JobPhase.AT_PROVIDER)
     state = TaskState(record.task_state) if record.task_state else TaskState.QUEUED
     estimate = None
     if record.carried_from:

@@ -26,6 +26,7 @@ from dropcut.layout import BucketLayout
 from dropcut.media_tools import MediaTools, StitchedVideo
 from dropcut.observability import logger, metrics
 from dropcut.parts import is_split, parts_of, unit_records
+from dropcut.phases import JobPhase
 from dropcut.plan import Plan, PlanKind
 from dropcut.steps.prepare import job_plan
 from dropcut.storage import head_or_none, put_json
@@ -83,6 +84,7 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
     if not units or None in edited or (record.units and len(units) != len(record.units)):
         raise JobNotReady("a unit of the job has no edited video; Finalize stores each first")
     plan = job_plan(record)
+    store.move_phase(job_id, JobPhase.STITCHING)
     output_key, newer_version = _place(deps, record.key, record.version, record.spec.output_name)
     started = time.time()
     with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
@@ -126,7 +128,15 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
         "contact_sheet_key": sheet_key,
         "credits": credits,
     }
-    store.update(job_id, {"status": JobStatus.SUCCEEDED.value, "stored_at": stored_at, **done})
+    store.update(
+        job_id,
+        {
+            "status": JobStatus.SUCCEEDED.value,
+            "phase": JobPhase.DONE.value,
+            "stored_at": stored_at,
+            **done,
+        },
+    )
     deps.events.publish(JobEventType.SUCCEEDED, record.model_copy(update=done))
     metrics.add_metric(name="JobsSucceeded", unit="Count", value=1)
     if credits is not None:

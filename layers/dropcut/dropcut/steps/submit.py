@@ -23,6 +23,7 @@ from dropcut.layout import (
     not_a_job,
 )
 from dropcut.observability import logger
+from dropcut.phases import JobPhase
 from dropcut.plan import Plan, plan_video
 from dropcut.probe import MediaInfo
 from dropcut.providers import PROVIDERS, Provider
@@ -142,7 +143,12 @@ def _submit_version(
     except NoOptionsYet:
         # The manifest may still be on its way: its own event will start the job.
         if existing is None:
-            waiting = record.model_copy(update={"status": JobStatus.WAITING_FOR_MANIFEST})
+            waiting = record.model_copy(
+                update={
+                    "status": JobStatus.WAITING_FOR_MANIFEST,
+                    "phase": JobPhase.WAITING_FOR_MANIFEST,
+                }
+            )
             deps.store.create(waiting)
         return SubmitResult(key, Outcome.WAITING_FOR_MANIFEST, job_id)
     except InputInvalid as invalid:
@@ -182,6 +188,7 @@ def _submit_version(
     ready = record.model_copy(
         update={
             "status": JobStatus.RECEIVED,
+            "phase": JobPhase.RECEIVED,
             "spec": spec,
             "spec_source": source,
             "provider": spec.provider or deps.settings.provider,

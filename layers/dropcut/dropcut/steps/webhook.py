@@ -25,7 +25,8 @@ from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ProviderBadResponse, ProviderError
 from dropcut.jobs import JobRecord, JobStatus, JobStore
 from dropcut.observability import logger, metrics
-from dropcut.providers import Provider, ProviderFor, ProviderTask
+from dropcut.phases import JobPhase
+from dropcut.providers import Provider, ProviderFor, ProviderTask, TaskState
 from dropcut.tokens import resume_wait
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ def accept_callback(deps: WebhookDeps, job_id: str, raw_body: str | bytes) -> Ca
             "progress": confirmed.progress,
             "credits": confirmed.credits,
             "task_finished_seen_at": now,
+            **({"phase": JobPhase.STORING.value} if confirmed.state is TaskState.SUCCEEDED else {}),
         },
         condition="attribute_not_exists(callback_outcome) AND #status = :running",
         condition_names={"#status": "status"},
