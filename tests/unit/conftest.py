@@ -4,6 +4,9 @@ import pytest
 from botocore.exceptions import ClientError
 from pytest_socket import disable_socket, enable_socket
 
+# Powertools' Tracer opens X-Ray's UDP emitter socket when it is first built: build it here, at
+# collection, before sockets are blocked, whichever test first imports a module that logs.
+import dropcut.observability  # noqa: F401
 from dropcut.settings import Settings, SlotSettings
 
 
