@@ -50,25 +50,39 @@ def drop_behind_a_gateway(app: LocalApp, key: str, clip: bytes, status: int) -> 
     return job_id_for(app.bucket, key, put["VersionId"])
 
 
-@pytest.mark.parametrize("status", GATEWAY_ANSWERS)
-def test_evolink_adopts_the_task_its_gateway_hid_and_pays_once(
-    evolink_app: LocalApp, clip: bytes, status: int
+def test_evolink_adopts_every_task_its_gateway_hid_and_pays_once(
+    evolink_app: LocalApp, clip: bytes
 ):
+    """One clip per gateway answer, dropped together: the simulator's rules are used in order,
+    one create each (a 502, a 503, a 504, a 408 and a cut-off 200), and each create made a task."""
     app = evolink_app
     spent_before = app.slot_pool().spent()
     tasks_before = app.simulator.stats()["tasks_created"]
-    key = f"inbox/paid-once/gateway-{status}.mp4"
-    drop_behind_a_gateway(app, key, clip, status)
-    ending = app.wait_for_ending(key, timeout=120)
-    assert ending.succeeded, ending.error
+    app.simulator.configure(
+        task_seconds=1.0,
+        queue_seconds=0.1,
+        faults=[
+            {"api": "*", "op": "create", "kind": "accept_then_error", "status": status}
+            for status in GATEWAY_ANSWERS
+        ],
+    )
+    keys = [f"inbox/paid-once/gateway-{n}.mp4" for n in range(len(GATEWAY_ANSWERS))]
+    for key in keys:
+        app.put(key, clip, metadata={"prompt": "sepia"})
+    for key in keys:
+        ending = app.wait_for_ending(key, timeout=180)
+        assert ending.succeeded, ending.error
     stats = app.simulator.stats()
-    assert stats["faults_applied"] >= 1 and stats["tasks_created"] - tasks_before == 1
-    job = app.job(key)
-    assert job is not None
-    task = next(t for t in stats["tasks"] if t["id"] == job["task_id"])  # the one paid task
-    assert job["task_adopted_at"] and job["create_uncertain"]
-    # Charged once, the provider's own figure for the one task.
-    assert app.slot_pool().spent() - spent_before == pytest.approx(float(task["credits"]))
+    assert all(rule["times"] == 0 for rule in stats["faults_pending"])  # every answer was hidden
+    assert stats["tasks_created"] - tasks_before == len(keys)  # one task per job, none more
+    charged = 0.0
+    for key in keys:
+        job = app.job(key)
+        assert job is not None and job["task_adopted_at"] and job["create_uncertain"], job
+        task = next(t for t in stats["tasks"] if t["id"] == job["task_id"])  # its one paid task
+        charged += float(task["credits"])
+    # Charged once each: the provider's own figure for each one task.
+    assert app.slot_pool().spent() - spent_before == pytest.approx(charged)
 
 
 def test_a_result_link_that_answers_404_for_a_while_is_copied_once_it_answers(
