@@ -25,7 +25,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-#: The placeholder credentials of the local stack (README "Local stack") and of its workers
+#: The placeholder credentials of the local stack (docs/local-stack.md) and of its workers
 #: (devstack.stack.lambdas.DUMMY_CREDENTIALS): they act as the account's root here.
 PLACEHOLDER_KEYS = {"test": "test", "testing": "testing"}
 #: How far the request's date may be from now (AWS: 15 minutes).

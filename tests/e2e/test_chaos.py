@@ -25,7 +25,7 @@ LIMIT = 5
 DEADLINE_SECONDS = 40
 #: The one ending a meant-to-run input may get that is not its own: its create may have reached
 #: the provider (answered 5xx, or a worker killed mid-request) and no callback named a task
-#: before the deadline, so dropcut does not send a second one (README, "The crash window").
+#: before the deadline, so dropcut does not send a second one (docs/exactly-once.md, "The crash window").
 UNCERTAIN = "task_creation_uncertain"
 #: Creates the simulator answers 5xx without creating a task: each such job waits for a
 #: callback that never comes, then ends uncertain, unpaid.

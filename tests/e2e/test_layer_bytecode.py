@@ -1,7 +1,7 @@
 """What `sam build` ships in each layer carries its bytecode: every .py has a .pyc for the build's
 Python (3.13, the Lambda runtime's), compiled from that very source and marked unchecked-hash, so
 Lambda (read-only /opt, zip mtimes kept to 2 s) imports it as it is instead of compiling the
-module at every cold start (layers/Makefile, README performance)."""
+module at every cold start (layers/Makefile, docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -378,7 +378,7 @@ def test_provider_error_messages_never_carry_a_presigned_signature():
     ],
 )
 def test_create_refused_is_true_only_when_no_task_can_exist(answer, refused):
-    """The create rule (README, "Exactly once"): release the claim only when the create
+    """The create rule (docs/exactly-once.md, "The create rule"): release the claim only when the create
     provably created nothing."""
     from dropcut.providers.base import create_refused
 

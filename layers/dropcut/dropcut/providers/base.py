@@ -34,7 +34,7 @@ CREATE_REFUSALS = frozenset({400, 401, 402, 403, 404, 422, 429})
 def create_refused(error: Exception) -> bool:
     """True when a failed create provably created no task, so sending it again cannot pay twice.
 
-    The one rule for a create, from how it failed (README, "Exactly once"):
+    The one rule for a create, from how it failed (docs/exactly-once.md, "The create rule"):
 
     | the create ...                                           | a task may exist | claim   |
     |----------------------------------------------------------|------------------|---------|
