@@ -25,13 +25,15 @@ export PYTHONPATH := $(abspath .)
 export AWS_DEFAULT_REGION ?= us-east-1
 PYTEST_ARGS ?=
 
-.PHONY: help venv lint format build test test-unit test-integration test-devstack test-e2e demo stack simulator bench clean
+.PHONY: help venv hooks lint check format build test test-unit test-integration test-devstack test-e2e demo stack simulator bench clean
 
 help:
 	@echo "make demo    run the whole pipeline on the local stack (videos in, edited videos out)"
 	@echo "make test    lint + sam build + unit, integration, devstack and end-to-end tests"
+	@echo "make check   the inner loop: ruff, ruff format --check, mypy, import contracts, cfn-lint, unit tests"
 	@echo "make stack   run the local stack in the foreground (S3/SFN/DynamoDB + provider simulator)"
 	@echo "make lint    ruff (with a complexity gate), mypy, import contracts, cfn-lint, sam validate --lint, checkov"
+	@echo "make hooks   install the pre-commit hooks (ruff, ruff format, mypy on changed packages, cfn-lint)"
 	@echo "make bench   benchmarks (figures printed, not asserted)"
 
 $(STAMP): requirements-dev.txt layers/dropcut/pyproject.toml layers/media/pyproject.toml pyproject.toml
@@ -52,14 +54,23 @@ $(CHECKOV_STAMP): requirements-checkov.txt | $(STAMP)
 
 venv: $(STAMP)
 
+# The pre-commit hooks (.pre-commit-config.yaml): local hooks running the venv's pinned tools.
+hooks: $(STAMP)
+	$(BIN)/pre-commit install
+
+# The fast checks, shared by `make check` and `make lint`.
+define FAST_LINT
+$(BIN)/ruff check .
+$(BIN)/ruff format --check .
+$(BIN)/mypy
+$(BIN)/lint-imports
+$(BIN)/cfn-lint template.yaml
+endef
+
 # checkov runs offline (no Prisma Cloud guidelines download, no update check); its findings are
 # fixed in the template or skipped there, each with its reason (Metadata: checkov: skip).
 lint: $(STAMP) $(CHECKOV_STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
-	$(BIN)/lint-imports
-	$(BIN)/cfn-lint template.yaml
+	$(FAST_LINT)
 	$(BIN)/sam validate --lint --region $(AWS_DEFAULT_REGION)
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --file template.yaml \
 		--framework cloudformation --quiet --compact --skip-download
@@ -83,6 +94,12 @@ TEST_WORKERS ?= 2
 test: lint build
 	DROPCUT_CODE_ROOT=.aws-sam/build $(BIN)/python -m pytest -p no:cacheprovider \
 		-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+
+# The inner loop: the fast lint (no sam validate, no checkov) and the unit tests, in
+# TEST_WORKERS pytest-xdist workers (TEST_WORKERS=0: one process).
+check: $(STAMP)
+	$(FAST_LINT)
+	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) tests/unit $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)

@@ -1,7 +1,9 @@
 """The simulator's HTTP side: routing, request faults, the control API and result downloads.
 
 One ``Handler`` class serves both provider APIs (their routes are told apart by path), the
-``/_sim/`` control API and the result links. ``Simulator.start`` binds it to its simulator.
+``/_sim/`` control API and the result links. ``Simulator.start`` binds it to what it serves: a
+``Served`` (the task store and the two provider queries), which the ``Simulator`` is; the handler
+does not know the ``Simulator`` itself.
 """
 
 from __future__ import annotations
@@ -16,15 +18,27 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from devstack.simulator.config import REQUEST_FAULTS
-from devstack.simulator.core import Answer
-
-if TYPE_CHECKING:
-    from devstack.simulator.server import Simulator
+from devstack.simulator.core import Answer, Engine
 
 _NOT_FOUND = {"error": {"code": 404, "message": "Not found", "type": "not_found_error"}}
+
+
+class Served(Protocol):
+    """What the HTTP side needs of the simulator: the task store (faults, counters, config,
+    results) and the two provider queries (``devstack.simulator.Simulator`` is one)."""
+
+    engine: Engine
+
+    def aiml_query(self, query: dict[str, list[str]]) -> Answer:
+        """aimlapi query (``query`` as ``urllib.parse.parse_qs`` gives it)."""
+        ...
+
+    def evo_query(self, task_id: str) -> Answer:
+        """evolink query; raises ``Answer`` for a malformed or unknown id."""
+        ...
 
 
 class Server(ThreadingHTTPServer):
@@ -37,7 +51,7 @@ class Server(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     """Answers one request; ``sim`` is set on the subclass ``Simulator.start`` makes."""
 
-    sim: Simulator
+    sim: Served
     protocol_version = "HTTP/1.0"
     server_version = "dropcut-sim/1.0"
     sys_version = ""
@@ -208,12 +222,12 @@ class Handler(BaseHTTPRequestHandler):
     # -- control & results --
 
     def _control_get(self, path: str) -> None:
-        sim = self.sim
+        engine = self.sim.engine
         if path == "/_sim/stats":
-            self._send(200, sim.stats())
+            self._send(200, engine.stats())
         elif path == "/_sim/config":
-            with sim.engine.lock:
-                self._send(200, sim.config.to_json())
+            with engine.lock:
+                self._send(200, engine.config.to_json())
         elif path == "/_sim/health":
             self._send(200, {"ok": True})
         elif m := re.fullmatch(r"/_sim/results/([A-Za-z0-9_-]+)/output\.mp4", path):
@@ -222,7 +236,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "not found"})
 
     def _control_post(self, path: str, raw: bytes) -> None:
-        sim = self.sim
+        engine = self.sim.engine
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
@@ -233,14 +247,14 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(400, {"error": "body must be a JSON object"})
                 return
             try:
-                cfg = sim.configure(**body)
+                cfg = engine.configure(**body)
             except (ValueError, TypeError) as exc:
                 self._send(400, {"error": str(exc)})
                 return
-            with sim.engine.lock:
+            with engine.lock:
                 self._send(200, cfg.to_json())
         elif path == "/_sim/reset":
-            sim.reset(config=bool(isinstance(body, dict) and body.get("config")))
+            engine.reset(config=bool(isinstance(body, dict) and body.get("config")))
             self._send(200, {"ok": True})
         else:
             self._send(404, {"error": "not found"})

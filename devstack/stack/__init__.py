@@ -13,7 +13,8 @@ What it does (see DESIGN.md "Local stack"):
 - reads the template (short-form tags, SAM Globals, Parameters, Conditions, intrinsic
   functions) and creates its buckets, tables, queues, secrets, functions and state machines in
   moto; every name, setting and variable comes from the template (`provision`: order, names,
-  Ref/GetAtt; `resources`: data stores and state machines; `lambdas`: functions);
+  Ref/GetAtt; `resources`: data stores and state machines; `lambdas`: functions; `creators`:
+  which of them creates each resource type);
 - runs every Lambda invoke (API, Step Functions, S3 notifications) as the real handler from the
   source tree (or `sam build` output) in warm worker processes (`devstack.lambda_runtime`);
 - wires the functions' event sources (`events`): delivers S3 -> Lambda notifications

@@ -1,8 +1,10 @@
 """`DevStack`: the local stack's lifecycle (moto server, local HTTP API, deploy, pollers, stop)
 and what tests and tools use on a running stack (clients, invokes, drain, executions).
 
-Deploying is `provision.Provisioner`'s job (with `resources` and `lambdas`), wiring event
-sources `events.EventSources`'.
+Deploying is `provision.Provisioner`'s job (with the creators `creators.CREATORS` tables from
+`resources` and `lambdas`), wiring event sources `events.EventSources`'. Each is handed the stack as
+the narrower type it reads (`provision.StackSettings`, `events.EventHost`), so neither imports
+this module.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from botocore.config import Config
 
 from devstack import lambda_runtime, moto_fixes, s3_notifications, sqs_events
 from devstack.http_api import LocalHttpApi
+from devstack.stack.creators import CREATORS
 from devstack.stack.errors import DevStackError, InvokeError
 from devstack.stack.events import EventSources
 from devstack.stack.lambdas import DUMMY_CREDENTIALS, close_pools, invoke_direct
@@ -80,7 +83,7 @@ class DevStack:
         self.http_api: LocalHttpApi | None = None
         self.endpoint_url = ""
         #: What the template deployed (names, outputs, functions, state machines).
-        self.deployment = Provisioner(self)
+        self.deployment = Provisioner(self, CREATORS)
         #: SQS pollers and schedules, wired from the functions' Events.
         self.event_sources = EventSources(self)
 

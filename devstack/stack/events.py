@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.exceptions import ClientError
@@ -24,7 +24,6 @@ from devstack.stack.resources import key_filter
 from devstack.template import TemplateError
 
 if TYPE_CHECKING:
-    from devstack.stack.core import DevStack
     from devstack.stack.provision import Provisioner
 
 LOG = logging.getLogger("devstack.stack")
@@ -32,11 +31,31 @@ LOG = logging.getLogger("devstack.stack")
 Wire = Callable[["EventSources", "Provisioner", str, str, dict[str, Any]], None]
 
 
+class EventHost(Protocol):
+    """What the event sources need of the stack (`devstack.stack.DevStack` is one): its account
+    and region, its local HTTP API once started, boto3 settings for the pollers' own clients and
+    the in-process invoke they deliver batches with."""
+
+    region: str
+    account_id: str
+    http_api: http_api_module.LocalHttpApi | None
+
+    def boto_settings(
+        self, *, read_timeout: float, max_pool_connections: int | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments for a boto3 client on the stack's endpoint."""
+        ...
+
+    def invoke_direct(self, function_arn: str, event: dict[str, Any]) -> tuple[str, bool]:
+        """Invoke by ARN in this process: (payload text, errored)."""
+        ...
+
+
 class EventSources:
     """The stack's event sources: SQS pollers and schedules (S3 and HTTP routes live in moto
     and the local HTTP API once wired)."""
 
-    def __init__(self, stack: DevStack) -> None:
+    def __init__(self, stack: EventHost) -> None:
         self.stack = stack
         #: Scheduled functions and their expressions (run them with `DevStack.fire_schedule`).
         self.schedules: dict[str, str] = {}

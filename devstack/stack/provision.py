@@ -5,7 +5,11 @@ resource refers to before it (a dead-letter queue before its queue, a secret bef
 that reads its ARN). Names and ARNs are deterministic (`<stack>-<LogicalId>` unless the template
 names the resource), so functions and state machines, which refer to each other, can be named
 before either exists. The creators live in `resources` (data stores, state machines) and
-`lambdas` (functions).
+`lambdas` (functions); `creators.CREATORS` tables them and the `Provisioner` is handed that table,
+so this module imports neither (they import it, for the `Provisioner` they are given).
+
+The `Provisioner` reads the stack's settings through `StackSettings` (what deploying needs of a
+`DevStack`), not the `DevStack` itself: the stack owns its deployment, not the other way round.
 """
 
 from __future__ import annotations
@@ -13,33 +17,46 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devstack import lambda_runtime
-from devstack.stack import lambdas, resources
 from devstack.template import Resolver, TemplateError, apply_globals, load_template
 
 if TYPE_CHECKING:
-    from devstack.stack.core import DevStack
+    from devstack.http_api import LocalHttpApi
 
 LOG = logging.getLogger("devstack.stack")
 
+#: Creates one resource of a type: (the provisioner, its logical id, its raw Properties).
 Creator = Callable[["Provisioner", str, dict[str, Any]], None]
 
-#: What each creatable resource type is created with.
-CREATORS: dict[str, Creator] = {
-    "AWS::S3::Bucket": resources.create_bucket,
-    "AWS::DynamoDB::Table": resources.create_table,
-    "AWS::Serverless::SimpleTable": resources.create_simple_table,
-    "AWS::SQS::Queue": resources.create_queue,
-    "AWS::SecretsManager::Secret": resources.create_secret,
-    "AWS::Serverless::Function": lambdas.create_function,
-    "AWS::Serverless::StateMachine": resources.create_state_machine,
-    "AWS::SNS::Topic": resources.create_topic,
-    "AWS::Events::Rule": resources.create_event_rule,
-}
+
+class StackSettings(Protocol):
+    """What deploying reads of the stack (`devstack.stack.DevStack` is one): where the template
+    is, its parameters, names, the account, the functions' workers, the endpoint and clients."""
+
+    template_path: Path
+    template_dir: Path
+    #: Parameters named in `api_url_parameters` get the local HTTP API's URL unless set here.
+    parameter_overrides: dict[str, str]
+    api_url_parameters: tuple[str, ...]
+    stack_name: str
+    region: str
+    account_id: str
+    #: `sam build` output to run the functions and layers from (None: the source tree).
+    code_root: Path | None
+    extra_env: dict[str, str]
+    python: str
+    max_workers_per_function: int
+    endpoint_url: str
+    http_api: LocalHttpApi | None
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for `service` on the stack's endpoint."""
+        ...
+
 
 #: The one resource of the stack record (CloudFormation wants one; moto creates nothing for it).
 _RECORD_RESOURCE = {"Record": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}
@@ -67,9 +84,11 @@ _CREATE_LATE_TYPES = {"AWS::Serverless::Function", "AWS::Serverless::StateMachin
 class Provisioner:
     """One deployment of the template into the stack's moto server, and what it created."""
 
-    def __init__(self, stack: DevStack) -> None:
+    def __init__(self, stack: StackSettings, creators: Mapping[str, Creator]) -> None:
         #: The stack's settings (names, region, code root, workers) and clients.
         self.stack = stack
+        #: What each creatable resource type is created with (`creators.CREATORS`).
+        self.creators = creators
         self.template: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}
         self.physical_ids: dict[str, Any] = {}
@@ -133,7 +152,7 @@ class Provisioner:
             if not self.resolver.resource_enabled(resource):
                 ignored.append(f"{logical_id} (condition false)")
                 continue
-            if resource["Type"] not in CREATORS:
+            if resource["Type"] not in self.creators:
                 ignored.append(f"{logical_id} ({resource['Type']})")
                 continue
             self.ensure_created(logical_id)
@@ -211,7 +230,7 @@ class Provisioner:
         if logical_id in self._creating:
             raise TemplateError(f"circular reference through {logical_id}")
         resource = self.template["Resources"][logical_id]
-        creator = CREATORS.get(resource["Type"])
+        creator = self.creators.get(resource["Type"])
         if creator is None:
             return
         self.names_and_attributes(logical_id)
@@ -327,7 +346,7 @@ class Provisioner:
             self.ensure_created(logical_id)
             attrs = self._attributes[logical_id]
         if attribute not in attrs:
-            if rtype in CREATORS:
+            if rtype in self.creators:
                 raise TemplateError(f"{logical_id} ({rtype}) has no attribute {attribute}")
             LOG.debug(
                 "placeholder for %s.%s (%s is not created locally)", logical_id, attribute, rtype
