@@ -31,20 +31,14 @@ deps = CancelDeps(
 app = APIGatewayHttpResolver()
 
 
-def _respond(answer: Answer) -> Response[str]:
-    return Response(
-        status_code=answer.status_code, content_type="application/json", body=answer.body_json
-    )
-
-
 @app.post(route("cancel"))
 def cancel(job_id: str) -> Response[str]:
     admitted = admit(actors, app.current_event.raw_event, job_id, "cancel")
     if isinstance(admitted, Answer):
-        return _respond(admitted)
+        return admitted.response()
     logger.append_keys(job_id=job_id)
     result = cancel_job(deps, job_id, admitted.caller.arn)
-    return _respond(Answer(200, result.model_dump(mode="json")))
+    return Answer(200, result.model_dump(mode="json")).response()
 
 
 @instrumented

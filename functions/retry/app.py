@@ -27,22 +27,16 @@ OUTCOME_METRICS = {RetryOutcome.STARTED: "JobsSubmitted", RetryOutcome.REFUSED: 
 app = APIGatewayHttpResolver()
 
 
-def _respond(answer: Answer) -> Response[str]:
-    return Response(
-        status_code=answer.status_code, content_type="application/json", body=answer.body_json
-    )
-
-
 @app.post(route("retry"))
 def retry(job_id: str) -> Response[str]:
     admitted = admit(actors, app.current_event.raw_event, job_id, "retry")
     if isinstance(admitted, Answer):
-        return _respond(admitted)
+        return admitted.response()
     logger.append_keys(job_id=job_id)
     result = retry_job(deps, job_id, admitted.caller.arn)
     if result.outcome in OUTCOME_METRICS:
         metrics.add_metric(name=OUTCOME_METRICS[result.outcome], unit="Count", value=1)
-    return _respond(Answer(200, result.model_dump(mode="json")))
+    return Answer(200, result.model_dump(mode="json")).response()
 
 
 @instrumented

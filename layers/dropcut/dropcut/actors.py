@@ -30,13 +30,16 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dropcut.jobs import JOB_ID_PATTERN, JobRecord, JobStore
 from dropcut.observability import logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import Response
 
 #: The grant of an entry that defers to IAM: the principal may act where it may upload.
 WRITERS: Literal["writers"] = "writers"
@@ -304,6 +307,14 @@ class Answer:
     @property
     def body_json(self) -> str:
         return json.dumps(self.body)
+
+    def response(self) -> Response[str]:
+        """The answer as the HTTP API's Lambda proxy response (JSON)."""
+        from aws_lambda_powertools.event_handler import Response
+
+        return Response(
+            status_code=self.status_code, content_type="application/json", body=self.body_json
+        )
 
 
 @dataclass(frozen=True)
