@@ -19,7 +19,9 @@ def app() -> Iterator[LocalApp]:
     # A short deadline so a task that never finishes ends the job within the test's time (and
     # long enough for the simulator's edits of in-spec clips on 2 busy cores).
     with local_app(
-        "evolink", {"JobDeadlineSeconds": "20", "ManifestWaitSeconds": "3"}, code_root=code_root()
+        "evolink",
+        {"JobDeadlineSeconds": "20", "ManifestWaitSeconds": "3", "ResultCopyWindowSeconds": "10"},
+        code_root=code_root(),
     ) as running:
         yield running
 

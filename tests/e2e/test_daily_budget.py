@@ -125,9 +125,9 @@ def test_with_a_budget_of_one_jobs_estimate_the_second_job_waits_and_the_alarm_m
         )
         assert listed.exit_code == 0, listed.output
         phases = {row["key"]: row["phase"] for row in json.loads(listed.stdout)["jobs"]}
-        assert phases["inbox/budget/second.mp4"] == "waiting for budget"
+        assert phases["inbox/budget/second.mp4"] == "in line"  # its stored phase
         table = CliRunner().invoke(cli, ["--endpoint-url", app.stack.endpoint_url, "ls"])
-        assert "waiting for budget" in table.output
+        assert "waiting for budget" in table.output  # the detail says why
 
     # Finalize charges the first job the provider's 0 credits, then gives its slot back: the
     # hand-over finds room for the second job.

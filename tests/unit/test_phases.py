@@ -87,6 +87,7 @@ def test_a_refused_job_restarted_by_a_new_manifest_is_received_again(stored_job)
 def test_ls_takes_the_phase_as_ls_shows_it():
     assert parse_phase("in line") is parse_phase("in_line") is JobPhase.IN_LINE
     assert parse_phase("At Provider") is JobPhase.AT_PROVIDER
+    assert parse_phase("succeeded") is JobPhase.DONE  # the status people know
     assert JobPhase.IN_LINE.label == "in line"
     with pytest.raises(ValueError, match="one of: waiting for manifest, received"):
         parse_phase("running")

@@ -75,9 +75,15 @@ MOVES: dict[JobPhase, frozenset[JobPhase]] = {
 }
 
 
+#: Words people already use for a phase: a job's `succeeded` status is its `done` phase.
+_ALIASES = {"succeeded": JobPhase.DONE.value}
+
+
 def parse_phase(text: str) -> JobPhase:
-    """`in line`, `in_line` or `in-line` -> JobPhase.IN_LINE; ValueError naming the phases."""
+    """`in line`, `in_line` or `in-line` -> JobPhase.IN_LINE (`succeeded`, the status, ->
+    `done`); ValueError naming the phases."""
     wanted = text.strip().lower().replace(" ", "_").replace("-", "_")
+    wanted = _ALIASES.get(wanted, wanted)
     try:
         return JobPhase(wanted)
     except ValueError:
