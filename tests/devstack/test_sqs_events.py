@@ -101,10 +101,12 @@ def _visibility_timeout(stack: DevStack, queue_output: str, seconds: int) -> Ite
 def _batches(stack: DevStack, run: str) -> list[dict[str, Any]]:
     """What the handler recorded for this run's batches, in the order they started."""
     ddb = stack.client("dynamodb")
-    docs = []
+    # By key: moto pages a scan by position, so a page read while other tests' pollers still
+    # write to the table can repeat an item of the page before (DynamoDB pages by key).
+    docs: dict[str, dict[str, Any]] = {}
     for page in ddb.get_paginator("scan").paginate(TableName=stack.physical_ids["BatchesTable"]):
-        docs.extend(json.loads(item["doc"]["S"]) for item in page["Items"])
-    return sorted((d for d in docs if d["run"] == run), key=lambda d: d["started"])
+        docs.update((item["pk"]["S"], json.loads(item["doc"]["S"])) for item in page["Items"])
+    return sorted((d for d in docs.values() if d["run"] == run), key=lambda d: d["started"])
 
 
 def _deliveries(docs: list[dict[str, Any]]) -> dict[str, list[int]]:
