@@ -64,7 +64,8 @@ Control API (no auth): ``POST /_sim/config`` (JSON merged into the config; ``fau
 ``GET /_sim/config``, ``GET /_sim/stats``, ``POST /_sim/reset`` (clears tasks, counters and
 faults; body ``{"config": true}`` also restores the config the simulator started with),
 ``GET /_sim/health``. In process: ``Simulator.configure(**changes)``, ``.add_fault(**rule)``,
-``.stats()``, ``.reset(config=False)``.
+``.stats()``, ``.reset(config=False)``, ``.hurry()`` (every unfinished task's queue and run
+time end now, so a test can hold tasks open with a long ``task_seconds`` and then let them go).
 
 Fault rules (``config.faults``, first matching rule wins, each applies ``times`` times, -1 =
 forever; optional ``prompt_contains`` restricts callback and task faults to tasks whose prompt

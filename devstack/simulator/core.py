@@ -214,6 +214,18 @@ class Engine:
         with self.lock:
             self.config.faults.append(normalise_fault(rule))
 
+    def hurry(self) -> int:
+        """End the wait of every unfinished task now: queued ones start, running ones complete
+        as soon as their edit is done (a test's fast-forward; ``[sim:never]`` tasks stay). The
+        number of tasks hurried."""
+        with self.lock:
+            waiting = [t for t in self.tasks.values() if not t.finished]
+            for t in waiting:
+                t.queue_seconds = 0.0
+                t.duration = 0.0
+            self.wake.notify_all()
+            return len(waiting)
+
     def reset(self, *, config: bool = False) -> None:
         """Forget tasks, counters and faults; with ``config=True`` also restore the start config."""
         with self.lock:

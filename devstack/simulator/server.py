@@ -107,6 +107,10 @@ class Simulator:
         """Append a fault rule (see the package docstring)."""
         self.engine.add_fault(**rule)
 
+    def hurry(self) -> int:
+        """End the wait of every unfinished task now (see ``Engine.hurry``)."""
+        return self.engine.hurry()
+
     def reset(self, *, config: bool = False) -> None:
         """Forget tasks, counters and faults; with ``config=True`` also restore the start config."""
         self.engine.reset(config=config)

@@ -24,16 +24,25 @@ def test_a_bad_message_in_a_batch_is_reported_alone(app: LocalApp, clip):
 def test_jobs_beyond_the_limit_wait_in_line_without_running_anything(app: LocalApp, clip):
     limit = int(app.stack.function_env("AcquireSlotFunction")["PROVIDER_CONCURRENCY"])
     keys = [f"inbox/flow/line-{i}.mp4" for i in range(limit + 3)]
-    app.simulator.configure(task_seconds=3.0)
+    app.simulator.configure(task_seconds=3600.0)  # the tasks stay open until hurried below
     acquire = app.stack.pool("AcquireSlotFunction")
     before = acquire.invocations
     for key in keys:
         app.put(key, clip, metadata={"prompt": "sepia"})
+
+    # Busy to the limit, the rest in line.
+    deadline = time.monotonic() + 120
+    while not (app.simulator.stats()["in_flight"] == limit and len(app.jobs_in_line()) == 3):
+        assert time.monotonic() < deadline, (app.simulator.stats()["in_flight"], app.jobs_in_line())
+        time.sleep(0.2)
+    app.simulator.configure(task_seconds=0.5)
+    app.simulator.hurry()
+
     endings = [app.wait_for_ending(key, timeout=120) for key in keys]
     assert all(ending.succeeded for ending in endings), [e.error for e in endings]
     stats = app.simulator.stats()
     assert stats["tasks_created"] == len(keys)
-    assert stats["max_in_flight"] == limit  # busy to the limit, never over it
+    assert stats["max_in_flight"] == limit  # never over the limit
     # Each job joined the line once: the ones that waited ran no Lambda while they waited.
     assert acquire.invocations - before == len(keys)
     assert app.slot_holders() == {}
