@@ -41,7 +41,7 @@ AUTHORIZERS = ("NONE", "AWS_IAM")
 @dataclass(frozen=True)
 class Route:
     method: str
-    path: str  # "/callbacks/{job_id}"
+    path: str  # "/callbacks/{part_id}"
     function: str
     api_id: str
     #: "AWS_IAM" (the signature checked, the caller in the request context) or "NONE".

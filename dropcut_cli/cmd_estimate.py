@@ -47,12 +47,14 @@ def estimate(
             show_default=False,
         ),
     ] = None,
-    max_segments: Annotated[
+    max_parts_option: Annotated[
         int | None,
         typer.Option(
+            "--max-parts",
+            "--max-segments",  # its name before parts had one name (deprecated)
             min=1,
             max=MAX_PARTS,
-            help="MaxSegmentsPerJob: the most parts a long video is split into "
+            help="MaxPartsPerJob: the most parts a long video is split into "
             f"[default: the stack's with --stack/--local/--endpoint-url, else {DEFAULT_MAX_PARTS}]",
             show_default=False,
         ),
@@ -78,7 +80,7 @@ def estimate(
     name = provider or parameters.get("Provider") or "evolink"
     if name not in PROVIDERS:
         raise context.usage(f"unknown provider {name!r}: one of {', '.join(sorted(PROVIDERS))}")
-    max_parts = max_segments or int(parameters.get("MaxSegmentsPerJob") or DEFAULT_MAX_PARTS)
+    max_parts = max_parts_option or int(parameters.get("MaxPartsPerJob") or DEFAULT_MAX_PARTS)
     normalize = (normalize_inputs or parameters.get("NormalizeInputs") or "auto") == "auto"
     try:
         document = job_document(manifest, prompt)
@@ -105,7 +107,7 @@ class NormalizeInputs(StrEnum):
 
 
 def _stack_parameters(ctx: typer.Context) -> dict[str, str]:
-    """The named stack's parameters (Provider, MaxSegmentsPerJob, NormalizeInputs); none
+    """The named stack's parameters (Provider, MaxPartsPerJob, NormalizeInputs); none
     without --stack/--local/--endpoint-url."""
     if not context.target(ctx).given:
         return {}

@@ -92,7 +92,7 @@ def estimate(
     price: float | None = None,
 ) -> Estimate:
     """Check one local video and the job's options (a manifest document or None), and plan the
-    video as Submit would with MaxSegmentsPerJob `max_parts` and NormalizeInputs `normalize`;
+    video as Submit would with MaxPartsPerJob `max_parts` and NormalizeInputs `normalize`;
     a refused plan's problems are the estimate's. With `price` (the stack's
     CreditsPerBilledSecond), the credits its daily budget would reserve for the plan's parts."""
     problems: list[Problem] = video_name_problems(path.name)

@@ -165,10 +165,10 @@ class JobReader:
             manifest = BucketLayout.manifest_name(record.key)
             return Phase("waiting for manifest", f"upload {manifest} with a prompt")
         plan = Plan.model_validate(record.plan) if record.plan else None
-        if record.units is None and plan is not None and plan.needs_prepare:
+        if record.part_ids is None and plan is not None and plan.needs_prepare:
             made = f"{len(plan.parts)} parts" if len(plan.parts) > 1 else "one video"
             return Phase("preparing", f"{plan.kind.value}: making {made} within the model's limits")
-        if record.units and record.units != [record.job_id]:
+        if record.part_ids and record.part_ids != [record.job_id]:
             return self._split_phase(record, line)
         if record.edited_key:
             return Phase("stitching", "making the output and its before/after picture")
@@ -190,16 +190,16 @@ class JobReader:
 
     def _split_phase(self, record: JobRecord, line: list[str]) -> Phase:
         """A split job's phase from its parts: how many are edited, at the provider, in line."""
-        units = record.units or []
-        parts = [self.get(unit) for unit in units]
+        part_ids = record.part_ids or []
+        parts = [self.get(part_id) for part_id in part_ids]
         edited = sum(1 for part in parts if part is not None and part.edited_key)
-        if edited == len(units):
-            return Phase("stitching", f"joining {len(units)} edited parts")
-        queued = sum(1 for unit in units if unit in line)
+        if edited == len(part_ids):
+            return Phase("stitching", f"joining {len(part_ids)} edited parts")
+        queued = sum(1 for part_id in part_ids if part_id in line)
         running = sum(
             1 for part in parts if part is not None and part.task_id and not part.edited_key
         )
-        detail = f"{edited} of {len(units)} parts edited, {running} at the provider"
+        detail = f"{edited} of {len(part_ids)} parts edited, {running} at the provider"
         if queued:
             detail += f", {queued} in line for a slot"
         return Phase("at provider" if running else "in line", detail)

@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
 from dropcut.inputs import TokenWait
+from dropcut.jobs import job_of
 from dropcut.observability import logger, typed_handler
 from dropcut.settings import Settings
 from dropcut.steps.acquire_slot import AcquireSlotDeps, acquire_slot
@@ -20,5 +21,5 @@ deps = AcquireSlotDeps(
 
 @typed_handler(TokenWait)
 def handler(event: TokenWait, context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(job_id=event.job_id)
-    return {"holds_slot_now": acquire_slot(deps, event.job_id, event.task_token)}
+    logger.append_keys(job_id=job_of(event.part_id), part_id=event.part_id)
+    return {"holds_slot_now": acquire_slot(deps, event.part_id, event.task_token)}

@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
 from dropcut.inputs import TaskStep
+from dropcut.jobs import job_of
 from dropcut.observability import logger, typed_handler
 from dropcut.settings import CheckStatusSettings, Settings
 from dropcut.steps.check_status import CheckStatusDeps, check_status
@@ -25,5 +26,7 @@ deps = CheckStatusDeps(
 
 @typed_handler(TaskStep)
 def handler(event: TaskStep, context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(job_id=event.job_id, task_id=event.task.task_id)
-    return check_status(deps, event.job_id, event.task).model_dump(mode="json")
+    logger.append_keys(
+        job_id=job_of(event.part_id), part_id=event.part_id, task_id=event.task.task_id
+    )
+    return check_status(deps, event.part_id, event.task).model_dump(mode="json")

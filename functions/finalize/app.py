@@ -1,4 +1,4 @@
-"""Finalize: keep one unit's result from the provider for Stitch (dropcut.steps.finalize)."""
+"""Finalize: keep one part's result from the provider for Stitch (dropcut.steps.finalize)."""
 
 from typing import Any
 
@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
 from dropcut.inputs import TaskStep
+from dropcut.jobs import job_of
 from dropcut.observability import logger, typed_handler
 from dropcut.result_copy import ResultLimits
 from dropcut.settings import FinalizeSettings, Settings
@@ -30,5 +31,7 @@ deps = FinalizeDeps(
 
 @typed_handler(TaskStep)
 def handler(event: TaskStep, context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(job_id=event.job_id, task_id=event.task.task_id)
-    return finalize(deps, event.job_id, event.task).model_dump(mode="json")
+    logger.append_keys(
+        job_id=job_of(event.part_id), part_id=event.part_id, task_id=event.task.task_id
+    )
+    return finalize(deps, event.part_id, event.task).model_dump(mode="json")

@@ -6,7 +6,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.inputs import JobStep
+from dropcut.inputs import PartStep
+from dropcut.jobs import job_of
 from dropcut.observability import logger, typed_handler
 from dropcut.settings import Settings, StartTaskSettings
 from dropcut.steps.start_task import StartTaskDeps, start_task
@@ -26,7 +27,7 @@ deps = StartTaskDeps(
 )
 
 
-@typed_handler(JobStep)
-def handler(event: JobStep, context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(job_id=event.job_id)
-    return start_task(deps, event.job_id).model_dump(mode="json")
+@typed_handler(PartStep)
+def handler(event: PartStep, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=job_of(event.part_id), part_id=event.part_id)
+    return start_task(deps, event.part_id).model_dump(mode="json")

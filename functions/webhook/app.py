@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
 from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
+from dropcut.jobs import job_of
 from dropcut.observability import instrumented, logger, metrics
 from dropcut.settings import Settings, WebhookSettings
 from dropcut.steps.webhook import CallbackAnswer, WebhookDeps, accept_callback
@@ -39,16 +40,16 @@ def _answer(answer: CallbackAnswer) -> Response[str]:
 
 
 @app.post(CALLBACK_ROUTE)
-def provider_callback(job_id: str) -> Response[str]:
+def provider_callback(part_id: str) -> Response[str]:
     presented = app.current_event.get_query_string_value(CAPABILITY_PARAM)
     signer = wiring.callback_signer(webhook_settings.callback_secret_arn)
-    if not signer.verify(job_id, presented):
+    if not signer.verify(part_id, presented):
         # Decided before any lookup: an unauthenticated caller learns nothing about job ids.
         # Counted (a burst raises CallbacksRejectedAlarm); the capability is never logged.
         metrics.add_metric(name="CallbacksRejected", unit="Count", value=1)
         return _answer(CallbackAnswer(401, "unauthorized"))
-    logger.append_keys(job_id=job_id)
-    answer = accept_callback(deps, job_id, app.current_event.decoded_body or "")
+    logger.append_keys(job_id=job_of(part_id), part_id=part_id)
+    answer = accept_callback(deps, part_id, app.current_event.decoded_body or "")
     logger.info(
         "callback answered", extra={"status_code": answer.status_code, "answer": answer.message}
     )

@@ -26,7 +26,7 @@ STACK_PRICE, PROVIDER_PRICE = 1.0, 2.0
 def app() -> Iterator[LocalApp]:
     parameters = {
         "JobDeadlineSeconds": "60",
-        "MaxSegmentsPerJob": "4",
+        "MaxPartsPerJob": "4",
         "DailyCreditBudget": "1000",
         "CreditsPerBilledSecond": str(STACK_PRICE),
     }

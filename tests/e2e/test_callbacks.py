@@ -37,6 +37,9 @@ def simulator_task(app: LocalApp, task_id: str) -> dict[str, Any]:
 
 
 def test_a_callback_resumes_the_job_without_status_polls(app: LocalApp, clip):
+    # An estimate of 25 s: the first silence trusted (2 x 25 s) outlasts the callback even on
+    # 2 busy cores (the default, the task's 4 s, let the safety net check first under load).
+    app.simulator.configure(estimated_time=25)
     key = "inbox/cb/success.mp4"
     job_id = start(app, key, clip, "monochrome")
     ending = app.wait_for_ending(key)

@@ -180,8 +180,8 @@ def test_a_part_id_is_refused_by_cancel_and_retry_with_its_jobs_id(
     long_clip = Path(make_sample_video(tmp_path / "long.mp4", seconds=14.0, width=720, height=720))
     put = app.put(key, long_clip.read_bytes(), metadata={"prompt": "sepia"})
     job_id = job_id_for(app.bucket, key, put["VersionId"])
-    job = app.wait_for_job(key, lambda j: len(j.get("units") or []) > 1, timeout=120)
-    part = job["units"][0]
+    job = app.wait_for_job(key, lambda j: len(j.get("part_ids") or []) > 1, timeout=120)
+    part = job["part_ids"][0]
 
     cancelled = dropcut(app, "cancel", part)
     assert cancelled.exit_code == 1, cancelled.output

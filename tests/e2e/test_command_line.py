@@ -103,7 +103,7 @@ def test_estimate_uploads_nothing(app: LocalApp, files: Path) -> None:
     assert "by evolink" in good.output  # the stack's provider, from its CloudFormation record
     assert "mp4, 4.00 s, 320x240" in good.output
     assert "billed   4 s" in good.output
-    # the stack's MaxSegmentsPerJob and NormalizeInputs (auto): 320x240 would be scaled up
+    # the stack's MaxPartsPerJob and NormalizeInputs (auto): 320x240 would be scaled up
     assert "plan     normalize (prepared as H.264 960x720" in good.output
     bad = dropcut(app, "estimate", files / "notes.mp4", "--prompt", "sepia")
     assert bad.exit_code == 1

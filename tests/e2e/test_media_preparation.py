@@ -1,6 +1,6 @@
 """Any reasonable video comes back whole: on the local stack (strict simulator, as the model
 fails out-of-spec inputs), a long clip is split into parts edited in parallel and stitched
-back, out-of-spec clips are normalized, and a plan over MaxSegmentsPerJob is refused unpaid."""
+back, out-of-spec clips are normalized, and a plan over MaxPartsPerJob is refused unpaid."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ OUTPUT_FRAME = 1 / 24
 def app() -> Iterator[LocalApp]:
     with local_app(
         "evolink",
-        {"JobDeadlineSeconds": "60", "MaxSegmentsPerJob": "4"},
+        {"JobDeadlineSeconds": "60", "MaxPartsPerJob": "4"},
         SimConfig(task_seconds=1.0, queue_seconds=0.2, strict=True),
         code_root=code_root(),
     ) as running:
@@ -157,7 +157,7 @@ def test_out_of_spec_clips_are_normalized_and_edited(
             assert video.height > video.width
 
 
-def test_a_plan_over_max_segments_is_refused_with_its_estimate_and_costs_nothing(
+def test_a_plan_over_max_parts_is_refused_with_its_estimate_and_costs_nothing(
     app: LocalApp, tmp_path: Path
 ):
     clip = make_colour_clip(tmp_path / "too-long.mp4", seconds=41.0, fps=24)
@@ -169,7 +169,7 @@ def test_a_plan_over_max_segments_is_refused_with_its_estimate_and_costs_nothing
     assert report["reason"] == "input_invalid"
     assert report["plan"]["kind"] == "refuse"
     assert report["plan"]["billed_seconds"]
-    assert any("MaxSegmentsPerJob" in p["limit"] + p["message"] for p in report["problems"])
+    assert any("MaxPartsPerJob" in p["limit"] + p["message"] for p in report["problems"])
     assert app.simulator.stats()["tasks_created"] == 0
 
 

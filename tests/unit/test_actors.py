@@ -118,7 +118,7 @@ def test_as_deployed_the_jobs_routes_need_sigv4_and_the_callback_route_does_not(
         post = body["paths"][f"/jobs/{{job_id}}/{action}"]["post"]
         assert post["security"] == [{"AWS_IAM": []}]
         assert post["x-amazon-apigateway-integration"]["payloadFormatVersion"] == "2.0"
-    assert "security" not in body["paths"]["/callbacks/{job_id}"]["post"]
+    assert "security" not in body["paths"]["/callbacks/{part_id}"]["post"]
 
 
 @pytest.mark.parametrize(
@@ -331,7 +331,7 @@ def test_each_handler_answers_403_to_a_caller_outside_the_prefix(
         "CREDITS_PER_BILLED_SECOND": "1",
         "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:jobs",
         "DEFAULT_PROMPT": "",
-        "MAX_SEGMENTS_PER_JOB": "12",
+        "MAX_PARTS_PER_JOB": "12",
         "NORMALIZE_INPUTS": "auto",
         "ACTOR_PREFIXES": DEFAULT_ACTOR_PREFIXES,
         "POWERTOOLS_SERVICE_NAME": "stack",

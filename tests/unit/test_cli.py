@@ -64,15 +64,15 @@ def test_estimate_shows_each_part_of_a_long_clip(long_clip: Path) -> None:
     assert "billed   31 s" in result.output
 
 
-def test_estimate_refuses_a_plan_over_max_segments_with_its_estimate(long_clip: Path) -> None:
+def test_estimate_refuses_a_plan_over_max_parts_with_its_estimate(long_clip: Path) -> None:
     result = runner.invoke(
-        app, ["estimate", str(long_clip), "--prompt", "sepia", "--max-segments", "3", "--json"]
+        app, ["estimate", str(long_clip), "--prompt", "sepia", "--max-parts", "3", "--json"]
     )
     assert result.exit_code == 1
     (item,) = json.loads(result.stdout)["inputs"]
     assert item["accepted"] is False
     assert item["plan"]["kind"] == "refuse" and len(item["plan"]["parts"]) == 4
-    assert item["plan"]["reasons"][0] == "the plan needs 4 parts; MaxSegmentsPerJob is 3"
+    assert item["plan"]["reasons"][0] == "the plan needs 4 parts; MaxPartsPerJob is 3"
     assert item["billed_seconds"] == 31.0
     assert [problem["field"] for problem in item["problems"]] == ["video"]
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
 
+from devstack.template import Resolver, load_template
 from dropcut.actors import ActorRequest, route
 from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
 from dropcut.inbox import InboxEvent, InboxMessage
 from dropcut.observability import EVENT_MODEL_ATTRIBUTE
-from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT, TEMPLATE
+from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT
 
 EVENTS = ROOT / "events"
 #: Each function's folder under functions/ (the step's name in snake case).
@@ -26,15 +27,26 @@ FOLDERS = {
 }
 
 
+#: Resolves the template's intrinsic functions as a deployed stack would: parameters take their
+#: defaults, resources are sample ARNs.
+_PLACEHOLDER_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:placeholder"
+_RESOLVER = Resolver(
+    load_template(ROOT / "template.yaml"),
+    parameter_overrides={
+        "ProviderBaseUrl": "https://api.example.com",
+        "ProviderApiKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
+    },
+    stack_name="dropcut",
+    region="us-east-1",
+    account_id="123456789012",
+    ref_resource=lambda logical_id: _PLACEHOLDER_ARN,
+    getatt_resource=lambda logical_id, attribute: _PLACEHOLDER_ARN,
+)
+
+
 def _placeholder(value: object) -> str:
-    """An environment value as a deployed stack would hold it (a Ref to a parameter becomes its
-    default, other Refs sample ARNs)."""
-    if isinstance(value, str | int | float | bool):
-        return str(value)
-    ref = value.get("Ref") if isinstance(value, dict) else None
-    if isinstance(ref, str) and "Default" in TEMPLATE["Parameters"].get(ref, {}):
-        return str(TEMPLATE["Parameters"][ref]["Default"])
-    return "arn:aws:states:us-east-1:123456789012:stateMachine:placeholder"
+    """An environment value as a deployed stack would hold it."""
+    return str(_RESOLVER.resolve(value))
 
 
 def _environment(name: str) -> dict[str, str]:
@@ -99,7 +111,7 @@ def test_every_function_has_a_sample_event_its_handler_parses(name, handler_modu
     else:  # the webhook: an HTTP API (payload 2.0) request on the callback route
         assert FOLDERS[name] == "webhook"
         event = APIGatewayProxyEventV2Model.model_validate(sample)
-        assert event.routeKey == "POST " + CALLBACK_ROUTE.replace("<job_id>", "{job_id}")
+        assert event.routeKey == "POST " + CALLBACK_ROUTE.replace("<part_id>", "{part_id}")
         assert CAPABILITY_PARAM in (event.queryStringParameters or {})
 
 
@@ -126,13 +138,13 @@ def test_no_two_test_modules_share_a_name():
 
 
 def test_retry_plans_with_the_stacks_settings_as_submit_does(handler_module, monkeypatch):
-    """A retried job is planned as its upload was: MaxSegmentsPerJob and NormalizeInputs reach
+    """A retried job is planned as its upload was: MaxPartsPerJob and NormalizeInputs reach
     Retry's Submit dependencies (they once fell back to defaults there)."""
     submit = handler_module("SubmitFunction")
     retry = handler_module("RetryFunction")
     for field in ("settings", "default_prompt", "plan", "resolve"):
         assert getattr(retry.deps.submit, field) == getattr(submit.deps, field), field
-    assert retry.deps.submit.plan.max_parts == int(os.environ["MAX_SEGMENTS_PER_JOB"])
+    assert retry.deps.submit.plan.max_parts == int(os.environ["MAX_PARTS_PER_JOB"])
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))

@@ -223,7 +223,7 @@ def test_what_cannot_be_planned_is_refused(changes, message):
     assert [problem.message for problem in planned.problems] == [message]
     assert all(problem.limit and problem.hint for problem in planned.problems)
     assert planned.reasons == [message]
-    assert planned.unit_ids("job-x") == [] and planned.target is None
+    assert planned.part_ids("job-x") == [] and planned.target is None
 
 
 def test_no_video_at_all_is_refused() -> None:
@@ -236,15 +236,15 @@ def test_half_a_second_is_the_shortest_padded_clip() -> None:
     assert plan(duration_seconds=0.49).kind is PlanKind.REFUSE
 
 
-def test_more_parts_than_max_segments_is_refused_with_its_estimate() -> None:
+def test_more_parts_than_max_parts_is_refused_with_its_estimate() -> None:
     planned = plan(duration_seconds=135.0, max_parts=12)
     assert planned.kind is PlanKind.REFUSE
-    assert planned.reasons[0] == "the plan needs 14 parts; MaxSegmentsPerJob is 12"
+    assert planned.reasons[0] == "the plan needs 14 parts; MaxPartsPerJob is 12"
     assert planned.reasons[-1] == "estimate 135 billed seconds"
     assert len(planned.parts) == 14 and planned.billed_seconds == 135.0
     (problem,) = planned.problems
     assert "14 parts" in problem.message and "135 billed seconds" in problem.message
-    assert "at most 12 parts (MaxSegmentsPerJob)" in problem.limit
+    assert "at most 12 parts (MaxPartsPerJob)" in problem.limit
     assert plan(duration_seconds=120.0, max_parts=12).kind is PlanKind.SPLIT
 
 
@@ -283,8 +283,8 @@ def test_normalize_inputs_off_still_sends_what_fits() -> None:
 
 def test_unit_ids_are_the_job_id_or_its_parts() -> None:
     job_id = job_id_for("bucket", "inbox/clip.mp4", "v1")
-    assert plan().unit_ids(job_id) == [job_id]
-    parts = plan(duration_seconds=31.0).unit_ids(job_id)
+    assert plan().part_ids(job_id) == [job_id]
+    parts = plan(duration_seconds=31.0).part_ids(job_id)
     assert parts == [f"{job_id}-p00", f"{job_id}-p01", f"{job_id}-p02", f"{job_id}-p03"]
     assert all(is_job_id(unit) for unit in parts)
     assert not is_job_id(f"{job_id}-p100") and not is_job_id(f"{job_id}-x00")
@@ -297,9 +297,39 @@ def test_the_plan_survives_a_round_trip_through_json() -> None:
     assert Plan.model_validate(refused.model_dump(mode="json")) == refused
 
 
-def test_max_segments_default_is_the_templates() -> None:
+def test_max_parts_default_is_the_templates() -> None:
     template, _ = decode(str(Path(__file__).parents[2] / "template.yaml"))
-    parameter = template["Parameters"]["MaxSegmentsPerJob"]
+    parameter = template["Parameters"]["MaxPartsPerJob"]
     assert parameter["Default"] == DEFAULT_MAX_PARTS
     assert parameter["MaxValue"] <= MAX_PARTS
     assert template["Parameters"]["NormalizeInputs"]["Default"] == "auto"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [({}, "12"), ({"MaxPartsPerJob": "5"}, "5"), ({"MaxSegmentsPerJob": "7"}, "7")],
+)
+def test_max_parts_per_job_keeps_its_old_name_as_an_alias(
+    overrides: dict[str, str], expected: str
+) -> None:
+    """A stack deployed with MaxSegmentsPerJob (the parameter's name before parts had one
+    name) still deploys, and the old name wins when it is set."""
+    from devstack.template import Resolver, load_template
+
+    template = load_template(Path(__file__).parents[2] / "template.yaml")
+    resolver = Resolver(
+        template,
+        parameter_overrides={
+            "ProviderBaseUrl": "https://api.example.com",
+            "ProviderApiKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
+            **overrides,
+        },
+        stack_name="dropcut",
+        region="us-east-1",
+        account_id="123456789012",
+        ref_resource=lambda logical_id: logical_id,
+        getatt_resource=lambda logical_id, attribute: f"{logical_id}.{attribute}",
+    )
+    for name in ("SubmitFunction", "RetryFunction"):
+        env = template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert str(resolver.resolve(env["MAX_PARTS_PER_JOB"])) == expected, name

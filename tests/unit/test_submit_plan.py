@@ -62,7 +62,7 @@ def test_a_started_job_records_its_plan(jobs_table, media_bucket, settings, clip
     assert intake.executions.sfn.started == [job_id]
 
 
-def test_a_plan_over_max_segments_is_refused_with_its_estimate(
+def test_a_plan_over_max_parts_is_refused_with_its_estimate(
     jobs_table, media_bucket, settings, clips
 ):
     intake = deps(jobs_table, media_bucket, settings, max_parts=3)
@@ -72,7 +72,7 @@ def test_a_plan_over_max_segments_is_refused_with_its_estimate(
     assert record.status is JobStatus.FAILED and record.error_reason == "input_invalid"
     plan = recorded_plan(record.plan)
     assert plan is not None and plan.kind is PlanKind.REFUSE
-    assert plan.reasons[0] == "the plan needs 4 parts; MaxSegmentsPerJob is 3"
+    assert plan.reasons[0] == "the plan needs 4 parts; MaxPartsPerJob is 3"
     assert [problem["field"] for problem in record.problems] == ["video"]
     assert "4 parts" in record.problems[0]["message"]
     body = intake.s3.get_object(Bucket="media", Key=record.error_report_key or "")["Body"]

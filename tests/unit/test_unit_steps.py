@@ -113,7 +113,7 @@ def test_an_as_is_job_is_its_own_one_unit_and_nothing_is_written(
     store, job_id = job(AS_IS)
     media = RecordingMedia()
     result = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id)
-    assert result.units == [job_id]
+    assert result.part_ids == [job_id]
     assert media.calls == []
     assert media_bucket.list_objects_v2(Bucket="media", Prefix="work/")["KeyCount"] == 0
 
@@ -124,7 +124,7 @@ def test_a_split_job_gets_one_part_record_per_part_with_its_own_video(
     store, job_id = job(SPLIT)
     media = RecordingMedia()
     deps = _prepare_deps(store, media_bucket, settings, media, tmp_path)
-    units = prepare(deps, job_id).units
+    units = prepare(deps, job_id).part_ids
     assert units == [f"{job_id}-p{i:02d}" for i in range(4)]
     assert [job_of(unit) for unit in units] == [job_id] * 4
     for index, unit in enumerate(units):
@@ -137,7 +137,7 @@ def test_a_split_job_gets_one_part_record_per_part_with_its_own_video(
         start, end = SPLIT.parts[index].start_seconds, SPLIT.parts[index].end_seconds
         assert body == f"input[{start}:{end}]".encode()
     # A retry of the step (Lambda retried after a lost answer) makes nothing twice.
-    assert prepare(deps, job_id).units == units
+    assert prepare(deps, job_id).part_ids == units
     assert media.calls == [("prepare", 4)]
 
 
@@ -160,7 +160,7 @@ def _stitch_deps(store, s3, settings, media, tmp_path) -> StitchDeps:
 
 def test_stitch_copies_a_single_edit_and_draws_its_picture(job, media_bucket, settings, tmp_path):
     store, job_id = job(AS_IS, units=None)
-    store.update(job_id, {"units": [job_id]})
+    store.update(job_id, {"part_ids": [job_id]})
     _edited(store, media_bucket, settings, job_id, job_id, b"edited")
     media = RecordingMedia()
     result = stitch(_stitch_deps(store, media_bucket, settings, media, tmp_path), job_id)
@@ -185,7 +185,7 @@ def test_stitch_joins_the_parts_in_order_with_the_original_audio(
 
     store, job_id = job(SPLIT, spec=JobSpec(prompt="sepia", keep_audio=True))
     media = RecordingMedia()
-    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).units
+    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).part_ids
     for index, unit in enumerate(units):
         _edited(store, media_bucket, settings, unit, job_id, f"e{index}".encode())
     result = stitch(_stitch_deps(store, media_bucket, settings, media, tmp_path), job_id)
@@ -206,7 +206,7 @@ def test_stitch_joins_the_parts_in_order_with_the_original_audio(
 def test_stitch_refuses_while_a_part_has_no_edited_video(job, media_bucket, settings, tmp_path):
     store, job_id = job(SPLIT)
     media = RecordingMedia()
-    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).units
+    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).part_ids
     for unit in units[:-1]:
         _edited(store, media_bucket, settings, unit, job_id, b"e")
     with pytest.raises(JobNotReady):
@@ -217,7 +217,7 @@ def test_stitch_refuses_while_a_part_has_no_edited_video(job, media_bucket, sett
 def test_a_failed_split_job_reports_every_part(job, media_bucket, settings, tmp_path, pool):
     store, job_id = job(SPLIT)
     media = RecordingMedia()
-    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).units
+    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).part_ids
     _edited(store, media_bucket, settings, units[0], job_id, b"e")
     store.update(units[0], {"status": JobStatus.SUCCEEDED.value})
     store.update(units[1], {"task_id": "t-1", "task_state": "failed", "credits": 1.0})
@@ -271,7 +271,7 @@ def test_a_part_whose_task_failed_gets_one_new_task_then_fails(
     store, job_id = job(SPLIT)
     units = prepare(
         _prepare_deps(store, media_bucket, settings, RecordingMedia(), tmp_path), job_id
-    ).units
+    ).part_ids
     deps = CheckStatusDeps(
         store=store,
         provider_for=lambda _: FailedTasks(),
@@ -316,7 +316,7 @@ def _granted_part(job, media_bucket, settings, tmp_path, pool: SlotPool, index: 
     store, job_id = job(SPLIT)
     units = prepare(
         _prepare_deps(store, media_bucket, settings, RecordingMedia(), tmp_path), job_id
-    ).units
+    ).part_ids
     part = units[index]
     record = store.require(part)
     assert pool.acquire(part, record.created_at, "tok", 3600, job_estimate(pool, record))

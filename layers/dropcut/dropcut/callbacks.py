@@ -16,10 +16,10 @@ from pydantic import SecretStr
 
 from dropcut.jobs import is_job_id
 
-#: `url_for(job_id)`: the job's callback URL, when callbacks are on (CallbackSigner.url_for).
+#: `url_for(part_id)`: the part's callback URL, when callbacks are on (CallbackSigner.url_for).
 CallbackUrlFor = Callable[[str], str]
 #: The webhook's route (Powertools' event handler syntax) and the capability's query parameter.
-CALLBACK_ROUTE = "/callbacks/<job_id>"
+CALLBACK_ROUTE = "/callbacks/<part_id>"
 CAPABILITY_PARAM = "cap"
 
 
@@ -30,17 +30,17 @@ class CallbackSigner:
     base_url: str
     secret: SecretStr
 
-    def capability(self, job_id: str) -> str:
+    def capability(self, part_id: str) -> str:
         key = self.secret.get_secret_value().encode()
-        return hmac.new(key, job_id.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(key, part_id.encode(), hashlib.sha256).hexdigest()
 
-    def url_for(self, job_id: str) -> str:
+    def url_for(self, part_id: str) -> str:
         base = self.base_url.rstrip("/")
-        return f"{base}/callbacks/{job_id}?{CAPABILITY_PARAM}={self.capability(job_id)}"
+        return f"{base}/callbacks/{part_id}?{CAPABILITY_PARAM}={self.capability(part_id)}"
 
-    def verify(self, job_id: str, presented: str | None) -> bool:
+    def verify(self, part_id: str, presented: str | None) -> bool:
         """True only for this job's capability; constant time whatever is presented."""
-        expected = self.capability(job_id)
+        expected = self.capability(part_id)
         candidate = presented if isinstance(presented, str) else ""
-        well_formed = is_job_id(job_id)
+        well_formed = is_job_id(part_id)
         return hmac.compare_digest(expected.encode(), candidate.encode()) and well_formed

@@ -19,10 +19,21 @@ class Lenient(BaseModel):
 
 
 class JobStep(Lenient):
+    """Input of a step of the whole job (Prepare, Stitch, RecordFailure)."""
+
     job_id: str = Field(pattern=JOB_ID_PATTERN)
 
 
-class TaskStep(JobStep):
+class PartStep(Lenient):
+    """Input of a step inside the Map (EditParts): one part's id, which is the job's own id in
+    the one-part case, else `<job id>-pNN` (dropcut.jobs.JOB_ID_PATTERN covers both)."""
+
+    part_id: str = Field(pattern=JOB_ID_PATTERN)
+
+
+class TaskStep(PartStep):
+    """Input of CheckStatus and Finalize: the part and its task's progress so far."""
+
     task: TaskProgress
 
 
@@ -30,8 +41,8 @@ class FailureStep(JobStep):
     error: dict[str, Any]
 
 
-class TokenWait(JobStep):
-    """Input of a waitForTaskToken step (ArmCallback, AcquireSlot): the job and the wait's token."""
+class TokenWait(PartStep):
+    """Input of a waitForTaskToken step (ArmCallback, AcquireSlot): the part and the wait's token."""
 
     task_token: str = Field(min_length=1, max_length=8192)
 

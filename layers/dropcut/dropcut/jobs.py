@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dropcut.errors import InputInvalid, Problem
 from dropcut.observability import logger, metrics
@@ -26,7 +26,7 @@ MAX_PROMPT_CHARS = 5000
 OUTPUT_CLAIM_PREFIX = "output#"
 #: A job id: "job-" + 40 hex digits (see job_id_for), and for a retry "-r<attempt>" (2-999,
 #: see retry_job_id); also the execution name (<= 80 characters of [0-9a-z-]). A part of a
-#: split job (one provider task) adds "-p" and its two-digit index (dropcut.plan.Plan.unit_ids).
+#: split job (one provider task) adds "-p" and its two-digit index (dropcut.plan.Plan.part_ids).
 JOB_ID_PATTERN = r"^job-[0-9a-f]{40}(-r[1-9][0-9]{0,2})?(-p[0-9]{2})?$"
 #: The length of a first run's id ("job-" + 40 hex digits).
 BASE_JOB_ID_CHARS = 44
@@ -151,17 +151,17 @@ def job_id_for(bucket: str, key: str, version: str) -> str:
     return f"job-{digest[:40]}"
 
 
-#: A part's id: its job's id + "-p" + its two-digit index (dropcut.plan, Plan.unit_ids).
+#: A part's id: its job's id + "-p" + its two-digit index (dropcut.plan, Plan.part_ids).
 PART_SUFFIX_CHARS = 4
 
 
-def job_of(unit_id: str) -> str:
-    """The job a unit of provider work belongs to (its execution's name): the unit itself for a
-    job id, the job's id for a part id (`<job id>-pNN`)."""
-    job, dash, index = unit_id.rpartition("-p")
+def job_of(part_id: str) -> str:
+    """The job a part belongs to (its execution's name): the part itself for a one-part job's
+    id, the job's id for a part id (`<job id>-pNN`)."""
+    job, dash, index = part_id.rpartition("-p")
     if dash and len(index) == PART_SUFFIX_CHARS - 2 and index.isdigit() and job.startswith("job-"):
         return job
-    return unit_id
+    return part_id
 
 
 def attempt_of(job_id: str) -> int:
@@ -254,8 +254,11 @@ class JobRecord(BaseModel):
     #: When Finalize gave the job's provider slot back (the hand-over to the next job starts).
     slot_released_at: float | None = None
     polls: int = 0
-    #: The job's units of provider work (Prepare): [its own id], or one id per part of a split.
-    units: list[str] | None = None
+    #: The job's parts (Prepare): [its own id] (the one-part case), or one id per part of a split.
+    #: Read from "units" too: the attribute's name in records written before the rename.
+    part_ids: list[str] | None = Field(
+        default=None, validation_alias=AliasChoices("part_ids", "units")
+    )
     #: What Prepare wrote, per part: index, start_seconds, duration_seconds, moved_to_scene_cut.
     prepared: list[dict[str, Any]] | None = None
     #: A part's record: the job it belongs to and its place in it.
@@ -266,7 +269,7 @@ class JobRecord(BaseModel):
     source_version: str | None = None
     #: A part's provider tasks that failed before the current one (TaskRetries): task_id, credits.
     failed_tasks: list[dict[str, Any]] = []
-    #: Finalize's copy of this unit's edited video (layout.edited_key), for Stitch.
+    #: Finalize's copy of this part's edited video (layout.edited_key), for Stitch.
     edited_key: str | None = None
     #: A paid result Finalize could not copy yet: why, and when its link dies (epoch s; the
     #: provider's result_link_seconds after the task was seen to succeed).
@@ -286,7 +289,7 @@ class JobRecord(BaseModel):
     #: asked for it.
     retry_of: str | None = None
     retried_by: str | None = None
-    #: A retry's unit that re-uses the paid work (task, result or edited video) of this unit
+    #: A retry's part that re-uses the paid work (task, result or edited video) of this part
     #: of the retried job (dropcut.parts.carry_paid_results): no new task.
     carried_from: str | None = None
     retry_requested_by: str | None = None
@@ -300,7 +303,7 @@ class JobRecord(BaseModel):
 
     @property
     def task_number(self) -> int:
-        """Which of the unit's provider tasks is its current one: 0 the first, n after n failed
+        """Which of the part's provider tasks is its current one: 0 the first, n after n failed
         ones (TaskRetries). Each task has its own budget reservation (dropcut.budget)."""
         return len(self.failed_tasks)
 

@@ -179,10 +179,10 @@ class BucketLayout:
         return f"{WORK_PREFIX}{job_id}/prepared/p{index:02d}.mp4"
 
     @staticmethod
-    def edited_key(job_id: str, unit_id: str) -> str:
-        """Finalize's copy of the provider's result for one unit (the job itself or one of its
-        parts): `work/<job id>/edited/<unit id>.mp4`; Stitch makes the output from these."""
-        return f"{WORK_PREFIX}{job_id}/edited/{unit_id}.mp4"
+    def edited_key(job_id: str, part_id: str) -> str:
+        """Finalize's copy of the provider's result for one part (the job itself in the one-part
+        case): `work/<job id>/edited/<part id>.mp4`; Stitch makes the output from these."""
+        return f"{WORK_PREFIX}{job_id}/edited/{part_id}.mp4"
 
     def error_report_key(self, video_key: str) -> str:
         """The error report of a job: the input's path under the errors prefix + `.error.json`;

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PreparedPart:
-    """One video Prepare wrote: what the provider will be sent for one unit of the job."""
+    """One video Prepare wrote: what the provider will be sent for one part of the job."""
 
     index: int
     path: Path

@@ -49,7 +49,7 @@ SIZE_CAP_SHARE = 0.8
 MAX_TARGET_BITRATE = 20_000_000
 #: The most parts a plan may have: part ids end in two digits (-p00 to -p99).
 MAX_PARTS = 100
-#: MaxSegmentsPerJob's default (template.yaml; tests/unit/test_plan.py checks they agree).
+#: MaxPartsPerJob's default (template.yaml; tests/unit/test_plan.py checks they agree).
 DEFAULT_MAX_PARTS = 12
 #: How close a measured rate must be to a whole or NTSC rate to be taken as it (the probe
 #: rounds rates to 3 decimals).
@@ -124,7 +124,7 @@ class Plan(BaseModel):
         """True when Prepare must write a file (normalize, split, pad) before any task."""
         return self.kind in (PlanKind.NORMALIZE, PlanKind.SPLIT, PlanKind.PAD)
 
-    def unit_ids(self, job_id: str) -> list[str]:
+    def part_ids(self, job_id: str) -> list[str]:
         """The provider tasks' ids: [job_id] for one part, job_id-p00, -p01, ... for a split
         (dropcut.jobs.JOB_ID_PATTERN), none for a refused plan."""
         if self.kind is PlanKind.REFUSE:
@@ -187,7 +187,7 @@ def plan_video(
 
     - REFUSE (problems say why): no duration or no video; shorter than MIN_PAD_SECONDS; an
       aspect ratio no scaling brings both sides into MIN_SIDE..MAX_SIDE; more than `max_parts`
-      parts (MaxSegmentsPerJob); or `normalize` is False (NormalizeInputs=off) and the input is
+      parts (MaxPartsPerJob); or `normalize` is False (NormalizeInputs=off) and the input is
       not within every limit. A refused plan keeps the parts and estimate it would have had.
     - SPLIT: longer than MAX_SECONDS: ceil(d / 10) equal parts, each re-encoded to a target.
     - PAD: shorter than MIN_SECONDS: one part padded to MIN_SECONDS, re-encoded to a target.
@@ -343,7 +343,7 @@ def _too_many_parts(plan: Plan, max_parts: int) -> Plan:
             "kind": PlanKind.REFUSE,
             "target": None,
             "reasons": [
-                f"the plan needs {len(plan.parts)} parts; MaxSegmentsPerJob is {max_parts}",
+                f"the plan needs {len(plan.parts)} parts; MaxPartsPerJob is {max_parts}",
                 *plan.reasons,
                 estimate,
             ],
@@ -352,10 +352,10 @@ def _too_many_parts(plan: Plan, max_parts: int) -> Plan:
                     "video",
                     f"the video is {plan.duration_seconds:.1f} s: the plan needs "
                     f"{len(plan.parts)} parts of at most {MAX_SECONDS:g} s ({estimate})",
-                    f"at most {max_parts} parts (MaxSegmentsPerJob), "
+                    f"at most {max_parts} parts (MaxPartsPerJob), "
                     f"{max_parts * MAX_SECONDS:g} s of video",
                     "Trim the clip or cut it into shorter videos, or ask the operator to "
-                    "raise MaxSegmentsPerJob.",
+                    "raise MaxPartsPerJob.",
                 )
             ],
         }

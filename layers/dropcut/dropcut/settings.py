@@ -119,7 +119,7 @@ class CallbackSettings:
 class PlanSettings:
     """How Submit plans a video (dropcut.plan.plan_video)."""
 
-    #: MaxSegmentsPerJob: the most parts a long video is split into (more: refused).
+    #: MaxPartsPerJob: the most parts a long video is split into (more: refused).
     max_parts: int = DEFAULT_MAX_PARTS
     #: NormalizeInputs: auto (True) converts out-of-spec videos, off (False) refuses them.
     normalize: bool = True
@@ -140,7 +140,7 @@ class SubmitSettings:
         return cls(
             os.environ["STATE_MACHINE_ARN"],
             os.environ["DEFAULT_PROMPT"],
-            PlanSettings(max_parts=_int("MAX_SEGMENTS_PER_JOB"), normalize=mode == "auto"),
+            PlanSettings(max_parts=_int("MAX_PARTS_PER_JOB"), normalize=mode == "auto"),
         )
 
 

@@ -215,12 +215,12 @@ def callback_signer(secret_arn: str, base_url: str = "") -> CallbackSigner:
 
 
 def callback_url_factory(callbacks: CallbackSettings) -> CallbackUrlFor | None:
-    """`url_for(job_id)` when callbacks are on (the signer read at call time), else None."""
+    """`url_for(part_id)` when callbacks are on (the signer read at call time), else None."""
     if not callbacks.enabled:
         return None
 
-    def url_for(job_id: str) -> str:
-        return callback_signer(callbacks.secret_arn, callbacks.base_url).url_for(job_id)
+    def url_for(part_id: str) -> str:
+        return callback_signer(callbacks.secret_arn, callbacks.base_url).url_for(part_id)
 
     return url_for
 

@@ -20,21 +20,21 @@ class AcquireSlotDeps:
     max_wait_seconds: int
 
 
-def acquire_slot(deps: AcquireSlotDeps, job_id: str, task_token: str) -> bool:
+def acquire_slot(deps: AcquireSlotDeps, part_id: str, task_token: str) -> bool:
     """Join the line with this wait's token; True when the job holds a slot now (its wait was
     resumed already). Raises SlotWaitTimedOut (BudgetWaitTimedOut when the daily budget held
     it back) after max_wait_seconds in line, OverDailyBudget when the job alone passes the
-    daily budget. A unit that re-uses a retried job's finished, paid work (its edited video, or
+    daily budget. A part that re-uses a retried job's finished, paid work (its edited video, or
     a task the provider reported succeeded: dropcut.parts.carry_paid_results) needs no slot:
     its wait is resumed at once."""
-    record = deps.store.require(job_id)
-    deps.store.move_phase(job_id, JobPhase.IN_LINE)
+    record = deps.store.require(part_id)
+    deps.store.move_phase(part_id, JobPhase.IN_LINE)
     if record.carried_from and (record.edited_key or record.task_state == TaskState.SUCCEEDED):
-        deps.slots.resume_without_slot(task_token, job_id)
+        deps.slots.resume_without_slot(task_token, part_id)
         return True
     estimate = job_estimate(deps.slots, record)
     return deps.slots.acquire(
-        job_id, record.created_at, task_token, deps.max_wait_seconds, estimate
+        part_id, record.created_at, task_token, deps.max_wait_seconds, estimate
     )
 
 

@@ -20,18 +20,18 @@ class ArmCallbackDeps:
     sfn: SFNClient
 
 
-def arm_callback(deps: ArmCallbackDeps, job_id: str, task_token: str) -> bool:
+def arm_callback(deps: ArmCallbackDeps, part_id: str, task_token: str) -> bool:
     """Store the waiting execution's token; if the callback already came, resume at once.
 
     Returns True when the execution was resumed here (the callback came first).
     """
     armed = deps.store.update_returning(
-        job_id,
+        part_id,
         {"callback_token": task_token},
         condition="attribute_not_exists(callback_outcome)",
     )
     if armed is not None:
         return False
-    record = deps.store.require(job_id)
+    record = deps.store.require(part_id)
     logger.info("callback arrived before the wait: resuming now")
     return resume_callback_wait(deps.sfn, task_token, record.callback_outcome or "")

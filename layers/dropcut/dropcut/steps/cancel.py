@@ -27,7 +27,7 @@ from dropcut.job_events import JobEvents, JobEventType
 from dropcut.jobs import JobRecord, JobStatus, JobStore, job_of
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger
-from dropcut.parts import end_parts, is_split, unit_records
+from dropcut.parts import end_parts, is_split, part_records
 from dropcut.providers import PROVIDERS
 from dropcut.providers.base import TaskState
 from dropcut.slots import SlotPool, settle_slot
@@ -175,9 +175,11 @@ def _failure(deps: CancelDeps, record: JobRecord, requested_by: str) -> tuple[Fa
         else f"dropcut does not call {provider}'s cancel yet"
     )
     hold = deps.lost_task_hold_seconds
-    running = [unit for unit in unit_records(deps.store, record) if unit.task_may_be_running]
+    running = [part for part in part_records(deps.store, record) if part.task_may_be_running]
     if is_split(record) and running:
-        where = f"while {len(running)} of its {len(record.units or [])} parts were at the provider"
+        where = (
+            f"while {len(running)} of its {len(record.part_ids or [])} parts were at the provider"
+        )
         billing = (
             f"their tasks keep running and are billed as usual ({no_cancel}); their results will "
             f"not be stored, and their provider slots stay held for {hold} s (JobDeadlineSeconds)"

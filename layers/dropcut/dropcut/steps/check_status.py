@@ -34,7 +34,7 @@ class CheckStatusDeps:
     task_retries: int
 
 
-def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> TaskProgress:
+def check_status(deps: CheckStatusDeps, part_id: str, progress: TaskProgress) -> TaskProgress:
     """Ask the provider about the job's task and record what it says.
 
     Returns the task (state succeeded: go to Finalize; otherwise with the next wait). Raises
@@ -43,10 +43,10 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
     before the deadline) and the provider's named errors (retried by the state machine).
     """
     if not progress.task_id:
-        progress = _adopted(deps.store, job_id, progress)
+        progress = _adopted(deps.store, part_id, progress)
     if progress.state is TaskState.SUCCEEDED:
         # A retry re-uses this finished task (StartTask said so): nothing to ask, go on.
-        deps.store.move_phase(job_id, JobPhase.STORING)
+        deps.store.move_phase(part_id, JobPhase.STORING)
         return progress
     task = deps.provider_for(progress.provider).get_task(progress.task_id)
     now = time.time()
@@ -58,17 +58,17 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
     if task.finished:
         fields["task_finished_seen_at"] = now
         fields["credits"] = task.credits
-    deps.store.update(job_id, fields)
+    deps.store.update(part_id, fields)
     if task.state is TaskState.FAILED:
         code = f" [{task.error_code}]" if task.error_code else ""
         message = redact_urls(task.error_message or "no message")
-        not_retried = _retry_part(deps, job_id, progress.task_id, f"{code}: {message}")
+        not_retried = _retry_part(deps, part_id, progress.task_id, f"{code}: {message}")
         raise TaskFailed(f"the provider reported the task failed{code}: {message}{not_retried}")
     updated = progress.model_copy(
         update={"state": task.state, "polls": progress.polls + 1, "progress": task.progress}
     )
     if task.state is TaskState.SUCCEEDED:
-        deps.store.move_phase(job_id, JobPhase.STORING)
+        deps.store.move_phase(part_id, JobPhase.STORING)
         if deps.pace is not None and progress.pace_key and progress.created_at:
             deps.pace.record(progress.pace_key, now - progress.created_at)
         return updated
@@ -81,10 +81,10 @@ def check_status(deps: CheckStatusDeps, job_id: str, progress: TaskProgress) -> 
     return next_progress(updated, deps.plan, remaining)
 
 
-def _adopted(store: JobStore, job_id: str, progress: TaskProgress) -> TaskProgress:
+def _adopted(store: JobStore, part_id: str, progress: TaskProgress) -> TaskProgress:
     """The progress of a task a callback adopted (dropcut.steps.webhook) while the job waited
     for it; TaskCreationUncertain when none did."""
-    record = store.require(job_id)
+    record = store.require(part_id)
     if not record.task_id:
         raise TaskCreationUncertain(
             f"{record.create_uncertain or 'the create answer was lost'}; no callback named a "
@@ -96,29 +96,29 @@ def _adopted(store: JobStore, job_id: str, progress: TaskProgress) -> TaskProgre
     )
 
 
-def _retry_part(deps: CheckStatusDeps, unit_id: str, task_id: str, why: str) -> str:
+def _retry_part(deps: CheckStatusDeps, part_id: str, task_id: str, why: str) -> str:
     """Give a part whose task failed a new task while it has retries left: the failed task is
     charged on the daily budget (its credits, or its estimate when the provider gave none), the
     new task reserves its own estimate, the part's task fields are cleared (the failed task is
     kept in `failed_tasks`) and TaskRetried sends the execution back to StartTask, the part
     still holding its slot. Returns when the part is not retried: what the failure's message
     should add ("" when the part has no retries left)."""
-    record = deps.store.require(unit_id)
+    record = deps.store.require(part_id)
     carried = record.carried_from is not None  # the user's retry asked to pay for it again
     if not carried and (not record.part_of or record.task_number >= deps.task_retries):
         return ""
     if record.task_id != task_id:
         return ""  # a repeat for a task the part has left behind: its reset is done
     ledger = deps.ledger
-    ledger.charge(unit_id, record.credits, task=record.task_number)
-    if not ledger.reserve(unit_id, record.task_number + 1, job_estimate(ledger, record)):
+    ledger.charge(part_id, record.credits, task=record.task_number)
+    if not ledger.reserve(part_id, record.task_number + 1, job_estimate(ledger, record)):
         logger.warning("no new task for the part: the daily credit budget has no room")
         return (
             "; the part got no new task: the daily credit budget has no room for it "
             f"(DailyCreditBudget {ledger.budget.limit:g}, {ledger.spent():g} spent today)"
         )
     reset = deps.store.update(
-        unit_id,
+        part_id,
         {
             "failed_tasks": [*record.failed_tasks, {"task_id": task_id, "credits": record.credits}],
             "status": JobStatus.RECEIVED.value,

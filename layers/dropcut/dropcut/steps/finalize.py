@@ -1,4 +1,4 @@
-"""Finalize: copy one unit's result from the provider into the work prefix, for Stitch."""
+"""Finalize: copy one part's result from the provider into the work prefix, for Stitch."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 class FinalizeResult(BaseModel):
-    #: Where the unit's edited video is kept for Stitch (layout.edited_key); None: not yet.
+    #: Where the part's edited video is kept for Stitch (layout.edited_key); None: not yet.
     edited_key: str | None
     bytes_stored: int
     #: > 0: the copy failed for a reason that may pass; the state machine waits this long (s)
@@ -63,11 +63,11 @@ class FinalizeDeps:
     pace: PaceBook | None
 
 
-def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> FinalizeResult:
-    """Keep one unit's edited video (the job's, or one part's) for Stitch; a retry after success
+def finalize(deps: FinalizeDeps, part_id: str, progress: TaskProgress) -> FinalizeResult:
+    """Keep one part's edited video (the job's own in the one-part case) for Stitch; a retry after success
     returns the stored copy.
 
-    The task has ended at the provider, so its slot goes to the next unit before the copy.
+    The task has ended at the provider, so its slot goes to the next part in line before the copy.
     A copy that fails for a reason that may pass (the link answers 401/403/404/410 or 5xx, the
     transfer breaks) returns `copy_retry_seconds` > 0 (backed off: copy_retry_wait) for the
     state machine to wait and try again, until `copy_window_seconds` after the task was seen to
@@ -77,14 +77,14 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
     success), ResultCopyFailed, and the copy's other named errors (result_copy).
     """
     store, slots, layout = deps.store, deps.slots, deps.layout
-    record = store.require(unit_id)
+    record = store.require(part_id)
     if record.spec is None:
         raise JobNotReady("the job has no resolved options; Submit starts only jobs that do")
     if record.edited_key:
         if record.part_of:  # a part a retry re-uses: its edited video is kept already
-            store.move_phase(unit_id, JobPhase.EDITED)
-        slots.release(unit_id)
-        logger.info("unit already finalized")
+            store.move_phase(part_id, JobPhase.EDITED)
+        slots.release(part_id)
+        logger.info("part already finalized")
         return FinalizeResult(edited_key=record.edited_key, bytes_stored=0)
     if record.status is JobStatus.FAILED:
         # Its execution was stopped and the reconciler ended the job with a report: an output
@@ -98,14 +98,14 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
         raise ProviderBadResponse(
             f"the provider reported {task.provider_status} for a task it had reported completed"
         )
-    # The provider's own figure replaces the unit's estimate on the day's spend (dropcut.budget)
-    # before the slot goes on, so the next unit in line sees the corrected budget.
+    # The provider's own figure replaces the part's estimate on the day's spend (dropcut.budget)
+    # before the slot goes on, so the next part in line sees the corrected budget.
     credits = task.credits if task.credits is not None else record.credits
-    slots.charge(unit_id, credits, task=record.task_number)
-    slots.release(unit_id)
+    slots.charge(part_id, credits, task=record.task_number)
+    slots.release(part_id)
     released_at = time.time()
     _record_pace(deps, record, progress)
-    edited_key = layout.edited_key(record.part_of or unit_id, unit_id)
+    edited_key = layout.edited_key(record.part_of or part_id, part_id)
     try:
         size = copy_result_to_s3(
             deps.client,
@@ -121,7 +121,7 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
         expires_at = succeeded_at + provider.result_link_seconds
         attempts = record.result_copy_attempts + 1
         deps.store.update(
-            unit_id,
+            part_id,
             {
                 "result_copy_error": str(trouble),
                 "result_copy_attempts": attempts,
@@ -151,7 +151,7 @@ def finalize(deps: FinalizeDeps, unit_id: str, progress: TaskProgress) -> Finali
         # A part's work is done; the job itself succeeds only when Stitch has made its output.
         fields["status"] = JobStatus.SUCCEEDED.value
         fields["phase"] = JobPhase.EDITED.value
-    store.update(unit_id, fields)
+    store.update(part_id, fields)
     logger.info("edited video kept", extra={"edited_key": edited_key, "bytes": size})
     return FinalizeResult(edited_key=edited_key, bytes_stored=size)
 

@@ -1,12 +1,12 @@
 """Prepare: make what the provider is sent, as the job's plan says (dropcut.plan).
 
-- as is: nothing to make; the job is its own one unit of provider work.
-- normalize, pad: one mezzanine under the work prefix; the job stays its own one unit and
+- as is: nothing to make; the job is its own one part (the one-part case).
+- normalize, pad: one mezzanine under the work prefix; the job stays its own one part and
   StartTask sends the mezzanine (JobRecord.source_key).
-- split: one video per part, each with a part record of its own (a unit with its own slot, task
+- split: one video per part, each with a part record of its own (with its own slot, task
   and follow, id `<job id>-pNN`), all sharing the job's execution.
 
-Returns the unit ids; the state machine's Map (EditParts) runs each through AcquireSlot ..
+Returns the part ids; the state machine's Map (EditParts) runs each through AcquireSlot ..
 Finalize, and Stitch makes the output from their edited videos.
 """
 
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 
 class PrepareResult(BaseModel):
-    #: The job's units of provider work, in order: [job id] or its part ids.
-    units: list[str]
+    #: The job's parts, in order: [job id] (one part) or its part ids.
+    part_ids: list[str]
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def job_plan(record: JobRecord) -> Plan | None:
 
 
 def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
-    """Make the job's units as its plan says; a retry after success returns the same units.
+    """Make the job's parts as its plan says; a retry after success returns the same parts.
 
     Raises JobNotReady (no resolved spec), ExecutionEnded (the job already ended), MediaUnreadable
     (the input cannot be decoded) and AWS errors.
@@ -63,11 +63,11 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
         raise JobNotReady("the job has no resolved options; Submit starts only jobs that do")
     if record.status is JobStatus.FAILED:
         raise ExecutionEnded(f"the job had already ended ({record.error_reason}); nothing prepared")
-    if record.units:
-        return _reuse_paid_work(deps, job_id, record.units)
+    if record.part_ids:
+        return _reuse_paid_work(deps, job_id, record.part_ids)
     plan = job_plan(record)
     if plan is None or not plan.needs_prepare:
-        deps.store.update(job_id, {"units": [job_id]})
+        deps.store.update(job_id, {"part_ids": [job_id]})
         return _reuse_paid_work(deps, job_id, [job_id])
     deps.store.move_phase(job_id, JobPhase.PREPARING)
     with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
@@ -78,33 +78,40 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
         )
         parts = deps.media.prepare(source, plan, work / "parts", keep_audio=record.spec.keep_audio)
         stored = [_store_part(deps, record, part) for part in parts]
-    units = plan.unit_ids(job_id)
-    if len(units) != len(stored):
-        raise JobNotReady(f"the plan has {len(units)} units but Prepare made {len(stored)} videos")
+    part_ids = plan.part_ids(job_id)
+    if len(part_ids) != len(stored):
+        raise JobNotReady(
+            f"the plan has {len(part_ids)} parts but Prepare made {len(stored)} videos"
+        )
     prepared = [entry for entry, _ in stored]
-    if len(units) == 1:
+    if len(part_ids) == 1:
         key, version = stored[0][1]
         deps.store.update(
             job_id,
-            {"source_key": key, "source_version": version, "prepared": prepared, "units": units},
+            {
+                "source_key": key,
+                "source_version": version,
+                "prepared": prepared,
+                "part_ids": part_ids,
+            },
         )
     else:
-        for unit, (entry, (key, version)) in zip(units, stored, strict=True):
-            deps.store.create(_part_record(record, unit, entry, key, version))
-        deps.store.update(job_id, {"prepared": prepared, "units": units})
+        for part_id, (entry, (key, version)) in zip(part_ids, stored, strict=True):
+            deps.store.create(_part_record(record, part_id, entry, key, version))
+        deps.store.update(job_id, {"prepared": prepared, "part_ids": part_ids})
         deps.store.move_phase(job_id, JobPhase.EDITING)  # its parts move on their own
-    logger.info("input prepared", extra={"plan": plan.kind.value, "units": len(units)})
-    return _reuse_paid_work(deps, job_id, units)
+    logger.info("input prepared", extra={"plan": plan.kind.value, "parts": len(part_ids)})
+    return _reuse_paid_work(deps, job_id, part_ids)
 
 
-def _reuse_paid_work(deps: PrepareDeps, job_id: str, units: list[str]) -> PrepareResult:
-    """A retry's units take over the paid work of the retried job's (dropcut.parts)."""
+def _reuse_paid_work(deps: PrepareDeps, job_id: str, part_ids: list[str]) -> PrepareResult:
+    """A retry's parts take over the paid work of the retried job's (dropcut.parts)."""
     record = deps.store.require(job_id)
     if record.retry_of:
         carried = carry_paid_results(deps.store, record)
         if carried:
             logger.info("paid work re-used", extra={"retry_of": record.retry_of, "parts": carried})
-    return PrepareResult(units=units)
+    return PrepareResult(part_ids=part_ids)
 
 
 def _store_part(
@@ -128,11 +135,11 @@ def _store_part(
 
 
 def _part_record(
-    job: JobRecord, unit: str, entry: dict[str, Any], key: str, version: str | None
+    job: JobRecord, part_id: str, entry: dict[str, Any], key: str, version: str | None
 ) -> JobRecord:
     """A part's own record: the job's input and options, its own video and, later, task."""
     return JobRecord(
-        job_id=unit,
+        job_id=part_id,
         status=JobStatus.RECEIVED,
         bucket=job.bucket,
         key=job.key,

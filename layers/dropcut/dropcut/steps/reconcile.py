@@ -131,10 +131,10 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
     report = ReconcileReport(manifest_timeouts=expire_manifest_waits(deps, now))
     seen: dict[str, str | None] = {}
 
-    def execution_status(unit_id: str) -> str | None:
+    def execution_status(part_id: str) -> str | None:
         # Waiters and holders are jobs (or parts of jobs: their job's execution) the first loop
         # may have described already: once a pass.
-        job_id = job_of(unit_id)
+        job_id = job_of(part_id)
         if job_id not in seen:
             seen[job_id] = executions.status(job_id)
         return seen[job_id]

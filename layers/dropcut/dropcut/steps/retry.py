@@ -137,7 +137,7 @@ def reuse_of(store: JobStore, record: JobRecord) -> tuple[int, int]:
     """(parts whose paid work a retry of `record` re-uses, parts in all): what a retry costs,
     before it runs (the command line shows it before it asks for --yes)."""
     reusable = reusable_results(store, record)
-    return len(reusable), max(1, len(record.units or []))
+    return len(reusable), max(1, len(record.part_ids or []))
 
 
 #: How long a retry waits for the old job's execution to be over (s): its report is written a

@@ -39,7 +39,7 @@ class StartTaskDeps:
     pace: PaceBook | None
 
 
-def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
+def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     """Create the job's provider task, or return the one already recorded. Never creates two.
 
     With a callback URL and a provider that calls back, the task is created with this job's
@@ -52,7 +52,7 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
     JobNotReady (no resolved spec) and the provider's named errors for a refused create.
     """
     store = deps.store
-    record = store.require(job_id)
+    record = store.require(part_id)
     provider_name = record.provider or deps.default_provider
     provider = deps.provider_for(provider_name)
     callbacks = deps.callback_url_for is not None and provider.supports_callback
@@ -63,7 +63,7 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
     # alone: a worker stopped before it sent anything leaves no claim behind.
     request = _edit_request(deps, record, callback=callbacks)
     claimed = store.update(
-        job_id,
+        part_id,
         {
             "creating_since": time.time(),
             "provider": provider_name,
@@ -75,7 +75,7 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
         condition_values={":received": JobStatus.RECEIVED.value},
     )
     if not claimed:
-        latest = store.require(job_id)
+        latest = store.require(part_id)
         if latest.task_id:  # a callback adopted the task meanwhile
             return _recorded(deps, latest, provider_name, follow)
         if latest.status is not JobStatus.RECEIVED:
@@ -92,7 +92,7 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
         if not create_refused(error):
             return _uncertain(deps, record, provider_name, callbacks, redact_urls(str(error)))
         # Nothing reached the provider's application: no task exists, retry is safe.
-        store.update(job_id, {"creating_since": None})
+        store.update(part_id, {"creating_since": None})
         raise
     now = time.time()
     created = {
@@ -103,7 +103,7 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
         "creating_since": None,
     }
     running = store.update(
-        job_id,
+        part_id,
         {**created, "status": JobStatus.RUNNING.value},
         condition="#status = :received AND attribute_not_exists(task_id)",
         condition_names={"#status": "status"},
@@ -111,12 +111,12 @@ def start_task(deps: StartTaskDeps, job_id: str) -> TaskProgress:
     )
     metrics.add_metric(name="TasksCreated", unit="Count", value=1)
     if not running:
-        latest = store.require(job_id)
+        latest = store.require(part_id)
         if latest.task_id == task.task_id:  # its callback came first and adopted it
             return _recorded(deps, latest, provider_name, follow)
         # Cancelled while the create was on its way: record the task (it runs and holds the
         # slot until it can have ended), never bring the job back to life.
-        store.update(job_id, created)
+        store.update(part_id, created)
         raise ExecutionEnded(f"the job ended while its task {task.task_id} was being created")
     logger.info(
         "provider task created",

@@ -1,7 +1,7 @@
-"""Stitch: make the job's output from its units' edited videos, beside a before/after picture,
+"""Stitch: make the job's output from its parts' edited videos, beside a before/after picture,
 and close the job (result manifest, record, event).
 
-- One unit, nothing to trim: the edited video is the output (an S3 copy, no re-encode).
+- One part, nothing to trim: the edited video is the output (an S3 copy, no re-encode).
 - A split job: the parts joined in order (dropcut_media: remuxed where their parameters match),
   with the input's own audio under the whole video when the job keeps audio.
 - A padded job: the edit trimmed back to the input's length.
@@ -25,7 +25,7 @@ from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, is_job_id
 from dropcut.layout import BucketLayout
 from dropcut.media_tools import MediaTools, StitchedVideo
 from dropcut.observability import logger, metrics
-from dropcut.parts import is_split, parts_of, unit_records
+from dropcut.parts import is_split, part_records, parts_of
 from dropcut.phases import JobPhase
 from dropcut.plan import Plan, PlanKind
 from dropcut.steps.prepare import job_plan
@@ -63,7 +63,7 @@ class StitchDeps:
 def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
     """Store the job's output and close it; a retry after success returns the stored result.
 
-    Raises ExecutionEnded (the job already ended with a report), JobNotReady (a unit has no
+    Raises ExecutionEnded (the job already ended with a report), JobNotReady (a part has no
     edited video: a bug), MediaUnreadable (an edited part cannot be decoded) and AWS errors.
     """
     store, layout = deps.store, deps.layout
@@ -79,10 +79,10 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
         )
     if record.status is JobStatus.FAILED:
         raise ExecutionEnded(f"the job had already ended ({record.error_reason}); nothing stored")
-    units = unit_records(store, record)
-    edited = [unit.edited_key for unit in units]
-    if not units or None in edited or (record.units and len(units) != len(record.units)):
-        raise JobNotReady("a unit of the job has no edited video; Finalize stores each first")
+    parts = part_records(store, record)
+    edited = [part.edited_key for part in parts]
+    if not parts or None in edited or (record.part_ids and len(parts) != len(record.part_ids)):
+        raise JobNotReady("a part of the job has no edited video; Finalize stores each first")
     plan = job_plan(record)
     store.move_phase(job_id, JobPhase.STITCHING)
     output_key, newer_version = _place(deps, record.key, record.version, record.spec.output_name)
@@ -104,9 +104,9 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
             )
         sheet_key = _contact_sheet(deps, record, plan, joined, output_key, work)
     stored_at = time.time()
-    credits = _credits(units)
+    credits = _credits(parts)
     manifest_key = layout.result_manifest_key(output_key)
-    manifest = _result_manifest(record, record.spec, units, plan, output_key, size, newer_version)
+    manifest = _result_manifest(record, record.spec, parts, plan, output_key, size, newer_version)
     manifest.update(
         contact_sheet={"bucket": layout.bucket, "key": sheet_key} if sheet_key else None,
         stitch=None if made is None else {"remuxed": made.remuxed, "audio": made.audio},
@@ -114,8 +114,8 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
         credits=credits,
         timings={
             "received_at": record.created_at,
-            "task_created_at": min((u.task_created_at or stored_at) for u in units),
-            "provider_finished_seen_at": max((u.task_finished_seen_at or 0) for u in units) or None,
+            "task_created_at": min((u.task_created_at or stored_at) for u in parts),
+            "provider_finished_seen_at": max((u.task_finished_seen_at or 0) for u in parts) or None,
             "stored_at": stored_at,
             "stitch_seconds": round(stored_at - started, 3),
             "total_seconds": round(stored_at - record.created_at, 3),
@@ -219,21 +219,21 @@ def sheet_times(duration: float, starts: Sequence[Any]) -> list[float]:
     return sorted({*evenly, *around})
 
 
-def _credits(units: Sequence[JobRecord]) -> float | None:
-    known = [unit.credits for unit in units if unit.credits is not None]
+def _credits(parts: Sequence[JobRecord]) -> float | None:
+    known = [part.credits for part in parts if part.credits is not None]
     return round(sum(known), 6) if known else None
 
 
 def _result_manifest(
     record: JobRecord,
     spec: JobSpec,
-    units: Sequence[JobRecord],
+    parts: Sequence[JobRecord],
     plan: Plan | None,
     output_key: str,
     size: int,
     newer_version: str | None,
 ) -> dict[str, Any]:
-    first = units[0]
+    first = parts[0]
     return {
         "job_id": record.job_id,
         "status": "succeeded",
@@ -250,8 +250,8 @@ def _result_manifest(
         "plan": plan.model_dump(mode="json") if plan is not None else None,
         "notices": record.notices,
         "provider": first.provider,
-        "provider_task_id": first.task_id if len(units) == 1 else None,
-        "polls": sum(unit.polls for unit in units),
+        "provider_task_id": first.task_id if len(parts) == 1 else None,
+        "polls": sum(part.polls for part in parts),
     }
 
 

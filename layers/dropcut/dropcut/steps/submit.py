@@ -72,7 +72,7 @@ class SubmitDeps:
     resolve: Resolver
     #: Job events (submitted, refused): best effort, never fails the step.
     events: JobEvents
-    #: MaxSegmentsPerJob and NormalizeInputs (how videos are planned).
+    #: MaxPartsPerJob and NormalizeInputs (how videos are planned).
     plan: PlanSettings
 
 

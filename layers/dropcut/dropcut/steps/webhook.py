@@ -54,15 +54,15 @@ class WebhookDeps:
     provider_for: ProviderFor
 
 
-def accept_callback(deps: WebhookDeps, job_id: str, raw_body: str | bytes) -> CallbackAnswer:
-    """Handle an authenticated callback for `job_id` (its raw body): confirm with the provider,
+def accept_callback(deps: WebhookDeps, part_id: str, raw_body: str | bytes) -> CallbackAnswer:
+    """Handle an authenticated callback for `part_id` (its raw body): confirm with the provider,
     then resume once.
 
     Answers 404 unknown job, 400 malformed body, 409/503 retry later, 200 accepted or already
     handled; never raises for anything the caller sent.
     """
     store = deps.store
-    record = store.get(job_id)
+    record = store.get(part_id)
     if record is None:
         return CallbackAnswer(404, "unknown job")
     try:
@@ -86,7 +86,7 @@ def accept_callback(deps: WebhookDeps, job_id: str, raw_body: str | bytes) -> Ca
         return confirmed
     now = time.time()
     updated = store.update_returning(
-        job_id,
+        part_id,
         {
             "callback_outcome": confirmed.state.value,
             "callback_received_at": now,
