@@ -20,6 +20,7 @@ from dropcut.job_events import (
     ENDINGS,
     EVENT_SOURCE,
     NO_JOB_EVENTS,
+    PHASE_AFTER,
     JobEventDetail,
     JobEvents,
     JobEventType,
@@ -93,7 +94,7 @@ def test_a_success_carries_the_output_credits_and_both_durations():
     detail = build_detail(JobEventType.SUCCEEDED, record, "stack", at=1100.0)
     document = json.loads(detail.model_dump_json())
     jsonschema.validate(document, SCHEMA)
-    assert document["status"] == "succeeded"
+    assert (document["status"], document["phase"]) == ("succeeded", "done")
     assert document["service"] == "stack"
     assert document["input"] == {"bucket": "media", "key": "inbox/team/a.mp4", "version": "v1"}
     assert document["output_key"] == "outbox/team/a.edited.mp4"
@@ -119,7 +120,7 @@ def test_a_refusal_carries_reason_advice_and_every_problem_and_no_provider_time(
     )
     document = json.loads(detail.model_dump_json())
     jsonschema.validate(document, SCHEMA)
-    assert document["status"] == "refused"
+    assert (document["status"], document["phase"]) == ("refused", "failed")
     assert document["reason"] == "input_invalid"
     assert document["advice"] == InputInvalid.advice
     assert [p["field"] for p in document["problems"]] == ["prompt", "images[0]"]
@@ -132,6 +133,10 @@ def test_every_type_has_a_status_the_schema_accepts_and_the_endings_are_all_but_
     statuses = set(SCHEMA["properties"]["status"]["enum"])
     assert {kind.status for kind in JobEventType} == statuses
     assert set(JobEventType) - ENDINGS == {JobEventType.SUBMITTED}
+    # each ending moves the job to an ending phase, one the phase table lets nothing leave
+    # but a new manifest's start again (dropcut.phases.MOVES)
+    assert set(PHASE_AFTER) == ENDINGS
+    assert all(phase.ended for phase in PHASE_AFTER.values())
 
 
 def test_the_schema_refuses_an_unknown_field_or_a_missing_one():
@@ -389,6 +394,8 @@ def test_submit_publishes_submitted_once_and_refused_once(submit_deps, small_cli
     assert [entry["DetailType"] for entry in client.entries] == ["Job Submitted", "Job Refused"]
     submitted, refusal = client.details()
     assert (submitted["job_id"], submitted["status"]) == (started.job_id, "submitted")
+    # the phase the job is in, as `dropcut ls` shows it: what its record says
+    assert submitted["phase"] == deps.store.require(started.job_id).phase == "received"
     assert (refusal["job_id"], refusal["reason"]) == (refused.job_id, "input_invalid")
     assert refusal["problems"][0]["field"] == "colour"
     assert refusal["error_report_key"] == settings.layout.error_report_key("inbox/bad.mp4")

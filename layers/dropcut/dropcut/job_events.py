@@ -18,8 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from dropcut.errors import Failure
-from dropcut.jobs import JobRecord
+from dropcut.jobs import JobRecord, phase_of
 from dropcut.observability import logger, metrics
+from dropcut.phases import JobPhase
 
 
 class PutEvents(Protocol):
@@ -61,6 +62,14 @@ ENDINGS = frozenset(
         JobEventType.CANCELLED,
     }
 )
+
+#: The phase an ending moves the job to (a submitted job is in the phase its record starts in).
+PHASE_AFTER = {
+    JobEventType.REFUSED: JobPhase.FAILED,
+    JobEventType.SUCCEEDED: JobPhase.DONE,
+    JobEventType.FAILED: JobPhase.FAILED,
+    JobEventType.CANCELLED: JobPhase.CANCELLED,
+}
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
 
@@ -110,6 +119,11 @@ class JobEventDetail(BaseModel):
     service: str = Field(description="The stack name (also the metrics' service dimension).")
     job_id: str
     status: Literal["submitted", "refused", "succeeded", "failed", "cancelled"]
+    phase: JobPhase = Field(
+        description="The job's phase after this event, as `dropcut ls` shows it and "
+        "`dropcut ls --status` filters on (dropcut.phases): received or waiting_for_manifest "
+        "when submitted; done, failed or cancelled at its ending."
+    )
     input: JobEventInput
     output_key: str | None = Field(default=None, description="The edited video (succeeded).")
     result_manifest_key: str | None = None
@@ -150,6 +164,7 @@ def build_detail(
         service=service,
         job_id=record.job_id,
         status=kind.status,
+        phase=PHASE_AFTER.get(kind) or record.phase or phase_of(record.status),
         input=JobEventInput(bucket=record.bucket, key=record.key, version=record.version),
         output_key=record.output_key,
         result_manifest_key=record.result_manifest_key,
