@@ -1,5 +1,6 @@
 """Finalize: keep one part's result from the provider for Stitch (dropcut.steps.finalize)."""
 
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -7,10 +8,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dropcut import wiring
 from dropcut.inputs import TaskStep
 from dropcut.jobs import job_of
-from dropcut.observability import logger, typed_handler
+from dropcut.observability import logger, seconds_left, typed_handler
 from dropcut.result_copy import ResultLimits
 from dropcut.settings import FinalizeSettings, Settings
 from dropcut.steps.finalize import FinalizeDeps, finalize
+
+#: What an invocation keeps after the copy (s): recording the edited video and the pace.
+RECORD_SECONDS = 60.0
 
 settings = Settings.from_env()
 finalize_settings = FinalizeSettings.from_env()
@@ -21,8 +25,8 @@ deps = FinalizeDeps(
     layout=settings.layout,
     provider_for=wiring.provider_factory(settings),
     slots=wiring.slot_pool(settings),
-    # The copy must end well inside the function's 900 s; a slower one is retried.
-    limits=ResultLimits(max_bytes=finalize_settings.max_result_bytes, max_seconds=600.0),
+    # max_seconds is set per invocation, from the time the invocation has left (handler).
+    limits=ResultLimits(max_bytes=finalize_settings.max_result_bytes),
     copy_window_seconds=finalize_settings.copy_window_seconds,
     allow_insecure_urls=settings.allow_insecure_urls,
     pace=wiring.pace_book(settings),
@@ -34,4 +38,8 @@ def handler(event: TaskStep, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(
         job_id=job_of(event.part_id), part_id=event.part_id, task_id=event.task.task_id
     )
-    return finalize(deps, event.part_id, event.task).model_dump(mode="json")
+    # The copy ends inside the function's Timeout, with RECORD_SECONDS kept to record it (a
+    # slower copy is tried again: copy_retry_seconds).
+    limits = replace(deps.limits, max_seconds=seconds_left(context, keep=RECORD_SECONDS))
+    invocation = replace(deps, limits=limits)
+    return finalize(invocation, event.part_id, event.task).model_dump(mode="json")

@@ -8,7 +8,9 @@ import importlib
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
@@ -18,6 +20,7 @@ from dropcut.actors import ActorRequest, route
 from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
 from dropcut.inbox import InboxEvent, InboxMessage
 from dropcut.observability import EVENT_MODEL_ATTRIBUTE
+from dropcut.steps.finalize import FinalizeResult
 from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT
 
 EVENTS = ROOT / "events"
@@ -163,3 +166,37 @@ def test_every_handlers_deps_have_no_field_left_to_a_default(name, handler_modul
                     type(value).__name__,
                     field.name,
                 )
+
+
+@dataclass
+class _Context:
+    """A Lambda context with `remaining_ms` left."""
+
+    remaining_ms: int
+    function_name: str = "FinalizeFunction"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:FinalizeFunction"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.mark.parametrize(("remaining_ms", "copy_seconds"), [(900_000, 840.0), (100_000, 40.0)])
+def test_finalize_bounds_the_copy_by_the_time_its_invocation_has_left(
+    handler_module, remaining_ms, copy_seconds
+):
+    module = handler_module("FinalizeFunction")
+    seen: list[Any] = []
+
+    def finalize(deps, part_id, progress):
+        seen.append((deps.limits, part_id))
+        return FinalizeResult(edited_key="work/x/edited/x.mp4", bytes_stored=1)
+
+    module.finalize = finalize
+    sample = json.loads((EVENTS / "finalize.json").read_text())
+    module.handler(sample, _Context(remaining_ms))
+    [(limits, part_id)] = seen
+    assert part_id == sample["part_id"]
+    assert limits.max_seconds == copy_seconds == remaining_ms / 1000 - module.RECORD_SECONDS
+    assert limits.max_bytes == module.deps.limits.max_bytes

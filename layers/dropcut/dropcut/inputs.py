@@ -42,7 +42,8 @@ class FailureStep(JobStep):
 
 
 class TokenWait(PartStep):
-    """Input of a waitForTaskToken step (ArmCallback, AcquireSlot): the part and the wait's token."""
+    """Input of a waitForTaskToken step (ArmCallback, AcquireSlot): the part and the wait's
+    token."""
 
     task_token: str = Field(min_length=1, max_length=8192)
 

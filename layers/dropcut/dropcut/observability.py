@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -35,6 +36,14 @@ for noisy in ("httpx", "httpcore"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
 # A step that has nothing to count (a 401, a token stored) is normal, not worth a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def seconds_left(context: LambdaContext, *, keep: float) -> float:
+    """The seconds this invocation has left by Lambda's own count (the function's `Timeout` in
+    template.yaml, less what has run), less `keep` s kept for the work after the bounded part
+    (recording, answering). At least 1 s: a time budget read from the function, not a constant
+    that only a comment ties to the template."""
+    return max(1.0, context.get_remaining_time_in_millis() / 1000 - keep)
 
 
 def instrumented(handler: Callable[..., Any]) -> Callable[..., Any]:

@@ -64,10 +64,11 @@ class FinalizeDeps:
 
 
 def finalize(deps: FinalizeDeps, part_id: str, progress: TaskProgress) -> FinalizeResult:
-    """Keep one part's edited video (the job's own in the one-part case) for Stitch; a retry after success
-    returns the stored copy.
+    """Keep one part's edited video (the job's own in the one-part case) for Stitch; a retry
+    after success returns the stored copy.
 
-    The task has ended at the provider, so its slot goes to the next part in line before the copy.
+    The task has ended at the provider, so its slot goes to the next part in line before the
+    copy.
     A copy that fails for a reason that may pass (the link answers 401/403/404/410 or 5xx, the
     transfer breaks) returns `copy_retry_seconds` > 0 (backed off: copy_retry_wait) for the
     state machine to wait and try again, until `copy_window_seconds` after the task was seen to
