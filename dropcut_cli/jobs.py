@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.conditions import ConditionBase, Key
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dropcut.errors import JobCancelled
@@ -18,9 +17,7 @@ from dropcut.jobs import (
     JobRecord,
     JobStatus,
     JobStore,
-    from_item,
     is_job_id,
-    to_item,
 )
 from dropcut.layout import BucketLayout
 from dropcut.phases import JobPhase
@@ -84,20 +81,10 @@ class JobReader:
         wanted = inbox_key(prefix, self.layout) if prefix else self.layout.inbox
         found: list[JobRecord] = []
         for status in statuses:
-            condition: ConditionBase = Key("status").eq(status.value)
-            if since is not None:
-                condition = condition & Key("created_at").gte(to_item(since))
-            kwargs: dict[str, Any] = {"IndexName": "by_status", "KeyConditionExpression": condition}
-            while True:
-                page = self.table.query(**kwargs)
-                for item in page["Items"]:
-                    record = JobRecord.model_validate(from_item(item))
-                    # A split job's parts are shown with their job (dropcut show), not as jobs.
-                    if record.key.startswith(wanted) and not record.part_of:
-                        found.append(record)
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            for record in self.store.in_status(status, created_after=since):
+                # A split job's parts are shown with their job (dropcut show), not as jobs.
+                if record.key.startswith(wanted) and not record.part_of:
+                    found.append(record)
         return sorted(found, key=lambda record: record.created_at, reverse=True)
 
     def find(self, ref: str) -> JobRecord | None:

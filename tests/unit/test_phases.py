@@ -91,3 +91,40 @@ def test_ls_takes_the_phase_as_ls_shows_it():
     assert JobPhase.IN_LINE.label == "in line"
     with pytest.raises(ValueError, match="one of: waiting for manifest, received"):
         parse_phase("running")
+
+
+def test_in_status_reads_the_index_oldest_first_within_the_bounds_across_pages(jobs_table):
+    """JobStore.in_status is the one home of the by_status query (the reconciler and the
+    command line both read it); the index comes from template.yaml."""
+    from dropcut.jobs import JobRecord, job_id_for
+
+    store = JobStore(jobs_table)
+    created = [1000.0 + n for n in range(30)]
+    for n, at in enumerate(created):
+        store.create(
+            JobRecord(
+                job_id=job_id_for("media", f"inbox/{n}.mp4", "v1"),
+                status=JobStatus.FAILED if n % 3 == 0 else JobStatus.RECEIVED,
+                bucket="media",
+                key=f"inbox/{n}.mp4",
+                version="v1",
+                created_at=at,
+            )
+        )
+    received = [r.created_at for r in store.in_status(JobStatus.RECEIVED)]
+    assert received == [at for n, at in enumerate(created) if n % 3]
+    assert [r.created_at for r in store.in_status(JobStatus.FAILED, created_before=1009.0)] == [
+        1000.0,
+        1003.0,
+        1006.0,
+    ]
+    after = [r.created_at for r in store.in_status(JobStatus.FAILED, created_after=1020.0)]
+    assert after == [1021.0, 1024.0, 1027.0]
+    between = store.in_status(JobStatus.RECEIVED, created_after=1010.0, created_before=1013.0)
+    assert [r.created_at for r in between] == [1010.0, 1011.0]
+    # page by page: a page of 4 items still yields all of them
+    jobs_table.meta.client.meta.events.register(
+        "before-parameter-build.dynamodb.Query",
+        lambda params, **_: params.setdefault("Limit", 4),
+    )
+    assert len(list(store.in_status(JobStatus.RECEIVED))) == 20

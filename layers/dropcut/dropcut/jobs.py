@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
+from boto3.dynamodb.conditions import ConditionBase, Key
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dropcut.errors import InputInvalid, Problem
@@ -28,6 +30,8 @@ OUTPUT_CLAIM_PREFIX = "output#"
 #: see retry_job_id); also the execution name (<= 80 characters of [0-9a-z-]). A part of a
 #: split job (one provider task) adds "-p" and its two-digit index (dropcut.plan.Plan.part_ids).
 JOB_ID_PATTERN = r"^job-[0-9a-f]{40}(-r[1-9][0-9]{0,2})?(-p[0-9]{2})?$"
+#: The jobs table's index of records by status, then creation time (template.yaml, JobsTable).
+STATUS_INDEX = "by_status"
 #: The length of a first run's id ("job-" + 40 hex digits).
 BASE_JOB_ID_CHARS = 44
 #: The most attempts of one input version (the first run and its retries).
@@ -375,6 +379,34 @@ class JobStore:
     def get(self, job_id: str) -> JobRecord | None:
         item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         return JobRecord.model_validate(from_item(item)) if item else None
+
+    def in_status(
+        self,
+        status: JobStatus,
+        *,
+        created_after: float | None = None,
+        created_before: float | None = None,
+    ) -> Iterator[JobRecord]:
+        """Records in `status`, oldest first, created at or after `created_after` and strictly
+        before `created_before` (epoch s): the by_status index (STATUS_INDEX; its key is status,
+        created_at), page by page. Jobs and parts alike (a part has `part_of`)."""
+        condition: ConditionBase = Key("status").eq(status.value)
+        if created_after is not None and created_before is not None:
+            condition &= Key("created_at").between(to_item(created_after), to_item(created_before))
+        elif created_after is not None:
+            condition &= Key("created_at").gte(to_item(created_after))
+        elif created_before is not None:
+            condition &= Key("created_at").lt(to_item(created_before))
+        kwargs: dict[str, Any] = {"IndexName": STATUS_INDEX, "KeyConditionExpression": condition}
+        while True:
+            page = self.table.query(**kwargs)
+            for item in page["Items"]:
+                record = JobRecord.model_validate(from_item(item))
+                if created_before is None or record.created_at < created_before:  # BETWEEN's end
+                    yield record
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def require(self, job_id: str) -> JobRecord:
         record = self.get(job_id)

@@ -17,15 +17,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from boto3.dynamodb.conditions import Key
+from typing import TYPE_CHECKING
 
 from dropcut.error_reports import count_failure, end_job_once
 from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem
 from dropcut.executions import Executions
 from dropcut.job_events import JobEvents, JobEventType
-from dropcut.jobs import JobRecord, JobStatus, JobStore, from_item, job_of, to_item
+from dropcut.jobs import JobRecord, JobStatus, JobStore, job_of
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger, metrics
 from dropcut.parts import end_parts
@@ -33,8 +31,6 @@ from dropcut.slots import SlotPool, settle_slot
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-STATUS_INDEX = "by_status"
 
 
 @dataclass(frozen=True)
@@ -85,18 +81,7 @@ def expire_manifest_waits(deps: ReconcileDeps, now: float) -> list[str]:
 
 
 def _records_in(store: JobStore, status: JobStatus, created_before: float) -> list[JobRecord]:
-    records: list[JobRecord] = []
-    kwargs: dict[str, Any] = {
-        "IndexName": STATUS_INDEX,
-        "KeyConditionExpression": Key("status").eq(status.value)
-        & Key("created_at").lt(to_item(created_before)),
-    }
-    while True:
-        page = store.table.query(**kwargs)
-        records.extend(JobRecord.model_validate(from_item(item)) for item in page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return records
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return list(store.in_status(status, created_before=created_before))
 
 
 #: Jobs younger than this are still on their way (Submit records, then starts the execution).
