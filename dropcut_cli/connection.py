@@ -10,7 +10,7 @@ registers a stack record named `dropcut-local`), so the same code path finds the
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -18,7 +18,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_stepfunctions.client import SFNClient
 
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 LOCAL_STACK = "dropcut-local"
@@ -64,7 +67,6 @@ class Stack:
     parameters: dict[str, str]
     session: boto3.Session
     endpoint_url: str | None
-    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def bucket(self) -> str:
@@ -97,15 +99,31 @@ class Stack:
             )
         return url
 
-    def client(self, service: str) -> Any:
-        """One boto3 client per service on the stack's endpoint."""
-        if service not in self._clients:
-            self._clients[service] = self.session.client(
-                service,  # type: ignore[call-overload]
-                endpoint_url=self.endpoint_url,
-                config=Config(retries={"max_attempts": 4, "mode": "standard"}),
-            )
-        return self._clients[service]
+    def _client(self, service: str) -> Any:
+        """A boto3 client of `service` on the stack's endpoint (the typed properties below)."""
+        return self.session.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"max_attempts": 4, "mode": "standard"}),
+        )
+
+    @functools.cached_property
+    def s3(self) -> S3Client:
+        """S3 on the stack's endpoint (the media bucket's uploads, results, reports)."""
+        client: S3Client = self._client("s3")
+        return client
+
+    @functools.cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        """DynamoDB on the stack's endpoint (listing tables; records go through `table`)."""
+        client: DynamoDBClient = self._client("dynamodb")
+        return client
+
+    @functools.cached_property
+    def sfn(self) -> SFNClient:
+        """Step Functions on the stack's endpoint (the slot pool hands waits over with it)."""
+        client: SFNClient = self._client("stepfunctions")
+        return client
 
     def table(self, name: str) -> Table:
         resource = self.session.resource("dynamodb", endpoint_url=self.endpoint_url)
@@ -117,7 +135,7 @@ class Stack:
         local stack `<stack>-SlotsTable`). None when it cannot be listed."""
         prefix = f"{self.name}-SlotsTable"
         try:
-            pages = self.client("dynamodb").get_paginator("list_tables").paginate()
+            pages = self.dynamodb.get_paginator("list_tables").paginate()
             names = [name for page in pages for name in page["TableNames"]]
         except (BotoCoreError, ClientError):
             return None

@@ -105,7 +105,7 @@ class JobReader:
         name, provider = self.stack.slots_table_name, self.stack.provider
         if not name or not provider:
             return Line()
-        pool = SlotPool(self.stack.table(name), self.stack.client("stepfunctions"), provider, 0)
+        pool = SlotPool(self.stack.table(name), self.stack.sfn, provider, 0)
         try:
             return Line(pool.waiters())
         except (BotoCoreError, ClientError):
@@ -117,7 +117,7 @@ class JobReader:
             return None
         if key not in self._documents:
             try:
-                body = self.stack.client("s3").get_object(Bucket=self.stack.bucket, Key=key)["Body"]
+                body = self.stack.s3.get_object(Bucket=self.stack.bucket, Key=key)["Body"]
                 loaded = json.loads(body.read(MAX_DOCUMENT_BYTES))
             except (ClientError, ValueError):
                 loaded = None

@@ -16,7 +16,7 @@ def save_output(stack: Stack, key: str, directory: Path, name: str | None = None
     """Download `key` from the media bucket into `directory` (as `name`, default its name)."""
     target = directory / (name or key.rsplit("/", 1)[-1])
     target.parent.mkdir(parents=True, exist_ok=True)
-    stack.client("s3").download_file(stack.bucket, key, str(target))
+    stack.s3.download_file(stack.bucket, key, str(target))
     return target
 
 

@@ -44,7 +44,7 @@ def folder_key(layout: BucketLayout, prefix: str, name: str) -> str:
 
 def upload_file(stack: Stack, path: Path, key: str, progress: Progress | None = None) -> str:
     """Upload `path` to `key`; the version (or, unversioned, the ETag) S3 answered with."""
-    s3 = stack.client("s3")
+    s3 = stack.s3
     with _answers(s3) as answers:
         s3.upload_file(str(path), stack.bucket, key, Config=TRANSFER, Callback=progress)
     answer = answers[-1]
@@ -55,9 +55,7 @@ def upload_manifest(stack: Stack, video_key: str, manifest: Any) -> str:
     """Put `<video key>.json`; its key."""
     key = BucketLayout.manifest_key(video_key)
     body = json.dumps(manifest, indent=2).encode()
-    stack.client("s3").put_object(
-        Bucket=stack.bucket, Key=key, Body=body, ContentType="application/json"
-    )
+    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=body, ContentType="application/json")
     return key
 
 
