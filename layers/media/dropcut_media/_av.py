@@ -7,13 +7,22 @@ import ctypes
 import ctypes.util
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
+from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
+from av.container import InputContainer, OutputContainer
+from av.filter import Graph
+from av.packet import Packet
+from av.rational import AVRational
+from av.stream import Stream
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
 
 from dropcut_media.errors import MediaUnreadable
 
@@ -28,7 +37,7 @@ AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 1200
 
 
 @contextmanager
-def open_input(path: Path) -> Iterator[Any]:
+def open_input(path: Path) -> Iterator[InputContainer]:
     """An input container with at least one video stream; MediaUnreadable otherwise."""
     try:
         container = av.open(str(path), "r")
@@ -43,14 +52,22 @@ def open_input(path: Path) -> Iterator[Any]:
         container.close()
 
 
-def stream_duration(stream: Any) -> Fraction | None:
+def fraction(value: AVRational | Fraction | int) -> Fraction:
+    """An FFmpeg rational (a time base, a frame rate) as an exact Fraction: PyAV hands back
+    Fractions at run time, its type stubs say AVRational."""
+    if isinstance(value, int):
+        return Fraction(value)
+    return Fraction(value.numerator, value.denominator)
+
+
+def stream_duration(stream: Stream) -> Fraction | None:
     """A stream's duration from its header (seconds, exact), or None if it does not say."""
     if stream.duration is None or stream.time_base is None:
         return None
-    return Fraction(stream.duration) * Fraction(stream.time_base)
+    return stream.duration * fraction(stream.time_base)
 
 
-def rotation_of(container: Any, stream: Any) -> int:
+def rotation_of(container: InputContainer, stream: VideoStream) -> int:
     """The video stream's display rotation in degrees counterclockwise (-90, 0, 90, 180), read
     from the display matrix as FFmpeg's av_display_rotation_get does (0 without one). Mirror
     flips in the matrix are ignored (phones and cameras do not record them)."""
@@ -67,10 +84,9 @@ def rotation_of(container: Any, stream: Any) -> int:
     return int(rounded - 360 if rounded > 180 else rounded)
 
 
-def frame_rate(stream: Any) -> Fraction:
+def frame_rate(stream: VideoStream) -> Fraction:
     """The stream's average frame rate (its guessed rate, else 30, when the header lacks it)."""
-    rate = stream.average_rate or stream.guessed_rate or Fraction(30)
-    return Fraction(rate)
+    return fraction(stream.average_rate or stream.guessed_rate or 30)
 
 
 def exact_rate(rate: Fraction | float | int) -> Fraction:
@@ -87,14 +103,14 @@ class FrameClock:
     """Each decoded frame's presentation time in seconds (exact Fraction) from the stream's
     start, also for frames that carry no pts (the previous one plus its duration)."""
 
-    def __init__(self, stream: Any) -> None:
-        self.time_base = Fraction(stream.time_base)
+    def __init__(self, stream: VideoStream | AudioStream) -> None:
+        self.time_base = fraction(stream.time_base) if stream.time_base else Fraction(1, 1000)
         self.origin = stream.start_time or 0
-        self.audio = stream.type == "audio"
-        self.step = Fraction(0) if self.audio else 1 / frame_rate(stream)
+        self.audio = isinstance(stream, AudioStream)
+        self.step = Fraction(0) if isinstance(stream, AudioStream) else 1 / frame_rate(stream)
         self.next: Fraction | None = None
 
-    def time(self, frame: Any) -> Fraction:
+    def time(self, frame: VideoFrame | AudioFrame) -> Fraction:
         if frame.pts is None:
             now = self.next if self.next is not None else Fraction(0)
         else:
@@ -102,13 +118,13 @@ class FrameClock:
         self.next = now + self.duration(frame)
         return now
 
-    def duration(self, frame: Any) -> Fraction:
+    def duration(self, frame: VideoFrame | AudioFrame) -> Fraction:
         """A frame's display duration (its own, else one frame at the average rate; for audio,
         its samples at its sample rate)."""
-        if self.audio:
+        if isinstance(frame, AudioFrame):
             return Fraction(frame.samples, frame.sample_rate or 48000)
         if frame.duration:
-            return Fraction(frame.duration) * self.time_base
+            return frame.duration * self.time_base
         return self.step
 
 
@@ -125,10 +141,10 @@ class PictureConverter:
         self.width = width
         self.height = height
         self.rotation = rotation
-        self._graph: Any = None
+        self._graph: Graph | None = None
         self._key: tuple[int, int, str] | None = None
 
-    def _build(self, frame: Any) -> None:
+    def _build(self, frame: VideoFrame) -> Graph:
         graph = av.filter.Graph()
         nodes = [
             graph.add_buffer(
@@ -155,23 +171,26 @@ class PictureConverter:
         graph.link_nodes(*nodes).configure()
         self._graph = graph
         self._key = (frame.width, frame.height, frame.format.name)
+        return graph
 
-    def __call__(self, frame: Any) -> Any:
+    def __call__(self, frame: VideoFrame) -> VideoFrame:
         """The converted frame (a new VideoFrame; its pts and side data are not to be trusted)."""
-        if self._key != (frame.width, frame.height, frame.format.name):
-            self._build(frame)
-        self._graph.push(frame)
-        return self._graph.pull()
+        graph = self._graph
+        if graph is None or self._key != (frame.width, frame.height, frame.format.name):
+            graph = self._build(frame)
+        graph.push(frame)
+        converted = graph.vpull()
+        return converted
 
 
 def add_h264_stream(
-    container: Any,
+    container: OutputContainer,
     *,
     width: int,
     height: int,
     fps: Fraction,
     max_bitrate: int | None = None,
-) -> Any:
+) -> VideoStream:
     """An H.264 8-bit yuv420p (High profile) output stream at the constant rate ``fps``; with
     ``max_bitrate`` (bits/s) a VBV cap of that rate over a 2 s buffer."""
     stream = container.add_stream("libx264", rate=fps)
@@ -181,7 +200,7 @@ def add_h264_stream(
     stream.time_base = 1 / fps
     stream.codec_context.time_base = 1 / fps
     stream.codec_context.gop_size = max(1, round(2 * fps))
-    options = {"preset": X264_PRESET, "crf": X264_CRF, "profile": "high"}
+    options: dict[str, object] = {"preset": X264_PRESET, "crf": X264_CRF, "profile": "high"}
     if max_bitrate:
         options |= {"maxrate": str(int(max_bitrate)), "bufsize": str(int(2 * max_bitrate))}
     stream.options = options
@@ -193,12 +212,12 @@ def audio_rate(rate: int | None) -> int:
     return rate if rate in AAC_RATES else 48000
 
 
-def audio_layout(stream: Any) -> str:
+def audio_layout(stream: AudioStream) -> str:
     """mono for a one-channel input, stereo otherwise (AAC's downmix of surround)."""
     return "mono" if stream.codec_context.channels == 1 else "stereo"
 
 
-def add_aac_stream(container: Any, *, rate: int, layout: str) -> Any:
+def add_aac_stream(container: OutputContainer, *, rate: int, layout: str) -> AudioStream:
     """An AAC-LC output stream (128 kb/s, FFmpeg's fast coder) at ``rate`` Hz, ``layout`` mono
     or stereo."""
     stream = container.add_stream("aac", rate=rate, layout=layout)
@@ -209,7 +228,7 @@ def add_aac_stream(container: Any, *, rate: int, layout: str) -> Any:
     return stream
 
 
-def silence(samples: int, *, rate: int, layout: str) -> Any:
+def silence(samples: int, *, rate: int, layout: str) -> AudioFrame:
     """An AudioFrame of ``samples`` zero samples (fltp)."""
     frame = av.AudioFrame(format="fltp", layout=layout, samples=samples)
     frame.sample_rate = rate
@@ -218,7 +237,7 @@ def silence(samples: int, *, rate: int, layout: str) -> Any:
     return frame
 
 
-def mux(container: Any, packets: Any) -> None:
+def mux(container: OutputContainer, packets: Iterable[Packet[Any]]) -> None:
     """Write an encoder's packets into ``container``."""
     for packet in packets:
         container.mux(packet)

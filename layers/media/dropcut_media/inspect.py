@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def describe(path: Path) -> dict[str, Any]:
         audio = container.streams.audio[0] if container.streams.audio else None
         duration = stream_duration(video)
         if duration is None and container.duration is not None:
-            duration = container.duration / av.time_base
+            duration = Fraction(container.duration, av.time_base)
         return {
             "duration_seconds": float(duration or 0.0),
             "width": ctx.height if swap else ctx.width,

@@ -30,6 +30,7 @@ from dropcut_media._av import (
     audio_layout,
     audio_rate,
     exact_rate,
+    fraction,
     mux,
     open_input,
     release_memory,
@@ -164,7 +165,7 @@ def _read_part(path: Path) -> _Part:
         ctx = video.codec_context
         rotation = rotation_of(container, video)
         swap = rotation % 180 != 0
-        rate = Fraction(video.average_rate or video.guessed_rate or 24)
+        rate = fraction(video.average_rate or video.guessed_rate or 24)
         info = _Part(
             path=path,
             codec=ctx.name,
@@ -172,7 +173,7 @@ def _read_part(path: Path) -> _Part:
             height=ctx.width if swap else ctx.height,
             pix_fmt=ctx.pix_fmt or "",
             extradata=bytes(ctx.extradata) if ctx.extradata else None,
-            time_base=Fraction(video.time_base),
+            time_base=fraction(video.time_base or 1),
             rate=rate,
             rotation=rotation,
             frames=0,
