@@ -178,7 +178,7 @@ class JobReader:
     def _split_phase(self, record: JobRecord, line: list[str]) -> Phase:
         """A split job's phase from its parts: how many are edited, at the provider, in line."""
         part_ids = record.part_ids or []
-        parts = [self.get(part_id) for part_id in part_ids]
+        parts = [self.store.part(part_id) for part_id in part_ids]
         edited = sum(1 for part in parts if part is not None and part.edited_key)
         if edited == len(part_ids):
             return Phase("stitching", f"joining {len(part_ids)} edited parts")

@@ -184,8 +184,13 @@ class _Context:
 
 @pytest.mark.parametrize(("remaining_ms", "copy_seconds"), [(900_000, 840.0), (100_000, 40.0)])
 def test_finalize_bounds_the_copy_by_the_time_its_invocation_has_left(
-    handler_module, remaining_ms, copy_seconds
+    handler_module, monkeypatch, remaining_ms, copy_seconds
 ):
+    from dropcut import observability
+
+    # The module-level Metrics was built before the environment had a namespace; the handler
+    # flushes whatever an earlier test left in it.
+    monkeypatch.setattr(observability.metrics.provider, "namespace", "dropcut")
     module = handler_module("FinalizeFunction")
     seen: list[Any] = []
 

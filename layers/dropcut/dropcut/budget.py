@@ -86,7 +86,7 @@ def budget_entry(day: str) -> str:
 
 def spend_entry(job_id: str, task: int = 0) -> str:
     """The slots table entry of the reservation of a job's (or part's) `task`: 0 its first task,
-    n its n-th new one after a failed task (JobRecord.task_number)."""
+    n its n-th new one after a failed task (PartRecord.task_number)."""
     if task < 0:
         raise ValueError(f"a task number is 0 or more; got {task}")
     return f"{SPEND_PREFIX}{job_id}" if task == 0 else f"{SPEND_PREFIX}{job_id}#{task}"

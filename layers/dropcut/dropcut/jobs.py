@@ -207,8 +207,12 @@ def phase_of(status: JobStatus) -> JobPhase:
     return _FIRST_PHASE[status]
 
 
-class JobRecord(BaseModel):
-    """The job's row in the jobs table: what was asked, what happened, where the result is."""
+class PartRecord(BaseModel):
+    """A part's row in the jobs table: what it sends the provider, its slot, its task and its
+    edited video. A job is its own one part when it is not split (a JobRecord is a PartRecord);
+    a split job's parts have records of their own (`part_of`, `part_index`), read with
+    JobStore.require_part. The steps inside the Map (AcquireSlot .. Finalize, the webhook)
+    read only this."""
 
     job_id: str
     status: JobStatus
@@ -217,29 +221,16 @@ class JobRecord(BaseModel):
     version: str
     spec: JobSpec | None = None
     spec_source: str | None = None
-    #: The manifest's S3 version when the options were last read ("absent": none): a refusal
-    #: for its options is evaluated again when a new manifest version arrives.
-    manifest_version: str | None = None
     provider: str | None = None
     task_id: str | None = None
     task_state: str | None = None
     progress: int | None = None
     credits: float | None = None
     execution_name: str | None = None
-    output_key: str | None = None
-    result_manifest_key: str | None = None
-    error_report_key: str | None = None
     error_reason: str | None = None
     error_message: str | None = None
-    problems: list[dict[str, str]] = []
     #: What validation read from the video's header boxes (container, duration, size, codecs).
     media: dict[str, Any] | None = None
-    #: Things the user should know that did not stop the job (billing of short/long clips).
-    notices: list[str] = []
-    #: Submit's plan for the video and its estimate (dropcut.plan.Plan dumped as JSON; read it
-    #: back with dropcut.plan.recorded_plan). None for jobs recorded before plans, or refused
-    #: before the video could be read.
-    plan: dict[str, Any] | None = None
     #: StartTask's claim before it sends the create (cleared once the task is recorded, or when
     #: the create was provably refused: dropcut.providers.base.create_refused).
     creating_since: float | None = None
@@ -258,13 +249,6 @@ class JobRecord(BaseModel):
     #: When Finalize gave the job's provider slot back (the hand-over to the next job starts).
     slot_released_at: float | None = None
     polls: int = 0
-    #: The job's parts (Prepare): [its own id] (the one-part case), or one id per part of a split.
-    #: Read from "units" too: the attribute's name in records written before the rename.
-    part_ids: list[str] | None = Field(
-        default=None, validation_alias=AliasChoices("part_ids", "units")
-    )
-    #: What Prepare wrote, per part: index, start_seconds, duration_seconds, moved_to_scene_cut.
-    prepared: list[dict[str, Any]] | None = None
     #: A part's record: the job it belongs to and its place in it.
     part_of: str | None = None
     part_index: int | None = None
@@ -280,23 +264,13 @@ class JobRecord(BaseModel):
     result_copy_error: str | None = None
     result_copy_attempts: int = 0
     result_link_expires_at: float | None = None
-    #: The before/after picture beside the output (Stitch).
-    contact_sheet_key: str | None = None
     #: Callback mode: the waiting execution's task token, and the outcome a confirmed callback saw.
     callback_token: str | None = None
     callback_outcome: str | None = None
     callback_received_at: float | None = None
-    #: `dropcut cancel`: who asked (as the command line reported its caller) and when.
-    cancel_requested_by: str | None = None
-    cancel_requested_at: float | None = None
-    #: `dropcut retry`: the job this one runs again, the job that ran this one again, and who
-    #: asked for it.
-    retry_of: str | None = None
-    retried_by: str | None = None
     #: A retry's part that re-uses the paid work (task, result or edited video) of this part
     #: of the retried job (dropcut.parts.carry_paid_results): no new task.
     carried_from: str | None = None
-    retry_requested_by: str | None = None
 
     @property
     def source(self) -> tuple[str, str | None]:
@@ -317,6 +291,43 @@ class JobRecord(BaseModel):
         if self.task_id:
             return self.task_finished_seen_at is None and self.callback_outcome is None
         return self.creating_since is not None
+
+
+class JobRecord(PartRecord):
+    """The job's row in the jobs table: what was asked, what happened, where the result is.
+    The fields of its one part (PartRecord), and the job's own: its plan and parts, its
+    output or report, its manifest, cancel and retry."""
+
+    #: The manifest's S3 version when the options were last read ("absent": none): a refusal
+    #: for its options is evaluated again when a new manifest version arrives.
+    manifest_version: str | None = None
+    output_key: str | None = None
+    result_manifest_key: str | None = None
+    error_report_key: str | None = None
+    problems: list[dict[str, str]] = []
+    #: Things the user should know that did not stop the job (billing of short/long clips).
+    notices: list[str] = []
+    #: Submit's plan for the video and its estimate (dropcut.plan.Plan dumped as JSON; read it
+    #: back with dropcut.plan.recorded_plan). None for jobs recorded before plans, or refused
+    #: before the video could be read.
+    plan: dict[str, Any] | None = None
+    #: The job's parts (Prepare): [its own id] (the one-part case), or one id per part of a split.
+    #: Read from "units" too: the attribute's name in records written before the rename.
+    part_ids: list[str] | None = Field(
+        default=None, validation_alias=AliasChoices("part_ids", "units")
+    )
+    #: What Prepare wrote, per part: index, start_seconds, duration_seconds, moved_to_scene_cut.
+    prepared: list[dict[str, Any]] | None = None
+    #: The before/after picture beside the output (Stitch).
+    contact_sheet_key: str | None = None
+    #: `dropcut cancel`: who asked (as the command line reported its caller) and when.
+    cancel_requested_by: str | None = None
+    cancel_requested_at: float | None = None
+    #: `dropcut retry`: the job this one runs again, the job that ran this one again, and who
+    #: asked for it.
+    retry_of: str | None = None
+    retried_by: str | None = None
+    retry_requested_by: str | None = None
 
 
 def to_item(value: Any) -> Any:
@@ -346,8 +357,9 @@ class JobStore:
     def __init__(self, table: Table):
         self.table = table
 
-    def create(self, record: JobRecord) -> bool:
-        """Insert the record unless the job exists; True when this call created it. A record
+    def create(self, record: PartRecord) -> bool:
+        """Insert the record (a job's, or a split job's part's) unless it exists; True when this
+        call created it. A record
         without a phase starts in the one its status begins with (phase_of)."""
         if record.phase is None:
             record = record.model_copy(update={"phase": phase_of(record.status)})
@@ -377,8 +389,22 @@ class JobStore:
         return input_key
 
     def get(self, job_id: str) -> JobRecord | None:
+        """The job's record (a consistent read), or None."""
         item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         return JobRecord.model_validate(from_item(item)) if item else None
+
+    def part(self, part_id: str) -> PartRecord | None:
+        """A part's record (a consistent read): a split job's part, or the job itself in the
+        one-part case (its record read as its part's). None when there is none."""
+        item = self.table.get_item(Key={"job_id": part_id}, ConsistentRead=True).get("Item")
+        return PartRecord.model_validate(from_item(item)) if item else None
+
+    def require_part(self, part_id: str) -> PartRecord:
+        """`part`, or LookupError."""
+        record = self.part(part_id)
+        if record is None:
+            raise LookupError(f"no part record for {part_id}")
+        return record
 
     def in_status(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from dropcut.jobs import JobRecord, JobStatus, JobStore
+from dropcut.jobs import JobRecord, JobStatus, JobStore, PartRecord
 from dropcut.layout import WORK_KEEP_DAYS
 from dropcut.phases import JobPhase
 from dropcut.providers import PROVIDERS
@@ -23,12 +23,12 @@ REUSE_MARGIN_SECONDS = 15 * 60
 Reusable = Literal["stored", "task"]
 
 
-def part_records(store: JobStore, job: JobRecord) -> list[JobRecord]:
+def part_records(store: JobStore, job: JobRecord) -> list[PartRecord]:
     """The job's part records in order: [job] itself when it was not split (or not yet prepared),
     else one per part. A part without a record (Prepare crashed midway) is left out."""
     if not job.part_ids or job.part_ids == [job.job_id]:
         return [job]
-    found = (store.get(part_id) for part_id in job.part_ids)
+    found = (store.part(part_id) for part_id in job.part_ids)
     return [record for record in found if record is not None]
 
 
@@ -37,7 +37,7 @@ def is_split(job: JobRecord) -> bool:
     return bool(job.part_ids) and job.part_ids != [job.job_id]
 
 
-def part_state(part: JobRecord) -> str:
+def part_state(part: PartRecord) -> str:
     """One word for where a part stands: edited, failed, at_provider, waiting."""
     if part.edited_key:
         return "edited"
@@ -48,7 +48,7 @@ def part_state(part: JobRecord) -> str:
     return "waiting"
 
 
-def part_summary(part: JobRecord, prepared: dict[str, Any] | None = None) -> dict[str, Any]:
+def part_summary(part: PartRecord, prepared: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a report or a result manifest says of one part: its span of the input, its state,
     its task and credits, and where its edited video is kept."""
     summary: dict[str, Any] = {
@@ -135,7 +135,7 @@ def end_parts(store: JobStore, slots: SlotPool, job: JobRecord, hold_seconds: fl
             )
 
 
-def reusable_result(part: JobRecord, now: float | None = None) -> Reusable | None:
+def reusable_result(part: PartRecord, now: float | None = None) -> Reusable | None:
     """What of `part`'s paid work a retry can re-use instead of paying again: "stored" (its
     edited video is kept under work/ for WORK_KEEP_DAYS), "task" (its task completed, or may
     have, and the provider's result link still lives: Finalize copies it), or None (no task,

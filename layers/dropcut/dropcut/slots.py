@@ -43,7 +43,7 @@ from dropcut.budget import (
     spend_entry,
 )
 from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
-from dropcut.jobs import JobRecord
+from dropcut.jobs import PartRecord
 from dropcut.observability import logger, metrics
 from dropcut.tokens import resume_wait
 
@@ -430,7 +430,7 @@ class BudgetLedger:
     budget: DailyBudget
 
     def charge(self, job_id: str, credits: float | None, *, task: int) -> bool:
-        """Correct the reservation of the job's `task` (JobRecord.task_number) to `credits`,
+        """Correct the reservation of the job's `task` (PartRecord.task_number) to `credits`,
         the provider's own figure for that ended task (0 when no task was created), kept within
         dropcut.budget.clamp_credits' bounds; the day's spend moves by the difference. Once per
         task (a repeat finds it charged); None (the provider said nothing) keeps the estimate.
@@ -564,7 +564,7 @@ class BudgetLedger:
         ]
 
 
-def settle_slot(slots: SlotPool, record: JobRecord, hold_seconds: float) -> bool:
+def settle_slot(slots: SlotPool, record: PartRecord, hold_seconds: float) -> bool:
     """At a job's ending: correct the budget reservation of its current task to the provider's
     credits (none when no task was created; the estimate stands when the provider reported
     none; a part's earlier, failed tasks were charged when they failed), then give its

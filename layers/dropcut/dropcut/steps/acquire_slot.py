@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dropcut.jobs import JobRecord, JobStore
+from dropcut.jobs import JobStore, PartRecord
 from dropcut.phases import JobPhase
 from dropcut.providers import PROVIDERS, TaskState
 from dropcut.slots import BudgetLedger, SlotPool
@@ -27,7 +27,7 @@ def acquire_slot(deps: AcquireSlotDeps, part_id: str, task_token: str) -> bool:
     daily budget. A part that re-uses a retried job's finished, paid work (its edited video, or
     a task the provider reported succeeded: dropcut.parts.carry_paid_results) needs no slot:
     its wait is resumed at once."""
-    record = deps.store.require(part_id)
+    record = deps.store.require_part(part_id)
     deps.store.move_phase(part_id, JobPhase.IN_LINE)
     if record.carried_from and (record.edited_key or record.task_state == TaskState.SUCCEEDED):
         deps.slots.resume_without_slot(task_token, part_id)
@@ -38,7 +38,7 @@ def acquire_slot(deps: AcquireSlotDeps, part_id: str, task_token: str) -> bool:
     )
 
 
-def job_estimate(slots: SlotPool | BudgetLedger, record: JobRecord) -> float:
+def job_estimate(slots: SlotPool | BudgetLedger, record: PartRecord) -> float:
     """The job's (or part's) estimated credits for one task (0 without a budget): its
     provider's billing rule on the probed duration (DailyBudget.estimate)."""
     if not slots.budget.enabled:

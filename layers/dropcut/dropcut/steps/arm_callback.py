@@ -32,6 +32,6 @@ def arm_callback(deps: ArmCallbackDeps, part_id: str, task_token: str) -> bool:
     )
     if armed is not None:
         return False
-    record = deps.store.require(part_id)
+    record = deps.store.require_part(part_id)
     logger.info("callback arrived before the wait: resuming now")
     return resume_callback_wait(deps.sfn, task_token, record.callback_outcome or "")

@@ -84,7 +84,7 @@ def check_status(deps: CheckStatusDeps, part_id: str, progress: TaskProgress) ->
 def _adopted(store: JobStore, part_id: str, progress: TaskProgress) -> TaskProgress:
     """The progress of a task a callback adopted (dropcut.steps.webhook) while the job waited
     for it; TaskCreationUncertain when none did."""
-    record = store.require(part_id)
+    record = store.require_part(part_id)
     if not record.task_id:
         raise TaskCreationUncertain(
             f"{record.create_uncertain or 'the create answer was lost'}; no callback named a "
@@ -103,7 +103,7 @@ def _retry_part(deps: CheckStatusDeps, part_id: str, task_id: str, why: str) -> 
     kept in `failed_tasks`) and TaskRetried sends the execution back to StartTask, the part
     still holding its slot. Returns when the part is not retried: what the failure's message
     should add ("" when the part has no retries left)."""
-    record = deps.store.require(part_id)
+    record = deps.store.require_part(part_id)
     carried = record.carried_from is not None  # the user's retry asked to pay for it again
     if not carried and (not record.part_of or record.task_number >= deps.task_retries):
         return ""

@@ -21,7 +21,7 @@ from dropcut.errors import (
     ResultUnavailable,
 )
 from dropcut.follow import TaskProgress
-from dropcut.jobs import JobRecord, JobStatus, JobStore
+from dropcut.jobs import JobStatus, JobStore, PartRecord
 from dropcut.layout import BucketLayout
 from dropcut.observability import logger
 from dropcut.pace import PaceBook
@@ -78,7 +78,7 @@ def finalize(deps: FinalizeDeps, part_id: str, progress: TaskProgress) -> Finali
     success), ResultCopyFailed, and the copy's other named errors (result_copy).
     """
     store, slots, layout = deps.store, deps.slots, deps.layout
-    record = store.require(part_id)
+    record = store.require_part(part_id)
     if record.spec is None:
         raise JobNotReady("the job has no resolved options; Submit starts only jobs that do")
     if record.edited_key:
@@ -175,7 +175,7 @@ def _utc(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _record_pace(deps: FinalizeDeps, record: JobRecord, progress: TaskProgress) -> None:
+def _record_pace(deps: FinalizeDeps, record: PartRecord, progress: TaskProgress) -> None:
     """A task whose end a confirmed callback told: its duration goes into the pace ring. (A
     status check that saw the end recorded it already, and handed over a succeeded task.)"""
     if deps.pace is None or not progress.pace_key or progress.state is TaskState.SUCCEEDED:

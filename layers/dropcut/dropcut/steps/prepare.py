@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from dropcut.errors import ExecutionEnded, JobNotReady
-from dropcut.jobs import JobRecord, JobStatus, JobStore
+from dropcut.jobs import JobRecord, JobStatus, JobStore, PartRecord
 from dropcut.layout import BucketLayout
 from dropcut.media_tools import MediaTools, PreparedPart
 from dropcut.observability import logger
@@ -136,9 +136,9 @@ def _store_part(
 
 def _part_record(
     job: JobRecord, part_id: str, entry: dict[str, Any], key: str, version: str | None
-) -> JobRecord:
+) -> PartRecord:
     """A part's own record: the job's input and options, its own video and, later, task."""
-    return JobRecord(
+    return PartRecord(
         job_id=part_id,
         status=JobStatus.RECEIVED,
         bucket=job.bucket,

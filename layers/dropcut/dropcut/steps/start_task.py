@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from dropcut.callbacks import CallbackUrlFor
 from dropcut.errors import ExecutionEnded, JobNotReady, TaskCreationUncertain
 from dropcut.follow import Follow, PollPlan, TaskProgress, adoption_progress, first_progress
-from dropcut.jobs import JobRecord, JobStatus, JobStore
+from dropcut.jobs import JobStatus, JobStore, PartRecord
 from dropcut.observability import logger, metrics
 from dropcut.pace import PaceBook, learned_wait, pace_key
 from dropcut.phases import JobPhase
@@ -52,7 +52,7 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     JobNotReady (no resolved spec) and the provider's named errors for a refused create.
     """
     store = deps.store
-    record = store.require(part_id)
+    record = store.require_part(part_id)
     provider_name = record.provider or deps.default_provider
     provider = deps.provider_for(provider_name)
     callbacks = deps.callback_url_for is not None and provider.supports_callback
@@ -75,7 +75,7 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
         condition_values={":received": JobStatus.RECEIVED.value},
     )
     if not claimed:
-        latest = store.require(part_id)
+        latest = store.require_part(part_id)
         if latest.task_id:  # a callback adopted the task meanwhile
             return _recorded(deps, latest, provider_name, follow)
         if latest.status is not JobStatus.RECEIVED:
@@ -111,7 +111,7 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     )
     metrics.add_metric(name="TasksCreated", unit="Count", value=1)
     if not running:
-        latest = store.require(part_id)
+        latest = store.require_part(part_id)
         if latest.task_id == task.task_id:  # its callback came first and adopted it
             return _recorded(deps, latest, provider_name, follow)
         # Cancelled while the create was on its way: record the task (it runs and holds the
@@ -142,7 +142,7 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
 
 
 def _recorded(
-    deps: StartTaskDeps, record: JobRecord, provider_name: str, follow: Follow
+    deps: StartTaskDeps, record: PartRecord, provider_name: str, follow: Follow
 ) -> TaskProgress:
     """The task already recorded on the job (a repeated StartTask, a task a callback adopted,
     or one a retry re-uses: dropcut.parts.carry_paid_results): followed from where it is, never
@@ -168,7 +168,7 @@ def _recorded(
 
 
 def _uncertain(
-    deps: StartTaskDeps, record: JobRecord, provider_name: str, callbacks: bool, why: str
+    deps: StartTaskDeps, record: PartRecord, provider_name: str, callbacks: bool, why: str
 ) -> TaskProgress:
     """A create whose outcome is unknown: the claim stays (nothing is sent again, the slot and
     the budget's reservation stay). With callbacks, wait for the one that names the task, until
@@ -180,7 +180,7 @@ def _uncertain(
         condition="attribute_not_exists(task_id)",
     )
     if not recorded:  # a callback adopted the task meanwhile
-        return _recorded(deps, deps.store.require(record.job_id), provider_name, "callback")
+        return _recorded(deps, deps.store.require_part(record.job_id), provider_name, "callback")
     logger.warning("create outcome unknown", extra={"why": why, "adoption": callbacks})
     if not callbacks:
         raise TaskCreationUncertain(
@@ -190,7 +190,7 @@ def _uncertain(
     return adoption_progress(provider_name, deps.plan, record.creating_since or time.time())
 
 
-def _edit_request(deps: StartTaskDeps, record: JobRecord, *, callback: bool) -> EditRequest:
+def _edit_request(deps: StartTaskDeps, record: PartRecord, *, callback: bool) -> EditRequest:
     """The provider request for a job: presigned URLs for the input version and bucket images."""
     if record.spec is None:
         raise JobNotReady("the job has no resolved options; Submit starts only jobs that do")

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ExecutionEnded, JobNotReady
 from dropcut.job_events import JobEvents, JobEventType
-from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, is_job_id
+from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, PartRecord, is_job_id
 from dropcut.layout import BucketLayout
 from dropcut.media_tools import MediaTools, StitchedVideo
 from dropcut.observability import logger, metrics
@@ -219,7 +219,7 @@ def sheet_times(duration: float, starts: Sequence[Any]) -> list[float]:
     return sorted({*evenly, *around})
 
 
-def _credits(parts: Sequence[JobRecord]) -> float | None:
+def _credits(parts: Sequence[PartRecord]) -> float | None:
     known = [part.credits for part in parts if part.credits is not None]
     return round(sum(known), 6) if known else None
 
@@ -227,7 +227,7 @@ def _credits(parts: Sequence[JobRecord]) -> float | None:
 def _result_manifest(
     record: JobRecord,
     spec: JobSpec,
-    parts: Sequence[JobRecord],
+    parts: Sequence[PartRecord],
     plan: Plan | None,
     output_key: str,
     size: int,

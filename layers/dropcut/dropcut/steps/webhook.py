@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ProviderBadResponse, ProviderError
-from dropcut.jobs import JobRecord, JobStatus, JobStore
+from dropcut.jobs import JobStatus, JobStore, PartRecord
 from dropcut.observability import logger, metrics
 from dropcut.phases import JobPhase
 from dropcut.providers import Provider, ProviderFor, ProviderTask, TaskState
@@ -62,7 +62,7 @@ def accept_callback(deps: WebhookDeps, part_id: str, raw_body: str | bytes) -> C
     handled; never raises for anything the caller sent.
     """
     store = deps.store
-    record = store.get(part_id)
+    record = store.part(part_id)
     if record is None:
         return CallbackAnswer(404, "unknown job")
     try:
@@ -111,8 +111,8 @@ def accept_callback(deps: WebhookDeps, part_id: str, raw_body: str | bytes) -> C
 
 
 def _adopt(
-    deps: WebhookDeps, record: JobRecord, body: dict[str, Any]
-) -> JobRecord | CallbackAnswer:
+    deps: WebhookDeps, record: PartRecord, body: dict[str, Any]
+) -> PartRecord | CallbackAnswer:
     """Record the task this callback names as the job's, for a create whose answer was lost
     (see the module docstring); the record after it, or the answer that refuses the body."""
     assert record.provider is not None
@@ -133,7 +133,7 @@ def _adopt(
         condition="attribute_not_exists(task_id) AND attribute_exists(creating_since)",
     )
     if adopted is None:  # StartTask's answer (or another callback) recorded it meanwhile
-        return deps.store.require(record.job_id)
+        return deps.store.require_part(record.job_id)
     metrics.add_metric(name="TasksAdopted", unit="Count", value=1)
     logger.warning(
         "task adopted from its callback",
