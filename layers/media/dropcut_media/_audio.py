@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any
 
 import av
+from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
+from av.container import OutputContainer
 
 from dropcut_media._av import mux, silence
 
@@ -21,11 +23,21 @@ RESYNC_SECONDS = Fraction(1, 20)
 CHUNK_SAMPLES = 8192
 
 
+def take(fifo: av.AudioFifo, samples: int = 0) -> AudioFrame:
+    """``samples`` samples (0: all) from ``fifo``, which the caller saw holds that many
+    (AudioFifo.read answers None only when it holds fewer)."""
+    frame = fifo.read(samples)
+    assert frame is not None, f"the fifo holds {fifo.samples} samples, not {samples}"
+    return frame
+
+
 class AacWriter:
     """Encodes the samples it is given into one AAC stream of one container, in encoder-sized
     frames (pts = samples written so far), and pads with silence to a length on finish."""
 
-    def __init__(self, container: Any, stream: Any, *, rate: int, layout: str) -> None:
+    def __init__(
+        self, container: OutputContainer, stream: AudioStream, *, rate: int, layout: str
+    ) -> None:
         self.container = container
         self.stream = stream
         self.rate = rate
@@ -34,14 +46,14 @@ class AacWriter:
         self.samples = 0
         self.finished = False
 
-    def write(self, frame: Any) -> None:
+    def write(self, frame: AudioFrame) -> None:
         frame.pts = None
         self.fifo.write(frame)
         size = self.stream.codec_context.frame_size or 1024
         while self.fifo.samples >= size:
-            self._encode(self.fifo.read(size))
+            self._encode(take(self.fifo, size))
 
-    def _encode(self, frame: Any) -> None:
+    def _encode(self, frame: AudioFrame) -> None:
         frame.pts = self.samples
         frame.time_base = Fraction(1, self.rate)
         self.samples += frame.samples
@@ -61,7 +73,7 @@ class AacWriter:
         self.finished = True
         self.fill_to(total_samples)
         if self.fifo.samples:
-            self._encode(self.fifo.read())
+            self._encode(take(self.fifo))
         mux(self.container, self.stream.encode(None))
 
 
@@ -76,7 +88,7 @@ class SampleRouter:
         rate: int,
         layout: str,
         spans: Sequence[tuple[int, int]],
-        sink: Callable[[int, Any], None],
+        sink: Callable[[int, AudioFrame], None],
         done: Callable[[int], None],
     ) -> None:
         self.rate = rate
@@ -94,7 +106,7 @@ class SampleRouter:
         """Every span has been delivered."""
         return self.span >= len(self.spans)
 
-    def push(self, frame: Any, start_seconds: Fraction) -> None:
+    def push(self, frame: AudioFrame, start_seconds: Fraction) -> None:
         """A decoded audio frame whose first sample plays ``start_seconds`` after the origin."""
         if self.complete:
             return
@@ -113,7 +125,7 @@ class SampleRouter:
             self._append(out)
         self._deliver()
 
-    def _append(self, frame: Any) -> None:
+    def _append(self, frame: AudioFrame) -> None:
         frame.pts = None
         self.fifo.write(frame)
 
@@ -134,7 +146,7 @@ class SampleRouter:
                 self.head += dropped
                 continue
             count = min(available, end - self.head, CHUNK_SAMPLES)
-            self.sink(self.span, self.fifo.read(count))
+            self.sink(self.span, take(self.fifo, count))
             self.head += count
 
     def finish(self) -> None:

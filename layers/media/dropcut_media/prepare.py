@@ -22,9 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.audio.frame import AudioFrame
+from av.container import InputContainer, OutputContainer
+from av.packet import Packet
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
 from PIL import Image, ImageChops, ImageStat
 
-from dropcut_media._audio import AacWriter, SampleRouter
+from dropcut_media._audio import AacWriter, SampleRouter, take
 from dropcut_media._av import (
     FrameClock,
     PictureConverter,
@@ -33,6 +38,7 @@ from dropcut_media._av import (
     audio_layout,
     audio_rate,
     exact_rate,
+    fraction,
     mux,
     open_input,
     release_memory,
@@ -211,13 +217,15 @@ def _total(span: _Span, fps: Fraction) -> int:
 # --- scene cuts ---------------------------------------------------------------------------------
 
 
-def _small_picture(frame: Any) -> Image.Image:
+def _small_picture(frame: VideoFrame) -> Image.Image:
     w, h = SCENE_PROBE_SIZE
     plane = frame.reformat(width=w, height=h, format="rgb24").planes[0]
     return Image.frombuffer("RGB", (w, h), bytes(plane), "raw", "RGB", plane.line_size, 1)
 
 
-def scene_cuts(container: Any, low: Fraction, high: Fraction) -> list[tuple[Fraction, float]]:
+def scene_cuts(
+    container: InputContainer, low: Fraction, high: Fraction
+) -> list[tuple[Fraction, float]]:
     """(time, score) of each frame in [low, high] seconds that differs from the frame before by at
     least SCENE_THRESHOLD: the first frame of a new shot. Seeks to the keyframe before ``low``
     and decodes only to ``high`` (the caller's window)."""
@@ -245,7 +253,7 @@ def scene_cuts(container: Any, low: Fraction, high: Fraction) -> list[tuple[Frac
 
 
 def _move_to_scene_cuts(
-    container: Any,
+    container: InputContainer,
     spans: list[_Span],
     fps: Fraction,
     window: Fraction,
@@ -291,11 +299,11 @@ class _PartWriter:
         self.path = path
         self.target = target
         self.audio_format = audio
-        self.container: Any = None
-        self.video: Any = None
+        self.container: OutputContainer | None = None
+        self.video: VideoStream | None = None
         self._audio: AacWriter | None = None
         self.frames = 0
-        self.last: Any = None
+        self.last: VideoFrame | None = None
         self.video_done = False
         self.audio_done = audio is None
         self.audio_ended = False  # every sample of the span has been given
@@ -306,9 +314,10 @@ class _PartWriter:
     def has_audio(self) -> bool:
         return self.audio_format is not None
 
-    def _open(self) -> None:
-        if self.container is not None:
-            return
+    def _open(self) -> tuple[OutputContainer, VideoStream]:
+        """The part's file and its video stream, opened on first use."""
+        if self.container is not None and self.video is not None:
+            return self.container, self.video
         if self.closed:
             raise RuntimeError(f"{self.path.name} is already closed")
         self.container = av.open(
@@ -326,11 +335,12 @@ class _PartWriter:
             stream = add_aac_stream(self.container, rate=rate, layout=layout)
             self._audio = AacWriter(self.container, stream, rate=rate, layout=layout)
             if self.early.samples:
-                self._audio.write(self.early.read())
+                self._audio.write(take(self.early))
             if self.audio_ended:
                 self._finish_audio()
+        return self.container, self.video
 
-    def write_audio(self, chunk: Any) -> None:
+    def write_audio(self, chunk: AudioFrame) -> None:
         """Samples of this part's span, in order (kept until the file opens)."""
         if self._audio is None:
             chunk.pts = None
@@ -338,12 +348,12 @@ class _PartWriter:
         else:
             self._audio.write(chunk)
 
-    def write(self, picture: Any) -> None:
-        self._open()
+    def write(self, picture: VideoFrame) -> None:
+        container, video = self._open()
         picture.pts = self.frames
         picture.time_base = 1 / self.target.fps
         picture.pict_type = 0  # AV_PICTURE_TYPE_NONE: the encoder decides (a decoded I forces one)
-        mux(self.container, self.video.encode(picture))
+        mux(container, video.encode(picture))
         self.frames += 1
         self.last = picture
 
@@ -351,12 +361,12 @@ class _PartWriter:
         """Hold the last picture to the span's total, then flush the video encoder."""
         if self.video_done:
             return
-        self._open()
+        container, video = self._open()
         while self.last is not None and self.frames < self.span.total:
             self.write(self.last)
         self.video_done = True
         self.last = None
-        mux(self.container, self.video.encode(None))
+        mux(container, video.encode(None))
         self._close_if_done()
 
     def finish_audio(self) -> None:
@@ -392,7 +402,13 @@ class _Encoder:
     """The single decode pass: routes grid frames and audio samples to the parts' writers."""
 
     def __init__(
-        self, container: Any, spans: list[_Span], target: Target, out_dir: Path, *, keep_audio: bool
+        self,
+        container: InputContainer,
+        spans: list[_Span],
+        target: Target,
+        out_dir: Path,
+        *,
+        keep_audio: bool,
     ) -> None:
         self.container = container
         self.spans = spans
@@ -434,9 +450,11 @@ class _Encoder:
             )
         self.k = spans[0].start  # the next grid frame to emit
         self.part = 0  # the span that grid frame falls in (or the next one)
-        self.pending: Any = None  # the latest input frame: it covers grid frames until the next
+        self.pending: VideoFrame | None = (
+            None  # the latest input frame: it covers grid frames until the next
+        )
         self.pending_end = Fraction(0)  # when the pending frame's own display time ends
-        self.pending_picture: Any = None
+        self.pending_picture: VideoFrame | None = None
 
     @property
     def video_complete(self) -> bool:
@@ -454,9 +472,11 @@ class _Encoder:
         streams = [self.video] + ([self.audio_in] if self.audio_in is not None else [])
         audio_clock = FrameClock(self.audio_in) if self.audio_in is not None else None
         audio_origin = self._audio_origin()
-        held: deque[Any] = deque()  # video packets kept back while a finished part awaits audio
+        held: deque[Packet[Any]] = (
+            deque()
+        )  # video packets kept back while a finished part awaits audio
 
-        def decode(packet: Any) -> None:
+        def decode(packet: Packet[Any]) -> None:
             for frame in packet.decode():
                 if isinstance(frame, av.VideoFrame):
                     self._video_frame(frame)
@@ -492,11 +512,11 @@ class _Encoder:
         """Seconds from the audio stream's start to the video's first frame (the timeline's 0)."""
         if self.audio_in is None:
             return Fraction(0)
-        video_start = (self.video.start_time or 0) * Fraction(self.video.time_base)
-        audio_start = (self.audio_in.start_time or 0) * Fraction(self.audio_in.time_base)
+        video_start = (self.video.start_time or 0) * fraction(self.video.time_base or 1)
+        audio_start = (self.audio_in.start_time or 0) * fraction(self.audio_in.time_base or 1)
         return video_start - audio_start
 
-    def _video_frame(self, frame: Any) -> None:
+    def _video_frame(self, frame: VideoFrame) -> None:
         now = self.clock.time(frame)
         if self.pending is not None:
             self._emit_until(now)
@@ -514,6 +534,7 @@ class _Encoder:
                 continue
             if self.k >= span.start:
                 if self.pending_picture is None:
+                    assert self.pending is not None  # _video_frame set it before emitting
                     self.pending_picture = self.convert(self.pending)
                 self.writers[self.part].write(self.pending_picture)
             self.k += 1
