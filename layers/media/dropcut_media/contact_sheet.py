@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
+from av.container import InputContainer
+from av.video.frame import VideoFrame
 from PIL import Image, ImageDraw, ImageFont
 
 from dropcut_media._av import FrameClock, open_input, rotation_of
@@ -71,7 +72,8 @@ def _thumbnails(path: Path, times: Sequence[float], width: int) -> list[Image.Im
         thumbs = []
         for when in times:
             frame = frame_at(container, Fraction(when).limit_denominator(1_000_000))
-            picture = frame.to_image()
+            # PyAV 19.0.2's stub leaves to_image untyped; it returns a PIL image.
+            picture: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
             if rotation in _TRANSPOSE:
                 picture = picture.transpose(_TRANSPOSE[rotation])
             height = max(2, round(picture.height * width / picture.width))
@@ -79,7 +81,7 @@ def _thumbnails(path: Path, times: Sequence[float], width: int) -> list[Image.Im
         return thumbs
 
 
-def frame_at(container: Any, when: Fraction) -> Any:
+def frame_at(container: InputContainer, when: Fraction) -> VideoFrame:
     """The frame of the container's first video stream shown at ``when`` seconds from its first
     frame (the latest presented at or before it; the last frame past the end; the first before
     the start). Seeks to the keyframe at or before ``when``, then decodes forward."""
@@ -87,7 +89,7 @@ def frame_at(container: Any, when: Fraction) -> Any:
     clock = FrameClock(video)
     target = max(0, int(when / clock.time_base)) + clock.origin
     container.seek(target, stream=video, backward=True, any_frame=False)
-    shown: Any = None
+    shown: VideoFrame | None = None
     try:
         for frame in container.decode(video):
             if shown is not None and clock.time(frame) > when + EPSILON:
