@@ -252,17 +252,19 @@ class FrameGrid:
         self.fps = fps
         self.next = first  # the next grid index to hand out
         self.stop = stop  # no grid index at or past this one
-        self.pending: Any = None
+        self.pending: VideoFrame | None = None
         self.pending_end = Fraction(0)
 
-    def push(self, frame: Any, now: Fraction, duration: Fraction) -> list[tuple[int, Any]]:
+    def push(
+        self, frame: VideoFrame, now: Fraction, duration: Fraction
+    ) -> list[tuple[int, VideoFrame]]:
         """(grid index, frame) for each grid frame the frame pushed before ``frame`` covers."""
         covered = self._until(now) if self.pending is not None else []
         self.pending = frame
         self.pending_end = now + duration
         return covered
 
-    def end(self) -> list[tuple[int, Any]]:
+    def end(self) -> list[tuple[int, VideoFrame]]:
         """The last frame's grid frames (it lasts its own duration)."""
         covered = self._until(self.pending_end) if self.pending is not None else []
         self.pending = None
@@ -272,10 +274,12 @@ class FrameGrid:
     def full(self) -> bool:
         return self.stop is not None and self.next >= self.stop
 
-    def _until(self, until: Fraction) -> list[tuple[int, Any]]:
-        covered = []
+    def _until(self, until: Fraction) -> list[tuple[int, VideoFrame]]:
+        covered: list[tuple[int, VideoFrame]] = []
+        pending = self.pending
+        assert pending is not None  # push and end call it with a frame pending
         while not self.full and Fraction(self.next) / self.fps < until:
-            covered.append((self.next, self.pending))
+            covered.append((self.next, pending))
             self.next += 1
         return covered
 

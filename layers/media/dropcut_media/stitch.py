@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.container import InputContainer
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
 
 from dropcut_media._audio import AacWriter, SampleRouter
 from dropcut_media._av import (
@@ -242,7 +245,7 @@ def _remux_video(infos: list[_Part], output: Path, limit: int) -> int:
     """Copy the parts' video packets, shifted to follow each other; returns frames written."""
     written = 0
     with av.open(str(output), "w", format="mp4") as out:
-        stream: Any = None
+        stream: VideoStream | None = None
         for info in infos:
             if written >= limit:
                 break
@@ -290,18 +293,18 @@ def _encode_video(
 
 
 def _part_pictures(
-    container: Any, info: _Part, fps: Fraction, want: int, width: int, height: int
-) -> Iterator[Any]:
+    container: InputContainer, info: _Part, fps: Fraction, want: int, width: int, height: int
+) -> Iterator[VideoFrame]:
     """Exactly ``want`` converted pictures of one part on its own grid at ``fps`` (the last one
     held if the part runs short)."""
     video = container.streams.video[0]
     clock = FrameClock(video)
     grid = FrameGrid(fps, stop=want)
     convert = PictureConverter(width, height, info.rotation)
-    last: Any = None
-    converted: dict[int, Any] = {}
+    last: VideoFrame | None = None
+    converted: dict[int, VideoFrame] = {}
 
-    def pictures(covered: list[tuple[int, Any]]) -> Iterator[Any]:
+    def pictures(covered: list[tuple[int, VideoFrame]]) -> Iterator[VideoFrame]:
         nonlocal last
         for _index, frame in covered:
             key = id(frame)
@@ -352,7 +355,7 @@ def _audio(
     return "parts", scratch, Fraction(0)
 
 
-def _copyable(container: Any, offset: Fraction, duration: Fraction) -> bool:
+def _copyable(container: InputContainer, offset: Fraction, duration: Fraction) -> bool:
     """The source's audio can be copied: AAC, and its track covers the whole span (within
     COPY_SLACK at either end), so the copy needs no silence added."""
     audio = container.streams.audio[0]
@@ -363,11 +366,11 @@ def _copyable(container: Any, offset: Fraction, duration: Fraction) -> bool:
     return begins <= offset + COPY_SLACK and begins + length >= offset + duration - COPY_SLACK
 
 
-def _video_origin_in_audio(container: Any) -> Fraction:
+def _video_origin_in_audio(container: InputContainer) -> Fraction:
     """Seconds from the audio track's start to the first video frame (0 if either is unknown)."""
     video, audio = container.streams.video[0], container.streams.audio[0]
-    video_start = (video.start_time or 0) * Fraction(video.time_base)
-    audio_start = (audio.start_time or 0) * Fraction(audio.time_base)
+    video_start = (video.start_time or 0) * fraction(video.time_base or 1)
+    audio_start = (audio.start_time or 0) * fraction(audio.time_base or 1)
     return video_start - audio_start
 
 
