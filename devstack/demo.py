@@ -17,6 +17,7 @@ from devstack.footage import long_clip, phone_clip, real_clip
 from devstack.local_app import ROOT, LocalApp, local_app
 from devstack.media import make_sample_image
 from devstack.simulator import SimConfig
+from dropcut.phases import JobPhase
 
 OUT = ROOT / "out" / "demo"
 
@@ -83,17 +84,23 @@ def follow(app: LocalApp, keys: list[str], timeout: float = 240.0) -> None:
             if seen.get(job["key"]) != line:
                 seen[job["key"]] = line
                 print(f"  {job['key']:<28} {line}", flush=True)
-        done = [k for k, v in seen.items() if v.startswith(("succeeded", "failed"))]
+        done = [k for k, v in seen.items() if v.startswith(ENDED)]
         if len(done) == len(keys):
             return
         time.sleep(0.25)
     raise TimeoutError("the demo jobs did not all end in time")
 
 
+#: The phases a job ends in, as `dropcut ls` shows them (dropcut.phases).
+ENDED = tuple(phase.label for phase in (JobPhase.DONE, JobPhase.FAILED, JobPhase.CANCELLED))
+
+
 def _progress_line(app: LocalApp, job: dict[str, Any]) -> str:
-    """Where a job is: its status, its plan, and its task or its parts' tasks."""
+    """Where a job is: its stored phase (as `dropcut ls` shows it), its plan, and its task or
+    its parts' tasks."""
     plan = (job.get("plan") or {}).get("kind")
-    line = job["status"] + (f" [{plan.replace('_', ' ')}]" if plan else "")
+    phase = JobPhase(job["phase"]).label if job.get("phase") else job["status"]
+    line = phase + (f" [{plan.replace('_', ' ')}]" if plan else "")
     parts = app.parts(job["job_id"])
     if parts:
         edited = sum(1 for part in parts if part.get("edited_key"))
