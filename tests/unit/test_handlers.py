@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
 
-from devstack.template import Resolver, load_template
 from dropcut.actors import ActorRequest, route
 from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
 from dropcut.inbox import InboxEvent, InboxMessage
 from dropcut.observability import EVENT_MODEL_ATTRIBUTE
 from dropcut.steps.finalize import FinalizeResult
-from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT
+from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT, template_resolver
 
 EVENTS = ROOT / "events"
 #: Each function's folder under functions/ (the step's name in snake case).
@@ -33,18 +32,7 @@ FOLDERS = {
 #: Resolves the template's intrinsic functions as a deployed stack would: parameters take their
 #: defaults, resources are sample ARNs.
 _PLACEHOLDER_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:placeholder"
-_RESOLVER = Resolver(
-    load_template(ROOT / "template.yaml"),
-    parameter_overrides={
-        "ProviderBaseUrl": "https://api.example.com",
-        "ProviderApiKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
-    },
-    stack_name="dropcut",
-    region="us-east-1",
-    account_id="123456789012",
-    ref_resource=lambda logical_id: _PLACEHOLDER_ARN,
-    getatt_resource=lambda logical_id, attribute: _PLACEHOLDER_ARN,
-)
+_RESOLVER = template_resolver(resource=_PLACEHOLDER_ARN)
 
 
 def _placeholder(value: object) -> str:

@@ -314,22 +314,10 @@ def test_max_parts_per_job_keeps_its_old_name_as_an_alias(
 ) -> None:
     """A stack deployed with MaxSegmentsPerJob (the parameter's name before parts had one
     name) still deploys, and the old name wins when it is set."""
-    from devstack.template import Resolver, load_template
+    from tests.unit.test_template import template_resolver
 
-    template = load_template(Path(__file__).parents[2] / "template.yaml")
-    resolver = Resolver(
-        template,
-        parameter_overrides={
-            "ProviderBaseUrl": "https://api.example.com",
-            "ProviderApiKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
-            **overrides,
-        },
-        stack_name="dropcut",
-        region="us-east-1",
-        account_id="123456789012",
-        ref_resource=lambda logical_id: logical_id,
-        getatt_resource=lambda logical_id, attribute: f"{logical_id}.{attribute}",
-    )
+    resolver = template_resolver(overrides)
+    template = resolver.template
     for name in ("SubmitFunction", "RetryFunction"):
         env = template["Resources"][name]["Properties"]["Environment"]["Variables"]
         assert str(resolver.resolve(env["MAX_PARTS_PER_JOB"])) == expected, name

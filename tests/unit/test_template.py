@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode
 
+from devstack.template import Resolver, load_template
 from dropcut import errors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -419,3 +420,22 @@ def test_a_single_clamped_credit_correction_raises_the_credit_corrections_alarm(
         "GreaterThanOrEqualToThreshold",
     )
     assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def template_resolver(overrides: dict[str, str] | None = None, *, resource: str = "") -> Resolver:
+    """template.yaml's intrinsic functions resolved as a deployed stack would: parameters take
+    their defaults (the two without one get sample values) or `overrides`; a resource's Ref and
+    GetAtt are `resource` when given, else the logical id (and `.attribute`)."""
+    return Resolver(
+        load_template(ROOT / "template.yaml"),
+        parameter_overrides={
+            "ProviderBaseUrl": "https://api.example.com",
+            "ProviderApiKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
+            **(overrides or {}),
+        },
+        stack_name="dropcut",
+        region="us-east-1",
+        account_id="123456789012",
+        ref_resource=lambda logical_id: resource or logical_id,
+        getatt_resource=lambda logical_id, attribute: resource or f"{logical_id}.{attribute}",
+    )

@@ -388,16 +388,21 @@ class JobStore:
             return str(item.get("Item", {}).get("input_key", ""))
         return input_key
 
+    def _item(self, key: str) -> dict[str, Any] | None:
+        """The item under `key` (a consistent read), as plain values, or None."""
+        item = self.table.get_item(Key={"job_id": key}, ConsistentRead=True).get("Item")
+        return from_item(item) if item else None
+
     def get(self, job_id: str) -> JobRecord | None:
         """The job's record (a consistent read), or None."""
-        item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
-        return JobRecord.model_validate(from_item(item)) if item else None
+        item = self._item(job_id)
+        return JobRecord.model_validate(item) if item else None
 
     def part(self, part_id: str) -> PartRecord | None:
         """A part's record (a consistent read): a split job's part, or the job itself in the
         one-part case (its record read as its part's). None when there is none."""
-        item = self.table.get_item(Key={"job_id": part_id}, ConsistentRead=True).get("Item")
-        return PartRecord.model_validate(from_item(item)) if item else None
+        item = self._item(part_id)
+        return PartRecord.model_validate(item) if item else None
 
     def require_part(self, part_id: str) -> PartRecord:
         """`part`, or LookupError."""
