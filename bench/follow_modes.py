@@ -14,7 +14,7 @@ deployed defaults follow for the same task (`PollPlan.waits_for`, the rule `Chec
     python -m bench.follow_modes --json     (every mode; one JSON list of the figures)
 
 `poll-no-estimate-warm` runs one job before the measured one on the same stack: the measured
-job's first wait is learned from it (dropcut.pace), where `poll-no-estimate` starts cold.
+job's first wait is learned from it (dropcut.aws.pace), where `poll-no-estimate` starts cold.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any
 from devstack.local_app import local_app
 from devstack.media import make_sample_video
 from devstack.simulator import SimConfig
-from dropcut.follow import PollPlan
-from dropcut.pace import learned_wait
+from dropcut.aws.pace import learned_wait
+from dropcut.model.follow import PollPlan
 
 TASK_SECONDS = 240
 SCALE = 1 / 15
@@ -47,7 +47,7 @@ class Mode:
     fault: dict[str, Any] | None = None
     #: Poll modes: the provider's estimate, unscaled (None: it gives none).
     estimate: int | None = None
-    #: Run one job first on the same stack, so this one starts with history (dropcut.pace).
+    #: Run one job first on the same stack, so this one starts with history (dropcut.aws.pace).
     warm: bool = False
 
 

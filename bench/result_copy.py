@@ -1,4 +1,4 @@
-"""Benchmark: Finalize's copy of a large result (dropcut.result_copy.copy_result_to_s3) against
+"""Benchmark: Finalize's copy of a large result (dropcut.aws.result_copy.copy_result_to_s3) against
 its two halves alone, and the copy's peak extra memory.
 
 A child process serves a real MP4, padded with devstack.media.pad_mdat to `--size` bytes (so
@@ -136,8 +136,8 @@ def measure(size_mib: int, transfer: Any = None) -> dict[str, Any]:
     import boto3
 
     from devstack.media import make_sample_video, pad_mdat
+    from dropcut.aws.result_copy import TRANSFER, ResultLimits, copy_result_to_s3
     from dropcut.providers.http import make_client
-    from dropcut.result_copy import TRANSFER, ResultLimits, copy_result_to_s3
 
     transfer = transfer or TRANSFER
 
@@ -223,7 +223,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     transfer = None
     if args.transfer:
-        from dropcut.result_copy import transfer_config
+        from dropcut.aws.result_copy import transfer_config
 
         chunk, concurrency, in_memory = (int(v) for v in args.transfer.split(","))
         transfer = transfer_config(chunk * MIB, concurrency, in_memory)

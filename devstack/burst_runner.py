@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devstack.local_app import LocalApp
-from dropcut.slots import Holder
+from dropcut.aws.slots import Holder
 
 PREFIX = "inbox/burst/"
 #: What the provider simulator does wrong during a burst (each rule `times` times).

@@ -17,7 +17,7 @@ from devstack.footage import long_clip, phone_clip, real_clip
 from devstack.local_app import ROOT, LocalApp, local_app
 from devstack.media import make_sample_image
 from devstack.simulator import SimConfig
-from dropcut.phases import JobPhase
+from dropcut.model.phases import JobPhase
 
 OUT = ROOT / "out" / "demo"
 
@@ -91,7 +91,7 @@ def follow(app: LocalApp, keys: list[str], timeout: float = 240.0) -> None:
     raise TimeoutError("the demo jobs did not all end in time")
 
 
-#: The phases a job ends in, as `dropcut ls` shows them (dropcut.phases).
+#: The phases a job ends in, as `dropcut ls` shows them (dropcut.model.phases).
 ENDED = tuple(phase.label for phase in (JobPhase.DONE, JobPhase.FAILED, JobPhase.CANCELLED))
 
 

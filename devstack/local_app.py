@@ -21,9 +21,9 @@ from pydantic import SecretStr
 from devstack.s3_notifications import s3_event_key
 from devstack.simulator import SimConfig, Simulator
 from devstack.stack import DevStack
-from dropcut.callbacks import CallbackSigner
-from dropcut.jobs import is_job_id
-from dropcut.slots import Holder, SlotPool
+from dropcut.aws.slots import Holder, SlotPool
+from dropcut.model.callbacks import CallbackSigner
+from dropcut.model.jobs import is_job_id
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "sim-key"

@@ -154,7 +154,7 @@ def frame_at(path: str | Path, t: float) -> np.ndarray:
     return last.to_ndarray(format="rgb24")
 
 
-# --- MP4/MOV box layouts, for tests of dropcut.probe ---------------------------------------
+# --- MP4/MOV box layouts, for tests of dropcut.formats.probe ---------------------------------------
 
 
 class TopLevelBox(NamedTuple):

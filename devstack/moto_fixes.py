@@ -148,7 +148,7 @@ def _one_lambda_client_per_region() -> None:
 def _iam_simulates_principal_policies() -> None:
     # AWS: iam:SimulatePrincipalPolicy evaluates a user's or a role's identity policies (inline
     # and attached; a user's groups' too) for each action on each resource. moto 5.2.5 has no
-    # such call, and the actors rule (dropcut.actors, ActorPrefixes "writers": may the caller
+    # such call, and the actors rule (dropcut.services.actors, ActorPrefixes "writers": may the caller
     # upload the input?) makes it. This one evaluates those policies with moto's own evaluator
     # (moto.iam.access_control.IAMPolicy: Action and Resource with wildcards, Allow and Deny;
     # an explicit Deny wins). Unlike AWS, it evaluates no condition (moto counts a statement

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dropcut.job_events import JobEventDetail
-from dropcut.jobs import JobSpec
+from dropcut.aws.job_events import JobEventDetail
+from dropcut.model.jobs import JobSpec
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 SCHEMA_PATH = SCHEMAS / "job-manifest.schema.json"

@@ -3,7 +3,7 @@
 Both run in the stack (CancelFunction, RetryFunction), behind the stack's jobs API (output
 `JobsApiUrl`): `POST /jobs/<job id>/cancel` and `.../retry`, AWS_IAM routes. The request is
 signed with the caller's own credentials (SigV4, service execute-api), so the stack learns who
-asks from AWS; it answers 403 when that caller may not act on the job's input (dropcut.actors:
+asks from AWS; it answers 403 when that caller may not act on the job's input (dropcut.services.actors:
 by default, whoever may upload the input may cancel and retry its jobs). A user needs
 execute-api:Invoke on those routes, not the pipeline's own permissions.
 """
@@ -17,8 +17,8 @@ import typer
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-from dropcut.actors import action_path
-from dropcut.jobs import JobRecord
+from dropcut.model.jobs import JobRecord
+from dropcut.services.actors import action_path
 from dropcut.steps.cancel import CancelOutcome, CancelResult
 from dropcut.steps.retry import RetryOutcome, RetryResult, reuse_of, why_not_retried
 from dropcut_cli import context

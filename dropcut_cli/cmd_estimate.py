@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 
 from dropcut.errors import InputInvalid
-from dropcut.plan import DEFAULT_MAX_PARTS, MAX_PARTS, Plan
+from dropcut.model.plan import DEFAULT_MAX_PARTS, MAX_PARTS, Plan
 from dropcut.providers import PROVIDERS
 from dropcut_cli import context
 from dropcut_cli.context import Exit

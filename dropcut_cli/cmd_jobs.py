@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dropcut.jobs import JobRecord, JobStatus
-from dropcut.phases import JobPhase, parse_phase
-from dropcut.plan import Plan
+from dropcut.model.jobs import JobRecord, JobStatus
+from dropcut.model.phases import JobPhase, parse_phase
+from dropcut.model.plan import Plan
 from dropcut_cli import context
 from dropcut_cli.context import Exit
 from dropcut_cli.display import (
@@ -202,7 +202,7 @@ def _latest_per_key(jobs: list[JobRecord]) -> list[JobRecord]:
 
 
 def _plan_line(record: JobRecord) -> str:
-    """The plan in one line: kind, parts and their spans, why (dropcut.plan.Plan)."""
+    """The plan in one line: kind, parts and their spans, why (dropcut.model.plan.Plan)."""
     if not record.plan:
         return ""
     plan = Plan.model_validate(record.plan)

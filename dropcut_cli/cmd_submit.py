@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from dropcut.errors import InputInvalid
-from dropcut.layout import BucketLayout
+from dropcut.model.layout import BucketLayout
 from dropcut_cli import context
 from dropcut_cli.connection import Stack
 from dropcut_cli.context import Exit

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dropcut.jobs import BASE_JOB_ID_CHARS, JobRecord
-from dropcut.probe import MediaInfo
+from dropcut.formats.probe import MediaInfo
+from dropcut.model.jobs import BASE_JOB_ID_CHARS, JobRecord
 from dropcut_cli.jobs import Phase
 
 # No markup: keys, prompts and provider messages are printed as they are ("[sim:fail]",

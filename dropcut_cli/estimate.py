@@ -1,7 +1,7 @@
 """`dropcut estimate`: Submit's checks on local files, with Submit's own code, before anything
-is uploaded: the video by its content (dropcut.validation.check_video through a local-file
-RangeReader), the options (dropcut.jobs.parse_job_spec, dropcut.validation.check_options), and
-Submit's plan for the video (dropcut.plan.plan_video) with what the provider will bill where its
+is uploaded: the video by its content (dropcut.services.validation.check_video through a local-file
+RangeReader), the options (dropcut.model.jobs.parse_job_spec, dropcut.services.validation.check_options), and
+Submit's plan for the video (dropcut.model.plan.plan_video) with what the provider will bill where its
 rule is documented (docs/providers.md)."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dropcut.budget import DailyBudget
 from dropcut.errors import InputInvalid, Problem
-from dropcut.jobs import JobSpec, parse_job_spec
-from dropcut.plan import Plan, PlanKind, plan_video
-from dropcut.probe import MediaInfo, RangeReader
+from dropcut.formats.probe import MediaInfo, RangeReader
+from dropcut.model.budget import DailyBudget
+from dropcut.model.jobs import JobSpec, parse_job_spec
+from dropcut.model.plan import Plan, PlanKind, plan_video
 from dropcut.providers import Provider
 from dropcut.public_urls import UrlRefused, check_public_https
-from dropcut.validation import check_options, check_video, video_name_problems
+from dropcut.services.validation import check_options, check_video, video_name_problems
 from dropcut_cli.options import is_url
 
 NO_PROMPT_NOTICE = (
@@ -72,7 +72,7 @@ class Estimate:
 
 
 def file_reader(path: Path) -> RangeReader:
-    """Ranged reads of a local file, as dropcut.storage.s3_range_reader reads an S3 object."""
+    """Ranged reads of a local file, as dropcut.aws.storage.s3_range_reader reads an S3 object."""
 
     def read(offset: int, length: int) -> bytes:
         with path.open("rb") as handle:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from rich.live import Live
 
-from dropcut.jobs import JobRecord
+from dropcut.model.jobs import JobRecord
 from dropcut_cli.display import err, jobs_table
 from dropcut_cli.jobs import JobReader, Phase
 

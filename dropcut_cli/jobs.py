@@ -1,5 +1,5 @@
 """Reading jobs as the pipeline writes them: records from the jobs table (its `by_status`
-index), the slot line (SlotsTable, through dropcut.slots), error reports and result manifests."""
+index), the slot line (SlotsTable, through dropcut.aws.slots), error reports and result manifests."""
 
 from __future__ import annotations
 
@@ -11,18 +11,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.slots import SlotPool, Waiter
 from dropcut.errors import JobCancelled
-from dropcut.jobs import (
-    BASE_JOB_ID_CHARS,
-    JobRecord,
-    JobStatus,
-    JobStore,
-    is_job_id,
-)
-from dropcut.layout import BucketLayout
-from dropcut.phases import JobPhase
-from dropcut.plan import Plan
-from dropcut.slots import SlotPool, Waiter
+from dropcut.model.jobs import BASE_JOB_ID_CHARS, JobRecord, JobStatus, is_job_id
+from dropcut.model.layout import BucketLayout
+from dropcut.model.phases import JobPhase
+from dropcut.model.plan import Plan
 from dropcut_cli.connection import Stack
 
 ENDED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
@@ -43,7 +38,7 @@ class Phase:
 
 class Line(list[str]):
     """Job ids waiting for a provider slot, first in line first; `for_budget`: those the daily
-    credit budget holds back (a free slot was refused them: dropcut.slots marks them)."""
+    credit budget holds back (a free slot was refused them: dropcut.aws.slots marks them)."""
 
     def __init__(self, waiters: Iterable[Waiter] = ()) -> None:
         waiters = list(waiters)
@@ -125,7 +120,7 @@ class JobReader:
         return self._documents[key]
 
     def phase(self, record: JobRecord | None, line: list[str], *, advice: bool = True) -> Phase:
-        """Where the job is: its stored phase (dropcut.phases, as `dropcut ls --status` takes
+        """Where the job is: its stored phase (dropcut.model.phases, as `dropcut ls --status` takes
         it), with one line of detail: its place in line, the provider's progress, a failure's
         advice (unless `advice` is False). A record from before phases were stored: worked out
         from its fields."""

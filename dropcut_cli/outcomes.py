@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dropcut.jobs import JobRecord, JobStatus
+from dropcut.model.jobs import JobRecord, JobStatus
 from dropcut_cli.connection import Stack
 from dropcut_cli.display import out, problems_table, styled
 from dropcut_cli.follow import Followed

@@ -12,8 +12,8 @@ from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
-from dropcut.jobs import job_id_for
-from dropcut.layout import BucketLayout
+from dropcut.model.jobs import job_id_for
+from dropcut.model.layout import BucketLayout
 from dropcut_cli.connection import Stack
 
 #: Files above this go up in parts, 4 at once (as Finalize stores results).

@@ -2,7 +2,7 @@
 pre-commit hook's "mypy on changed packages". Files outside the type-checked packages are left
 out; no package, nothing to check.
 
-    .venv/bin/python tools/mypy_changed.py layers/dropcut/dropcut/plan.py functions/submit/app.py
+    .venv/bin/python tools/mypy_changed.py layers/dropcut/dropcut/model/plan.py functions/submit/app.py
 """
 
 from __future__ import annotations

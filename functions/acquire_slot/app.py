@@ -5,8 +5,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.inputs import TokenWait
-from dropcut.jobs import job_of
+from dropcut.model.inputs import TokenWait
+from dropcut.model.jobs import job_of
 from dropcut.observability import logger, typed_handler
 from dropcut.settings import Settings
 from dropcut.steps.acquire_slot import AcquireSlotDeps, acquire_slot

@@ -1,5 +1,5 @@
 """Cancel (`dropcut cancel`): `POST /jobs/{job_id}/cancel` on the stack's HTTP API, with AWS_IAM
-authorization. The caller is who AWS authenticated; dropcut.actors decides whether it may act on
+authorization. The caller is who AWS authenticated; dropcut.services.actors decides whether it may act on
 the job (403 otherwise, and nothing changes); then dropcut.steps.cancel stops the job and ends it
 with a `cancelled` report, recording that caller.
 
@@ -12,8 +12,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.actors import Answer, admit, route
 from dropcut.observability import instrumented, logger
+from dropcut.services.actors import Answer, admit, route
 from dropcut.settings import ActorSettings, CancelSettings, JobEventSettings, Settings
 from dropcut.steps.cancel import CancelDeps, cancel_job
 

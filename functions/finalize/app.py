@@ -6,10 +6,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.inputs import TaskStep
-from dropcut.jobs import job_of
+from dropcut.aws.result_copy import ResultLimits
+from dropcut.model.inputs import TaskStep
+from dropcut.model.jobs import job_of
 from dropcut.observability import logger, seconds_left, typed_handler
-from dropcut.result_copy import ResultLimits
 from dropcut.settings import FinalizeSettings, Settings
 from dropcut.steps.finalize import FinalizeDeps, finalize
 

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.inputs import JobStep
+from dropcut.model.inputs import JobStep
 from dropcut.observability import logger, typed_handler
 from dropcut.settings import Settings
 from dropcut.steps.prepare import PrepareDeps, prepare

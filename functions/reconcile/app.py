@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.inputs import ScheduledEvent
+from dropcut.model.inputs import ScheduledEvent
 from dropcut.observability import typed_handler
 from dropcut.settings import JobEventSettings, ReconcileSettings, Settings
 from dropcut.steps.reconcile import ReconcileDeps, reconcile

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.inputs import FailureStep
+from dropcut.model.inputs import FailureStep
 from dropcut.observability import logger, typed_handler
 from dropcut.settings import JobEventSettings, Settings
 from dropcut.steps.record_failure import RecordFailureDeps, record_failure

@@ -1,5 +1,5 @@
 """Retry (`dropcut retry`): `POST /jobs/{job_id}/retry` on the stack's HTTP API, with AWS_IAM
-authorization. The caller is who AWS authenticated; dropcut.actors decides whether it may act on
+authorization. The caller is who AWS authenticated; dropcut.services.actors decides whether it may act on
 the job (403 otherwise, and nothing changes); then dropcut.steps.retry runs the failed or
 cancelled job again from the same input version as a new job, through Submit's own checks,
 recording that caller.
@@ -13,8 +13,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.actors import Answer, admit, route
 from dropcut.observability import instrumented, logger, metrics
+from dropcut.services.actors import Answer, admit, route
 from dropcut.settings import ActorSettings, Settings, SubmitSettings
 from dropcut.steps.retry import RetryDeps, RetryOutcome, retry_job
 

@@ -6,8 +6,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.inputs import PartStep
-from dropcut.jobs import job_of
+from dropcut.model.inputs import PartStep
+from dropcut.model.jobs import job_of
 from dropcut.observability import logger, typed_handler
 from dropcut.settings import Settings, StartTaskSettings
 from dropcut.steps.start_task import StartTaskDeps, start_task

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.inbox import InboxMessage
+from dropcut.model.inbox import InboxMessage
 from dropcut.observability import instrumented, logger, metrics
 from dropcut.settings import Settings, SubmitSettings
 from dropcut.steps.submit import Outcome, submit_object

@@ -12,8 +12,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dropcut import wiring
-from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
-from dropcut.jobs import job_of
+from dropcut.model.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
+from dropcut.model.jobs import job_of
 from dropcut.observability import instrumented, logger, metrics
 from dropcut.settings import Settings, WebhookSettings
 from dropcut.steps.webhook import CallbackAnswer, WebhookDeps, accept_callback

@@ -150,7 +150,7 @@ def test_step_functions_reuses_one_lambda_client_per_moto_server(monkeypatch):
 
 
 def test_iam_simulates_a_principals_identity_policies():
-    # dropcut.actors asks SimulatePrincipalPolicy whether a caller may upload a job's input;
+    # dropcut.services.actors asks SimulatePrincipalPolicy whether a caller may upload a job's input;
     # moto 5.2.5 has no such call: the local stack evaluates the principal's policies itself.
     import json
 

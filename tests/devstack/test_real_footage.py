@@ -17,7 +17,7 @@ from devstack import footage
 from devstack.media import frame_at, probe
 from devstack.simulator.editor import video_facts
 from devstack.simulator.limits import limit_problems
-from dropcut.probe import MediaInfo, probe_video
+from dropcut.formats.probe import MediaInfo, probe_video
 
 
 def _made(make: Callable[[], Path]) -> Path:

@@ -147,7 +147,7 @@ CASES = [
     BadInput("video-truncated", "truncated", ("video", "truncated")),
     BadInput("video-audio-only", "audio_only", ("video", "no video track")),
     BadInput("video-webm-named-mov", "webm", ("video", "Matroska"), extension=".MOV"),
-    # Refused by the plan (dropcut.plan): too short even to pad. (A video over the provider's
+    # Refused by the plan (dropcut.model.plan): too short even to pad. (A video over the provider's
     # 100 MB is no longer refused: the plan normalizes it, tests/unit/test_plan.py.)
     BadInput("video-too-short", "blink", ("video", "the video is 0.2")),
     BadInput("not-mp4-or-mov-name", "clip", ("key", "not a .mp4 or .mov"), extension=".avi"),

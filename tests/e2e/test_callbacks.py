@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from devstack.local_app import LocalApp
-from dropcut.jobs import job_id_for
+from dropcut.model.jobs import job_id_for
 
 
 def states_entered(app: LocalApp, job_id: str) -> list[str]:

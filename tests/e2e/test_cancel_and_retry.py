@@ -24,7 +24,7 @@ from typer.testing import CliRunner, Result
 from devstack.local_app import LocalApp, local_app
 from devstack.media import make_sample_video
 from devstack.schema import JOB_EVENT_SCHEMA_PATH
-from dropcut.jobs import job_id_for
+from dropcut.model.jobs import job_id_for
 from dropcut_cli.app import app as cli
 from tests.e2e.conftest import code_root
 

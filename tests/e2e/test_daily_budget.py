@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from devstack.local_app import LocalApp, local_app
 from devstack.media import make_sample_video
-from dropcut.plan import DEFAULT_MAX_PARTS
+from dropcut.model.plan import DEFAULT_MAX_PARTS
 from dropcut.providers import EvolinkProvider
 from dropcut_cli.app import app as cli
 from dropcut_cli.estimate import estimate

@@ -7,7 +7,7 @@ import time
 from decimal import Decimal
 
 from devstack.local_app import LocalApp
-from dropcut.jobs import job_id_for
+from dropcut.model.jobs import job_id_for
 
 
 def test_a_bad_message_in_a_batch_is_reported_alone(app: LocalApp, clip):

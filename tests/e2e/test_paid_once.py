@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devstack.local_app import LocalApp, local_app
-from dropcut.jobs import job_id_for
+from dropcut.model.jobs import job_id_for
 from dropcut_cli.app import app as cli
 from tests.e2e.conftest import code_root
 

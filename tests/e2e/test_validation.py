@@ -9,7 +9,7 @@ from pathlib import Path
 
 from devstack.local_app import LocalApp
 from devstack.media import make_sample_mov, make_sample_video, pad_mdat, top_level_boxes
-from dropcut.jobs import job_id_for
+from dropcut.model.jobs import job_id_for
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 MIB = 1024 * 1024

@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 from pydantic import SecretStr
 
+from dropcut.aws.result_copy import ResultLimits, copy_result_to_s3
 from dropcut.errors import (
     ProviderAnswerLost,
     ProviderBadResponse,
@@ -26,7 +27,6 @@ from dropcut.errors import (
 )
 from dropcut.providers import EditRequest, ProviderSettings, TaskState, make_provider
 from dropcut.providers.http import make_client
-from dropcut.result_copy import ResultLimits, copy_result_to_s3
 
 APIS = ["aimlapi", "evolink"]
 

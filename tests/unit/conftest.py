@@ -71,7 +71,8 @@ def slots_table(aws):
 def stored_job(jobs_table):
     """`stored_job(**fields)`: put the job of inbox/a.mp4 (version v1, evolink, prompt "sepia"),
     with `fields` changed, in the jobs table; returns (store, job id)."""
-    from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for
+    from dropcut.aws.job_store import JobStore
+    from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, job_id_for
 
     def store_one(**fields):
         store = JobStore(jobs_table)
@@ -117,7 +118,7 @@ def tokens() -> StepFunctionsTokens:
 @pytest.fixture
 def pool(slots_table, tokens):
     """The evolink slot pool, 2 slots, in moto; hand-overs resume tokens in `tokens`."""
-    from dropcut.slots import SlotPool
+    from dropcut.aws.slots import SlotPool
 
     return SlotPool(slots_table, tokens, "evolink", limit=2)
 

@@ -1,4 +1,4 @@
-"""Who may cancel and retry (dropcut.actors): the caller comes from the HTTP API's IAM request
+"""Who may cancel and retry (dropcut.services.actors): the caller comes from the HTTP API's IAM request
 context, never from the payload; ActorPrefixes decides by the job's input prefix (by default:
 whoever IAM lets upload the input); a refused caller gets 403 and nothing changes; caller text
 reaches a report, an event or an email only defanged. The IAM answers come from moto with the
@@ -19,7 +19,9 @@ import pytest
 from cfnlint.decode import decode
 
 from devstack import moto_fixes
-from dropcut.actors import (
+from dropcut.aws.job_events import NO_JOB_EVENTS
+from dropcut.model.jobs import JobStatus
+from dropcut.services.actors import (
     DEFAULT_ACTOR_PREFIXES,
     ActorDeps,
     ActorPolicy,
@@ -31,8 +33,6 @@ from dropcut.actors import (
     route,
     shown,
 )
-from dropcut.job_events import NO_JOB_EVENTS
-from dropcut.jobs import JobStatus
 from dropcut.steps.cancel import CancelDeps, CancelOutcome, cancel_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,7 +254,7 @@ class _Sfn:
 def test_a_cancel_records_the_callers_arn_and_shows_it_only_defanged(
     iam, stored_job, media_bucket, settings, pool
 ):
-    from dropcut.executions import Executions
+    from dropcut.aws.executions import Executions
 
     store, job_id = stored_job()
     # An IAM path may hold a URL (an admin typed it); the session name is the caller's.

@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from dropcut.budget import DailyBudget, clamp_credits
+from dropcut.aws.job_events import NO_JOB_EVENTS
+from dropcut.aws.slots import SlotPool, settle_slot
 from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
-from dropcut.job_events import NO_JOB_EVENTS
-from dropcut.jobs import JobRecord, JobStatus
+from dropcut.model.budget import DailyBudget, clamp_credits
+from dropcut.model.jobs import JobRecord, JobStatus
 from dropcut.providers import AimlapiProvider, EvolinkProvider
-from dropcut.slots import SlotPool, settle_slot
 from dropcut.steps.acquire_slot import AcquireSlotDeps, acquire_slot
 from dropcut.steps.reconcile import ReconcileDeps, reconcile
 

@@ -8,8 +8,9 @@ import pytest
 from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
-from dropcut.callbacks import CallbackSigner
-from dropcut.jobs import JobStatus, JobStore, job_id_for
+from dropcut.aws.job_store import JobStore
+from dropcut.model.callbacks import CallbackSigner
+from dropcut.model.jobs import JobStatus, job_id_for
 from dropcut.providers import ProviderTask, TaskState
 from dropcut.steps.arm_callback import ArmCallbackDeps, arm_callback
 from dropcut.steps.webhook import WebhookDeps, accept_callback

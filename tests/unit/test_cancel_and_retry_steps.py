@@ -7,17 +7,11 @@ import time
 
 import pytest
 
-from dropcut.executions import Executions
-from dropcut.inputs import JobStep
-from dropcut.job_events import NO_JOB_EVENTS
-from dropcut.jobs import (
-    JobStatus,
-    JobStore,
-    attempt_of,
-    is_job_id,
-    job_id_for,
-    retry_job_id,
-)
+from dropcut.aws.executions import Executions
+from dropcut.aws.job_events import NO_JOB_EVENTS
+from dropcut.aws.job_store import JobStore
+from dropcut.model.inputs import JobStep
+from dropcut.model.jobs import JobStatus, attempt_of, is_job_id, job_id_for, retry_job_id
 from dropcut.public_urls import system_resolver
 from dropcut.settings import PlanSettings
 from dropcut.steps.cancel import CancelDeps, CancelOutcome, cancel_job
@@ -180,7 +174,7 @@ def _failed_upload(retry_deps, body: bytes) -> str:
     put = s3.put_object(Bucket="media", Key="inbox/a.mp4", Body=body, Metadata={"prompt": "sepia"})
     store: JobStore = retry_deps.submit.store
     job_id = job_id_for("media", "inbox/a.mp4", put["VersionId"])
-    from dropcut.jobs import JobRecord
+    from dropcut.model.jobs import JobRecord
 
     store.create(
         JobRecord(

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devstack.media import make_sample_video
-from dropcut.plan import billed_seconds
+from dropcut.model.plan import billed_seconds
 from dropcut.providers import AimlapiProvider, EvolinkProvider
 from dropcut_cli.app import app
 from dropcut_cli.jobs import parse_since
@@ -176,8 +176,8 @@ def test_outside_text_is_printed_as_it_is_not_as_markup(clip: Path, tmp_path: Pa
 
 
 def test_plan_line_says_kind_parts_bill_and_reasons(long_clip: Path) -> None:
-    from dropcut.plan import plan_video
-    from dropcut.probe import probe_video
+    from dropcut.formats.probe import probe_video
+    from dropcut.model.plan import plan_video
     from dropcut_cli.display import plan_line
     from dropcut_cli.estimate import file_reader
 

@@ -10,13 +10,13 @@ import httpx
 import pytest
 
 from devstack.media import make_sample_video
-from dropcut.budget import DailyBudget
+from dropcut.aws.result_copy import ResultLimits
+from dropcut.aws.slots import SlotPool
 from dropcut.errors import ExecutionEnded
-from dropcut.follow import TaskProgress
-from dropcut.jobs import JobStatus
+from dropcut.model.budget import DailyBudget
+from dropcut.model.follow import TaskProgress
+from dropcut.model.jobs import JobStatus
 from dropcut.providers import ProviderTask, TaskState
-from dropcut.result_copy import ResultLimits
-from dropcut.slots import SlotPool
 from dropcut.steps.finalize import FinalizeDeps, finalize
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
 
-from dropcut.actors import ActorRequest, route
-from dropcut.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
-from dropcut.inbox import InboxEvent, InboxMessage
+from dropcut.model.callbacks import CALLBACK_ROUTE, CAPABILITY_PARAM
+from dropcut.model.inbox import InboxEvent, InboxMessage
 from dropcut.observability import EVENT_MODEL_ATTRIBUTE
+from dropcut.services.actors import ActorRequest, route
 from dropcut.steps.finalize import FinalizeResult
 from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT, template_resolver
 

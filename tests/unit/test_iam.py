@@ -131,7 +131,7 @@ PROVIDER_KEY = "{ProviderApiKeySecretArn}"
 CALLBACK_KEY = "{CallbackSigningSecret}"
 DEFAULT_BUS = "arn:aws:events:region:account:event-bus/default"
 
-#: dropcut.slots.SlotPool (acquire, release, hold_until, dispatch, waiters, leave_line) ends
+#: dropcut.aws.slots.SlotPool (acquire, release, hold_until, dispatch, waiters, leave_line) ends
 #: with a hand-over: resume_wait -> SendTaskSuccess, which IAM allows only on Resource "*".
 SLOT_POOL = allow(
     [
@@ -146,9 +146,9 @@ SLOT_POOL = allow(
 #: wiring.fetch_secret (Powertools parameters.get_secret) of the provider key / callback secret.
 PROVIDER_SECRET = allow(["secretsmanager:GetSecretValue"], PROVIDER_KEY)
 CALLBACK_SECRET = allow(["secretsmanager:GetSecretValue"], CALLBACK_KEY)
-#: wiring.job_events (dropcut.job_events.JobEvents.publish: PutEvents on the default bus).
+#: wiring.job_events (dropcut.aws.job_events.JobEvents.publish: PutEvents on the default bus).
 JOB_EVENTS = allow(["events:PutEvents"], DEFAULT_BUS)
-#: wiring.actor_deps (dropcut.actors.ActorPolicy, ActorPrefixes "writers"): may the caller upload
+#: wiring.actor_deps (dropcut.services.actors.ActorPolicy, ActorPrefixes "writers"): may the caller upload
 #: the input? SimulatePrincipalPolicy of a user or of a role session's role (GetRole: its ARN).
 IAM_USERS, IAM_ROLES = "arn:aws:iam::account:user/*", "arn:aws:iam::account:role/*"
 ACTORS = allow(["iam:SimulatePrincipalPolicy"], IAM_USERS, IAM_ROLES) | allow(

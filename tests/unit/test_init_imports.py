@@ -67,5 +67,5 @@ def test_a_functions_init_imports_only_what_it_builds(name):
     assert loaded["tracing"], "Tracer is off: the check would not see what it patches"
     assert ("httpx" in modules) == _builds_http_client(name)
     assert "sqlite3" not in modules
-    assert ("dropcut.inbox" in modules) == (name == "SubmitFunction")
+    assert ("dropcut.model.inbox" in modules) == (name == "SubmitFunction")
     assert not modules & {"av", "PIL"}

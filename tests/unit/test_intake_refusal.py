@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from dropcut.executions import Executions
-from dropcut.job_events import NO_JOB_EVENTS
-from dropcut.jobs import JobStatus, JobStore, job_id_for
+from dropcut.aws.executions import Executions
+from dropcut.aws.job_events import NO_JOB_EVENTS
+from dropcut.aws.job_store import JobStore
+from dropcut.model.jobs import JobStatus, job_id_for
 from dropcut.public_urls import system_resolver
 from dropcut.settings import PlanSettings
 from dropcut.steps.submit import Outcome, SubmitDeps, submit_object

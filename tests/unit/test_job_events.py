@@ -15,8 +15,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from cfnlint.decode import decode
 
 from devstack.schema import JOB_EVENT_SCHEMA_PATH, render_job_event
-from dropcut.errors import Failure, InputInvalid, Problem, TaskFailed
-from dropcut.job_events import (
+from dropcut.aws.job_events import (
     ENDINGS,
     EVENT_SOURCE,
     NO_JOB_EVENTS,
@@ -26,7 +25,8 @@ from dropcut.job_events import (
     JobEventType,
     build_detail,
 )
-from dropcut.jobs import JobRecord, JobSpec, JobStatus
+from dropcut.errors import Failure, InputInvalid, Problem, TaskFailed
+from dropcut.model.jobs import JobRecord, JobSpec, JobStatus
 from dropcut.public_urls import system_resolver
 from dropcut.settings import PlanSettings
 from dropcut.steps.reconcile import SETTLE_SECONDS, ReconcileDeps, reconcile
@@ -134,7 +134,7 @@ def test_every_type_has_a_status_the_schema_accepts_and_the_endings_are_all_but_
     assert {kind.status for kind in JobEventType} == statuses
     assert set(JobEventType) - ENDINGS == {JobEventType.SUBMITTED}
     # each ending moves the job to an ending phase, one the phase table lets nothing leave
-    # but a new manifest's start again (dropcut.phases.MOVES)
+    # but a new manifest's start again (dropcut.model.phases.MOVES)
     assert set(PHASE_AFTER) == ENDINGS
     assert all(phase.ended for phase in PHASE_AFTER.values())
 
@@ -341,8 +341,8 @@ def test_the_email_rule_matches_this_stacks_endings_and_feeds_the_topic():
 
 @pytest.fixture
 def submit_deps(jobs_table, media_bucket, settings):
-    from dropcut.executions import Executions
-    from dropcut.jobs import JobStore
+    from dropcut.aws.executions import Executions
+    from dropcut.aws.job_store import JobStore
     from dropcut.steps.submit import SubmitDeps
     from tests.unit.test_intake_refusal import RecordingStepFunctions
 

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from devstack.schema import SCHEMA_PATH, render
-from dropcut.jobs import JobSpec
+from dropcut.model.jobs import JobSpec
 
 README_EXAMPLE = {
     "prompt": "Turn the scene into a sepia-toned 1920s film, keep the motion",

@@ -107,7 +107,7 @@ def test_the_media_package_imports_only_the_standard_library_av_and_pil():
     allowed = {"av", "PIL", "dropcut_media"}
     for module in (ROOT / "layers/media/dropcut_media").glob("*.py"):
         if module.name == "adapter.py":
-            continue  # dropcut.media_tools's implementation: the one module that knows dropcut
+            continue  # dropcut.model.media_tools's implementation: the one module that knows dropcut
         tree = ast.parse(module.read_text())
         for node in ast.walk(tree):
             names = []

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from dropcut.error_reports import describe_step_error
 from dropcut.errors import AwsUnavailable
 from dropcut.observability import named_aws_errors
+from dropcut.services.error_reports import describe_step_error
 
 
 def _client_error(code: str, status: int) -> ClientError:

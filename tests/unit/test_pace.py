@@ -1,5 +1,5 @@
 """A poll schedule that learns: the first wait of a task with no provider estimate comes from the
-durations of this stack's recent tasks (dropcut.pace), never past the deadline, and falls back to
+durations of this stack's recent tasks (dropcut.aws.pace), never past the deadline, and falls back to
 the cold-start schedule without history."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dropcut.follow import PollPlan, first_progress
-from dropcut.jobs import JobStatus
-from dropcut.pace import PaceBook, clip_bucket, learned_wait, pace_key
+from dropcut.aws.pace import PaceBook, clip_bucket, learned_wait, pace_key
+from dropcut.model.follow import PollPlan, first_progress
+from dropcut.model.jobs import JobStatus
 from dropcut.providers import ProviderTask, TaskState
 from dropcut.steps.check_status import CheckStatusDeps, check_status
 from dropcut.steps.start_task import StartTaskDeps, start_task

@@ -1,6 +1,6 @@
 """A retry re-uses what was paid: each part of the retried job whose edited video is kept, or
 whose task completed (or may have) while its result link lives, is taken over by the retry's
-part; only parts with no paid result get a new task (dropcut.parts)."""
+part; only parts with no paid result get a new task (dropcut.services.parts)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for
-from dropcut.parts import carry_paid_results, reusable_result, reusable_results
+from dropcut.aws.job_store import JobStore
+from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, job_id_for
+from dropcut.services.parts import carry_paid_results, reusable_result, reusable_results
 
 OLD = job_id_for("media", "inbox/long.mp4", "v1")
 NEW = OLD + "-r2"

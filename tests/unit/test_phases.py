@@ -1,4 +1,4 @@
-"""The stored phase: one table of moves (dropcut.phases.MOVES), walked here, enforced by the
+"""The stored phase: one table of moves (dropcut.model.phases.MOVES), walked here, enforced by the
 jobs table's conditional write (JobStore.move_phase), and what the command line shows and
 filters on."""
 
@@ -8,8 +8,9 @@ import itertools
 
 import pytest
 
-from dropcut.jobs import JobStatus, JobStore
-from dropcut.phases import ENDINGS, MOVES, JobPhase, parse_phase, sources_of
+from dropcut.aws.job_store import JobStore
+from dropcut.model.jobs import JobStatus
+from dropcut.model.phases import ENDINGS, MOVES, JobPhase, parse_phase, sources_of
 
 #: The way a job goes when all goes well, one part or several.
 ONE_PART = [
@@ -96,7 +97,7 @@ def test_ls_takes_the_phase_as_ls_shows_it():
 def test_in_status_reads_the_index_oldest_first_within_the_bounds_across_pages(jobs_table):
     """JobStore.in_status is the one home of the by_status query (the reconciler and the
     command line both read it); the index comes from template.yaml."""
-    from dropcut.jobs import JobRecord, job_id_for
+    from dropcut.model.jobs import JobRecord, job_id_for
 
     store = JobStore(jobs_table)
     created = [1000.0 + n for n in range(30)]

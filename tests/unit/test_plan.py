@@ -13,8 +13,9 @@ from cfnlint.decode import decode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dropcut.jobs import is_job_id, job_id_for
-from dropcut.plan import (
+from dropcut.formats.probe import MediaInfo
+from dropcut.model.jobs import is_job_id, job_id_for
+from dropcut.model.plan import (
     DEFAULT_MAX_PARTS,
     MAX_PARTS,
     MAX_SECONDS,
@@ -24,7 +25,6 @@ from dropcut.plan import (
     plan_video,
     split_spans,
 )
-from dropcut.probe import MediaInfo
 from dropcut.providers import AimlapiProvider, EvolinkProvider
 
 MIB = 1024 * 1024

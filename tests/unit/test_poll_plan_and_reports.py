@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from dropcut.error_reports import describe_step_error
-from dropcut.follow import PollPlan
+from dropcut.model.follow import PollPlan
+from dropcut.services.error_reports import describe_step_error
 
 
 def test_without_an_estimate_waits_grow_from_the_initial_wait_to_the_cap():

@@ -27,9 +27,9 @@ from devstack.media import (
     top_level_boxes,
     with_display_matrix,
 )
-from dropcut.file_kinds import IMAGE_SNIFF_BYTES, sniff_image
-from dropcut.probe import MAX_TOP_LEVEL_BOXES, MediaInfo, NotAVideo, probe_video
-from dropcut.storage import s3_range_reader
+from dropcut.aws.storage import s3_range_reader
+from dropcut.formats.file_kinds import IMAGE_SNIFF_BYTES, sniff_image
+from dropcut.formats.probe import MAX_TOP_LEVEL_BOXES, MediaInfo, NotAVideo, probe_video
 
 HEAD = 64 * 1024
 
@@ -187,7 +187,7 @@ def test_fragmented_mp4_stops_at_moov(media):
 
 
 def test_a_long_fragmented_clip_gets_its_duration_and_billing_notice(tmp_path):
-    from dropcut.plan import duration_notice
+    from dropcut.model.plan import duration_notice
     from dropcut.providers import EvolinkProvider
 
     path = fragmented_mp4(tmp_path / "long.mp4", seconds=14.0, width=64, height=48)

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from dropcut.job_events import NO_JOB_EVENTS
-from dropcut.jobs import JobStatus
-from dropcut.slots import SlotPool
+from dropcut.aws.job_events import NO_JOB_EVENTS
+from dropcut.aws.slots import SlotPool
+from dropcut.model.jobs import JobStatus
 from dropcut.steps.reconcile import SETTLE_SECONDS, ReconcileDeps, reconcile
 
 

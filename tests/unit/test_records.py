@@ -7,7 +7,8 @@ import inspect
 
 import pytest
 
-from dropcut.jobs import JobRecord, JobStatus, JobStore, PartRecord
+from dropcut.aws.job_store import JobStore
+from dropcut.model.jobs import JobRecord, JobStatus, PartRecord
 from dropcut.steps import acquire_slot, arm_callback, check_status, finalize, start_task, webhook
 
 #: What only a job has: its plan and parts, its output or report, its manifest, cancel, retry.

@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 
 from devstack.media import make_sample_video, pad_mdat
+from dropcut.aws.result_copy import ResultLimits, copy_result_to_s3
 from dropcut.errors import ProviderUnavailable, ResultInvalid, ResultUnavailable, ResultUrlRefused
-from dropcut.result_copy import ResultLimits, copy_result_to_s3
 
 CDN = "93.184.215.14"
 CDN2 = "93.184.215.15"
@@ -166,7 +166,7 @@ def test_a_link_to_a_private_address_is_never_fetched(s3):
 def test_the_body_reads_whole_parts_so_the_transfer_manager_uploads_in_parts():
     """A short read would make s3transfer take the stream for its end and PUT the rest in one
     request, buffered whole in memory."""
-    from dropcut.result_copy import TRANSFER, ResultLimits, _CheckedBody
+    from dropcut.aws.result_copy import TRANSFER, ResultLimits, _CheckedBody
 
     chunks = iter([b"a" * 1000] * 10)
     body = _CheckedBody(chunks, ResultLimits(max_bytes=10**6), deadline=float("inf"))

@@ -8,9 +8,9 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
+from dropcut.aws.slots import SlotPool, settle_slot
 from dropcut.errors import SlotWaitTimedOut
-from dropcut.jobs import JobRecord, JobStatus
-from dropcut.slots import SlotPool, settle_slot
+from dropcut.model.jobs import JobRecord, JobStatus
 
 
 def test_the_limit_holds_and_a_release_hands_the_slot_to_the_next_in_line(pool, tokens):

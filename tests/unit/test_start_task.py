@@ -12,8 +12,8 @@ from dropcut.errors import (
     ProviderUnavailable,
     TaskCreationUncertain,
 )
-from dropcut.follow import PollPlan
-from dropcut.jobs import JobStatus
+from dropcut.model.follow import PollPlan
+from dropcut.model.jobs import JobStatus
 from dropcut.providers import EditRequest, ProviderTask, TaskState
 from dropcut.steps.start_task import StartTaskDeps, start_task
 from dropcut.wiring import presigning_s3_client

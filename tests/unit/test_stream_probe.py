@@ -16,8 +16,8 @@ from devstack.media import (
     make_sample_mov,
     make_sample_video,
 )
-from dropcut.probe import NotAVideo, probe_video
-from dropcut.stream_probe import StreamProbe
+from dropcut.formats.probe import NotAVideo, probe_video
+from dropcut.formats.stream_probe import StreamProbe
 
 
 @pytest.fixture(scope="module")

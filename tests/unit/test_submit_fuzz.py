@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devstack.media import make_sample_video
-from dropcut.executions import Executions
-from dropcut.job_events import NO_JOB_EVENTS
-from dropcut.jobs import JobStore
+from dropcut.aws.executions import Executions
+from dropcut.aws.job_events import NO_JOB_EVENTS
+from dropcut.aws.job_store import JobStore
 from dropcut.settings import PlanSettings
 from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
 from tests.unit.test_intake_refusal import RecordingStepFunctions

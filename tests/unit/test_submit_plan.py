@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from devstack.media import make_sample_video
-from dropcut.executions import Executions
-from dropcut.job_events import NO_JOB_EVENTS
-from dropcut.jobs import JobStatus, JobStore, job_id_for
-from dropcut.plan import PlanKind, recorded_plan
+from dropcut.aws.executions import Executions
+from dropcut.aws.job_events import NO_JOB_EVENTS
+from dropcut.aws.job_store import JobStore
+from dropcut.model.jobs import JobStatus, job_id_for
+from dropcut.model.plan import PlanKind, recorded_plan
 from dropcut.public_urls import system_resolver
 from dropcut.settings import PlanSettings
 from dropcut.steps.submit import Outcome, SubmitDeps, submit_object

@@ -322,7 +322,7 @@ def test_every_function_logs_to_its_own_declared_log_group(name):
 def test_the_webhook_access_log_never_records_the_query_string():
     # The callback URL's capability travels in the query string (?cap=...): a log line with the
     # query, the raw path or a query parameter would hand it to anyone who reads the logs.
-    from dropcut.callbacks import CAPABILITY_PARAM
+    from dropcut.model.callbacks import CAPABILITY_PARAM
 
     settings = RESOURCES["WebhookApi"]["Properties"]["AccessLogSettings"]
     assert settings["DestinationArn"] == {"Fn::GetAtt": ["WebhookApiAccessLogs", "Arn"]}
@@ -401,7 +401,7 @@ def test_the_dashboard_shows_every_metric_dropcut_publishes_and_no_other():
 
 
 def test_work_objects_live_as_long_as_a_retry_counts_on_them():
-    from dropcut.layout import WORK_KEEP_DAYS, WORK_PREFIX
+    from dropcut.model.layout import WORK_KEEP_DAYS, WORK_PREFIX
 
     bucket = next(r for r in RESOURCES.values() if r["Type"] == "AWS::S3::Bucket")
     rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]

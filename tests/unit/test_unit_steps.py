@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from dropcut.budget import DailyBudget
+from dropcut.aws.job_events import NO_JOB_EVENTS
+from dropcut.aws.slots import SlotPool, settle_slot
 from dropcut.errors import JobNotReady, TaskFailed, TaskRetried
-from dropcut.follow import PollPlan, TaskProgress
-from dropcut.job_events import NO_JOB_EVENTS
-from dropcut.jobs import JobStatus, job_of
-from dropcut.media_tools import PreparedPart, StitchedVideo
-from dropcut.plan import PartPlan, Plan, PlanKind, TargetVideo
+from dropcut.model.budget import DailyBudget
+from dropcut.model.follow import PollPlan, TaskProgress
+from dropcut.model.jobs import JobStatus, job_of
+from dropcut.model.media_tools import PreparedPart, StitchedVideo
+from dropcut.model.plan import PartPlan, Plan, PlanKind, TargetVideo
 from dropcut.providers import ProviderTask, TaskState
-from dropcut.slots import SlotPool, settle_slot
 from dropcut.steps.acquire_slot import job_estimate
 from dropcut.steps.check_status import CheckStatusDeps, check_status
 from dropcut.steps.prepare import PrepareDeps, prepare
@@ -181,7 +181,7 @@ def test_stitch_copies_a_single_edit_and_draws_its_picture(job, media_bucket, se
 def test_stitch_joins_the_parts_in_order_with_the_original_audio(
     job, media_bucket, settings, tmp_path
 ):
-    from dropcut.jobs import JobSpec
+    from dropcut.model.jobs import JobSpec
 
     store, job_id = job(SPLIT, spec=JobSpec(prompt="sepia", keep_audio=True))
     media = RecordingMedia()

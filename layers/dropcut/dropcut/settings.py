@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from dropcut.follow import PollPlan
-from dropcut.layout import BucketLayout
-from dropcut.plan import DEFAULT_MAX_PARTS
+from dropcut.model.follow import PollPlan
+from dropcut.model.layout import BucketLayout
+from dropcut.model.plan import DEFAULT_MAX_PARTS
 
 
 def _flag(name: str) -> bool:
@@ -85,7 +85,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class JobEventSettings:
-    """Where job events go and whose they are (dropcut.job_events)."""
+    """Where job events go and whose they are (dropcut.aws.job_events)."""
 
     #: The stack name (POWERTOOLS_SERVICE_NAME, also the metrics' service dimension).
     service: str
@@ -117,7 +117,7 @@ class CallbackSettings:
 
 @dataclass(frozen=True)
 class PlanSettings:
-    """How Submit plans a video (dropcut.plan.plan_video)."""
+    """How Submit plans a video (dropcut.model.plan.plan_video)."""
 
     #: MaxPartsPerJob: the most parts a long video is split into (more: refused).
     max_parts: int = DEFAULT_MAX_PARTS
@@ -222,9 +222,9 @@ class CancelSettings:
 
 @dataclass(frozen=True)
 class ActorSettings:
-    """Who may cancel and retry which jobs (dropcut.actors)."""
+    """Who may cancel and retry which jobs (dropcut.services.actors)."""
 
-    #: ActorPrefixes, as the template passes it (JSON; parsed by dropcut.actors.ActorRules).
+    #: ActorPrefixes, as the template passes it (JSON; parsed by dropcut.services.actors.ActorRules).
     actor_prefixes: str
 
     @classmethod

@@ -31,15 +31,16 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
-    from dropcut.actors import ActorDeps, IamReader
-    from dropcut.budget import DailyBudget
-    from dropcut.callbacks import CallbackSigner, CallbackUrlFor
-    from dropcut.executions import Executions
-    from dropcut.job_events import JobEvents
-    from dropcut.jobs import JobStore
-    from dropcut.pace import PaceBook
+    from dropcut.aws.executions import Executions
+    from dropcut.aws.job_events import JobEvents
+    from dropcut.aws.job_store import JobStore
+    from dropcut.aws.ledger import BudgetLedger
+    from dropcut.aws.pace import PaceBook
+    from dropcut.aws.slots import SlotPool
+    from dropcut.model.budget import DailyBudget
+    from dropcut.model.callbacks import CallbackSigner, CallbackUrlFor
     from dropcut.providers import Provider, ProviderFor
-    from dropcut.slots import BudgetLedger, SlotPool
+    from dropcut.services.actors import ActorDeps, IamReader
     from dropcut.steps.submit import SubmitDeps
 
 #: How long a secret read from Secrets Manager is reused before it is read again (s).
@@ -94,27 +95,27 @@ def events_client() -> Any:
 
 def job_events(settings: JobEventSettings) -> JobEvents:
     """The job event publisher of this stack (PutEvents on the default bus)."""
-    from dropcut.job_events import JobEvents
+    from dropcut.aws.job_events import JobEvents
 
     return JobEvents(events_client(), settings.service)
 
 
 def job_store(settings: Settings) -> JobStore:
-    from dropcut.jobs import JobStore
+    from dropcut.aws.job_store import JobStore
 
     return JobStore(dynamodb().Table(settings.jobs_table))
 
 
 def pace_book(settings: Settings) -> PaceBook:
     """Recent provider task durations (in the jobs table)."""
-    from dropcut.pace import PaceBook
+    from dropcut.aws.pace import PaceBook
 
     return PaceBook(dynamodb().Table(settings.jobs_table))
 
 
 def daily_budget(settings: Settings) -> DailyBudget:
     """The stack's daily credit budget (DailyCreditBudget, CreditsPerBilledSecond)."""
-    from dropcut.budget import DailyBudget
+    from dropcut.model.budget import DailyBudget
 
     slots = settings.slots
     return DailyBudget(slots.daily_credit_budget, slots.credits_per_billed_second)
@@ -122,7 +123,7 @@ def daily_budget(settings: Settings) -> DailyBudget:
 
 def slot_pool(settings: Settings) -> SlotPool:
     """The slot pool of this stack's provider account."""
-    from dropcut.slots import SlotPool
+    from dropcut.aws.slots import SlotPool
 
     slots = settings.slots
     return SlotPool(
@@ -137,7 +138,7 @@ def slot_pool(settings: Settings) -> SlotPool:
 def budget_ledger(settings: Settings) -> BudgetLedger:
     """The daily credit budget's ledger of this stack's provider account, alone: no slot
     hand-overs, so no Step Functions client."""
-    from dropcut.slots import BudgetLedger
+    from dropcut.aws.ledger import BudgetLedger
 
     table = dynamodb().Table(settings.slots.table)
     return BudgetLedger(table, settings.provider, daily_budget(settings))
@@ -151,9 +152,9 @@ def iam_client() -> IamReader:
 
 
 def actor_deps(settings: Settings, actors: ActorSettings) -> ActorDeps:
-    """Who may cancel and retry which jobs (dropcut.actors): ActorPrefixes, parsed now (a bad
+    """Who may cancel and retry which jobs (dropcut.services.actors): ActorPrefixes, parsed now (a bad
     value fails the cold start), and IAM, built on the first "writers" question."""
-    from dropcut.actors import ActorDeps, ActorPolicy, ActorRules
+    from dropcut.services.actors import ActorDeps, ActorPolicy, ActorRules
 
     rules = ActorRules.parse(actors.actor_prefixes, settings.inbox_prefix)
     policy = ActorPolicy(rules=rules, bucket=settings.bucket, iam=iam_client)
@@ -161,7 +162,7 @@ def actor_deps(settings: Settings, actors: ActorSettings) -> ActorDeps:
 
 
 def executions(state_machine_arn: str) -> Executions:
-    from dropcut.executions import Executions
+    from dropcut.aws.executions import Executions
 
     return Executions(sfn_client(), state_machine_arn)
 
@@ -208,7 +209,7 @@ def callback_signer(secret_arn: str, base_url: str = "") -> CallbackSigner:
     """A signer with the current secret (the webhook only verifies, so it needs no base URL)."""
     from pydantic import SecretStr
 
-    from dropcut.callbacks import CallbackSigner
+    from dropcut.model.callbacks import CallbackSigner
 
     secret = fetch_secret(secret_arn, "callback signing")
     return CallbackSigner(base_url=base_url, secret=SecretStr(secret))

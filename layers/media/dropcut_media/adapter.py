@@ -1,4 +1,4 @@
-"""dropcut.media_tools.MediaTools on PyAV: what Prepare and Stitch call.
+"""dropcut.model.media_tools.MediaTools on PyAV: what Prepare and Stitch call.
 
 PyAV is imported inside each method, so a function that loads this module pays for PyAV only
 when it really processes media (Prepare of an as-is job does not).
@@ -11,15 +11,15 @@ from fractions import Fraction
 from pathlib import Path
 
 from dropcut.errors import MediaUnreadable
-from dropcut.media_tools import PreparedPart, StitchedVideo
-from dropcut.plan import Plan
+from dropcut.model.media_tools import PreparedPart, StitchedVideo
+from dropcut.model.plan import Plan
 
 #: The model's output frame rate (../shared/providers/README.md, "The model's own limits").
 OUTPUT_FPS = Fraction(24)
 
 
 class PyAvMediaTools:
-    """MediaTools (dropcut.media_tools) implemented with dropcut_media's PyAV functions."""
+    """MediaTools (dropcut.model.media_tools) implemented with dropcut_media's PyAV functions."""
 
     def prepare(
         self, source: Path, plan: Plan, out_dir: Path, *, keep_audio: bool

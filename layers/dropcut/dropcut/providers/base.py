@@ -146,10 +146,10 @@ class Provider(abc.ABC):
     #: Elements the provider's API takes (0: it documents none).
     max_elements: ClassVar[int] = 0
     #: The provider's cap on an input video's size (evolink's page; Kling's own is 200 MB).
-    #: The model's other input limits live in dropcut.plan (docs/providers.md).
+    #: The model's other input limits live in dropcut.model.plan (docs/providers.md).
     max_video_bytes: ClassVar[int] = 100 * 1024 * 1024
     #: Whether the provider documents billing a clip outside the model's 3-10 s as the nearest
-    #: bound (dropcut.plan.billed_seconds applies the rule).
+    #: bound (dropcut.model.plan.billed_seconds applies the rule).
     bills_outside_range: ClassVar[bool] = False
     max_image_bytes: ClassVar[int] = 10 * 1024 * 1024
     #: How long a completed task's result link lives (s): evolink's page says 24 hours; aimlapi

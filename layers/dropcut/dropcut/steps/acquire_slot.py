@@ -1,15 +1,17 @@
 """AcquireSlot: put the job in line for a provider slot; its execution waits (for free) until
-the slot is handed over, by this call or by whichever job gives one back (dropcut.slots). With a
-daily credit budget, the hand-over also reserves the job's estimated credits (dropcut.budget)."""
+the slot is handed over, by this call or by whichever job gives one back (dropcut.aws.slots). With a
+daily credit budget, the hand-over also reserves the job's estimated credits (dropcut.model.budget)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dropcut.jobs import JobStore, PartRecord
-from dropcut.phases import JobPhase
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.ledger import BudgetLedger
+from dropcut.aws.slots import SlotPool
+from dropcut.model.jobs import PartRecord
+from dropcut.model.phases import JobPhase
 from dropcut.providers import PROVIDERS, TaskState
-from dropcut.slots import BudgetLedger, SlotPool
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ def acquire_slot(deps: AcquireSlotDeps, part_id: str, task_token: str) -> bool:
     resumed already). Raises SlotWaitTimedOut (BudgetWaitTimedOut when the daily budget held
     it back) after max_wait_seconds in line, OverDailyBudget when the job alone passes the
     daily budget. A part that re-uses a retried job's finished, paid work (its edited video, or
-    a task the provider reported succeeded: dropcut.parts.carry_paid_results) needs no slot:
+    a task the provider reported succeeded: dropcut.services.parts.carry_paid_results) needs no slot:
     its wait is resumed at once."""
     record = deps.store.require_part(part_id)
     deps.store.move_phase(part_id, JobPhase.IN_LINE)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dropcut.jobs import JobStore
+from dropcut.aws.job_store import JobStore
 from dropcut.observability import logger
 from dropcut.steps.webhook import resume_callback_wait
 

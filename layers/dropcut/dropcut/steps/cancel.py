@@ -4,7 +4,7 @@ In order: the job record flips to failed with reason `cancelled` (a conditional 
 claim every ending makes: one ending, and StartTask creates no task for a job that is no longer
 `received`); its execution is stopped; it leaves the slot line; its slot is given back, or,
 while a provider task it created may still be running, kept until that task can have ended
-(the provider counts the task against the account's limit until it ends: dropcut.slots); the
+(the provider counts the task against the account's limit until it ends: dropcut.aws.slots); the
 `cancelled` job event is published. Neither provider documents a way to cancel a task
 (docs/providers.md), so a task already created runs to its end and is billed: the report's
 advice says so.
@@ -19,18 +19,19 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from dropcut.actors import shown
-from dropcut.error_reports import end_job_once
+from dropcut.aws.executions import Executions
+from dropcut.aws.job_events import JobEvents, JobEventType
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.slots import SlotPool, settle_slot
 from dropcut.errors import Failure, JobCancelled
-from dropcut.executions import Executions
-from dropcut.job_events import JobEvents, JobEventType
-from dropcut.jobs import JobRecord, JobStatus, JobStore, job_of
-from dropcut.layout import BucketLayout
+from dropcut.model.jobs import JobRecord, JobStatus, job_of
+from dropcut.model.layout import BucketLayout
 from dropcut.observability import logger
-from dropcut.parts import end_parts, is_split, part_records
 from dropcut.providers import PROVIDERS
 from dropcut.providers.base import TaskState
-from dropcut.slots import SlotPool, settle_slot
+from dropcut.services.actors import shown
+from dropcut.services.error_reports import end_job_once
+from dropcut.services.parts import end_parts, is_split, part_records
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -84,7 +85,7 @@ class CancelDeps:
 def cancel_job(deps: CancelDeps, job_id: str, requested_by: str) -> CancelResult:
     """Cancel the job (see the module docstring); safe to repeat and to race with its steps
     and the reconciler. `requested_by` is who asked, the caller's ARN as AWS authenticated it
-    (dropcut.actors): recorded as it is, shown in the report and event only through `shown`.
+    (dropcut.services.actors): recorded as it is, shown in the report and event only through `shown`.
 
     Returns what happened; raises only infrastructure errors (AwsUnavailable by the handler).
     """

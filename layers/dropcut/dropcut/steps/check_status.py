@@ -7,15 +7,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.ledger import BudgetLedger
+from dropcut.aws.pace import PaceBook
 from dropcut.errors import JobTimedOut, TaskCreationUncertain, TaskFailed, TaskRetried
-from dropcut.follow import PollPlan, TaskProgress, next_progress
-from dropcut.jobs import JobStatus, JobStore
+from dropcut.model.follow import PollPlan, TaskProgress, next_progress
+from dropcut.model.jobs import JobStatus
+from dropcut.model.phases import JobPhase
 from dropcut.observability import logger
-from dropcut.pace import PaceBook
-from dropcut.phases import JobPhase
 from dropcut.providers import ProviderFor, TaskState
 from dropcut.providers.http import redact_urls
-from dropcut.slots import BudgetLedger
 from dropcut.steps.acquire_slot import job_estimate
 
 
@@ -25,9 +26,9 @@ class CheckStatusDeps:
     provider_for: ProviderFor
     plan: PollPlan
     #: The provider account's daily budget: a part's failed task is charged there, and its new
-    #: task reserves its own estimate (dropcut.budget).
+    #: task reserves its own estimate (dropcut.model.budget).
     ledger: BudgetLedger
-    #: Where the durations of tasks seen to end are recorded (dropcut.pace); None: nowhere.
+    #: Where the durations of tasks seen to end are recorded (dropcut.aws.pace); None: nowhere.
     pace: PaceBook | None
     #: TaskRetries: how many new tasks a part whose provider task failed gets (a whole job's
     #: failed task is not retried: `dropcut retry` is the user's call to pay again).

@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import BaseModel
 
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.pace import PaceBook
+from dropcut.aws.result_copy import ResultLimits, copy_result_to_s3
+from dropcut.aws.slots import SlotPool
 from dropcut.errors import (
     ExecutionEnded,
     JobNotReady,
@@ -20,15 +24,12 @@ from dropcut.errors import (
     ResultCopyFailed,
     ResultUnavailable,
 )
-from dropcut.follow import TaskProgress
-from dropcut.jobs import JobStatus, JobStore, PartRecord
-from dropcut.layout import BucketLayout
+from dropcut.model.follow import TaskProgress
+from dropcut.model.jobs import JobStatus, PartRecord
+from dropcut.model.layout import BucketLayout
+from dropcut.model.phases import JobPhase
 from dropcut.observability import logger
-from dropcut.pace import PaceBook
-from dropcut.phases import JobPhase
 from dropcut.providers import ProviderFor, TaskState
-from dropcut.result_copy import ResultLimits, copy_result_to_s3
-from dropcut.slots import SlotPool
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -59,7 +60,7 @@ class FinalizeDeps:
     copy_window_seconds: int
     #: Local stacks only: result links over http://127.0.0.1.
     allow_insecure_urls: bool
-    #: Where the durations of tasks whose end a callback told are recorded (dropcut.pace).
+    #: Where the durations of tasks whose end a callback told are recorded (dropcut.aws.pace).
     pace: PaceBook | None
 
 
@@ -99,7 +100,7 @@ def finalize(deps: FinalizeDeps, part_id: str, progress: TaskProgress) -> Finali
         raise ProviderBadResponse(
             f"the provider reported {task.provider_status} for a task it had reported completed"
         )
-    # The provider's own figure replaces the part's estimate on the day's spend (dropcut.budget)
+    # The provider's own figure replaces the part's estimate on the day's spend (dropcut.model.budget)
     # before the slot goes on, so the next part in line sees the corrected budget.
     credits = task.credits if task.credits is not None else record.credits
     slots.charge(part_id, credits, task=record.task_number)

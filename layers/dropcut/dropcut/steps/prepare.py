@@ -1,4 +1,4 @@
-"""Prepare: make what the provider is sent, as the job's plan says (dropcut.plan).
+"""Prepare: make what the provider is sent, as the job's plan says (dropcut.model.plan).
 
 - as is: nothing to make; the job is its own one part (the one-part case).
 - normalize, pad: one mezzanine under the work prefix; the job stays its own one part and
@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from dropcut.aws.job_store import JobStore
 from dropcut.errors import ExecutionEnded, JobNotReady
-from dropcut.jobs import JobRecord, JobStatus, JobStore, PartRecord
-from dropcut.layout import BucketLayout
-from dropcut.media_tools import MediaTools, PreparedPart
+from dropcut.model.jobs import JobRecord, JobStatus, PartRecord
+from dropcut.model.layout import BucketLayout
+from dropcut.model.media_tools import MediaTools, PreparedPart
+from dropcut.model.phases import JobPhase
+from dropcut.model.plan import Plan
 from dropcut.observability import logger
-from dropcut.parts import carry_paid_results
-from dropcut.phases import JobPhase
-from dropcut.plan import Plan
+from dropcut.services.parts import carry_paid_results
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -105,7 +106,7 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
 
 
 def _reuse_paid_work(deps: PrepareDeps, job_id: str, part_ids: list[str]) -> PrepareResult:
-    """A retry's parts take over the paid work of the retried job's (dropcut.parts)."""
+    """A retry's parts take over the paid work of the retried job's (dropcut.services.parts)."""
     record = deps.store.require(job_id)
     if record.retry_of:
         carried = carry_paid_results(deps.store, record)

@@ -19,15 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dropcut.error_reports import count_failure, end_job_once
+from dropcut.aws.executions import Executions
+from dropcut.aws.job_events import JobEvents, JobEventType
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.slots import SlotPool, settle_slot
 from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem
-from dropcut.executions import Executions
-from dropcut.job_events import JobEvents, JobEventType
-from dropcut.jobs import JobRecord, JobStatus, JobStore, job_of
-from dropcut.layout import BucketLayout
+from dropcut.model.jobs import JobRecord, JobStatus, job_of
+from dropcut.model.layout import BucketLayout
 from dropcut.observability import logger, metrics
-from dropcut.parts import end_parts
-from dropcut.slots import SlotPool, settle_slot
+from dropcut.services.error_reports import count_failure, end_job_once
+from dropcut.services.parts import end_parts
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -6,14 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dropcut.error_reports import count_failure, describe_step_error, write_error_report
+from dropcut.aws.job_events import JobEvents, JobEventType
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.slots import SlotPool, settle_slot
 from dropcut.errors import JobCancelled
-from dropcut.job_events import JobEvents, JobEventType
-from dropcut.jobs import JobStatus, JobStore
-from dropcut.layout import BucketLayout
+from dropcut.model.jobs import JobStatus
+from dropcut.model.layout import BucketLayout
 from dropcut.observability import logger
-from dropcut.parts import end_parts, parts_of
-from dropcut.slots import SlotPool, settle_slot
+from dropcut.services.error_reports import count_failure, describe_step_error, write_error_report
+from dropcut.services.parts import end_parts, parts_of
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -3,11 +3,11 @@ without a new upload, as a new job linked to the old one.
 
 What was paid is re-used, never paid again: each part whose edited video is kept, or whose
 task completed (or may have) while its result link still lives, is taken over by the new job's
-part (dropcut.parts.carry_paid_results, when Prepare has made the new job's parts); only the
+part (dropcut.services.parts.carry_paid_results, when Prepare has made the new job's parts); only the
 parts with no paid result get a new task. A job that ended `result_copy_failed` is retried
 with zero new tasks while its link lives.
 
-The new job's id is the old one's with the next attempt (`...-r2`, dropcut.jobs.retry_job_id),
+The new job's id is the old one's with the next attempt (`...-r2`, dropcut.model.jobs.retry_job_id),
 so a repeated request finds the job the first one made. The old record is claimed first
 (`retried_by`, a conditional write: a job is retried once; retry the newest attempt to go
 again), then Submit's own path (dropcut.steps.submit.resubmit) checks the input and starts the
@@ -23,10 +23,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from dropcut.executions import Executions
-from dropcut.jobs import JobRecord, JobStatus, JobStore, attempt_of, job_of, retry_job_id
+from dropcut.aws.executions import Executions
+from dropcut.aws.job_store import JobStore
+from dropcut.model.jobs import JobRecord, JobStatus, attempt_of, job_of, retry_job_id
 from dropcut.observability import logger
-from dropcut.parts import reusable_results
+from dropcut.services.parts import reusable_results
 from dropcut.steps.submit import OPTIONS_REFUSALS, Outcome, SubmitDeps, resubmit
 
 

@@ -7,17 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dropcut.callbacks import CallbackUrlFor
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.pace import PaceBook, learned_wait, pace_key
+from dropcut.aws.storage import presign_get
 from dropcut.errors import ExecutionEnded, JobNotReady, TaskCreationUncertain
-from dropcut.follow import Follow, PollPlan, TaskProgress, adoption_progress, first_progress
-from dropcut.jobs import JobStatus, JobStore, PartRecord
+from dropcut.model.callbacks import CallbackUrlFor
+from dropcut.model.follow import Follow, PollPlan, TaskProgress, adoption_progress, first_progress
+from dropcut.model.jobs import JobStatus, PartRecord
+from dropcut.model.phases import JobPhase
 from dropcut.observability import logger, metrics
-from dropcut.pace import PaceBook, learned_wait, pace_key
-from dropcut.phases import JobPhase
 from dropcut.providers import EditRequest, Element, ProviderFor, TaskState
 from dropcut.providers.base import create_refused
 from dropcut.providers.http import redact_urls
-from dropcut.storage import presign_get
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -145,7 +146,7 @@ def _recorded(
     deps: StartTaskDeps, record: PartRecord, provider_name: str, follow: Follow
 ) -> TaskProgress:
     """The task already recorded on the job (a repeated StartTask, a task a callback adopted,
-    or one a retry re-uses: dropcut.parts.carry_paid_results): followed from where it is, never
+    or one a retry re-uses: dropcut.services.parts.carry_paid_results): followed from where it is, never
     created again. A re-used task is polled at once (its callbacks went to the retried job)."""
     assert record.task_id is not None
     logger.info("provider task already recorded", extra={"task_id": record.task_id})

@@ -18,18 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from dropcut.aws.job_events import JobEvents, JobEventType
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.storage import head_or_none, put_json
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ExecutionEnded, JobNotReady
-from dropcut.job_events import JobEvents, JobEventType
-from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, PartRecord, is_job_id
-from dropcut.layout import BucketLayout
-from dropcut.media_tools import MediaTools, StitchedVideo
+from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, PartRecord, is_job_id
+from dropcut.model.layout import BucketLayout
+from dropcut.model.media_tools import MediaTools, StitchedVideo
+from dropcut.model.phases import JobPhase
+from dropcut.model.plan import Plan, PlanKind
 from dropcut.observability import logger, metrics
-from dropcut.parts import is_split, part_records, parts_of
-from dropcut.phases import JobPhase
-from dropcut.plan import Plan, PlanKind
+from dropcut.services.parts import is_split, part_records, parts_of
 from dropcut.steps.prepare import job_plan
-from dropcut.storage import head_or_none, put_json
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

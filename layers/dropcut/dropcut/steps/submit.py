@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from dropcut.aws.executions import Executions
+from dropcut.aws.job_events import JobEvents, JobEventType
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.storage import decode_metadata_value, head_or_none, s3_range_reader
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
-from dropcut.error_reports import put_error_report
 from dropcut.errors import Failure, InputInvalid, JobNotReady, ManifestTimedOut, Problem
-from dropcut.executions import Executions
-from dropcut.job_events import JobEvents, JobEventType
-from dropcut.jobs import JobRecord, JobSpec, JobStatus, JobStore, job_id_for, parse_job_spec
-from dropcut.layout import (
+from dropcut.formats.probe import MediaInfo
+from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, job_id_for, parse_job_spec
+from dropcut.model.layout import (
     MANIFEST_SUFFIX,
     MAX_KEY_BYTES,
     SNIFF_SMALL_OBJECT_BYTES,
@@ -22,15 +24,14 @@ from dropcut.layout import (
     is_image_key,
     not_a_job,
 )
+from dropcut.model.phases import JobPhase
+from dropcut.model.plan import Plan, plan_video
 from dropcut.observability import logger
-from dropcut.phases import JobPhase
-from dropcut.plan import Plan, plan_video
-from dropcut.probe import MediaInfo
 from dropcut.providers import PROVIDERS, Provider
 from dropcut.public_urls import Resolver
+from dropcut.services.error_reports import put_error_report
+from dropcut.services.validation import check_input, video_name_problems
 from dropcut.settings import PlanSettings, Settings
-from dropcut.storage import decode_metadata_value, head_or_none, s3_range_reader
-from dropcut.validation import check_input, video_name_problems
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -21,13 +21,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.tokens import resume_wait
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ProviderBadResponse, ProviderError
-from dropcut.jobs import JobStatus, JobStore, PartRecord
+from dropcut.model.jobs import JobStatus, PartRecord
+from dropcut.model.phases import JobPhase
 from dropcut.observability import logger, metrics
-from dropcut.phases import JobPhase
 from dropcut.providers import Provider, ProviderFor, ProviderTask, TaskState
-from dropcut.tokens import resume_wait
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dropcut.jobs import JOB_ID_PATTERN, JobRecord, JobStore
+from dropcut.aws.job_store import JobStore
+from dropcut.model.jobs import JOB_ID_PATTERN, JobRecord
 from dropcut.observability import logger, metrics
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from dropcut.errors import Problem
 
 if TYPE_CHECKING:
-    from dropcut.probe import MediaInfo
+    from dropcut.formats.probe import MediaInfo
     from dropcut.providers.base import Provider
 
 #: The model's shortest and longest input video, seconds (docs/providers.md).
@@ -100,7 +100,7 @@ class Plan(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    # Defaults where a job record may drop the field (dropcut.jobs.to_item drops None values).
+    # Defaults where a job record may drop the field (dropcut.aws.job_store.to_item drops None values).
     kind: PlanKind
     #: Plain English: why it is normalized, split, padded or refused (empty: as is).
     reasons: list[str] = []
@@ -126,7 +126,7 @@ class Plan(BaseModel):
 
     def part_ids(self, job_id: str) -> list[str]:
         """The provider tasks' ids: [job_id] for one part, job_id-p00, -p01, ... for a split
-        (dropcut.jobs.JOB_ID_PATTERN), none for a refused plan."""
+        (dropcut.model.jobs.JOB_ID_PATTERN), none for a refused plan."""
         if self.kind is PlanKind.REFUSE:
             return []
         if len(self.parts) == 1:

@@ -1,6 +1,6 @@
 """Typed inputs of the functions the state machine and the schedule invoke: step inputs, the
-reconciler's schedule (Submit's inbox messages: dropcut.inbox; Cancel's and Retry's HTTP
-requests: dropcut.actors). Sample events for each live in the project's events/."""
+reconciler's schedule (Submit's inbox messages: dropcut.model.inbox; Cancel's and Retry's HTTP
+requests: dropcut.services.actors). Sample events for each live in the project's events/."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dropcut.follow import TaskProgress
-from dropcut.jobs import JOB_ID_PATTERN
+from dropcut.model.follow import TaskProgress
+from dropcut.model.jobs import JOB_ID_PATTERN
 
 
 class Lenient(BaseModel):
@@ -26,7 +26,7 @@ class JobStep(Lenient):
 
 class PartStep(Lenient):
     """Input of a step inside the Map (EditParts): one part's id, which is the job's own id in
-    the one-part case, else `<job id>-pNN` (dropcut.jobs.JOB_ID_PATTERN covers both)."""
+    the one-part case, else `<job id>-pNN` (dropcut.model.jobs.JOB_ID_PATTERN covers both)."""
 
     part_id: str = Field(pattern=JOB_ID_PATTERN)
 

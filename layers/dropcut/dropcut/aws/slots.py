@@ -12,19 +12,15 @@ the provider never sees more of our tasks in flight than the limit. A task we lo
 since it may still be running. The reconciler returns slots whose holders ended without
 releasing them (a crashed or aborted execution).
 
-With a daily credit budget (dropcut.budget), a slot is given only together with a reservation
-of the job's estimated credits on the day's spend, in one transaction; a job the budget cannot
-take stays in line, first, marked `budget_wait_since`, and the line waits behind it (oldest
-first, so a big job is not passed for ever by small ones). When its task ends, the job's
-reservation is corrected to the credits the provider reported, within the bounds of
-dropcut.budget.clamp_credits (`charge`). A part whose task failed is charged for it, and its new
-task (TaskRetries) takes a reservation of its own (`reserve`) before it is created.
+With a daily credit budget (dropcut.model.budget), a slot is given only together with a
+reservation of the job's estimated credits on the day's spend (dropcut.aws.ledger), in one
+transaction; a job the budget cannot take stays in line, first, marked `budget_wait_since`, and
+the line waits behind it (oldest first, so a big job is not passed for ever by small ones).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,18 +30,15 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dropcut.budget import (
-    KEEP_SECONDS,
+from dropcut.aws.ledger import BudgetLedger, number, transact
+from dropcut.aws.tokens import resume_wait
+from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
+from dropcut.model.budget import (
     NO_BUDGET,
     DailyBudget,
-    budget_entry,
-    clamp_credits,
-    spend_entry,
 )
-from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
-from dropcut.jobs import PartRecord
-from dropcut.observability import logger, metrics
-from dropcut.tokens import resume_wait
+from dropcut.model.jobs import PartRecord
+from dropcut.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -78,10 +71,6 @@ class Grant(Enum):
     GRANTED = "granted"
     FULL = "full"
     OVER_BUDGET = "over_budget"
-
-
-def _number(value: float) -> Decimal:
-    return Decimal(str(round(value, 6)))
 
 
 def wait_entry(job_id: str, created_at: float) -> str:
@@ -134,7 +123,7 @@ class SlotPool:
             ExpressionAttributeValues={
                 ":job": job_id,
                 ":token": task_token,
-                ":estimate": _number(estimate),
+                ":estimate": number(estimate),
                 ":now": Decimal(str(time.time())),
             },
             ReturnValues="ALL_NEW",
@@ -343,10 +332,10 @@ class SlotPool:
         day, now, client = self.budget.day(), time.time(), self.table.meta.client
         claim = {"Update": {"TableName": self.table.name, **self._claim_request(waiter.job_id)}}
         reservation = self.ledger.reservation_items(
-            waiter.job_id, 0, _number(waiter.estimate), day, now
+            waiter.job_id, 0, number(waiter.estimate), day, now
         )
         try:
-            _transact(client, [claim, *reservation])
+            transact(client, [claim, *reservation])
         except client.exceptions.TransactionCanceledException:
             return self._why_not_granted(waiter.job_id)
         return Grant.GRANTED
@@ -368,7 +357,7 @@ class SlotPool:
                 Key={"pool": self.pool, "entry": waiter.entry},
                 UpdateExpression="SET budget_wait_since = if_not_exists(budget_wait_since, :now)",
                 ConditionExpression="attribute_exists(task_token)",
-                ExpressionAttributeValues={":now": _number(time.time())},
+                ExpressionAttributeValues={":now": number(time.time())},
             )
         if waiter.budget_wait_since is None:
             logger.warning(
@@ -419,151 +408,6 @@ class SlotPool:
         self.table.delete_item(Key={"pool": self.pool, "entry": wait_entry(job_id, created_at)})
 
 
-@dataclass(frozen=True)
-class BudgetLedger:
-    """The daily credit budget's ledger of one provider account (dropcut.budget: the layout),
-    in the slots table: reservations, charges and the day's spend. Takes no slot and resumes
-    nobody: CheckStatus uses it alone (a part's failed task charged, its new task reserved)."""
-
-    table: Table
-    pool: str
-    budget: DailyBudget
-
-    def charge(self, job_id: str, credits: float | None, *, task: int) -> bool:
-        """Correct the reservation of the job's `task` (PartRecord.task_number) to `credits`,
-        the provider's own figure for that ended task (0 when no task was created), kept within
-        dropcut.budget.clamp_credits' bounds; the day's spend moves by the difference. Once per
-        task (a repeat finds it charged); None (the provider said nothing) keeps the estimate.
-        A figure out of bounds is counted as its bound, kept as `reported`, logged and counted
-        in CreditCorrectionsClamped. False when nothing changed: no reservation, already
-        charged, or no figure."""
-        if credits is None or not self.budget.enabled:
-            return False
-        client = self.table.meta.client
-        entry = spend_entry(job_id, task)
-        item = self.table.get_item(
-            Key={"pool": self.pool, "entry": entry}, ConsistentRead=True
-        ).get("Item")
-        if not item or "charged" in item:
-            return False
-        reserved = float(str(item["reserved"]))
-        counted = clamp_credits(credits, reserved)
-        clamped = counted != credits
-        charged = {":charged": _number(counted), ":now": _number(time.time())}
-        if clamped and math.isfinite(credits):
-            charged[":reported"] = _number(credits)
-        delta = charged[":charged"] - Decimal(str(item["reserved"]))
-        try:
-            _transact(
-                client,
-                [
-                    {
-                        "Update": {
-                            "TableName": self.table.name,
-                            "Key": {"pool": self.pool, "entry": entry},
-                            "UpdateExpression": "SET charged = :charged, charged_at = :now"
-                            + (", reported = :reported" if ":reported" in charged else ""),
-                            "ConditionExpression": "attribute_not_exists(charged)",
-                            "ExpressionAttributeValues": charged,
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table.name,
-                            "Key": {"pool": self.pool, "entry": budget_entry(str(item["day"]))},
-                            "UpdateExpression": "SET spent = if_not_exists(spent, :zero) + :delta",
-                            "ExpressionAttributeValues": {":delta": delta, ":zero": Decimal(0)},
-                        }
-                    },
-                ],
-            )
-        except client.exceptions.TransactionCanceledException:
-            return False  # charged meanwhile by a repeat
-        if clamped:
-            metrics.add_metric(name="CreditCorrectionsClamped", unit="Count", value=1)
-            logger.warning(
-                "provider credits out of bounds; the ledger counts the bound",
-                extra={
-                    "budget_job_id": job_id,
-                    "task_number": task,
-                    "reported_credits": str(credits),
-                    "credits": counted,
-                    "reserved": reserved,
-                },
-            )
-        else:
-            logger.info("credits charged", extra={"credits": counted, "reserved": reserved})
-        return True
-
-    def reserve(self, job_id: str, task: int, estimate: float) -> bool:
-        """Reserve `estimate` credits on today's spend for the job's `task` (n >= 1: a part's
-        n-th new task after a failed one, TaskRetries) before it is created, if the daily budget
-        has room; the job keeps the slot it holds. True when the task has its reservation (a
-        repeat finds it taken) or there is no budget; False when the budget has no room."""
-        if not self.budget.enabled:
-            return True
-        day, now, client = self.budget.day(), time.time(), self.table.meta.client
-        try:
-            _transact(client, self.reservation_items(job_id, task, _number(estimate), day, now))
-        except client.exceptions.TransactionCanceledException:
-            return self.reservation(job_id, task) is not None
-        return True
-
-    def spent(self, day: str | None = None) -> float:
-        """Credits reserved or charged on `day` (YYYY-MM-DD; default today, UTC)."""
-        item = self.table.get_item(
-            Key={"pool": self.pool, "entry": budget_entry(day or self.budget.day())},
-            ConsistentRead=True,
-        ).get("Item", {})
-        return float(str(item.get("spent", 0)))
-
-    def reservation(self, job_id: str, task: int = 0) -> dict[str, Any] | None:
-        """The reservation of the job's `task` (`day`, `reserved`, `charged` once corrected,
-        `reported` when the provider's figure was out of bounds), if it has one."""
-        item = self.table.get_item(
-            Key={"pool": self.pool, "entry": spend_entry(job_id, task)}, ConsistentRead=True
-        ).get("Item")
-        return dict(item) if item else None
-
-    def reservation_items(
-        self, job_id: str, task: int, estimate: Decimal, day: str, now: float
-    ) -> list[dict[str, Any]]:
-        """The transaction items of a reservation: `estimate` added to the day's spend if the
-        budget has room for it, and the task's reservation record, if it has none yet."""
-        return [
-            {
-                "Update": {
-                    "TableName": self.table.name,
-                    "Key": {"pool": self.pool, "entry": budget_entry(day)},
-                    "UpdateExpression": "SET spent = if_not_exists(spent, :zero) + "
-                    ":estimate, expires_at = :expires",
-                    "ConditionExpression": "attribute_not_exists(spent) OR spent <= :room",
-                    "ExpressionAttributeValues": {
-                        ":zero": Decimal(0),
-                        ":estimate": estimate,
-                        ":room": _number(self.budget.limit) - estimate,
-                        ":expires": int(now + KEEP_SECONDS),
-                    },
-                }
-            },
-            {
-                "Put": {
-                    "TableName": self.table.name,
-                    "Item": {
-                        "pool": self.pool,
-                        "entry": spend_entry(job_id, task),
-                        "job_id": job_id,
-                        "day": day,
-                        "reserved": estimate,
-                        "reserved_at": _number(now),
-                        "expires_at": int(now + KEEP_SECONDS),
-                    },
-                    "ConditionExpression": "attribute_not_exists(entry)",
-                }
-            },
-        ]
-
-
 def settle_slot(slots: SlotPool, record: PartRecord, hold_seconds: float) -> bool:
     """At a job's ending: correct the budget reservation of its current task to the provider's
     credits (none when no task was created; the estimate stands when the provider reported
@@ -581,9 +425,3 @@ def settle_slot(slots: SlotPool, record: PartRecord, hold_seconds: float) -> boo
             logger.warning("slot kept: the provider task may still be running")
         return False
     return slots.release(record.job_id)
-
-
-def _transact(client: Any, items: list[dict[str, Any]]) -> None:
-    """TransactWriteItems through the table resource's client, which takes Python values as
-    the resource does (its stubs type the wire format)."""
-    client.transact_write_items(TransactItems=items)

@@ -25,7 +25,7 @@ class PollPlan:
 
     def first_wait(self, estimated_seconds: int | None, learned_seconds: int | None = None) -> int:
         """Poll mode: the first wait (s): the provider's estimate when it gives one, else the
-        wait learned from this stack's recent tasks (dropcut.pace), else initial_seconds.
+        wait learned from this stack's recent tasks (dropcut.aws.pace), else initial_seconds.
         Never past the deadline."""
         chosen = estimated_seconds or learned_seconds
         if chosen:
@@ -86,7 +86,7 @@ class TaskProgress(BaseModel):
     seconds_left: int = Field(default=1, ge=1)
     polls: int = 0
     progress: int | None = None
-    #: When the task was created (epoch s) and where its duration is recorded (dropcut.pace).
+    #: When the task was created (epoch s) and where its duration is recorded (dropcut.aws.pace).
     created_at: float | None = None
     pace_key: str | None = None
 
@@ -105,7 +105,7 @@ def first_progress(
 ) -> TaskProgress:
     """The task as StartTask hands it to the state machine: its deadline (`created_at` +
     the plan's deadline, epoch seconds) and the first wait (s) of its follow mode: in poll mode
-    the provider's estimate, else the `learned` wait (dropcut.pace), else the plan's initial
+    the provider's estimate, else the `learned` wait (dropcut.aws.pace), else the plan's initial
     wait; never past the deadline."""
     deadline = created_at + plan.deadline_seconds
     seconds_left = max(1, math.ceil(deadline - time.time()))

@@ -6,15 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dropcut.aws.storage import head_or_none, s3_range_reader
 from dropcut.errors import Problem
-from dropcut.file_kinds import IMAGE_SNIFF_BYTES, sniff_image
-from dropcut.jobs import JobSpec
-from dropcut.layout import is_video_key
-from dropcut.plan import duration_notice
-from dropcut.probe import MediaInfo, NotAVideo, RangeReader, probe_video
+from dropcut.formats.file_kinds import IMAGE_SNIFF_BYTES, sniff_image
+from dropcut.formats.probe import MediaInfo, NotAVideo, RangeReader, probe_video
+from dropcut.model.jobs import JobSpec
+from dropcut.model.layout import is_video_key
+from dropcut.model.plan import duration_notice
 from dropcut.providers import Provider
 from dropcut.public_urls import Resolver, UrlRefused, check_public_https, system_resolver
-from dropcut.storage import head_or_none, s3_range_reader
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -80,7 +80,7 @@ def video_name_problems(name: str) -> list[Problem]:
 def check_video(read: RangeReader, size: int, provider: type[Provider]) -> InputCheck:
     """Check that `size` bytes read through `read` (ranged reads of an S3 object or a local
     file) are a usable video: its facts, the notices, and every problem. What does not fit the
-    model's limits or the provider's size cap is for the plan (dropcut.plan.plan_video)."""
+    model's limits or the provider's size cap is for the plan (dropcut.model.plan.plan_video)."""
     problems: list[Problem] = []
     notices: list[str] = []
     media: MediaInfo | None = None

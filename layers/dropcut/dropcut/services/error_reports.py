@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel
 
+from dropcut.aws.job_events import JobEvents, JobEventType
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.storage import put_json
 from dropcut.errors import (
     INTERNAL_ERROR_REASON,
     DropcutError,
@@ -17,13 +20,11 @@ from dropcut.errors import (
     StepTimedOut,
     error_class,
 )
-from dropcut.job_events import JobEvents, JobEventType
-from dropcut.jobs import JobRecord, JobStatus, JobStore
-from dropcut.layout import BucketLayout
+from dropcut.model.jobs import JobRecord, JobStatus
+from dropcut.model.layout import BucketLayout
+from dropcut.model.phases import JobPhase
 from dropcut.observability import metrics
-from dropcut.parts import paid_of, parts_of
-from dropcut.phases import JobPhase
-from dropcut.storage import put_json
+from dropcut.services.parts import paid_of, parts_of
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -47,9 +48,9 @@ class ErrorReport(BaseModel):
     provider_task_id: str | None = None
     #: A split job's parts: each one's span, state, task, credits and kept edited video.
     parts: list[dict[str, Any]] = []
-    #: The job's plan and estimate (dropcut.plan.Plan as JSON), when Submit made one.
+    #: The job's plan and estimate (dropcut.model.plan.Plan as JSON), when Submit made one.
     plan: dict[str, Any] | None = None
-    #: What was paid: every provider task of the job and its credits (dropcut.parts.paid_of);
+    #: What was paid: every provider task of the job and its credits (dropcut.services.parts.paid_of);
     #: None for an input refused before any task.
     paid: dict[str, Any] | None = None
     failed_at: float

@@ -2,7 +2,7 @@
 UTC day, and what a job is estimated to cost before its task exists.
 
 The spend lives in the slots table, beside the slots of the provider account it is spent on
-(dropcut.slots.BudgetLedger keeps it):
+(dropcut.aws.ledger.BudgetLedger keeps it):
 
 - `budget#<YYYY-MM-DD>` (UTC day): `spent`, the credits reserved or charged that day;
 - `spend#<job id>`: the reservation of the job's (or part's) task: the `day` it counts on, the
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from dropcut.plan import MAX_SECONDS, MIN_SECONDS, billed_seconds
+from dropcut.model.plan import MAX_SECONDS, MIN_SECONDS, billed_seconds
 
 if TYPE_CHECKING:
     from dropcut.providers.base import Provider
@@ -66,9 +66,9 @@ class DailyBudget:
 
     def estimate(self, provider: type[Provider], seconds: float | None) -> float:
         """The credits a clip of `seconds` is expected to cost: the seconds the provider bills
-        (dropcut.plan.billed_seconds, its documented rule) times credits_per_second. Where the
+        (dropcut.model.plan.billed_seconds, its documented rule) times credits_per_second. Where the
         provider documents no rule, the clip's own seconds, at least the model's shortest;
-        an unknown length counts as the model's longest (dropcut.plan MIN/MAX_SECONDS)."""
+        an unknown length counts as the model's longest (dropcut.model.plan MIN/MAX_SECONDS)."""
         billed, _ = billed_seconds(provider, seconds)
         if billed is None:
             billed = max(seconds, MIN_SECONDS) if seconds is not None else MAX_SECONDS
@@ -96,7 +96,7 @@ def clamp_credits(reported: float, estimate: float) -> float:
     """The credits the ledger counts for a task the provider billed `reported` credits, against
     the `estimate` (credits) its reservation took: `reported` when it lies in
     [0, MAX_CREDITS_PER_ESTIMATE * estimate], else the bound it passed. The one rule for every
-    correction of the daily budget (dropcut.slots.BudgetLedger.charge); a figure it changes is
+    correction of the daily budget (dropcut.aws.ledger.BudgetLedger.charge); a figure it changes is
     counted (CreditCorrectionsClamped) and alarmed (CreditCorrectionsAlarm).
 
     Why these bounds:

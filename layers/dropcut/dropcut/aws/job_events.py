@@ -18,9 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from dropcut.errors import Failure
-from dropcut.jobs import JobRecord, phase_of
+from dropcut.model.jobs import JobRecord, phase_of
+from dropcut.model.phases import JobPhase
 from dropcut.observability import logger, metrics
-from dropcut.phases import JobPhase
 
 
 class PutEvents(Protocol):
@@ -121,7 +121,7 @@ class JobEventDetail(BaseModel):
     status: Literal["submitted", "refused", "succeeded", "failed", "cancelled"]
     phase: JobPhase = Field(
         description="The job's phase after this event, as `dropcut ls` shows it and "
-        "`dropcut ls --status` filters on (dropcut.phases): received or waiting_for_manifest "
+        "`dropcut ls --status` filters on (dropcut.model.phases): received or waiting_for_manifest "
         "when submitted; done, failed or cancelled at its ending."
     )
     input: JobEventInput
@@ -132,7 +132,7 @@ class JobEventDetail(BaseModel):
     )
     plan: dict[str, Any] | None = Field(
         default=None,
-        description="The job's plan and estimate (dropcut.plan.Plan as JSON; null before one "
+        description="The job's plan and estimate (dropcut.model.plan.Plan as JSON; null before one "
         "was made).",
     )
     provider: str | None = None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from dropcut.plan import Plan
+    from dropcut.model.plan import Plan
 
 
 @dataclass(frozen=True)

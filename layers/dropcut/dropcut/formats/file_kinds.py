@@ -1,6 +1,6 @@
 """What a file is when it is not the MP4/MOV video it was named as: its kind by magic bytes, so a
-refusal can say "the file is a PNG image" instead of only "not a video" (dropcut.probe), and the
-image formats a reference image may have (dropcut.validation)."""
+refusal can say "the file is a PNG image" instead of only "not a video" (dropcut.formats.probe), and the
+image formats a reference image may have (dropcut.services.validation)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A job's parts: the job itself (the one-part case), or the parts Prepare split it into.
 
-Each part has a record in the jobs table (a part's id is `<job id>-pNN`, dropcut.plan) with its
+Each part has a record in the jobs table (a part's id is `<job id>-pNN`, dropcut.model.plan) with its
 own slot, task, follow and edited video; this module reads them for the steps that look at the
 whole job (Stitch, RecordFailure, the reconciler).
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from dropcut.jobs import JobRecord, JobStatus, JobStore, PartRecord
-from dropcut.layout import WORK_KEEP_DAYS
-from dropcut.phases import JobPhase
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.slots import SlotPool, settle_slot
+from dropcut.model.jobs import JobRecord, JobStatus, PartRecord
+from dropcut.model.layout import WORK_KEEP_DAYS
+from dropcut.model.phases import JobPhase
 from dropcut.providers import PROVIDERS
 from dropcut.providers.base import TaskState
-from dropcut.slots import SlotPool, settle_slot
 
 #: A paid result is re-used only if it still has this long to live (s): the retry's steps
 #: take a few minutes to reach the copy.

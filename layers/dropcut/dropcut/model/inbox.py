@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import Field, Json
 
-from dropcut.inputs import Lenient
+from dropcut.model.inputs import Lenient
 
 
 class S3ObjectRef(Lenient):

@@ -4,7 +4,7 @@ The link must pass the address guard (dropcut.public_urls; the connection goes t
 that was checked), redirects are followed only to links that pass it too (at most
 `max_redirects`), only a `200` with a video (or generic binary) content type is read, the bytes
 are capped and the whole copy is timed, and the content itself must be an MP4/MOV with a video
-track (dropcut.stream_probe.StreamProbe, fed as the bytes stream past). The upload goes through boto3's
+track (dropcut.formats.stream_probe.StreamProbe, fed as the bytes stream past). The upload goes through boto3's
 transfer manager (multipart, parts uploaded while the next ones download); a result that fails
 any check raises before the upload completes, so the transfer manager aborts it and no object
 appears. Memory stays near max_in_memory_upload_chunks x part size whatever the size.
@@ -24,10 +24,10 @@ import httpx
 from boto3.s3.transfer import TransferConfig
 
 from dropcut.errors import ProviderUnavailable, ResultInvalid, ResultUnavailable, ResultUrlRefused
-from dropcut.probe import NotAVideo
+from dropcut.formats.probe import NotAVideo
+from dropcut.formats.stream_probe import StreamProbe
 from dropcut.providers.base import is_public_https
 from dropcut.public_urls import Resolver, UrlRefused, check_public_https, system_resolver
-from dropcut.stream_probe import StreamProbe
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from dropcut.file_kinds import HEIF_BRANDS, identify
+from dropcut.formats.file_kinds import HEIF_BRANDS, identify
 
 RangeReader = Callable[[int, int], bytes]
 """read(offset, length) -> bytes; may return fewer bytes at the end of the file."""
@@ -87,7 +87,7 @@ def probe_video(
     media data is never read, and at most MAX_READS reads are made. Boxes after the index are
     still walked, so a cut-short mdat after a front index is caught, except in fragmented files,
     whose many moof/mdat pairs would each cost a read. `ranged=False` (the bytes are in memory:
-    dropcut.stream_probe) reads exactly what is parsed, with no read cap.
+    dropcut.formats.stream_probe) reads exactly what is parsed, with no read cap.
     """
     if size < 0:
         raise ValueError(f"size must be >= 0, not {size}")

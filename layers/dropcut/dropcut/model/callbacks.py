@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from dropcut.jobs import is_job_id
+from dropcut.model.jobs import is_job_id
 
 #: `url_for(part_id)`: the part's callback URL, when callbacks are on (CallbackSigner.url_for).
 CallbackUrlFor = Callable[[str], str]

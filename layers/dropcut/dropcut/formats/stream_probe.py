@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dropcut.probe import (
+from dropcut.formats.probe import (
     BOX_HEADER_BYTES,
     HEAD_BYTES,
     MAX_INDEX_BYTES,

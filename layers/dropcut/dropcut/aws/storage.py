@@ -8,7 +8,7 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from typing import TYPE_CHECKING, Any
 
-from dropcut.probe import RangeReader
+from dropcut.formats.probe import RangeReader
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
