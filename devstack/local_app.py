@@ -129,6 +129,10 @@ class LocalApp:
         """Jobs waiting in line for a provider slot, oldest first."""
         return [waiter.job_id for waiter in self.slot_pool().waiters()]
 
+    def jobs_queued(self) -> list[str]:
+        """Jobs in the backlog (status queued: no execution yet)."""
+        return [job_id for job_id, (_, status) in self.job_statuses().items() if status == "queued"]
+
     def jobs(self) -> list[dict[str, Any]]:
         """Every job record in the stack's jobs table, as plain Python values (a split job's
         part records are not jobs: see `parts`)."""

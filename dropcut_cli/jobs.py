@@ -143,9 +143,8 @@ class JobReader:
             reason = record.error_reason if record.error_reason != word else ""
             detail = f"{reason or ''}: {report.get('advice') or ''}".strip(": ")
             return Phase(word, detail, ended=True)
-        if record.status is JobStatus.WAITING_FOR_MANIFEST:
-            manifest = BucketLayout.manifest_name(record.key)
-            return Phase("waiting for manifest", f"upload {manifest} with a prompt")
+        if record.status in (JobStatus.WAITING_FOR_MANIFEST, JobStatus.QUEUED):
+            return self._waiting(record)
         plan = Plan.model_validate(record.plan) if record.plan else None
         if record.part_ids is None and plan is not None and plan.needs_prepare:
             made = f"{len(plan.parts)} parts" if len(plan.parts) > 1 else "one video"
@@ -169,6 +168,13 @@ class JobReader:
         progress = f" {record.progress}%" if record.progress is not None else ""
         state = record.task_state or "queued"
         return Phase("at provider", f"{record.provider} {state}{progress}")
+
+    def _waiting(self, record: JobRecord) -> Phase:
+        """A job that has not started: waiting for its manifest, or queued in the backlog."""
+        if record.status is JobStatus.QUEUED:
+            return Phase("queued", "in the backlog for a provider slot (folders take turns)")
+        manifest = BucketLayout.manifest_name(record.key)
+        return Phase("waiting for manifest", f"upload {manifest} with a prompt")
 
     def _split_phase(self, record: JobRecord, line: list[str]) -> Phase:
         """A split job's phase from its parts: how many are edited, at the provider, in line."""

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dropcut import wiring
 from dropcut.observability import instrumented, logger
 from dropcut.services.actors import Answer, admit, route
-from dropcut.settings import ActorSettings, CancelSettings, JobEventSettings, Settings
+from dropcut.settings import ActorSettings, JobEventSettings, Settings
 from dropcut.steps.cancel import CancelDeps, cancel_job
 
 settings = Settings.from_env()
@@ -23,7 +23,7 @@ deps = CancelDeps(
     s3=wiring.s3_client(),
     store=wiring.job_store(settings),
     layout=settings.layout,
-    executions=wiring.executions(CancelSettings.from_env().state_machine_arn),
+    executions=wiring.executions(settings),
     slots=wiring.slot_pool(settings),
     lost_task_hold_seconds=settings.slots.lost_task_hold_seconds,
     events=wiring.job_events(JobEventSettings.from_env()),

@@ -1,10 +1,12 @@
 """Flow control on the real template: the inbox queue's partial batch failures, the provider
-slots (jobs beyond the limit wait in line at no cost), and the reconciler's repairs."""
+slots (jobs beyond the limit wait in the backlog at no cost), and the reconciler's repairs."""
 
 from __future__ import annotations
 
 import time
 from decimal import Decimal
+
+import pytest
 
 from devstack.local_app import LocalApp
 from dropcut.model.jobs import job_id_for
@@ -21,7 +23,7 @@ def test_a_bad_message_in_a_batch_is_reported_alone(app: LocalApp, clip):
     assert app.wait_for_ending(key).succeeded
 
 
-def test_jobs_beyond_the_limit_wait_in_line_without_running_anything(app: LocalApp, clip):
+def test_jobs_beyond_the_limit_wait_in_the_backlog_without_an_execution(app: LocalApp, clip):
     limit = int(app.stack.function_env("AcquireSlotFunction")["PROVIDER_CONCURRENCY"])
     keys = [f"inbox/flow/line-{i}.mp4" for i in range(limit + 3)]
     app.simulator.configure(task_seconds=3600.0)  # the tasks stay open until hurried below
@@ -30,11 +32,20 @@ def test_jobs_beyond_the_limit_wait_in_line_without_running_anything(app: LocalA
     for key in keys:
         app.put(key, clip, metadata={"prompt": "sepia"})
 
-    # Busy to the limit, the rest in line.
+    # Busy to the limit, the rest queued.
     deadline = time.monotonic() + 120
-    while not (app.simulator.stats()["in_flight"] == limit and len(app.jobs_in_line()) == 3):
-        assert time.monotonic() < deadline, (app.simulator.stats()["in_flight"], app.jobs_in_line())
+    while not (app.simulator.stats()["in_flight"] == limit and len(app.jobs_queued()) == 3):
+        assert time.monotonic() < deadline, (app.simulator.stats()["in_flight"], app.jobs_queued())
         time.sleep(0.2)
+    # Queued jobs have no execution (no state, no Lambda, no clock), and none waits in line.
+    sfn = app.stack.client("stepfunctions")
+    prefix = app.stack.state_machine_arns()["JobStateMachine"].replace(
+        ":stateMachine:", ":execution:"
+    )
+    for job_id in app.jobs_queued():
+        with pytest.raises(sfn.exceptions.ExecutionDoesNotExist):
+            sfn.describe_execution(executionArn=f"{prefix}:{job_id}")
+    assert app.jobs_in_line() == []
     app.simulator.configure(task_seconds=0.5)
     app.simulator.hurry()
 
@@ -43,9 +54,10 @@ def test_jobs_beyond_the_limit_wait_in_line_without_running_anything(app: LocalA
     stats = app.simulator.stats()
     assert stats["tasks_created"] == len(keys)
     assert stats["max_in_flight"] == limit  # never over the limit
-    # Each job joined the line once: the ones that waited ran no Lambda while they waited.
+    # Each job's AcquireSlot ran once, finding its slot taken for it at admission.
     assert acquire.invocations - before == len(keys)
     assert app.slot_holders() == {}
+    assert app.jobs_queued() == []
 
 
 def test_the_reconciler_starts_a_job_whose_execution_never_started(app: LocalApp, clip):

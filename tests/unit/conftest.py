@@ -96,11 +96,21 @@ def stored_job(jobs_table):
 
 class StepFunctionsTokens:
     """Step Functions' task tokens as SendTaskSuccess sees them: each can be resumed once; a
-    token whose wait ended answers TaskTimedOut."""
+    token whose wait ended answers TaskTimedOut. Executions started (an admission from the
+    backlog, Submit's restart) are recorded by name in `started`; a name starts once."""
+
+    class exceptions:
+        class ExecutionAlreadyExists(Exception): ...
 
     def __init__(self) -> None:
         self.resumed: list[str] = []
         self.ended: set[str] = set()
+        self.started: list[str] = []
+
+    def start_execution(self, stateMachineArn: str, name: str, input: str) -> None:
+        if name in self.started:
+            raise self.exceptions.ExecutionAlreadyExists(name)
+        self.started.append(name)
 
     def send_task_success(self, taskToken: str, output: str) -> None:
         if taskToken in self.ended or taskToken in self.resumed:
@@ -116,11 +126,21 @@ def tokens() -> StepFunctionsTokens:
 
 
 @pytest.fixture
-def pool(slots_table, tokens):
-    """The evolink slot pool, 2 slots, in moto; hand-overs resume tokens in `tokens`."""
-    from dropcut.aws.slots import SlotPool
+def pool(slots_table, jobs_table, tokens, settings):
+    """The evolink slot pool, 2 slots, in moto, with its backlog; hand-overs resume tokens in
+    `tokens`, admissions start executions recorded in `tokens.started`."""
+    from dropcut.aws.backlog import Backlog
+    from dropcut.aws.executions import Executions
+    from dropcut.aws.job_store import JobStore
+    from dropcut.aws.slots import Admission, SlotPool
 
-    return SlotPool(slots_table, tokens, "evolink", limit=2)
+    admission = Admission(
+        Backlog(slots_table, "evolink"),
+        JobStore(jobs_table),
+        Executions(tokens, settings.state_machine_arn),  # type: ignore[arg-type]
+        settings.layout,
+    )
+    return SlotPool(slots_table, tokens, "evolink", limit=2, admission=admission)
 
 
 @pytest.fixture
@@ -140,6 +160,7 @@ def settings() -> Settings:
         slots=SlotSettings(
             table="slots", limit=2, max_wait_seconds=3600, lost_task_hold_seconds=600
         ),
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:stack-job",
     )
 
 
@@ -152,3 +173,34 @@ def media_bucket(aws, settings):
     s3.create_bucket(Bucket=settings.bucket)
     s3.put_bucket_versioning(Bucket=settings.bucket, VersioningConfiguration={"Status": "Enabled"})
     return s3
+
+
+@pytest.fixture
+def submit_deps_of(jobs_table, media_bucket, settings, pool):
+    """`submit_deps_of(**fields)`: Submit's dependencies on moto (the media bucket, the jobs
+    table, `pool` and its backlog; executions started land in `tokens.started`), with `fields`
+    changed; no default prompt, no DNS (sockets are blocked), no job events."""
+    from dropcut.aws.job_events import NO_JOB_EVENTS
+    from dropcut.aws.job_store import JobStore
+    from dropcut.settings import PlanSettings
+    from dropcut.steps.submit import SubmitDeps
+
+    def no_lookups(host: str, port: int) -> list[str]:
+        raise OSError("no DNS here")
+
+    def build(**fields):
+        admission = pool.admission
+        defaults = {
+            "s3": media_bucket,
+            "store": JobStore(jobs_table),
+            "executions": admission.executions,
+            "slots": pool,
+            "settings": settings,
+            "default_prompt": "",
+            "resolve": no_lookups,
+            "events": NO_JOB_EVENTS,
+            "plan": PlanSettings(),
+        }
+        return SubmitDeps(**{**defaults, **fields})
+
+    return build

@@ -12,27 +12,24 @@ from dropcut.aws.job_events import NO_JOB_EVENTS
 from dropcut.aws.job_store import JobStore
 from dropcut.model.inputs import JobStep
 from dropcut.model.jobs import JobStatus, attempt_of, is_job_id, job_id_for, retry_job_id
-from dropcut.public_urls import system_resolver
-from dropcut.settings import PlanSettings
+from dropcut.model.phases import JobPhase
 from dropcut.steps.cancel import CancelDeps, CancelOutcome, cancel_job
 from dropcut.steps.record_failure import RecordFailureDeps, record_failure
 from dropcut.steps.retry import RetryDeps, RetryOutcome, retry_job
-from dropcut.steps.submit import SubmitDeps
+from tests.unit.conftest import StepFunctionsTokens
 
 FIRST = job_id_for("media", "inbox/a.mp4", "v1")
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:jobs"
 
 
-class StepFunctions:
+class StepFunctions(StepFunctionsTokens):
     """Executions started and stopped, shaped like the boto3 client where these steps use it."""
 
-    class exceptions:
-        class ExecutionAlreadyExists(Exception): ...
-
+    class exceptions(StepFunctionsTokens.exceptions):
         class ExecutionDoesNotExist(Exception): ...
 
     def __init__(self) -> None:
-        self.started: list[str] = []
+        super().__init__()
         self.stopped: list[tuple[str, str]] = []
         #: Executions still running (the rest, when started, are over).
         self.running: set[str] = set()
@@ -45,13 +42,8 @@ class StepFunctions:
             return {"status": "FAILED"}
         raise self.exceptions.ExecutionDoesNotExist(name)
 
-    def start_execution(self, stateMachineArn: str, name: str, input: str) -> None:
-        self.started.append(name)
-
     def stop_execution(self, executionArn: str, error: str, cause: str) -> None:
         self.stopped.append((executionArn.rsplit(":", 1)[-1], error))
-
-    def send_task_success(self, taskToken: str, output: str) -> None: ...
 
 
 def test_retry_ids_carry_the_attempt_and_pass_every_job_id_check():
@@ -69,6 +61,12 @@ def test_retry_ids_carry_the_attempt_and_pass_every_job_id_check():
 @pytest.fixture
 def sfn() -> StepFunctions:
     return StepFunctions()
+
+
+@pytest.fixture
+def tokens(sfn: StepFunctions) -> StepFunctions:
+    """The slot pool's Step Functions (hand-overs, admissions) is this module's `sfn`."""
+    return sfn
 
 
 @pytest.fixture
@@ -153,19 +151,8 @@ def test_a_step_failing_after_the_cancel_leaves_the_cancelled_report(
 
 
 @pytest.fixture
-def retry_deps(jobs_table, media_bucket, settings, sfn):
-    return RetryDeps(
-        submit=SubmitDeps(
-            s3=media_bucket,
-            store=JobStore(jobs_table),
-            executions=Executions(sfn, MACHINE),  # type: ignore[arg-type]
-            settings=settings,
-            default_prompt="",
-            resolve=system_resolver,
-            events=NO_JOB_EVENTS,
-            plan=PlanSettings(),
-        )
-    )
+def retry_deps(submit_deps_of):
+    return RetryDeps(submit=submit_deps_of())
 
 
 def _failed_upload(retry_deps, body: bytes) -> str:
@@ -296,3 +283,17 @@ def test_a_success_stored_between_the_cancels_read_and_claim_keeps_the_paid_resu
     record = store.require(job_id)
     assert record.status is JobStatus.RUNNING and record.error_report_key is None
     assert sfn.stopped == []
+
+
+def test_a_queued_job_is_cancelled_before_anything_starts(stored_job, cancel_deps, pool, sfn):
+    pool.limit = 0  # every slot busy: the job waits in the backlog
+    store, job_id = stored_job(status=JobStatus.QUEUED, phase=JobPhase.QUEUED)
+    pool.queue(store.require(job_id))
+
+    result = cancel_job(cancel_deps, job_id, "arn:aws:iam::1:user/alice")
+
+    assert result.outcome is CancelOutcome.CANCELLED and result.billed is False
+    assert store.require(job_id).phase is JobPhase.CANCELLED
+    pool.limit = 2
+    assert pool.dispatch() == [] and sfn.started == []  # it left the backlog
+    assert pool.admission is not None and pool.admission.backlog.turns() == {}

@@ -125,24 +125,33 @@ WORK = f"{BUCKET}/work/*"
 JOBS = "{JobsTable.Arn}"
 JOBS_BY_STATUS = "{JobsTable.Arn}/index/by_status"
 SLOTS = "{SlotsTable.Arn}"
-STATE_MACHINE = "arn:aws:states:region:account:stateMachine:{JobStateMachine.Name}"
+#: Named from the stack (template.yaml, JobStateMachine.Name): the functions the state machine
+#: calls start admitted jobs' executions, and a reference would make a circle of the template.
+STATE_MACHINE = "arn:aws:states:region:account:stateMachine:stack-job"
 EXECUTIONS = "arn:aws:states:region:account:execution:{JobStateMachine.Name}:*"
 PROVIDER_KEY = "{ProviderApiKeySecretArn}"
 CALLBACK_KEY = "{CallbackSigningSecret}"
 DEFAULT_BUS = "arn:aws:events:region:account:event-bus/default"
 
-#: dropcut.aws.slots.SlotPool (acquire, release, hold_until, dispatch, waiters, leave_line) ends
-#: with a hand-over: resume_wait -> SendTaskSuccess, which IAM allows only on Resource "*".
-SLOT_POOL = allow(
-    [
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:Query",
-        "dynamodb:DeleteItem",
-    ],
-    SLOTS,
-) | allow(["states:SendTaskSuccess"], "*")
+#: dropcut.aws.slots.SlotPool (acquire, release, hold_until, dispatch, waiters, leave_line, queue)
+#: ends with a hand-over: resume_wait -> SendTaskSuccess, which IAM allows only on Resource "*";
+#: and an admission from the backlog (dropcut.aws.backlog): a transaction that flips the job's
+#: record (UpdateItem; GetItem when it is refused), then Executions.start.
+SLOT_POOL = (
+    allow(
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "dynamodb:DeleteItem",
+        ],
+        SLOTS,
+    )
+    | allow(["states:SendTaskSuccess"], "*")
+    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | allow(["states:StartExecution"], STATE_MACHINE)
+)
 #: wiring.fetch_secret (Powertools parameters.get_secret) of the provider key / callback secret.
 PROVIDER_SECRET = allow(["secretsmanager:GetSecretValue"], PROVIDER_KEY)
 CALLBACK_SECRET = allow(["secretsmanager:GetSecretValue"], CALLBACK_KEY)
@@ -160,15 +169,16 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     # GETs of the version), _read_manifest (GET of manifest and presets), validation (HEAD + GET
     # of images); ListBucket so a missing key answers 404 (read as "absent"), not 403;
     # error_reports.put_error_report (PutObject under errors/); JobStore get/create/update;
-    # Executions.start; job events (submitted, refused).
+    # Executions.start; SlotPool.queue (the backlog, an admission); job events (submitted,
+    # refused).
     "SubmitFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
     | allow(["s3:ListBucket"], BUCKET)
     | allow(["s3:PutObject", "s3:DeleteObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
-    | allow(["states:StartExecution"], STATE_MACHINE)
+    | SLOT_POOL
     | JOB_EVENTS,
-    # steps.acquire_slot: JobStore.require, SlotPool.acquire.
-    "AcquireSlotFunction": allow(["dynamodb:GetItem"], JOBS) | SLOT_POOL,
+    # steps.acquire_slot: JobStore.require and move_phase, SlotPool.acquire.
+    "AcquireSlotFunction": SLOT_POOL,
     # steps.start_task: storage.presign_get (the URL works only if its signer may GET the
     # version), JobStore require/update, PaceBook.recent (GetItem of a pace# item), provider
     # key, callback signer.
@@ -219,7 +229,6 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "ReconcileFunction": allow(["s3:PutObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | allow(["dynamodb:Query"], JOBS_BY_STATUS)
-    | allow(["states:StartExecution"], STATE_MACHINE)
     | allow(["states:DescribeExecution"], EXECUTIONS)
     | SLOT_POOL
     | JOB_EVENTS,
@@ -238,7 +247,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["s3:ListBucket"], BUCKET)
     | allow(["s3:PutObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
-    | allow(["states:StartExecution"], STATE_MACHINE)
+    | SLOT_POOL
     | JOB_EVENTS
     | ACTORS,
     # steps.webhook (internet-facing): JobStore get/update_returning, resume_callback_wait,
@@ -333,7 +342,8 @@ def test_the_prefixes_in_the_arns_are_the_ones_the_code_uses():
 
 
 #: What a handler builds through dropcut.wiring, and the grants it cannot work without
-#: (wiring.submit_deps builds Submit's: S3, the jobs table, executions, job events).
+#: (wiring.submit_deps builds Submit's: S3, the jobs table, executions, the slot pool, job
+#: events; wiring.slot_pool builds the backlog's admission: the jobs table and executions).
 #: Checked both ways: a client the handler builds needs its grants, and a grant on these
 #: resources needs the client (a handler that stops using a client must lose its grants).
 CLIENT_NEEDS: dict[str, Any] = {
@@ -342,19 +352,19 @@ CLIENT_NEEDS: dict[str, Any] = {
         lambda g: {a for a, _ in g if a.startswith("s3:")},
     ),
     "jobs": (
-        r"wiring\.(job_store|submit_deps)\(",
+        r"wiring\.(job_store|submit_deps|slot_pool)\(",
         lambda g: {r for _, r in g if r.startswith(JOBS)},
     ),
     "slots": (
-        r"wiring\.(slot_pool|budget_ledger)\(",
-        lambda g: g & SLOT_POOL - {("states:SendTaskSuccess", "*")},
+        r"wiring\.(slot_pool|budget_ledger|submit_deps)\(",
+        lambda g: {r for _, r in g if r == SLOTS},
     ),
     "executions": (
-        r"wiring\.(executions|submit_deps)\(",
+        r"wiring\.(executions|submit_deps|slot_pool)\(",
         lambda g: {r for _, r in g if r in (STATE_MACHINE, EXECUTIONS)},
     ),
     "resume": (
-        r"wiring\.(sfn_client|slot_pool)\(",
+        r"wiring\.(sfn_client|slot_pool|submit_deps)\(",
         lambda g: g & allow(["states:SendTaskSuccess"], "*"),
     ),
     "provider key": (r"wiring\.provider_factory\(", lambda g: g & PROVIDER_SECRET),
@@ -379,5 +389,5 @@ def test_grants_follow_the_clients_each_handler_builds(function):
             f"{function}: {'builds' if uses else 'does not build'} the {what} client but "
             f"{'has no' if uses else 'has'} grants for it"
         )
-    if re.search(r"wiring\.slot_pool\(", source):
+    if re.search(r"wiring\.(slot_pool|submit_deps)\(", source):
         assert granted >= SLOT_POOL, f"{function} hands slots over: it needs all of SLOT_POOL"

@@ -6,26 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from dropcut.aws.executions import Executions
-from dropcut.aws.job_events import NO_JOB_EVENTS
-from dropcut.aws.job_store import JobStore
 from dropcut.model.jobs import JobStatus, job_id_for
-from dropcut.public_urls import system_resolver
-from dropcut.settings import PlanSettings
-from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
-
-
-class RecordingStepFunctions:
-    """Counts executions started; shaped like the boto3 client where intake touches it."""
-
-    class exceptions:
-        class ExecutionAlreadyExists(Exception): ...
-
-    def __init__(self) -> None:
-        self.started: list[str] = []
-
-    def start_execution(self, stateMachineArn: str, name: str, input: str) -> None:
-        self.started.append(name)
+from dropcut.steps.submit import Outcome, submit_object
 
 
 class SubmitDied(Exception):
@@ -33,19 +15,8 @@ class SubmitDied(Exception):
 
 
 @pytest.fixture
-def intake(jobs_table, media_bucket, settings):
-    return SubmitDeps(
-        s3=media_bucket,
-        store=JobStore(jobs_table),
-        executions=Executions(
-            RecordingStepFunctions(), "arn:aws:states:us-east-1:123456789012:stateMachine:jobs"
-        ),
-        settings=settings,
-        default_prompt="",
-        resolve=system_resolver,
-        events=NO_JOB_EVENTS,
-        plan=PlanSettings(),
-    )
+def intake(submit_deps_of):
+    return submit_deps_of()
 
 
 def _dies_writing_the_report(intake, patched):

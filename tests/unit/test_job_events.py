@@ -27,8 +27,6 @@ from dropcut.aws.job_events import (
 )
 from dropcut.errors import Failure, InputInvalid, Problem, TaskFailed
 from dropcut.model.jobs import JobRecord, JobSpec, JobStatus
-from dropcut.public_urls import system_resolver
-from dropcut.settings import PlanSettings
 from dropcut.steps.reconcile import SETTLE_SECONDS, ReconcileDeps, reconcile
 from dropcut.steps.record_failure import RecordFailureDeps, record_failure
 
@@ -340,25 +338,9 @@ def test_the_email_rule_matches_this_stacks_endings_and_feeds_the_topic():
 
 
 @pytest.fixture
-def submit_deps(jobs_table, media_bucket, settings):
-    from dropcut.aws.executions import Executions
-    from dropcut.aws.job_store import JobStore
-    from dropcut.steps.submit import SubmitDeps
-    from tests.unit.test_intake_refusal import RecordingStepFunctions
-
+def submit_deps(submit_deps_of):
     client = FakeEventBridge()
-    deps = SubmitDeps(
-        s3=media_bucket,
-        store=JobStore(jobs_table),
-        executions=Executions(
-            RecordingStepFunctions(), "arn:aws:states:us-east-1:1:stateMachine:j"
-        ),
-        settings=settings,
-        default_prompt="",
-        events=JobEvents(client, "stack"),
-        resolve=system_resolver,
-        plan=PlanSettings(),
-    )
+    deps = submit_deps_of(events=JobEvents(client, "stack"))
     return deps, client
 
 

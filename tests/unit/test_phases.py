@@ -90,7 +90,7 @@ def test_ls_takes_the_phase_as_ls_shows_it():
     assert parse_phase("At Provider") is JobPhase.AT_PROVIDER
     assert parse_phase("succeeded") is JobPhase.DONE  # the status people know
     assert JobPhase.IN_LINE.label == "in line"
-    with pytest.raises(ValueError, match="one of: waiting for manifest, received"):
+    with pytest.raises(ValueError, match="one of: waiting for manifest, queued, received"):
         parse_phase("running")
 
 

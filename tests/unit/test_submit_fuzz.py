@@ -13,12 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devstack.media import make_sample_video
-from dropcut.aws.executions import Executions
-from dropcut.aws.job_events import NO_JOB_EVENTS
-from dropcut.aws.job_store import JobStore
-from dropcut.settings import PlanSettings
 from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
-from tests.unit.test_intake_refusal import RecordingStepFunctions
 
 ENDINGS = {
     Outcome.STARTED,
@@ -39,22 +34,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture
-def deps(jobs_table, media_bucket, settings) -> SubmitDeps:
-    def no_lookups(host: str, port: int) -> list[str]:  # sockets are blocked in unit tests
-        raise OSError("no DNS here")
-
-    return SubmitDeps(
-        s3=media_bucket,
-        store=JobStore(jobs_table),
-        executions=Executions(
-            RecordingStepFunctions(), "arn:aws:states:us-east-1:1:stateMachine:j"
-        ),
-        settings=settings,
-        default_prompt="",
-        resolve=no_lookups,
-        events=NO_JOB_EVENTS,
-        plan=PlanSettings(),
-    )
+def deps(submit_deps_of) -> SubmitDeps:
+    return submit_deps_of()
 
 
 JSON_VALUES = st.recursive(

@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from devstack.media import make_sample_video
-from dropcut.aws.executions import Executions
-from dropcut.aws.job_events import NO_JOB_EVENTS
-from dropcut.aws.job_store import JobStore
 from dropcut.model.jobs import JobStatus, job_id_for
 from dropcut.model.plan import PlanKind, recorded_plan
-from dropcut.public_urls import system_resolver
 from dropcut.settings import PlanSettings
 from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
-from tests.unit.test_intake_refusal import RecordingStepFunctions
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +26,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     return {name: Path(path).read_bytes() for name, path in made.items()}
 
 
-def deps(jobs_table, media_bucket, settings, **plan: object) -> SubmitDeps:
-    return SubmitDeps(
-        s3=media_bucket,
-        store=JobStore(jobs_table),
-        executions=Executions(
-            RecordingStepFunctions(), "arn:aws:states:us-east-1:123456789012:stateMachine:jobs"
-        ),
-        settings=settings,
-        default_prompt="sepia",
-        plan=PlanSettings(**plan),  # type: ignore[arg-type]
-        resolve=system_resolver,
-        events=NO_JOB_EVENTS,
-    )
+def deps(submit_deps_of, **plan: object) -> SubmitDeps:
+    return submit_deps_of(default_prompt="sepia", plan=PlanSettings(**plan))  # type: ignore[arg-type]
 
 
 def upload(intake: SubmitDeps, key: str, body: bytes) -> tuple[str, object]:
@@ -52,8 +36,8 @@ def upload(intake: SubmitDeps, key: str, body: bytes) -> tuple[str, object]:
     return job_id, submit_object(intake, "media", key, put["VersionId"])
 
 
-def test_a_started_job_records_its_plan(jobs_table, media_bucket, settings, clips):
-    intake = deps(jobs_table, media_bucket, settings)
+def test_a_started_job_records_its_plan(submit_deps_of, clips):
+    intake = deps(submit_deps_of)
     job_id, result = upload(intake, "inbox/small.mp4", clips["small"])
     assert result.outcome is Outcome.STARTED
     plan = recorded_plan(intake.store.require(job_id).plan)
@@ -63,10 +47,8 @@ def test_a_started_job_records_its_plan(jobs_table, media_bucket, settings, clip
     assert intake.executions.sfn.started == [job_id]
 
 
-def test_a_plan_over_max_parts_is_refused_with_its_estimate(
-    jobs_table, media_bucket, settings, clips
-):
-    intake = deps(jobs_table, media_bucket, settings, max_parts=3)
+def test_a_plan_over_max_parts_is_refused_with_its_estimate(submit_deps_of, clips):
+    intake = deps(submit_deps_of, max_parts=3)
     job_id, result = upload(intake, "inbox/long.mp4", clips["long"])
     assert result.outcome is Outcome.REFUSED
     record = intake.store.require(job_id)
@@ -84,10 +66,8 @@ def test_a_plan_over_max_parts_is_refused_with_its_estimate(
     assert intake.executions.sfn.started == []
 
 
-def test_normalize_inputs_off_refuses_an_out_of_spec_video(
-    jobs_table, media_bucket, settings, clips
-):
-    intake = deps(jobs_table, media_bucket, settings, normalize=False)
+def test_normalize_inputs_off_refuses_an_out_of_spec_video(submit_deps_of, clips):
+    intake = deps(submit_deps_of, normalize=False)
     job_id, result = upload(intake, "inbox/small.mp4", clips["small"])
     assert result.outcome is Outcome.REFUSED
     record = intake.store.require(job_id)

@@ -53,6 +53,9 @@ class Settings:
     provider_key_secret_arn: str
     allow_insecure_urls: bool
     slots: SlotSettings
+    #: The job state machine (its name is the stack's: template.yaml, JobStateMachine), whose
+    #: executions Submit, the admission of queued jobs, Reconcile and Cancel start or stop.
+    state_machine_arn: str
 
     @property
     def layout(self) -> BucketLayout:
@@ -80,6 +83,7 @@ class Settings:
                 daily_credit_budget=float(os.environ["DAILY_CREDIT_BUDGET"]),
                 credits_per_billed_second=float(os.environ["CREDITS_PER_BILLED_SECOND"]),
             ),
+            state_machine_arn=os.environ["STATE_MACHINE_ARN"],
         )
 
 
@@ -127,7 +131,6 @@ class PlanSettings:
 
 @dataclass(frozen=True)
 class SubmitSettings:
-    state_machine_arn: str
     #: The prompt of a video that has no manifest, metadata prompt or preset ("" = wait for one).
     default_prompt: str
     plan: PlanSettings
@@ -138,7 +141,6 @@ class SubmitSettings:
         if mode not in ("auto", "off"):
             raise ValueError(f"NORMALIZE_INPUTS must be 'auto' or 'off', not {mode!r}")
         return cls(
-            os.environ["STATE_MACHINE_ARN"],
             os.environ["DEFAULT_PROMPT"],
             PlanSettings(max_parts=_int("MAX_PARTS_PER_JOB"), normalize=mode == "auto"),
         )
@@ -201,23 +203,12 @@ class CheckStatusSettings:
 
 @dataclass(frozen=True)
 class ReconcileSettings:
-    state_machine_arn: str
     #: How long a video without options waits for its manifest before it ends with a report.
     manifest_wait_seconds: int
 
     @classmethod
     def from_env(cls) -> ReconcileSettings:
-        return cls(os.environ["STATE_MACHINE_ARN"], _int("MANIFEST_WAIT_SECONDS"))
-
-
-@dataclass(frozen=True)
-class CancelSettings:
-    #: The job state machine, whose executions a cancel stops.
-    state_machine_arn: str
-
-    @classmethod
-    def from_env(cls) -> CancelSettings:
-        return cls(os.environ["STATE_MACHINE_ARN"])
+        return cls(_int("MANIFEST_WAIT_SECONDS"))
 
 
 @dataclass(frozen=True)

@@ -123,15 +123,19 @@ def daily_budget(settings: Settings) -> DailyBudget:
 
 def slot_pool(settings: Settings) -> SlotPool:
     """The slot pool of this stack's provider account."""
-    from dropcut.aws.slots import SlotPool
+    from dropcut.aws.backlog import Backlog
+    from dropcut.aws.slots import Admission, SlotPool
 
     slots = settings.slots
+    table = dynamodb().Table(slots.table)
+    admission = Admission(
+        Backlog(table, settings.provider),
+        job_store(settings),
+        executions(settings),
+        settings.layout,
+    )
     return SlotPool(
-        dynamodb().Table(slots.table),
-        sfn_client(),
-        settings.provider,
-        slots.limit,
-        daily_budget(settings),
+        table, sfn_client(), settings.provider, slots.limit, daily_budget(settings), admission
     )
 
 
@@ -161,10 +165,11 @@ def actor_deps(settings: Settings, actors: ActorSettings) -> ActorDeps:
     return ActorDeps(policy=policy, store=job_store(settings))
 
 
-def executions(state_machine_arn: str) -> Executions:
+def executions(settings: Settings) -> Executions:
+    """The job state machine's executions (named by job id)."""
     from dropcut.aws.executions import Executions
 
-    return Executions(sfn_client(), state_machine_arn)
+    return Executions(sfn_client(), settings.state_machine_arn)
 
 
 def fetch_secret(secret_arn: str, what: str) -> str:
@@ -235,7 +240,8 @@ def submit_deps(settings: Settings, submit: SubmitSettings) -> SubmitDeps:
     return SubmitDeps(
         s3=s3_client(),
         store=job_store(settings),
-        executions=executions(submit.state_machine_arn),
+        executions=executions(settings),
+        slots=slot_pool(settings),
         settings=settings,
         default_prompt=submit.default_prompt,
         resolve=system_resolver,

@@ -30,6 +30,9 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dropcut.aws.backlog import Backlog, Queued
+from dropcut.aws.executions import Executions
+from dropcut.aws.job_store import JobStore
 from dropcut.aws.ledger import BudgetLedger, number, transact
 from dropcut.aws.tokens import resume_wait
 from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
@@ -37,14 +40,19 @@ from dropcut.model.budget import (
     NO_BUDGET,
     DailyBudget,
 )
-from dropcut.model.jobs import PartRecord
-from dropcut.observability import logger
+from dropcut.model.jobs import JobRecord, JobStatus, PartRecord
+from dropcut.model.layout import BucketLayout
+from dropcut.model.plan import recorded_plan
+from dropcut.observability import logger, metrics
+from dropcut.providers import PROVIDERS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_stepfunctions import SFNClient
 
 SLOTS_ENTRY = "slots"
+#: How often one dispatch looks again after a transaction conflict (another dispatch at once).
+MAX_CONFLICTS = 3
 WAIT_PREFIX = "wait#"
 
 
@@ -71,6 +79,22 @@ class Grant(Enum):
     GRANTED = "granted"
     FULL = "full"
     OVER_BUDGET = "over_budget"
+    #: A queued job that is no longer queued (cancelled, or admitted by another dispatch).
+    STALE = "stale"
+    #: Another transaction wrote the same items at the same moment: look again.
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What admitting a queued job takes besides its slot: the backlog it leaves, the jobs
+    table (its record flips from queued to received in the same transaction), the executions
+    it starts, and the bucket layout (a key's folder)."""
+
+    backlog: Backlog
+    store: JobStore
+    executions: Executions
+    layout: BucketLayout
 
 
 def wait_entry(job_id: str, created_at: float) -> str:
@@ -88,7 +112,34 @@ class SlotPool:
     limit: int
     #: The daily credit budget (NO_BUDGET: slots alone decide).
     budget: DailyBudget = NO_BUDGET
+    #: The backlog of queued jobs this pool admits from (None: the line of parts only).
+    admission: Admission | None = None
     _ready: bool = field(default=False, repr=False)
+
+    # -- the backlog -----------------------------------------------------------------------
+
+    def queue(self, record: JobRecord) -> list[str]:
+        """Put a checked, planned job in the backlog (its record says `queued`), then hand
+        free slots on: the job ids admitted by this call (perhaps this one). Safe to repeat."""
+        admission = self._admission()
+        estimate = self.first_part_estimate(record)
+        queued = Queued.of(record, admission.layout, estimate)
+        weight = record.spec.turn_weight if record.spec is not None else 1
+        admission.backlog.enqueue(queued, weight)
+        return self.dispatch()
+
+    def first_part_estimate(self, record: JobRecord) -> float:
+        """The estimated credits of the job's first task (0 without a budget): its provider's
+        billing rule on the first part's planned seconds (the probed duration without a plan)."""
+        if not self.budget.enabled:
+            return 0.0
+        plan = recorded_plan(record.plan)
+        if plan is not None and plan.parts:
+            seconds: float | None = plan.parts[0].seconds
+        else:
+            duration = (record.media or {}).get("duration_seconds")
+            seconds = float(duration) if duration is not None else None
+        return self.budget.estimate(PROVIDERS[record.provider or self.pool], seconds)
 
     # -- the line --------------------------------------------------------------------------
 
@@ -186,9 +237,10 @@ class SlotPool:
         return True
 
     def dispatch(self) -> list[str]:
-        """Hand free slots to the oldest waiters and resume them; the job ids served. With a
-        budget, the oldest waiter the day's budget cannot take is marked as waiting for budget
-        and the line stops behind it."""
+        """Hand free slots on and resume or start who gets them; the job (or part) ids served.
+        The line first (parts of jobs already running, oldest first), then the backlog (queued
+        jobs, folders in turn: dropcut.aws.backlog). With a budget, the first one the day's
+        budget cannot take stops the hand-over (a waiter is marked as waiting for budget)."""
         served: list[str] = []
         while True:
             free = self.limit - len(self.holders())
@@ -196,7 +248,7 @@ class SlotPool:
                 return served
             line = self.waiters(free)
             if not line:
-                return served
+                break
             for waiter in line:
                 granted = self._grant(waiter)
                 if granted is Grant.FULL:
@@ -207,6 +259,94 @@ class SlotPool:
                 self._resume(waiter.task_token, waiter.job_id)
                 self._forget_waiter(waiter)
                 served.append(waiter.job_id)
+        if self.admission is not None:
+            served.extend(self._admit(self.admission))
+        return served
+
+    def _admit(self, admission: Admission) -> list[str]:
+        """Admit queued jobs while slots are free: the folder with the fewest turns per weight
+        goes next; each admission is one transaction, then its execution starts."""
+        backlog = admission.backlog
+        turns = backlog.turns()
+        admitted: list[str] = []
+        conflicts = 0
+        while turns and self.limit - len(self.holders()) > 0:
+            folder = min(turns, key=lambda name: (*turns[name].order, name))
+            queued = backlog.head(folder)
+            if queued is None:
+                backlog.retire(folder, turns.pop(folder).weight)
+                continue
+            granted = self._grant_queued(admission, queued)
+            if granted is Grant.STALE:
+                backlog.leave(queued)
+                continue
+            if granted is Grant.CONFLICT and conflicts < MAX_CONFLICTS:
+                conflicts += 1
+                continue
+            if granted is not Grant.GRANTED:
+                if granted is Grant.OVER_BUDGET:
+                    logger.warning(
+                        "backlog waits for the daily budget",
+                        extra={"budget_job_id": queued.job_id, "estimate": queued.estimate},
+                    )
+                break
+            admission.executions.start(queued.job_id)
+            now = time.time()
+            backlog.count_turn(folder, now)
+            turns[folder].served += 1
+            turns[folder].last = now
+            admitted.append(queued.job_id)
+        if admitted:
+            metrics.add_metric(name="JobsAdmitted", unit="Count", value=len(admitted))
+        return admitted
+
+    def _grant_queued(self, admission: Admission, queued: Queued) -> Grant:
+        """In one transaction: a slot for the job's first part (and, with a budget, its
+        reservation), the job's entry out of the backlog, its record from queued to received."""
+        self._ensure_pool()
+        now = time.time()
+        claim = {"Update": {"TableName": self.table.name, **self._claim_request(queued.first_part)}}
+        reservation = (
+            self.ledger.reservation_items(
+                queued.first_part, 0, number(queued.estimate), self.budget.day(), now
+            )
+            if self.budget.enabled
+            else []
+        )
+        flip = {
+            "Update": {
+                "TableName": admission.store.table.name,
+                "Key": {"job_id": queued.job_id},
+                "UpdateExpression": "SET #status = :received, phase = :received, "
+                "admitted_at = :now, updated_at = :now",
+                "ConditionExpression": "#status = :queued",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":received": JobStatus.RECEIVED.value,
+                    ":queued": JobStatus.QUEUED.value,
+                    ":now": number(now),
+                },
+            }
+        }
+        items = [claim, *reservation, admission.backlog.removal(queued), flip]
+        client = self.table.meta.client
+        try:
+            transact(client, items)
+        except client.exceptions.TransactionCanceledException as exc:
+            codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if "TransactionConflict" in codes:
+                return Grant.CONFLICT
+            if not self._still_queued(admission, queued):
+                return Grant.STALE
+            return self._why_not_granted(queued.first_part)
+        return Grant.GRANTED
+
+    def _still_queued(self, admission: Admission, queued: Queued) -> bool:
+        """Whether the job is still queued, its entry still in the backlog."""
+        record = admission.store.get(queued.job_id)
+        if record is None or record.status is not JobStatus.QUEUED:
+            return False
+        return admission.backlog.head(queued.folder) is not None
 
     # -- the budget (BudgetLedger) -----------------------------------------------------------
 
@@ -286,6 +426,16 @@ class SlotPool:
     def leave_line_of(self, job_id: str, created_at: float) -> None:
         """Drop the job from the line, if it is in it (a cancelled job: its wait is stopped)."""
         self._leave_line(job_id, created_at)
+
+    def leave_backlog(self, record: JobRecord) -> None:
+        """Drop the job from the backlog, if it is in it (a cancelled job never starts)."""
+        admission = self._admission()
+        admission.backlog.leave(Queued.of(record, admission.layout, 0.0))
+
+    def _admission(self) -> Admission:
+        if self.admission is None:
+            raise RuntimeError("this slot pool was built without its backlog (wiring.slot_pool)")
+        return self.admission
 
     # -- internals -------------------------------------------------------------------------
 

@@ -31,8 +31,15 @@ BASE_JOB_ID_CHARS = 44
 MAX_ATTEMPTS = 999
 
 
+#: A job's turn in its folder's backlog (JobSpec.priority; dropcut.aws.backlog).
+Priority = Literal["high", "normal", "low"]
+
+
 class JobStatus(StrEnum):
     WAITING_FOR_MANIFEST = "waiting_for_manifest"
+    #: In the backlog: checked and planned, no execution yet (dropcut.aws.backlog).
+    QUEUED = "queued"
+    #: Admitted: its execution runs (or is about to start).
     RECEIVED = "received"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -96,6 +103,18 @@ class JobSpec(BaseModel):
     provider: Literal["aimlapi", "evolink"] | None = Field(
         default=None,
         description="Provider for this job; must be one this stack is configured for.",
+    )
+    priority: Priority = Field(
+        default="normal",
+        description="Its turn in the backlog within its folder: high passes normal and low "
+        "(folders still take turns).",
+    )
+    turn_weight: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="The folder's share of turns while folders wait for provider slots (set it "
+        "in the folder's _preset.json); 2 takes twice the turns of a folder at 1.",
     )
     output_name: str | None = Field(
         default=None,
@@ -187,6 +206,7 @@ def is_job_id(value: str) -> bool:
 #: The phase a record created with a status starts in.
 _FIRST_PHASE = {
     JobStatus.WAITING_FOR_MANIFEST: JobPhase.WAITING_FOR_MANIFEST,
+    JobStatus.QUEUED: JobPhase.QUEUED,
     JobStatus.RECEIVED: JobPhase.RECEIVED,
     JobStatus.RUNNING: JobPhase.AT_PROVIDER,
     JobStatus.SUCCEEDED: JobPhase.DONE,

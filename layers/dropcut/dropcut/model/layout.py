@@ -99,6 +99,10 @@ def is_image_key(key: str) -> bool:
     return key.lower().endswith(IMAGE_SUFFIXES)
 
 
+#: The folder of the videos at the inbox root, in the backlog's rotation (BucketLayout.folder_of).
+ROOT_FOLDER = "."
+
+
 @dataclass(frozen=True)
 class BucketLayout:
     """The media bucket and its three prefixes (each ends with '/')."""
@@ -111,6 +115,13 @@ class BucketLayout:
     def in_inbox(self, bucket: str, key: str) -> bool:
         """True for an object of this stack's inbox (the only place uploads trigger jobs)."""
         return bucket == self.bucket and key.startswith(self.inbox)
+
+    def folder_of(self, key: str) -> str:
+        """The top-level folder below the inbox that a key is in, the unit of fair turns in the
+        backlog (dropcut.aws.backlog): inbox/news/a/b.mp4 -> `news`; a key at the inbox root
+        -> ROOT_FOLDER."""
+        head, slash, _ = self.relative(key).partition("/")
+        return head if slash and head else ROOT_FOLDER
 
     def relative(self, key: str) -> str:
         """The key below the inbox (inbox/a/b.mp4 -> a/b.mp4)."""

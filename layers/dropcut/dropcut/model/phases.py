@@ -8,9 +8,9 @@ not allow (for example `stitching` -> `in_line`: a step repeated after the job m
 refused by the conditional write and counted (`PhaseMovesRefused`); it never fails a step.
 
 ```
-waiting_for_manifest -> received -> preparing -> in_line -> at_provider -> storing -> stitching -> done
-                                              \\-> editing (a split job: its parts move) -/
-a part:                 received ------------------> in_line -> at_provider -> storing -> edited
+waiting_for_manifest -> queued -> received -> preparing -> in_line -> at_provider -> storing -> stitching -> done
+                                                        \\-> editing (a split job: its parts move) -/
+a part:                           received ------------------> in_line -> at_provider -> storing -> edited
 any phase but the endings -> failed | cancelled
 ```
 """
@@ -24,6 +24,9 @@ class JobPhase(StrEnum):
     """A job's or a part's phase (the jobs table's `phase`)."""
 
     WAITING_FOR_MANIFEST = "waiting_for_manifest"
+    #: In the backlog: no execution yet, nothing paid, no clock (dropcut.aws.backlog).
+    QUEUED = "queued"
+    #: Admitted: its execution starts.
     RECEIVED = "received"
     PREPARING = "preparing"
     #: In line for a provider slot (or the daily budget).
@@ -58,7 +61,8 @@ _ENDS = frozenset({JobPhase.FAILED, JobPhase.CANCELLED})
 #: The one table of moves: phase -> the phases it may move to. A phase may be written again
 #: (a retried step) where it lists itself.
 MOVES: dict[JobPhase, frozenset[JobPhase]] = {
-    JobPhase.WAITING_FOR_MANIFEST: frozenset({JobPhase.RECEIVED}) | _ENDS,
+    JobPhase.WAITING_FOR_MANIFEST: frozenset({JobPhase.QUEUED, JobPhase.RECEIVED}) | _ENDS,
+    JobPhase.QUEUED: frozenset({JobPhase.QUEUED, JobPhase.RECEIVED}) | _ENDS,
     JobPhase.RECEIVED: frozenset({JobPhase.PREPARING, JobPhase.IN_LINE, JobPhase.EDITING}) | _ENDS,
     JobPhase.PREPARING: frozenset({JobPhase.PREPARING, JobPhase.IN_LINE, JobPhase.EDITING}) | _ENDS,
     JobPhase.EDITING: frozenset({JobPhase.STITCHING}) | _ENDS,
@@ -70,7 +74,7 @@ MOVES: dict[JobPhase, frozenset[JobPhase]] = {
     JobPhase.DONE: frozenset(),
     JobPhase.EDITED: frozenset(),
     # A job refused for its options is started again by a new manifest (dropcut.steps.submit).
-    JobPhase.FAILED: frozenset({JobPhase.RECEIVED}),
+    JobPhase.FAILED: frozenset({JobPhase.QUEUED, JobPhase.RECEIVED}),
     JobPhase.CANCELLED: frozenset(),
 }
 

@@ -128,6 +128,7 @@ def _stop(
     """After the claim: stop the execution, leave the line, settle the slot."""
     deps.executions.stop(record.job_id, STOP_ERROR, failure.message)
     deps.slots.leave_line_of(record.job_id, record.created_at)
+    deps.slots.leave_backlog(record)
     # Read again: a create whose answer arrived meanwhile recorded its task (keep the slot).
     latest = deps.store.require(record.job_id)
     given_back = settle_slot(deps.slots, latest, deps.lost_task_hold_seconds)

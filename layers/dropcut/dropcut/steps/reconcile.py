@@ -200,6 +200,13 @@ def _end_abandoned(deps: ReconcileDeps, record: JobRecord, execution: str) -> bo
     return ended
 
 
+def _over(record: JobRecord, execution_status: Callable[[str], str | None]) -> bool:
+    """Whether the job (or part) ended, or its job's execution is over."""
+    return record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or (
+        execution_status(record.job_id) in EXECUTION_OVER
+    )
+
+
 def _reclaim_slots(
     store: JobStore,
     execution_status: Callable[[str], str | None],
@@ -214,11 +221,17 @@ def _reclaim_slots(
                 reclaimed.append(holder.job_id)
             continue
         record = store.get(holder.job_id)
-        if record is None:
+        if record is None and job_of(holder.job_id) != holder.job_id:
+            # A split job's first part, admitted with its slot before Prepare wrote its record:
+            # kept while its job runs; given back unpaid (no task without a record) if it ended.
+            job = store.get(job_of(holder.job_id))
+            if job is not None and not _over(job, execution_status):
+                continue
+            slots.charge(holder.job_id, 0.0, task=0)
             given_back = slots.release(holder.job_id)
-        elif record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) or (
-            execution_status(holder.job_id) in EXECUTION_OVER
-        ):
+        elif record is None:
+            given_back = slots.release(holder.job_id)
+        elif _over(record, execution_status):
             given_back = settle_slot(slots, record, hold_seconds)
         else:
             continue

@@ -1,4 +1,5 @@
-"""Submit: from an S3 inbox event to a job record and exactly one execution."""
+"""Submit: from an S3 inbox event to a job record in the backlog (dropcut.aws.backlog), and
+exactly one execution once the job is admitted."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from dropcut.aws.executions import Executions
 from dropcut.aws.job_events import JobEvents, JobEventType
 from dropcut.aws.job_store import JobStore
+from dropcut.aws.slots import SlotPool
 from dropcut.aws.storage import decode_metadata_value, head_or_none, s3_range_reader
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import Failure, InputInvalid, JobNotReady, ManifestTimedOut, Problem
@@ -66,6 +68,8 @@ class SubmitDeps:
     s3: S3Client
     store: JobStore
     executions: Executions
+    #: The slot pool and its backlog: a checked job is queued, then admitted when a slot is free.
+    slots: SlotPool
     settings: Settings
     #: The prompt of a video that has no manifest, metadata prompt or preset ("" = wait for one).
     default_prompt: str
@@ -120,15 +124,18 @@ def _submit_version(
     existing = deps.store.get(job_id)
     manifest_version = _manifest_version(deps, bucket, video_key)
     if existing is not None and not _options_may_change(existing, manifest_version):
-        if existing.status is JobStatus.RECEIVED:
-            _start_execution(deps, job_id)  # a crash may have come between record and start
+        # A crash may have come between record and backlog, or between admission and start.
+        if existing.status is JobStatus.QUEUED:
+            deps.slots.queue(existing)
+        elif existing.status is JobStatus.RECEIVED:
+            _start_execution(deps, job_id)
         return SubmitResult(key, Outcome.DUPLICATE, job_id, detail=existing.status.value)
 
     record = (
         existing
         or JobRecord(
             job_id=job_id,
-            status=JobStatus.RECEIVED,
+            status=JobStatus.QUEUED,
             bucket=bucket,
             key=video_key,
             version=version,
@@ -188,8 +195,8 @@ def _submit_version(
         return _refuse(deps, key, record, InputInvalid([taken]), existing)
     ready = record.model_copy(
         update={
-            "status": JobStatus.RECEIVED,
-            "phase": JobPhase.RECEIVED,
+            "status": JobStatus.QUEUED,
+            "phase": JobPhase.QUEUED,
             "spec": spec,
             "spec_source": source,
             "provider": spec.provider or deps.settings.provider,
@@ -319,8 +326,9 @@ def _refuse(
 def _start(
     deps: SubmitDeps, key: str, ready: JobRecord, existing: JobRecord | None
 ) -> SubmitResult:
-    """Record the job as received (once: a conditional write) and start its execution. A job
-    refused before (its options, now fixed) loses its report: one job, one ending."""
+    """Record the job as queued (once: a conditional write) and put it in the backlog, which
+    admits it at once when a slot is free. A job refused before (its options, now fixed) loses
+    its report: one job, one ending."""
     if existing is None:
         started = deps.store.create(ready)
     else:
@@ -328,6 +336,7 @@ def _start(
             mode="json",
             include={
                 "status",
+                "phase",
                 "spec",
                 "spec_source",
                 "manifest_version",
@@ -345,9 +354,13 @@ def _start(
             deps.s3.delete_object(Bucket=deps.settings.bucket, Key=existing.error_report_key)
     if not started:
         return SubmitResult(key, Outcome.DUPLICATE, ready.job_id, detail="concurrent event")
-    _start_execution(deps, ready.job_id)
-    deps.events.publish(JobEventType.SUBMITTED, ready)
-    logger.info("job started", extra={"key": ready.key, "spec_source": ready.spec_source})
+    admitted = ready.job_id in deps.slots.queue(ready)
+    now = {"status": JobStatus.RECEIVED, "phase": JobPhase.RECEIVED} if admitted else {}
+    deps.events.publish(JobEventType.SUBMITTED, ready.model_copy(update=now))
+    logger.info(
+        "job queued",
+        extra={"key": ready.key, "spec_source": ready.spec_source, "admitted": admitted},
+    )
     return SubmitResult(key, Outcome.STARTED, ready.job_id)
 
 

@@ -1,0 +1,223 @@
+"""The backlog: jobs that wait for a provider slot outside the workflow, in the slots table.
+
+Submit queues a job (status and phase `queued`) and starts no execution: a queued job costs no
+Lambda call, no state transition and no clock while it waits, however long the backlog. Whoever
+hands slots on (dropcut.aws.slots.SlotPool.dispatch: a slot given back, an arrival, the
+reconciler's pass) admits the next queued jobs: one transaction takes a slot for the job's
+first part, flips the job from `queued` to `received` and deletes its entry; then its execution
+starts (named by the job id: a repeat starts nothing, and a start lost after the transaction is
+made by the reconciler, which starts a received job that has no execution).
+
+Fair turns: the inbox's top-level folders (one team's, one client's) take turns. The next job
+comes from the folder with the fewest turns taken per unit of its weight (`turn_weight` in the
+folder's preset, 1 by default), so a backfill of 10,000 clips in one folder cannot hold back
+three urgent clips in another; a folder that comes back after an idle spell starts level with
+the least served of the others and cannot claim the turns it missed. Within a folder, higher
+`priority` first (high, normal, low), then the older upload.
+
+The layout in the slots table (template.yaml, SlotsTable); nothing is scanned, every read is a
+key or a Query with a limit, so an admission costs the same with 10 or 100,000 jobs queued:
+
+- `<pool>#backlog#<folder>` / `<rank>#<created_at>#<job id>`: one entry per queued job; its
+  folder's next job is a Query with Limit 1.
+- `<pool>#turns` / `folders`: the folders with queued jobs, each with the turns it took and its
+  weight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.conditions import Key
+
+from dropcut.model.jobs import JobRecord, Priority
+from dropcut.model.layout import BucketLayout
+from dropcut.model.plan import recorded_plan
+from dropcut.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+#: The turns item of a pool (the folders that have queued jobs).
+TURNS_ENTRY = "folders"
+#: Entries sort by this first: a higher priority is a smaller rank.
+PRIORITY_RANK: dict[Priority, int] = {"high": 0, "normal": 1, "low": 2}
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One queued job, as its backlog entry holds it."""
+
+    job_id: str
+    #: The part the admission's slot is taken for (the job id itself for a one-part job).
+    first_part: str
+    folder: str
+    #: The entry's sort key: `<rank>#<created_at>#<job id>`.
+    entry: str
+    #: The first part's estimated credits (0 without a daily budget).
+    estimate: float
+
+    @classmethod
+    def of(cls, record: JobRecord, layout: BucketLayout, estimate: float) -> Queued:
+        """The entry of a job (its plan names its parts; its spec its priority)."""
+        plan = recorded_plan(record.plan)
+        parts = plan.part_ids(record.job_id) if plan is not None else []
+        priority: Priority = record.spec.priority if record.spec is not None else "normal"
+        return cls(
+            job_id=record.job_id,
+            first_part=parts[0] if parts else record.job_id,
+            folder=layout.folder_of(record.key),
+            entry=f"{PRIORITY_RANK[priority]}#{record.created_at:020.6f}#{record.job_id}",
+            estimate=estimate,
+        )
+
+
+@dataclass
+class Turn:
+    """A folder's place in the rotation: the turns it took, its weight, and when it last took
+    one (0: not since it joined)."""
+
+    served: float
+    weight: int
+    last: float = 0.0
+
+    @property
+    def order(self) -> tuple[float, float]:
+        """The folder with the fewest turns per unit of weight goes next; between equals, the
+        one whose last turn is oldest (a folder that just joined first)."""
+        return (self.served / self.weight, self.last)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The queued jobs of one provider account (pool), by folder."""
+
+    table: Table
+    pool: str
+
+    def partition(self, folder: str) -> str:
+        return f"{self.pool}#backlog#{folder}"
+
+    @property
+    def turns_key(self) -> dict[str, str]:
+        return {"pool": f"{self.pool}#turns", "entry": TURNS_ENTRY}
+
+    # -- queueing ----------------------------------------------------------------------------
+
+    def enqueue(self, queued: Queued, weight: int) -> None:
+        """Put the job in its folder's queue (a repeat writes the same entry) and its folder
+        in the rotation, if it is not there yet."""
+        self.table.put_item(
+            Item={
+                "pool": self.partition(queued.folder),
+                "entry": queued.entry,
+                "job_id": queued.job_id,
+                "first_part": queued.first_part,
+                "estimate": Decimal(str(queued.estimate)),
+                "queued_at": Decimal(str(time.time())),
+            }
+        )
+        self.join_turns(queued.folder, weight)
+
+    def join_turns(self, folder: str, weight: int) -> None:
+        """Put the folder in the rotation, level with the least served folder in it (a folder
+        back from an idle spell does not claim the turns it missed)."""
+        turns = self.turns()
+        if folder in turns:
+            return
+        start = min((turn.order[0] for turn in turns.values()), default=0.0) * weight
+        if not turns:
+            self._ensure_turns()
+        self.table.update_item(
+            Key=self.turns_key,
+            UpdateExpression="SET folders.#folder = if_not_exists(folders.#folder, :turn)",
+            ExpressionAttributeNames={"#folder": folder},
+            ExpressionAttributeValues={
+                ":turn": {"served": Decimal(str(round(start, 6))), "weight": weight, "last": 0}
+            },
+        )
+
+    def leave(self, queued: Queued) -> None:
+        """Drop the job's entry (a cancelled job, or one that is no longer queued)."""
+        self.table.delete_item(Key={"pool": self.partition(queued.folder), "entry": queued.entry})
+
+    # -- admission ---------------------------------------------------------------------------
+
+    def turns(self) -> dict[str, Turn]:
+        """The folders in the rotation (one consistent read)."""
+        item = self.table.get_item(Key=self.turns_key, ConsistentRead=True).get("Item") or {}
+        folders: dict[str, Any] = dict(item.get("folders") or {})  # type: ignore[arg-type]
+        return {
+            folder: Turn(
+                float(str(value["served"])),
+                max(1, int(str(value["weight"]))),
+                float(str(value.get("last", 0))),
+            )
+            for folder, value in folders.items()
+        }
+
+    def head(self, folder: str) -> Queued | None:
+        """The folder's next job: highest priority, then oldest (one Query, Limit 1)."""
+        items = self.table.query(
+            KeyConditionExpression=Key("pool").eq(self.partition(folder)),
+            Limit=1,
+            ConsistentRead=True,
+        )["Items"]
+        if not items:
+            return None
+        item = items[0]
+        return Queued(
+            job_id=str(item["job_id"]),
+            first_part=str(item["first_part"]),
+            folder=folder,
+            entry=str(item["entry"]),
+            estimate=float(str(item.get("estimate", 0))),
+        )
+
+    def removal(self, queued: Queued) -> dict[str, Any]:
+        """The transaction item that takes the entry out of the backlog (once: it must exist)."""
+        return {
+            "Delete": {
+                "TableName": self.table.name,
+                "Key": {"pool": self.partition(queued.folder), "entry": queued.entry},
+                "ConditionExpression": "attribute_exists(entry)",
+            }
+        }
+
+    def count_turn(self, folder: str, now: float) -> None:
+        """One more turn taken by the folder, at `now` (best effort: a lost count skews one
+        turn)."""
+        with contextlib.suppress(self.table.meta.client.exceptions.ConditionalCheckFailedException):
+            self.table.update_item(
+                Key=self.turns_key,
+                UpdateExpression="SET folders.#folder.served = folders.#folder.served + :one, "
+                "folders.#folder.#last = :now",
+                ConditionExpression="attribute_exists(folders.#folder)",
+                ExpressionAttributeNames={"#folder": folder, "#last": "last"},
+                ExpressionAttributeValues={":one": 1, ":now": Decimal(str(now))},
+            )
+
+    def retire(self, folder: str, weight: int) -> None:
+        """Take a folder with no queued job out of the rotation. An arrival racing with this
+        is not stranded: it joins the rotation after writing its entry, and this looks again
+        after removing the folder (one of the two sees the other)."""
+        self.table.update_item(
+            Key=self.turns_key,
+            UpdateExpression="REMOVE folders.#folder",
+            ExpressionAttributeNames={"#folder": folder},
+        )
+        if self.head(folder) is not None:
+            logger.info("folder queued again while retired", extra={"folder": folder})
+            self.join_turns(folder, weight)
+
+    def _ensure_turns(self) -> None:
+        with contextlib.suppress(self.table.meta.client.exceptions.ConditionalCheckFailedException):
+            self.table.put_item(
+                Item={**self.turns_key, "folders": {}},
+                ConditionExpression="attribute_not_exists(#pool)",
+                ExpressionAttributeNames={"#pool": "pool"},
+            )

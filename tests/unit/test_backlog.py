@@ -1,0 +1,282 @@
+"""The backlog (dropcut.aws.backlog) and its admission (SlotPool.dispatch): queued jobs start no
+execution until a slot is free; folders take turns; priority passes within a folder; a cancelled
+queued job never starts; an admission takes its slot, its reservation and its record's flip in
+one transaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from dropcut.aws.backlog import Backlog, Queued
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.slots import SlotPool
+from dropcut.model.budget import DailyBudget
+from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, Priority, job_id_for
+from dropcut.model.layout import ROOT_FOLDER, BucketLayout
+from dropcut.model.phases import JobPhase
+
+
+def queued_job(
+    store: JobStore, key: str, created_at: float, priority: Priority = "normal", weight: int = 1
+) -> JobRecord:
+    record = JobRecord(
+        job_id=job_id_for("media", key, "v1"),
+        status=JobStatus.QUEUED,
+        phase=JobPhase.QUEUED,
+        bucket="media",
+        key=key,
+        version="v1",
+        spec=JobSpec(prompt="sepia", priority=priority, turn_weight=weight),
+        provider="evolink",
+        media={"duration_seconds": 5.0},
+        created_at=created_at,
+    )
+    assert store.create(record)
+    return record
+
+
+@pytest.fixture
+def store(jobs_table) -> JobStore:
+    return JobStore(jobs_table)
+
+
+def admit_one_at_a_time(pool: SlotPool, store: JobStore, count: int) -> list[str]:
+    """Let `count` admissions happen, one slot at a time: each admitted job gives its slot back
+    (as its Finalize would), which admits the next. The keys' file names, in admission order."""
+    order: list[str] = []
+    for _ in range(count):
+        [holder] = pool.holders()
+        order.append(store.require(holder).key.rsplit("/", 1)[-1])
+        pool.release(holder)
+    return order
+
+
+def test_a_queued_job_waits_without_an_execution_until_a_slot_is_free(pool, store, tokens):
+    pool.limit = 1
+    first = queued_job(store, "inbox/a/1.mp4", 1.0)
+    second = queued_job(store, "inbox/a/2.mp4", 2.0)
+
+    assert pool.queue(first) == [first.job_id]
+    assert pool.queue(second) == []  # the slot is taken: nothing runs, nothing is paid
+
+    assert tokens.started == [first.job_id]
+    assert store.require(first.job_id).status is JobStatus.RECEIVED
+    assert store.require(first.job_id).phase is JobPhase.RECEIVED
+    assert store.require(second.job_id).status is JobStatus.QUEUED
+    assert pool.waiters() == []  # no execution waits in the slot line
+
+    pool.release(first.job_id)
+    assert tokens.started == [first.job_id, second.job_id]
+    assert set(pool.holders()) == {second.job_id}
+
+
+def test_queueing_again_starts_nothing_twice(pool, store, tokens):
+    pool.limit = 1
+    record = queued_job(store, "inbox/a/1.mp4", 1.0)
+    pool.queue(record)
+    pool.queue(record)  # a redelivered upload event
+    pool.queue(store.require(record.job_id))  # its record says received now: stale, skipped
+    pool.release(record.job_id)
+    assert tokens.started == [record.job_id]
+    assert pool.admission is not None
+    assert pool.admission.backlog.turns() == {}  # the folder left the rotation, empty
+
+
+def test_folders_take_turns_so_a_backfill_does_not_hold_back_a_small_folder(pool, store):
+    pool.limit = 1
+    for n in range(20):
+        pool.queue(queued_job(store, f"inbox/archive/{n:02d}.mp4", 100.0 + n))
+    for n in range(3):
+        pool.queue(queued_job(store, f"inbox/news/n{n}.mp4", 200.0 + n))
+        pool.queue(queued_job(store, f"inbox/promo/p{n}.mp4", 300.0 + n))
+
+    order = admit_one_at_a_time(pool, store, 12)
+
+    # The archive's first clip took the only slot on arrival; then the folders take turns.
+    assert order[:10] == ["00.mp4", "n0.mp4", "p0.mp4", "01.mp4", "n1.mp4", "p1.mp4", "02.mp4",
+                          "n2.mp4", "p2.mp4", "03.mp4"]  # fmt: skip
+    assert order[10:] == ["04.mp4", "05.mp4"]  # the small folders are done: the archive runs on
+
+
+def test_a_folder_back_from_an_idle_spell_does_not_claim_the_turns_it_missed(pool, store):
+    pool.limit = 1
+    for n in range(8):
+        pool.queue(queued_job(store, f"inbox/archive/{n}.mp4", 100.0 + n))
+    admit_one_at_a_time(pool, store, 5)  # the archive alone took 5 turns
+    for n in range(3):
+        pool.queue(queued_job(store, f"inbox/news/n{n}.mp4", 200.0 + n))
+
+    order = admit_one_at_a_time(pool, store, 4)
+
+    assert order == ["5.mp4", "n0.mp4", "6.mp4", "n1.mp4"]  # level, not 5 turns in a row
+
+
+def test_a_weighted_folder_takes_its_share_of_turns(pool, store):
+    pool.limit = 1
+    for n in range(12):
+        pool.queue(queued_job(store, f"inbox/big/{n:02d}.mp4", 100.0 + n, weight=2))
+    for n in range(12):
+        pool.queue(queued_job(store, f"inbox/small/s{n:02d}.mp4", 200.0 + n))
+
+    order = admit_one_at_a_time(pool, store, 13)[1:]  # after the first arrival's own slot
+
+    assert sum(name.startswith("s") for name in order) == 4  # 2 : 1
+    assert sum(not name.startswith("s") for name in order) == 8
+
+
+def test_a_high_priority_clip_passes_its_folders_backlog(pool, store):
+    pool.limit = 1
+    for n in range(10):
+        pool.queue(queued_job(store, f"inbox/archive/{n}.mp4", 100.0 + n))
+    pool.queue(queued_job(store, "inbox/archive/urgent.mp4", 500.0, priority="high"))
+    pool.queue(queued_job(store, "inbox/archive/later.mp4", 50.0, priority="low"))
+
+    order = admit_one_at_a_time(pool, store, 12)
+
+    assert order[:2] == ["0.mp4", "urgent.mp4"]  # the next admission, though uploaded last
+    assert order[-1] == "later.mp4"  # low waits for the rest, though uploaded first
+
+
+def test_a_cancelled_queued_job_never_starts(pool, store, tokens, settings):
+    pool.limit = 1
+    running = queued_job(store, "inbox/a/1.mp4", 1.0)
+    cancelled = queued_job(store, "inbox/a/2.mp4", 2.0)
+    left = queued_job(store, "inbox/a/3.mp4", 3.0)
+    for record in (running, cancelled, left):
+        pool.queue(record)
+    # Its ending claimed first (as cancel's end_job_once does), its entry not yet removed.
+    assert store.update(
+        cancelled.job_id,
+        {"status": JobStatus.FAILED.value, "phase": JobPhase.CANCELLED.value},
+        condition="#status = :queued",
+        condition_names={"#status": "status"},
+        condition_values={":queued": JobStatus.QUEUED.value},
+    )
+
+    pool.release(running.job_id)
+
+    assert tokens.started == [running.job_id, left.job_id]
+    assert store.require(cancelled.job_id).status is JobStatus.FAILED
+    pool.leave_backlog(store.require(cancelled.job_id))  # and cancel's own removal is harmless
+
+
+def test_an_admission_reserves_the_first_parts_estimate_with_its_slot(
+    slots_table, jobs_table, tokens, settings, pool, store
+):
+    budgeted = SlotPool(
+        slots_table,
+        tokens,
+        "evolink",
+        limit=1,
+        budget=DailyBudget(limit=100, credits_per_second=2),
+        admission=pool.admission,
+    )
+    record = queued_job(store, "inbox/a/1.mp4", 1.0)
+    budgeted.queue(record)
+    reservation = budgeted.reservation(record.job_id)
+    assert reservation is not None and float(reservation["reserved"]) == 10.0  # 5 s at 2 a second
+
+
+def test_the_daily_budget_holds_the_backlog_and_starts_nothing(slots_table, tokens, pool, store):
+    budgeted = SlotPool(
+        slots_table,
+        tokens,
+        "evolink",
+        limit=2,
+        budget=DailyBudget(limit=12, credits_per_second=2),
+        admission=pool.admission,
+    )
+    first = queued_job(store, "inbox/a/1.mp4", 1.0)
+    second = queued_job(store, "inbox/a/2.mp4", 2.0)
+    assert budgeted.queue(first) == [first.job_id]
+    assert budgeted.queue(second) == []  # a slot is free, today's budget is not
+    assert tokens.started == [first.job_id]
+    assert store.require(second.job_id).status is JobStatus.QUEUED
+
+
+def test_a_split_job_is_admitted_with_a_slot_for_its_first_part(pool, store, tokens):
+    from dropcut.model.plan import PartPlan, Plan, PlanKind
+
+    plan = Plan(
+        kind=PlanKind.SPLIT,
+        parts=[PartPlan(index=0, start_seconds=0, end_seconds=9), PartPlan(index=1, start_seconds=9, end_seconds=18)],
+    )  # fmt: skip
+    record = queued_job(store, "inbox/a/long.mp4", 1.0)
+    record = record.model_copy(update={"plan": plan.model_dump(mode="json")})
+    pool.queue(record)
+    assert set(pool.holders()) == {f"{record.job_id}-p00"}
+    assert tokens.started == [record.job_id]
+
+
+def test_a_folder_retired_while_a_job_arrives_is_put_back(slots_table):
+    backlog = Backlog(slots_table, "evolink")
+    layout = BucketLayout("media")
+    record = JobRecord(
+        job_id=job_id_for("media", "inbox/a/1.mp4", "v1"),
+        status=JobStatus.QUEUED,
+        bucket="media",
+        key="inbox/a/1.mp4",
+        version="v1",
+        created_at=1.0,
+    )
+    queued = Queued.of(record, layout, 0.0)
+    backlog.enqueue(queued, 1)
+    # An admission found the folder empty just before this entry landed, and retires it now.
+    backlog.retire("a", 1)
+    assert set(backlog.turns()) == {"a"}  # it looked again, found the entry, put it back
+    assert backlog.head("a") == queued
+
+
+def test_a_key_at_the_inbox_root_has_a_folder_of_its_own():
+    layout = BucketLayout("media")
+    assert layout.folder_of("inbox/clip.mp4") == ROOT_FOLDER
+    assert layout.folder_of("inbox/news/a/b.mp4") == "news"
+
+
+class Statuses:
+    """Executions as the reconciler reads them: each job's status, set by the test."""
+
+    def __init__(self) -> None:
+        self.of: dict[str, str] = {}
+
+    def status(self, job_id: str) -> str | None:
+        return self.of.get(job_id)
+
+    def start(self, job_id: str) -> None:
+        self.of.setdefault(job_id, "RUNNING")
+
+
+def test_the_reconciler_keeps_a_first_parts_slot_while_its_job_prepares(
+    pool, store, media_bucket, settings
+):
+    from dropcut.aws.job_events import NO_JOB_EVENTS
+    from dropcut.model.plan import PartPlan, Plan, PlanKind
+    from dropcut.steps.reconcile import ReconcileDeps, reconcile
+
+    plan = Plan(
+        kind=PlanKind.SPLIT,
+        parts=[PartPlan(index=0, start_seconds=0, end_seconds=9), PartPlan(index=1, start_seconds=9, end_seconds=18)],
+    )  # fmt: skip
+    record = queued_job(store, "inbox/a/long.mp4", 1.0)
+    store.update(record.job_id, {"plan": plan.model_dump(mode="json")})
+    pool.queue(store.require(record.job_id))
+    first_part = f"{record.job_id}-p00"
+    executions = Statuses()
+    executions.of[record.job_id] = "RUNNING"  # Prepare runs: no part record yet
+    deps = ReconcileDeps(
+        s3=media_bucket,
+        store=store,
+        layout=settings.layout,
+        executions=executions,  # type: ignore[arg-type]
+        slots=pool,
+        manifest_wait_seconds=600,
+        lost_task_hold_seconds=60,
+        events=NO_JOB_EVENTS,
+    )
+
+    assert reconcile(deps).slots_reclaimed == []
+    assert set(pool.holders()) == {first_part}
+
+    executions.of[record.job_id] = "FAILED"  # Prepare failed before writing the parts
+    assert reconcile(deps).slots_reclaimed == [first_part]
+    assert pool.holders() == {}
