@@ -11,8 +11,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dropcut.aws.backlog import Backlog
 from dropcut.aws.job_store import JobStore
-from dropcut.aws.slots import SlotPool, Waiter
+from dropcut.aws.slots import SlotPool, Waiter, queue_eta
 from dropcut.errors import JobCancelled
 from dropcut.model.jobs import BASE_JOB_ID_CHARS, JobRecord, JobStatus, is_job_id
 from dropcut.model.layout import BucketLayout
@@ -170,11 +171,29 @@ class JobReader:
         return Phase("at provider", f"{record.provider} {state}{progress}")
 
     def _waiting(self, record: JobRecord) -> Phase:
-        """A job that has not started: waiting for its manifest, or queued in the backlog."""
+        """A job that has not started: waiting for its manifest, or queued in the backlog (its
+        place and expected start, as they are now)."""
         if record.status is JobStatus.QUEUED:
-            return Phase("queued", "in the backlog for a provider slot (folders take turns)")
+            return Phase("queued", self.queue_detail(record))
         manifest = BucketLayout.manifest_name(record.key)
         return Phase("waiting for manifest", f"upload {manifest} with a prompt")
+
+    def queue_detail(self, record: JobRecord) -> str:
+        """`412 before it of 9,870 queued, starts in about 3 h` (dropcut.aws.slots.queue_eta)."""
+        name, provider = self.stack.slots_table_name, self.stack.provider
+        found = None
+        if name and provider:
+            backlog = Backlog(self.stack.table(name), provider)
+            try:
+                found = queue_eta(backlog, self.layout, self.stack.concurrency, record)
+            except (BotoCoreError, ClientError):
+                found = None
+        if found is None:
+            return "in the backlog for a provider slot (folders take turns)"
+        place = f"{found.place.admissions_before:,} before it of {found.place.queued:,} queued"
+        if found.start_in is None:
+            return f"{place}; no start time until this stack has finished a task"
+        return f"{place}, starts in about {about(found.start_in)}"
 
     def _split_phase(self, record: JobRecord, line: list[str]) -> Phase:
         """A split job's phase from its parts: how many are edited, at the provider, in line."""
@@ -199,6 +218,17 @@ def _names(ref: str, job_id: str) -> bool:
     start, marker, attempt = ref.partition("-r")
     suffix = marker + attempt
     return job_id[:BASE_JOB_ID_CHARS].startswith(start) and job_id[BASE_JOB_ID_CHARS:] == suffix
+
+
+def about(seconds: float) -> str:
+    """A wait as people say it: `40 s`, `12 min`, `3 h`, `2 days`."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 48 * 3600:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} days"
 
 
 def ending_word(record: JobRecord) -> str:

@@ -280,3 +280,56 @@ def test_the_reconciler_keeps_a_first_parts_slot_while_its_job_prepares(
     executions.of[record.job_id] = "FAILED"  # Prepare failed before writing the parts
     assert reconcile(deps).slots_reclaimed == [first_part]
     assert pool.holders() == {}
+
+
+def test_admissions_before_counts_the_other_folders_turns_up_to_what_they_have():
+    from dropcut.model.eta import FolderBacklog, admissions_before, start_in_seconds
+
+    # 4 before it in its folder: 5 turns of its folder, as many of each other folder (at most
+    # what each has queued), twice as many of a folder of twice the weight.
+    others = [FolderBacklog(queued=10, weight=1), FolderBacklog(queued=2, weight=1)]
+    assert admissions_before(4, 1, others) == 4 + 5 + 2
+    assert admissions_before(4, 1, [FolderBacklog(queued=100, weight=2)]) == 4 + 10
+    assert admissions_before(0, 2, [FolderBacklog(queued=100, weight=1)]) == 1
+    assert start_in_seconds(9, limit=3, hold_seconds=60.0) == 190.0
+
+
+def test_a_queued_jobs_place_and_start_follow_the_backlog(pool, store):
+    from dropcut.aws.slots import HOLDS_RING, hold_pace
+
+    pool.limit = 1
+    first = queued_job(store, "inbox/a/0.mp4", 1.0)
+    pool.queue(first)  # admitted: holds the slot
+    for n in range(1, 4):
+        pool.queue(queued_job(store, f"inbox/a/{n}.mp4", 1.0 + n))
+    for n in range(5):
+        pool.queue(queued_job(store, f"inbox/b/{n}.mp4", 10.0 + n))
+    third = store.require(job_id_for("media", "inbox/a/3.mp4", "v1"))
+
+    eta = pool.eta(third)
+    assert eta is not None and eta.start_in is None  # no slot given back yet: no pace
+    assert (eta.place.ahead, eta.place.queued) == (2, 8)
+    assert eta.place.admissions_before == 2 + 3  # 2 of a/, 3 turns of b/ meanwhile
+
+    hold_pace(pool.table, pool.pool).record(HOLDS_RING, 30.0)
+    eta = pool.eta(third)
+    assert eta is not None and eta.start_in == (5 + 0.5) * 30.0
+
+    pool.release(first.job_id)  # b/ takes its turn
+    eta = pool.eta(third)
+    assert eta is not None and (eta.place.ahead, eta.place.admissions_before) == (2, 2 + 3)
+    [holder] = pool.holders()
+    pool.release(holder)  # a/1 admitted: one less before it
+    eta = pool.eta(third)
+    assert eta is not None and (eta.place.ahead, eta.place.queued) == (1, 6)
+    assert pool.eta(first) is None  # not queued
+
+
+def test_a_slot_given_back_records_how_long_it_was_held(pool, store):
+    from dropcut.aws.slots import HOLDS_RING, hold_pace
+
+    record = queued_job(store, "inbox/a/0.mp4", 1.0)
+    pool.queue(record)
+    pool.release(record.job_id)
+    [held] = hold_pace(pool.table, pool.pool).recent(HOLDS_RING)
+    assert 0 <= held < 60

@@ -28,6 +28,7 @@ JOB_ONLY = {
     "retry_of",
     "retried_by",
     "retry_requested_by",
+    "eta",
 }
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from devstack.media import make_sample_video
 from dropcut.model.jobs import JobStatus, job_id_for
+from dropcut.model.phases import JobPhase
 from dropcut.model.plan import PlanKind, recorded_plan
 from dropcut.settings import PlanSettings
 from dropcut.steps.submit import Outcome, SubmitDeps, submit_object
@@ -76,3 +77,17 @@ def test_normalize_inputs_off_refuses_an_out_of_spec_video(submit_deps_of, clips
     assert plan is not None
     assert plan.reasons[0] == "NormalizeInputs is off; the video would have been padded"
     assert intake.executions.sfn.started == []
+
+
+def test_a_job_that_finds_every_slot_taken_is_queued_with_its_place(submit_deps_of, clips, pool):
+    pool.limit = 1
+    intake = deps(submit_deps_of)
+    first, _ = upload(intake, "inbox/small.mp4", clips["small"])
+    second, result = upload(intake, "inbox/news/small.mp4", clips["small"])
+
+    assert result.outcome is Outcome.STARTED
+    record = intake.store.require(second)
+    assert record.status is JobStatus.QUEUED and record.phase is JobPhase.QUEUED
+    assert record.eta is not None and (record.eta.before, record.eta.backlog) == (0, 1)
+    assert record.eta.starts_at is None  # nothing finished yet: no pace to go by
+    assert intake.executions.sfn.started == [first]  # no execution for the queued job

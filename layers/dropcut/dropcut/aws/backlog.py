@@ -18,8 +18,10 @@ the least served of the others and cannot claim the turns it missed. Within a fo
 The layout in the slots table (template.yaml, SlotsTable); nothing is scanned, every read is a
 key or a Query with a limit, so an admission costs the same with 10 or 100,000 jobs queued:
 
-- `<pool>#backlog#<folder>` / `<rank>#<created_at>#<job id>`: one entry per queued job; its
-  folder's next job is a Query with Limit 1.
+- `<pool>#backlog#<folder>` / `<rank>#<created_at>#<job id>`: one entry per queued job, with
+  its number in the folder (`seq`); its folder's next job is a Query with Limit 1.
+- `<pool>#backlog#<folder>` / `~count`: the jobs the folder ever queued and had admitted (it
+  sorts after every entry): a job's place in its folder is its number less the admitted.
 - `<pool>#turns` / `folders`: the folders with queued jobs, each with the turns it took and its
   weight.
 """
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 
+from dropcut.model.eta import FolderBacklog, admissions_before
 from dropcut.model.jobs import JobRecord, Priority
 from dropcut.model.layout import BucketLayout
 from dropcut.model.plan import recorded_plan
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
 
 #: The turns item of a pool (the folders that have queued jobs).
 TURNS_ENTRY = "folders"
+#: The counter item of a folder's partition (sorts after every entry: `~` > the ranks' digits).
+COUNT_ENTRY = "~count"
 #: Entries sort by this first: a higher priority is a smaller rank.
 PRIORITY_RANK: dict[Priority, int] = {"high": 0, "normal": 1, "low": 2}
 
@@ -74,6 +79,26 @@ class Queued:
             entry=f"{PRIORITY_RANK[priority]}#{record.created_at:020.6f}#{record.job_id}",
             estimate=estimate,
         )
+
+
+#: How often a batch read asks again for the keys DynamoDB left unprocessed.
+MAX_BATCH_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class Place:
+    """A queued job's place: the jobs before it in its folder, the whole backlog, its folder's
+    weight, and the other folders' backlogs (what dropcut.model.eta needs)."""
+
+    ahead: int
+    queued: int
+    weight: int
+    others: list[FolderBacklog]
+
+    @property
+    def admissions_before(self) -> int:
+        """The admissions before this job under fair turns (dropcut.model.eta)."""
+        return admissions_before(self.ahead, self.weight, self.others)
 
 
 @dataclass
@@ -108,20 +133,36 @@ class Backlog:
 
     # -- queueing ----------------------------------------------------------------------------
 
-    def enqueue(self, queued: Queued, weight: int) -> None:
-        """Put the job in its folder's queue (a repeat writes the same entry) and its folder
-        in the rotation, if it is not there yet."""
-        self.table.put_item(
-            Item={
-                "pool": self.partition(queued.folder),
-                "entry": queued.entry,
-                "job_id": queued.job_id,
-                "first_part": queued.first_part,
-                "estimate": Decimal(str(queued.estimate)),
-                "queued_at": Decimal(str(time.time())),
-            }
-        )
+    def enqueue(self, queued: Queued, weight: int) -> int:
+        """Put the job in its folder's queue and its folder in the rotation, if it is not there
+        yet; the job's number in its folder (a repeat keeps the entry and its number)."""
+        key = {"pool": self.partition(queued.folder), "entry": queued.entry}
+        existing = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        if existing is not None:
+            seq = int(str(existing["seq"]))
+        else:
+            counted = self.table.update_item(
+                Key=self.count_key(queued.folder),
+                UpdateExpression="ADD enqueued :one",
+                ExpressionAttributeValues={":one": 1},
+                ReturnValues="UPDATED_NEW",
+            )
+            seq = int(str(counted["Attributes"]["enqueued"]))
+            self.table.put_item(
+                Item={
+                    **key,
+                    "job_id": queued.job_id,
+                    "first_part": queued.first_part,
+                    "estimate": Decimal(str(queued.estimate)),
+                    "seq": seq,
+                    "queued_at": Decimal(str(time.time())),
+                }
+            )
         self.join_turns(queued.folder, weight)
+        return seq
+
+    def count_key(self, folder: str) -> dict[str, str]:
+        return {"pool": self.partition(folder), "entry": COUNT_ENTRY}
 
     def join_turns(self, folder: str, weight: int) -> None:
         """Put the folder in the rotation, level with the least served folder in it (a folder
@@ -167,7 +208,7 @@ class Backlog:
             Limit=1,
             ConsistentRead=True,
         )["Items"]
-        if not items:
+        if not items or items[0]["entry"] == COUNT_ENTRY:
             return None
         item = items[0]
         return Queued(
@@ -178,15 +219,75 @@ class Backlog:
             estimate=float(str(item.get("estimate", 0))),
         )
 
-    def removal(self, queued: Queued) -> dict[str, Any]:
-        """The transaction item that takes the entry out of the backlog (once: it must exist)."""
-        return {
-            "Delete": {
-                "TableName": self.table.name,
-                "Key": {"pool": self.partition(queued.folder), "entry": queued.entry},
-                "ConditionExpression": "attribute_exists(entry)",
-            }
-        }
+    def removal(self, queued: Queued) -> list[dict[str, Any]]:
+        """The transaction items that take the entry out of the backlog (once: it must exist)
+        and count the folder's admission."""
+        return [
+            {
+                "Delete": {
+                    "TableName": self.table.name,
+                    "Key": {"pool": self.partition(queued.folder), "entry": queued.entry},
+                    "ConditionExpression": "attribute_exists(entry)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table.name,
+                    "Key": self.count_key(queued.folder),
+                    "UpdateExpression": "ADD admitted :one",
+                    "ExpressionAttributeValues": {":one": 1},
+                }
+            },
+        ]
+
+    # -- the place in line -------------------------------------------------------------------
+
+    def place(self, queued: Queued) -> Place | None:
+        """Where a queued job stands: the jobs before it in its own folder and what the other
+        folders in the rotation have queued (a read of its entry, the turns item and one batch
+        of counters: the same cost whatever the backlog's size). None when it is not queued."""
+        entry = self.table.get_item(
+            Key={"pool": self.partition(queued.folder), "entry": queued.entry}
+        ).get("Item")
+        if entry is None:
+            return None
+        turns = self.turns()
+        counts = self._counts(sorted({*turns, queued.folder}))
+        enqueued, admitted = counts.get(queued.folder, (0, 0))
+        mine = turns.get(queued.folder)
+        others = [
+            FolderBacklog(
+                max(0, counts.get(folder, (0, 0))[0] - counts.get(folder, (0, 0))[1]), turn.weight
+            )
+            for folder, turn in turns.items()
+            if folder != queued.folder
+        ]
+        return Place(
+            ahead=max(0, int(str(entry["seq"])) - admitted - 1),
+            queued=sum(other.queued for other in others) + max(0, enqueued - admitted),
+            weight=mine.weight if mine is not None else 1,
+            others=others,
+        )
+
+    def _counts(self, folders: list[str]) -> dict[str, tuple[int, int]]:
+        """(enqueued, admitted) of each folder, by BatchGetItem (100 keys a call)."""
+        found: dict[str, tuple[int, int]] = {}
+        resource = self.table.meta.client
+        for start in range(0, len(folders), 100):
+            keys = [self.count_key(folder) for folder in folders[start : start + 100]]
+            request: dict[str, Any] = {self.table.name: {"Keys": keys}}
+            for _ in range(MAX_BATCH_ROUNDS):
+                answer = resource.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self.table.name, []):
+                    folder = str(item["pool"]).split("#backlog#", 1)[1]
+                    found[folder] = (
+                        int(str(item.get("enqueued", 0))),
+                        int(str(item.get("admitted", 0))),
+                    )
+                request = dict(answer.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+        return found
 
     def count_turn(self, folder: str, now: float) -> None:
         """One more turn taken by the folder, at `now` (best effort: a lost count skews one

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from dropcut.errors import Failure
+from dropcut.model.eta import QueueEta
 from dropcut.model.jobs import JobRecord, phase_of
 from dropcut.model.phases import JobPhase
 from dropcut.observability import logger, metrics
@@ -121,8 +122,8 @@ class JobEventDetail(BaseModel):
     status: Literal["submitted", "refused", "succeeded", "failed", "cancelled"]
     phase: JobPhase = Field(
         description="The job's phase after this event, as `dropcut ls` shows it and "
-        "`dropcut ls --status` filters on (dropcut.model.phases): received or waiting_for_manifest "
-        "when submitted; done, failed or cancelled at its ending."
+        "`dropcut ls --status` filters on (dropcut.model.phases): queued, received or "
+        "waiting_for_manifest when submitted; done, failed or cancelled at its ending."
     )
     input: JobEventInput
     output_key: str | None = Field(default=None, description="The edited video (succeeded).")
@@ -142,6 +143,10 @@ class JobEventDetail(BaseModel):
     message: str | None = None
     advice: str | None = None
     problems: list[JobEventProblem] = []
+    eta: QueueEta | None = Field(
+        default=None,
+        description="Submitted and queued: its place in the backlog and expected start.",
+    )
     occurred_at: float = Field(description="Epoch seconds.")
 
 
@@ -182,6 +187,7 @@ def build_detail(
         problems=[JobEventProblem(**problem.as_dict()) for problem in failure.problems]
         if failure is not None
         else [],
+        eta=record.eta if kind is JobEventType.SUBMITTED else None,
         occurred_at=at,
     )
 

@@ -12,6 +12,7 @@ Writing is best-effort: a lost sample never fails a job.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -56,17 +57,30 @@ def learned_wait(durations: list[float], step_seconds: int) -> int | None:
     return max(1, round(statistics.median(durations) - step_seconds / 2))
 
 
-class PaceBook:
-    """The rings of recent task durations, in the jobs table."""
+def jobs_table_key(key: str) -> dict[str, str]:
+    """A pace item's key in the jobs table."""
+    return {"job_id": key}
 
-    def __init__(self, table: Table, ring: int = RING) -> None:
+
+class PaceBook:
+    """Rings of recent durations: task durations in the jobs table (`pace#...` items), and
+    slot holds in the slots table (dropcut.aws.slots: how long a job holds its slot, for the
+    backlog's ETA); `item_key` makes a ring's name the table's key."""
+
+    def __init__(
+        self,
+        table: Table,
+        ring: int = RING,
+        item_key: Callable[[str], dict[str, str]] = jobs_table_key,
+    ) -> None:
         self.table = table
         self.ring = ring
+        self.item_key = item_key
 
     def recent(self, key: str) -> list[float]:
         """The durations recorded under `key`, oldest first ([] when none, or unreadable)."""
         try:
-            item = self.table.get_item(Key={"job_id": key}).get("Item") or {}
+            item = self.table.get_item(Key=self.item_key(key)).get("Item") or {}
         except (ClientError, BotoCoreError) as exc:
             logger.warning("task pace unreadable", extra={"error": type(exc).__name__})
             return []
@@ -77,7 +91,7 @@ class PaceBook:
         worst trims one sample too few, corrected by the next record)."""
         try:
             answer = self.table.update_item(
-                Key={"job_id": key},
+                Key=self.item_key(key),
                 UpdateExpression="SET durations = list_append(if_not_exists(durations, :empty), "
                 ":new)",
                 ExpressionAttributeValues={
@@ -89,7 +103,7 @@ class PaceBook:
             extra = len(answer["Attributes"].get("durations") or []) - self.ring  # type: ignore[arg-type]
             if extra > 0:
                 self.table.update_item(
-                    Key={"job_id": key},
+                    Key=self.item_key(key),
                     UpdateExpression="REMOVE " + ", ".join(f"durations[{i}]" for i in range(extra)),
                     ConditionExpression="size(durations) > :ring",
                     ExpressionAttributeValues={":ring": self.ring},

@@ -21,6 +21,7 @@ the line waits behind it (oldest first, so a big job is not passed for ever by s
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -30,16 +31,18 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dropcut.aws.backlog import Backlog, Queued
+from dropcut.aws.backlog import Backlog, Place, Queued
 from dropcut.aws.executions import Executions
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.ledger import BudgetLedger, number, transact
+from dropcut.aws.pace import PaceBook
 from dropcut.aws.tokens import resume_wait
 from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
 from dropcut.model.budget import (
     NO_BUDGET,
     DailyBudget,
 )
+from dropcut.model.eta import start_in_seconds
 from dropcut.model.jobs import JobRecord, JobStatus, PartRecord
 from dropcut.model.layout import BucketLayout
 from dropcut.model.plan import recorded_plan
@@ -85,6 +88,37 @@ class Grant(Enum):
     CONFLICT = "conflict"
 
 
+#: The ring of recent slot holds (s) in the slots table (`<pool>#pace`), for the ETA.
+HOLDS_RING = "holds"
+
+
+@dataclass(frozen=True)
+class Eta:
+    """A queued job's place in the backlog and its expected start, in seconds from now (None
+    before the stack has measured how long a slot is held)."""
+
+    place: Place
+    start_in: float | None
+
+
+def hold_pace(table: Table, pool: str) -> PaceBook:
+    """How long jobs held the pool's slots, recently (s): a ring in the slots table."""
+    return PaceBook(table, item_key=lambda ring: {"pool": f"{pool}#pace", "entry": ring})
+
+
+def queue_eta(backlog: Backlog, layout: BucketLayout, limit: int, record: JobRecord) -> Eta | None:
+    """Where a queued job stands in the backlog and when it should start (None when it is not
+    queued): its place under fair turns and the pace at which the pool's `limit` slots came
+    free lately (dropcut.model.eta; no start time before the pool has seen a slot given back)."""
+    place = backlog.place(Queued.of(record, layout, 0.0))
+    if place is None:
+        return None
+    holds = hold_pace(backlog.table, backlog.pool).recent(HOLDS_RING)
+    if not holds:
+        return Eta(place, None)
+    return Eta(place, start_in_seconds(place.admissions_before, limit, statistics.median(holds)))
+
+
 @dataclass(frozen=True)
 class Admission:
     """What admitting a queued job takes besides its slot: the backlog it leaves, the jobs
@@ -127,6 +161,11 @@ class SlotPool:
         weight = record.spec.turn_weight if record.spec is not None else 1
         admission.backlog.enqueue(queued, weight)
         return self.dispatch()
+
+    def eta(self, record: JobRecord) -> Eta | None:
+        """Where a queued job stands and when it should start (see queue_eta)."""
+        admission = self._admission()
+        return queue_eta(admission.backlog, admission.layout, self.limit, record)
 
     def first_part_estimate(self, record: JobRecord) -> float:
         """The estimated credits of the job's first task (0 without a budget): its provider's
@@ -209,7 +248,12 @@ class SlotPool:
             ReturnValues="UPDATED_OLD",
         )
         before: dict[str, Any] = dict(answer.get("Attributes") or {})
-        held = job_id in (before.get("holders") or {})
+        holder: dict[str, Any] | None = (before.get("holders") or {}).get(job_id)
+        held = holder is not None
+        if holder is not None and holder.get("until") is None:  # a lost task's hold: no pace
+            hold_pace(self.table, self.pool).record(
+                HOLDS_RING, time.time() - float(str(holder.get("since", 0)))
+            )
         try:
             self.dispatch()
         except (ClientError, BotoCoreError) as exc:
@@ -328,7 +372,7 @@ class SlotPool:
                 },
             }
         }
-        items = [claim, *reservation, admission.backlog.removal(queued), flip]
+        items = [claim, *reservation, *admission.backlog.removal(queued), flip]
         client = self.table.meta.client
         try:
             transact(client, items)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dropcut.errors import InputInvalid, Problem
+from dropcut.model.eta import QueueEta
 from dropcut.model.phases import JobPhase
 from dropcut.providers.base import AspectRatio
 
@@ -338,6 +339,9 @@ class JobRecord(PartRecord):
     cancel_requested_at: float | None = None
     #: `dropcut retry`: the job this one runs again, the job that ran this one again, and who
     #: asked for it.
+    #: A queued job's place and expected start when it was queued (dropcut.model.eta; the CLI
+    #: shows the current one).
+    eta: QueueEta | None = None
     retry_of: str | None = None
     retried_by: str | None = None
     retry_requested_by: str | None = None

@@ -3,6 +3,7 @@ exactly one execution once the job is admitted."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from dropcut.aws.storage import decode_metadata_value, head_or_none, s3_range_re
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import Failure, InputInvalid, JobNotReady, ManifestTimedOut, Problem
 from dropcut.formats.probe import MediaInfo
+from dropcut.model.eta import QueueEta
 from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, job_id_for, parse_job_spec
 from dropcut.model.layout import (
     MANIFEST_SUFFIX,
@@ -355,13 +357,34 @@ def _start(
     if not started:
         return SubmitResult(key, Outcome.DUPLICATE, ready.job_id, detail="concurrent event")
     admitted = ready.job_id in deps.slots.queue(ready)
-    now = {"status": JobStatus.RECEIVED, "phase": JobPhase.RECEIVED} if admitted else {}
+    now = (
+        {"status": JobStatus.RECEIVED, "phase": JobPhase.RECEIVED}
+        if admitted
+        else {"eta": _estimate(deps, ready)}
+    )
     deps.events.publish(JobEventType.SUBMITTED, ready.model_copy(update=now))
     logger.info(
         "job queued",
         extra={"key": ready.key, "spec_source": ready.spec_source, "admitted": admitted},
     )
     return SubmitResult(key, Outcome.STARTED, ready.job_id)
+
+
+def _estimate(deps: SubmitDeps, queued: JobRecord) -> QueueEta | None:
+    """A queued job's place and expected start, recorded on it (None when it was admitted
+    meanwhile)."""
+    found = deps.slots.eta(queued)
+    if found is None:
+        return None
+    now = time.time()
+    eta = QueueEta(
+        before=found.place.admissions_before,
+        backlog=found.place.queued,
+        starts_at=now + found.start_in if found.start_in is not None else None,
+        estimated_at=now,
+    )
+    deps.store.update(queued.job_id, {"eta": eta.model_dump(mode="json")})
+    return eta
 
 
 class NoOptionsYet(InputInvalid):
