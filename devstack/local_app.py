@@ -21,9 +21,13 @@ from pydantic import SecretStr
 from devstack.s3_notifications import s3_event_key
 from devstack.simulator import SimConfig, Simulator
 from devstack.stack import DevStack
-from dropcut.aws.slots import Holder, SlotPool
+from dropcut.aws.backlog import Backlog
+from dropcut.aws.executions import Executions
+from dropcut.aws.job_store import JobStore
+from dropcut.aws.slots import Admission, Holder, SlotPool
 from dropcut.model.callbacks import CallbackSigner
 from dropcut.model.jobs import is_job_id
+from dropcut.model.layout import BucketLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "sim-key"
@@ -111,14 +115,22 @@ class LocalApp:
         return {"Records": records}
 
     def slot_pool(self) -> SlotPool:
-        """The provider slots of the stack's provider, read and written as the product does."""
+        """The provider slots of the stack's provider and their backlog, read and written as
+        the product does (dropcut.wiring.slot_pool, on the local stack's endpoint)."""
         env = self.stack.function_env("AcquireSlotFunction")
-        table = self.stack.resource("dynamodb").Table(env["SLOTS_TABLE"])
+        dynamodb = self.stack.resource("dynamodb")
+        table = dynamodb.Table(env["SLOTS_TABLE"])
+        sfn = self.stack.client("stepfunctions")
+        admission = Admission(
+            Backlog(table, env["PROVIDER"]),
+            JobStore(dynamodb.Table(env["JOBS_TABLE"])),
+            Executions(sfn, env["STATE_MACHINE_ARN"]),
+            BucketLayout(
+                self.bucket, env["INBOX_PREFIX"], env["OUTBOX_PREFIX"], env["ERRORS_PREFIX"]
+            ),
+        )
         return SlotPool(
-            table,
-            self.stack.client("stepfunctions"),
-            env["PROVIDER"],
-            int(env["PROVIDER_CONCURRENCY"]),
+            table, sfn, env["PROVIDER"], int(env["PROVIDER_CONCURRENCY"]), admission=admission
         )
 
     def slot_holders(self) -> dict[str, Holder]:

@@ -191,6 +191,8 @@ class JobReader:
         if found is None:
             return "in the backlog for a provider slot (folders take turns)"
         place = f"{found.place.admissions_before:,} before it of {found.place.queued:,} queued"
+        if found.place.budget_wait_since is not None:
+            return f"waiting for budget: today's credit budget is spent; {place}"
         if found.start_in is None:
             return f"{place}; no start time until this stack has finished a task"
         return f"{place}, starts in about {about(found.start_in)}"

@@ -30,7 +30,7 @@ from tests.e2e.conftest import code_root
 
 pytestmark = [pytest.mark.own_app, pytest.mark.usefixtures("wide_console")]
 
-#: One provider slot, so a second job waits in line; a short deadline, so a task that never
+#: One provider slot, so a second job waits in the backlog; a short deadline, so a task that never
 #: ends gives its slot back within the test.
 DEADLINE_SECONDS = 10
 SCHEMA = json.loads(JOB_EVENT_SCHEMA_PATH.read_text())
@@ -87,18 +87,18 @@ def test_cancel_in_line_and_at_the_provider_then_the_slot_goes_to_the_next_job(
     never = app.wait_for_job("inbox/cancel/never.mp4", lambda j: j.get("task_id") is not None)
     app.put("inbox/cancel/next.mp4", clip, metadata={"prompt": "sepia"})
     app.put("inbox/cancel/regret.mp4", clip, metadata={"prompt": "invert"})
-    regret = app.wait_for_job("inbox/cancel/regret.mp4", lambda j: j["status"] == "received")
+    regret = app.wait_for_job("inbox/cancel/regret.mp4", lambda j: j["status"] == "queued")
     deadline = time.monotonic() + 30
-    while len(app.jobs_in_line()) < 2:
-        assert time.monotonic() < deadline, "the two jobs did not get in line"
+    while len(app.jobs_queued()) < 2:
+        assert time.monotonic() < deadline, "the two jobs were not queued"
         time.sleep(0.2)
 
-    # In line: nothing was sent to the provider, and it leaves the line.
+    # Queued: nothing was sent to the provider, and it leaves the backlog.
     in_line = dropcut(app, "cancel", "cancel/regret.mp4")
     assert in_line.exit_code == 0, in_line.output
     assert "cancelled" in in_line.output and "nothing is billed" in in_line.output
     assert "errors/cancel/regret.mp4.error.json" in in_line.output
-    assert regret["job_id"] not in app.jobs_in_line()
+    assert regret["job_id"] not in app.jobs_queued()
     report = app.wait_for_ending("inbox/cancel/regret.mp4").error
     assert (report["status"], report["reason"]) == ("cancelled", "cancelled")
     detail = _cancelled_event(app, regret["job_id"])
@@ -118,7 +118,7 @@ def test_cancel_in_line_and_at_the_provider_then_the_slot_goes_to_the_next_job(
     assert _cancelled_event(app, never["job_id"])["provider"] == "evolink"
     assert app.slot_holders()[never["job_id"]].until is not None
     waiting = app.job("inbox/cancel/next.mp4")
-    assert waiting is not None and app.jobs_in_line() == [waiting["job_id"]]
+    assert waiting is not None and app.jobs_queued() == [waiting["job_id"]]
 
     time.sleep(DEADLINE_SECONDS + 0.5)
     reconciled = app.stack.fire_schedule("ReconcileFunction")
@@ -211,15 +211,15 @@ def test_retry_is_refused_while_the_job_runs_and_runs_a_cancelled_one(
     assert retried.exit_code == 0, retried.output
     new_id = json.loads(retried.stdout)["retry"]["new_job_id"]
     assert new_id == running["job_id"] + "-r2"
-    # Its slot is still held for the cancelled task: the retry waits in line, unpaid; cancel it
-    # there, then the reconciler's pass gives the held slot back.
-    app.wait_for_job(key, lambda j: j["job_id"] == new_id and j["status"] == "received")
+    # Its slot is still held for the cancelled task: the retry waits in the backlog, unpaid;
+    # cancel it there, then the reconciler's pass gives the held slot back.
+    app.wait_for_job(key, lambda j: j["job_id"] == new_id and j["status"] == "queued")
     assert dropcut(app, "cancel", new_id).exit_code == 0
     assert app.simulator.stats()["tasks_created"] == 1
     time.sleep(DEADLINE_SECONDS + 0.5)
     app.stack.fire_schedule("ReconcileFunction")
     assert app.slot_holders() == {}
-    assert app.jobs_in_line() == []
+    assert app.jobs_in_line() == [] and app.jobs_queued() == []
 
 
 def _uploader(app: LocalApp, name: str, prefix: str) -> tuple[str, Credentials]:

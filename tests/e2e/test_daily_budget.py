@@ -1,5 +1,5 @@
 """The daily credit budget on the real local stack: with a budget of one job's estimate, a second
-job waits in line (no task at the provider, "waiting for budget" in `dropcut ls`) and the
+job waits in the backlog (no execution, "waiting for budget" in `dropcut ls`) and the
 reconciler publishes JobsWaitingForBudget, the BudgetWaitAlarm's metric; when the first job's
 task ends, the provider's own figure replaces its estimate, and the room it frees lets the
 waiting job go. A provider figure of -5000 credits is clamped to 0 and counted in
@@ -56,7 +56,9 @@ def budget_app(one_job: float) -> Iterator[LocalApp]:
 
 
 def _budget_waiters(app: LocalApp) -> list[str]:
-    return [w.job_id for w in app.slot_pool().waiters() if w.budget_wait_since is not None]
+    """The queued jobs, when the daily budget holds the backlog back (none otherwise)."""
+    held = app.slot_pool().backlog_state().budget_wait_since is not None
+    return app.jobs_queued() if held else []
 
 
 def _until(what: str, check: Any, timeout: float = 30.0) -> None:
@@ -107,7 +109,7 @@ def test_with_a_budget_of_one_jobs_estimate_the_second_job_waits_and_the_alarm_m
         first = app.wait_for_job("inbox/budget/first.mp4", lambda j: j.get("task_id") is not None)
         assert app.slot_pool().spent() == pytest.approx(one_job)
         app.put("inbox/budget/second.mp4", clip, metadata={"prompt": "warm"})
-        second = app.wait_for_job("inbox/budget/second.mp4", lambda j: j["status"] == "received")
+        second = app.wait_for_job("inbox/budget/second.mp4", lambda j: j["status"] == "queued")
         _until(
             "the second job waits for budget", lambda: _budget_waiters(app) == [second["job_id"]]
         )
@@ -125,7 +127,7 @@ def test_with_a_budget_of_one_jobs_estimate_the_second_job_waits_and_the_alarm_m
         )
         assert listed.exit_code == 0, listed.output
         phases = {row["key"]: row["phase"] for row in json.loads(listed.stdout)["jobs"]}
-        assert phases["inbox/budget/second.mp4"] == "in line"  # its stored phase
+        assert phases["inbox/budget/second.mp4"] == "queued"  # its stored phase
         table = CliRunner().invoke(cli, ["--endpoint-url", app.stack.endpoint_url, "ls"])
         assert "waiting for budget" in table.output  # the detail says why
 
@@ -195,7 +197,7 @@ def test_a_credit_figure_of_minus_5000_is_clamped_to_0_alarmed_and_the_budget_st
         app.put("inbox/clamp/first.mp4", clip, metadata={"prompt": "sepia"})
         first = app.wait_for_job("inbox/clamp/first.mp4", lambda j: j.get("task_id") is not None)
         app.put("inbox/clamp/second.mp4", clip, metadata={"prompt": "warm"})
-        second = app.wait_for_job("inbox/clamp/second.mp4", lambda j: j["status"] == "received")
+        second = app.wait_for_job("inbox/clamp/second.mp4", lambda j: j["status"] == "queued")
         _until(
             "the second job waits for budget", lambda: _budget_waiters(app) == [second["job_id"]]
         )

@@ -128,8 +128,11 @@ def test_a_high_priority_clip_passes_its_folders_backlog(pool, store):
     pool.limit = 1
     for n in range(10):
         pool.queue(queued_job(store, f"inbox/archive/{n}.mp4", 100.0 + n))
-    pool.queue(queued_job(store, "inbox/archive/urgent.mp4", 500.0, priority="high"))
+    urgent = queued_job(store, "inbox/archive/urgent.mp4", 500.0, priority="high")
+    pool.queue(urgent)
     pool.queue(queued_job(store, "inbox/archive/later.mp4", 50.0, priority="low"))
+    eta = pool.eta(urgent)
+    assert eta is not None and eta.place.ahead == 0  # its place counts the priority
 
     order = admit_one_at_a_time(pool, store, 12)
 
@@ -192,6 +195,13 @@ def test_the_daily_budget_holds_the_backlog_and_starts_nothing(slots_table, toke
     assert budgeted.queue(second) == []  # a slot is free, today's budget is not
     assert tokens.started == [first.job_id]
     assert store.require(second.job_id).status is JobStatus.QUEUED
+    state = budgeted.backlog_state()
+    assert state.budget_wait_since is not None and state.queued == 1
+
+    budgeted.charge(first.job_id, 0.0, task=0)  # the provider billed nothing: room again
+    budgeted.release(first.job_id)
+    assert tokens.started == [first.job_id, second.job_id]
+    assert budgeted.backlog_state().budget_wait_since is None
 
 
 def test_a_split_job_is_admitted_with_a_slot_for_its_first_part(pool, store, tokens):

@@ -81,6 +81,8 @@ class Queued:
         )
 
 
+#: The most entries counted to place a job in its folder (one bounded read).
+MAX_COUNTED = 1000
 #: How often a batch read asks again for the keys DynamoDB left unprocessed.
 MAX_BATCH_ROUNDS = 4
 
@@ -94,11 +96,22 @@ class Place:
     queued: int
     weight: int
     others: list[FolderBacklog]
+    #: Since when the daily budget holds the backlog back (None: it does not).
+    budget_wait_since: float | None = None
 
     @property
     def admissions_before(self) -> int:
         """The admissions before this job under fair turns (dropcut.model.eta)."""
         return admissions_before(self.ahead, self.weight, self.others)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """The turns item: the folders with queued jobs, and the budget's hold on the backlog."""
+
+    turns: dict[str, Turn]
+    #: Since when the daily budget holds the backlog back (None: it does not).
+    budget_wait_since: float | None
 
 
 @dataclass
@@ -190,16 +203,43 @@ class Backlog:
 
     def turns(self) -> dict[str, Turn]:
         """The folders in the rotation (one consistent read)."""
+        return self.rotation().turns
+
+    def rotation(self) -> Rotation:
+        """The folders in the rotation, and since when the daily budget holds the backlog back
+        (one consistent read of the turns item)."""
         item = self.table.get_item(Key=self.turns_key, ConsistentRead=True).get("Item") or {}
         folders: dict[str, Any] = dict(item.get("folders") or {})  # type: ignore[arg-type]
-        return {
-            folder: Turn(
-                float(str(value["served"])),
-                max(1, int(str(value["weight"]))),
-                float(str(value.get("last", 0))),
+        since = item.get("budget_wait_since")
+        return Rotation(
+            {
+                folder: Turn(
+                    float(str(value["served"])),
+                    max(1, int(str(value["weight"]))),
+                    float(str(value.get("last", 0))),
+                )
+                for folder, value in folders.items()
+            },
+            float(str(since)) if since is not None else None,
+        )
+
+    def hold_for_budget(self, held: bool) -> None:
+        """Mark the backlog as held back by the daily budget (since now, the first time), or
+        clear the mark (an admission went through)."""
+        if held:
+            self._ensure_turns()
+            self.table.update_item(
+                Key=self.turns_key,
+                UpdateExpression="SET budget_wait_since = if_not_exists(budget_wait_since, :now)",
+                ExpressionAttributeValues={":now": Decimal(str(time.time()))},
             )
-            for folder, value in folders.items()
-        }
+        else:
+            self.table.update_item(Key=self.turns_key, UpdateExpression="REMOVE budget_wait_since")
+
+    def queued(self, turns: dict[str, Turn]) -> int:
+        """The jobs queued in the folders of `turns` (one batch read of their counters)."""
+        counts = self._counts(sorted(turns))
+        return sum(max(0, enqueued - admitted) for enqueued, admitted in counts.values())
 
     def head(self, folder: str) -> Queued | None:
         """The folder's next job: highest priority, then oldest (one Query, Limit 1)."""
@@ -251,7 +291,8 @@ class Backlog:
         ).get("Item")
         if entry is None:
             return None
-        turns = self.turns()
+        rotation = self.rotation()
+        turns = rotation.turns
         counts = self._counts(sorted({*turns, queued.folder}))
         enqueued, admitted = counts.get(queued.folder, (0, 0))
         mine = turns.get(queued.folder)
@@ -263,11 +304,26 @@ class Backlog:
             if folder != queued.folder
         ]
         return Place(
-            ahead=max(0, int(str(entry["seq"])) - admitted - 1),
+            ahead=self._ahead(queued, max(0, int(str(entry["seq"])) - admitted - 1)),
             queued=sum(other.queued for other in others) + max(0, enqueued - admitted),
             weight=mine.weight if mine is not None else 1,
             others=others,
+            budget_wait_since=rotation.budget_wait_since,
         )
+
+    def _ahead(self, queued: Queued, by_number: int) -> int:
+        """The entries before this one in its folder (a higher priority, or older): counted
+        when they fit one bounded read, else `by_number` (its number less the admitted, which
+        counts every earlier upload and no later one of a higher priority)."""
+        answer = self.table.query(
+            KeyConditionExpression=Key("pool").eq(self.partition(queued.folder))
+            & Key("entry").lt(queued.entry),
+            Select="COUNT",
+            Limit=MAX_COUNTED,
+        )
+        if "LastEvaluatedKey" in answer:
+            return by_number
+        return int(answer["Count"])
 
     def _counts(self, folders: list[str]) -> dict[str, tuple[int, int]]:
         """(enqueued, admitted) of each folder, by BatchGetItem (100 keys a call)."""

@@ -93,6 +93,15 @@ HOLDS_RING = "holds"
 
 
 @dataclass(frozen=True)
+class BacklogState:
+    """The backlog as the reconciler's gauges see it."""
+
+    queued: int
+    #: Since when the daily budget holds the backlog back (None: it does not).
+    budget_wait_since: float | None
+
+
+@dataclass(frozen=True)
 class Eta:
     """A queued job's place in the backlog and its expected start, in seconds from now (None
     before the stack has measured how long a slot is held)."""
@@ -161,6 +170,15 @@ class SlotPool:
         weight = record.spec.turn_weight if record.spec is not None else 1
         admission.backlog.enqueue(queued, weight)
         return self.dispatch()
+
+    def backlog_state(self) -> BacklogState:
+        """How many jobs are queued, and since when the daily budget holds them back (none
+        for a pool built without a backlog)."""
+        if self.admission is None:
+            return BacklogState(0, None)
+        backlog = self.admission.backlog
+        rotation = backlog.rotation()
+        return BacklogState(backlog.queued(rotation.turns), rotation.budget_wait_since)
 
     def eta(self, record: JobRecord) -> Eta | None:
         """Where a queued job stands and when it should start (see queue_eta)."""
@@ -309,11 +327,14 @@ class SlotPool:
 
     def _admit(self, admission: Admission) -> list[str]:
         """Admit queued jobs while slots are free: the folder with the fewest turns per weight
-        goes next; each admission is one transaction, then its execution starts."""
+        goes next; each admission is one transaction, then its execution starts. With a budget,
+        a job it cannot take holds the backlog back (marked on the turns item) until one can."""
         backlog = admission.backlog
-        turns = backlog.turns()
+        rotation = backlog.rotation()
+        turns = rotation.turns
         admitted: list[str] = []
         conflicts = 0
+        granted = Grant.FULL
         while turns and self.limit - len(self.holders()) > 0:
             folder = min(turns, key=lambda name: (*turns[name].order, name))
             queued = backlog.head(folder)
@@ -328,11 +349,6 @@ class SlotPool:
                 conflicts += 1
                 continue
             if granted is not Grant.GRANTED:
-                if granted is Grant.OVER_BUDGET:
-                    logger.warning(
-                        "backlog waits for the daily budget",
-                        extra={"budget_job_id": queued.job_id, "estimate": queued.estimate},
-                    )
                 break
             admission.executions.start(queued.job_id)
             now = time.time()
@@ -340,6 +356,15 @@ class SlotPool:
             turns[folder].served += 1
             turns[folder].last = now
             admitted.append(queued.job_id)
+        marked = rotation.budget_wait_since is not None
+        if granted is Grant.OVER_BUDGET and not marked:
+            backlog.hold_for_budget(True)
+            logger.warning(
+                "backlog waits for the daily budget",
+                extra={"daily_credit_budget": self.budget.limit},
+            )
+        elif marked and granted is not Grant.OVER_BUDGET and (admitted or not turns):
+            backlog.hold_for_budget(False)
         if admitted:
             metrics.add_metric(name="JobsAdmitted", unit="Count", value=len(admitted))
         return admitted

@@ -8,8 +8,8 @@
   still be running keep them for the lost-task hold); waiters whose execution is gone leave the
   line; free slots go to the oldest waiters (with a daily budget, as far as today's budget
   allows: a new UTC day lets waiting jobs go on the first pass).
-- The in-flight gauges (slots in use, jobs in line, jobs waiting for budget, credits spent
-  today) are published.
+- The in-flight gauges (slots in use, jobs in line, jobs queued in the backlog, jobs waiting for
+  budget, credits spent today) are published.
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ class ReconcileReport:
     slots_handed_over: list[str] = field(default_factory=list)
     slots_in_use: int = 0
     jobs_in_line: int = 0
+    #: Jobs in the backlog (JobsQueued): no execution yet.
+    jobs_queued: int = 0
     #: Jobs in line that the daily credit budget holds back (JobsWaitingForBudget).
     jobs_waiting_for_budget: int = 0
     #: Credits reserved or charged today, UTC (BudgetCreditsToday).
@@ -157,8 +159,14 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
         for waiter in line
         if slots.budget.enabled and waiter.budget_wait_since is not None and waiter.estimate > room
     )
+    backlog = slots.backlog_state()
+    report.jobs_queued = backlog.queued
+    if backlog.budget_wait_since is not None:
+        report.jobs_waiting_for_budget += backlog.queued
+
     metrics.add_metric(name="SlotsInUse", unit="Count", value=report.slots_in_use)
     metrics.add_metric(name="JobsInLine", unit="Count", value=report.jobs_in_line)
+    metrics.add_metric(name="JobsQueued", unit="Count", value=report.jobs_queued)
     metrics.add_metric(
         name="JobsWaitingForBudget", unit="Count", value=report.jobs_waiting_for_budget
     )

@@ -1,0 +1,99 @@
+"""The backlog on the real template and state machine: a backfill of 40 clips in one folder and
+two folders of 4 dropped just after it, 3 provider slots. Every clip comes back; the small
+folders are not held behind the backfill; a high-priority clip dropped last passes the
+backfill; queued jobs have no execution, nobody waits in the slot line, AcquireSlot runs once
+per job; every queued job has an ETA. (The 300-clip run and the ETA's accuracy: `make bench`,
+bench/backlog.py.)"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.local_app import LocalApp, local_app
+from devstack.simulator import SimConfig
+from tests.e2e.conftest import code_root
+
+pytestmark = [pytest.mark.own_app, pytest.mark.timeout(1200), pytest.mark.long_running(300)]
+
+LIMIT = 3
+BIG, SMALL = 40, 4
+
+
+@pytest.fixture(scope="module")
+def backlog_app() -> Iterator[LocalApp]:
+    with local_app(
+        "evolink",
+        {"ProviderConcurrency": str(LIMIT), "QueueWaitSeconds": "60"},
+        SimConfig(task_seconds=1.5, queue_seconds=0.1),
+        code_root=code_root(),
+    ) as app:
+        yield app
+
+
+class LineWatch:
+    """Samples the slot line while the backlog drains: the most jobs ever seen in it."""
+
+    def __init__(self, app: LocalApp) -> None:
+        self.app = app
+        self.most = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self.stop.wait(0.5):
+            self.most = max(self.most, len(self.app.jobs_in_line()))
+
+    def __enter__(self) -> LineWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def test_a_backfill_does_not_hold_back_the_other_folders(backlog_app: LocalApp, clip: bytes):
+    app = backlog_app
+    acquire = app.stack.pool("AcquireSlotFunction")
+    before = acquire.invocations
+    big = [f"inbox/archive/{n:02d}.mp4" for n in range(BIG)]
+    small = [f"inbox/{folder}/{n}.mp4" for folder in ("news", "promo") for n in range(SMALL)]
+    urgent = "inbox/archive/urgent.mp4"
+    with LineWatch(app) as watch:
+        for key in big + small:
+            app.put(key, clip, metadata={"prompt": "sepia"})
+        app.wait_for_ending(big[0], timeout=300)  # it comes later, when slots have a pace
+        app.put_manifest(urgent, {"prompt": "sepia", "priority": "high"})
+        app.put(urgent, clip)
+        endings = {key: app.wait_for_ending(key, timeout=900) for key in [*big, *small, urgent]}
+
+    assert all(ending.succeeded for ending in endings.values()), {
+        key: ending.error for key, ending in endings.items() if not ending.succeeded
+    }
+    jobs = {job["key"]: job for job in app.jobs()}
+    order = sorted(jobs, key=lambda key: jobs[key]["admitted_at"])
+    place = {key: index for index, key in enumerate(order)}
+    # The small folders took turns with the backfill: all admitted before most of it.
+    assert max(place[key] for key in small) < 3 * SMALL + LIMIT + 6, order
+    assert max(place[key] for key in small) < BIG // 2
+    # The urgent clip, dropped last, started within a few admissions of its arrival.
+    arrived = jobs[urgent]["created_at"]
+    admitted_before_it_came = sum(1 for job in jobs.values() if job["admitted_at"] < arrived)
+    assert place[urgent] - admitted_before_it_came <= 3 + LIMIT, order
+    # Waiting cost nothing: no job ever waited in the slot line, AcquireSlot ran once a job.
+    assert watch.most == 0
+    assert acquire.invocations - before == len(jobs)
+    # Every job that found the slots taken was queued with its place; the urgent clip, queued
+    # once slots had been given back, with its expected start too, a few admissions away.
+    queued = [job for job in jobs.values() if job.get("eta")]
+    assert len(queued) >= BIG  # all but the first few of the burst
+    assert all(0 <= job["eta"]["before"] <= job["eta"]["backlog"] for job in queued)
+    eta = jobs[urgent]["eta"]
+    assert eta["before"] <= 3 and eta["starts_at"] > eta["estimated_at"], eta
+    stats = app.simulator.stats()
+    assert stats["tasks_created"] == len(jobs) and stats["max_in_flight"] <= LIMIT
+    assert app.slot_holders() == {} and app.jobs_queued() == []
+    print(f"\nadmission order: {[key.split('/', 1)[1] for key in order]}")
