@@ -343,3 +343,28 @@ def test_a_slot_given_back_records_how_long_it_was_held(pool, store):
     pool.release(record.job_id)
     [held] = hold_pace(pool.table, pool.pool).recent(HOLDS_RING)
     assert 0 <= held < 60
+
+
+def test_a_job_over_the_whole_daily_budget_does_not_hold_the_backlog(
+    slots_table, tokens, pool, store
+):
+    budgeted = SlotPool(
+        slots_table,
+        tokens,
+        "evolink",
+        limit=2,
+        budget=DailyBudget(limit=12, credits_per_second=2),
+        admission=pool.admission,
+    )
+    huge = queued_job(store, "inbox/a/huge.mp4", 1.0).model_copy(
+        update={"media": {"duration_seconds": 10.0}}  # 20 credits: more than the whole budget
+    )
+    store.update(huge.job_id, {"media": huge.media})
+    after = queued_job(store, "inbox/a/after.mp4", 2.0)
+    budgeted.queue(huge)
+    budgeted.queue(after)
+    # Started without a slot (its AcquireSlot ends it: over_daily_budget, unpaid); the next
+    # job is admitted behind it.
+    assert tokens.started == [huge.job_id, after.job_id]
+    assert set(budgeted.holders()) == {after.job_id}
+    assert store.require(huge.job_id).status is JobStatus.RECEIVED

@@ -425,3 +425,14 @@ def test_a_job_over_a_budget_lowered_while_it_waits_leaves_the_line(slots_table,
     with pytest.raises(OverDailyBudget):
         lowered.acquire("job-b", 2.0, "tok-b2", 3600, estimate=8)
     assert lowered.waiters() == []
+
+
+def test_an_estimate_over_the_whole_budget_is_never_reserved_not_even_on_a_fresh_day(
+    slots_table,
+):
+    from dropcut.aws.ledger import BudgetLedger
+
+    ledger = BudgetLedger(slots_table, "evolink", DailyBudget(limit=12, credits_per_second=1))
+    assert ledger.reserve("job-big", 1, 20.0) is False  # the day has no spend yet
+    assert ledger.spent() == 0
+    assert ledger.reserve("job-fits", 1, 12.0) is True

@@ -136,7 +136,11 @@ class BudgetLedger:
         self, job_id: str, task: int, estimate: Decimal, day: str, now: float
     ) -> list[dict[str, Any]]:
         """The transaction items of a reservation: `estimate` added to the day's spend if the
-        budget has room for it, and the task's reservation record, if it has none yet."""
+        budget has room for it, and the task's reservation record, if it has none yet. An
+        estimate over the whole budget never has room, not even on a day with no spend yet."""
+        room = number(self.budget.limit) - estimate
+        # A day's first reservation finds no spend: it fits when the estimate alone does.
+        fits = "attribute_not_exists(spent) OR spent <= :room" if room >= 0 else "spent <= :room"
         return [
             {
                 "Update": {
@@ -144,11 +148,11 @@ class BudgetLedger:
                     "Key": {"pool": self.pool, "entry": budget_entry(day)},
                     "UpdateExpression": "SET spent = if_not_exists(spent, :zero) + "
                     ":estimate, expires_at = :expires",
-                    "ConditionExpression": "attribute_not_exists(spent) OR spent <= :room",
+                    "ConditionExpression": fits,
                     "ExpressionAttributeValues": {
                         ":zero": Decimal(0),
                         ":estimate": estimate,
-                        ":room": number(self.budget.limit) - estimate,
+                        ":room": room,
                         ":expires": int(now + KEEP_SECONDS),
                     },
                 }

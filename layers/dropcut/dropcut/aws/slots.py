@@ -341,6 +341,18 @@ class SlotPool:
             if queued is None:
                 backlog.retire(folder, turns.pop(folder).weight)
                 continue
+            if self.budget.enabled and queued.estimate > self.budget.limit:
+                # More than the whole daily budget: it never gets a slot. Started without one,
+                # its AcquireSlot ends it with an over_daily_budget report, unpaid, and the
+                # backlog goes on behind it.
+                unslotted = self._grant_queued(admission, queued, slot=False)
+                if unslotted is Grant.GRANTED:
+                    admission.executions.start(queued.job_id)
+                elif unslotted is Grant.STALE:
+                    backlog.leave(queued)
+                else:
+                    break  # another dispatch at the same moment: the next hand-over goes on
+                continue
             granted = self._grant_queued(admission, queued)
             if granted is Grant.STALE:
                 backlog.leave(queued)
@@ -369,9 +381,10 @@ class SlotPool:
             metrics.add_metric(name="JobsAdmitted", unit="Count", value=len(admitted))
         return admitted
 
-    def _grant_queued(self, admission: Admission, queued: Queued) -> Grant:
+    def _grant_queued(self, admission: Admission, queued: Queued, *, slot: bool = True) -> Grant:
         """In one transaction: a slot for the job's first part (and, with a budget, its
-        reservation), the job's entry out of the backlog, its record from queued to received."""
+        reservation), the job's entry out of the backlog, its record from queued to received.
+        Without `slot`: the entry and the record only (a job that can never have one)."""
         self._ensure_pool()
         now = time.time()
         claim = {"Update": {"TableName": self.table.name, **self._claim_request(queued.first_part)}}
@@ -382,6 +395,7 @@ class SlotPool:
             if self.budget.enabled
             else []
         )
+        slotted = [claim, *reservation] if slot else []
         flip = {
             "Update": {
                 "TableName": admission.store.table.name,
@@ -397,7 +411,7 @@ class SlotPool:
                 },
             }
         }
-        items = [claim, *reservation, *admission.backlog.removal(queued), flip]
+        items = [*slotted, *admission.backlog.removal(queued), flip]
         client = self.table.meta.client
         try:
             transact(client, items)

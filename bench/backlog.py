@@ -1,0 +1,795 @@
+"""Benchmark: the backlog's admission (dropcut.aws.slots.SlotPool over dropcut.aws.backlog.Backlog)
+with 1,000, 10,000 and 100,000 queued jobs spread over 50 folders: what one admission, one
+arrival and one ETA read cost in DynamoDB calls, the writes the busiest partition key takes, and
+the time from a slot's release to the next job's admission.
+
+The admission code is the real one (SlotPool.queue, release, dispatch, eta; Backlog), against
+moto's DynamoDB in this process (`mock_aws`), the slots and jobs tables created from
+template.yaml's SlotsTable and JobsTable properties (as tests/unit/conftest.py does). The
+workflow is stubbed at its boundary: a fake Step Functions client records the executions
+started (the job ids) and ignores SendTaskSuccess; the provider is not involved. The code's clock
+(`time.time` in dropcut.aws.slots and dropcut.aws.backlog) is a virtual one: a job holds its slot
+HOLD_SECONDS, so the ring of recent holds, and the ETA drawn from it, read as on a stack whose
+tasks take that long; the wall times are real (time.perf_counter).
+
+For each backlog size, in a fresh moto:
+
+1. Setup (not counted): the first clip of each folder goes through `SlotPool.queue` (the slots
+   fill up, every folder joins the rotation); the rest of the backlog is preloaded, not queued
+   one by one (100,000 `queue` calls would take most of the run): the job records and backlog
+   entries are written with BatchWriteItem, exactly as `JobStore.create` and `Backlog.enqueue`
+   write them (the preloaded entry's attributes are checked against a real one), and each
+   folder's `~count` counter takes the same `ADD enqueued` the arrivals would have made, then
+   the folder joins the rotation as an arrival's enqueue ends (Backlog.join_turns: the first
+   folders' only clips were admitted at once, so they had left it).
+2. Arrivals: `--arrivals` real `SlotPool.queue` calls with every slot taken (the per-arrival
+   cost; the job record's own PutItem, Submit's, is not counted), then one into a new folder.
+3. Admissions: WARMUP releases (not counted: the ring of holds fills, as on a running stack),
+   then `--admissions` of `release(oldest holder)`, each of which hands its slot to the next
+   queued job (dispatch, one TransactWriteItems, StartExecution). DynamoDB calls are counted by
+   botocore's `before-call.dynamodb` event on the tables' client (reads and writes apart; a
+   TransactWriteItems is one call and its items are counted too), and each write (an item of a
+   transaction or a batch included) is attributed to its partition key (the slots table's
+   `pool`, the jobs table's `job_id`); items read come from the answers (`after-call`).
+4. ETA: `SlotPool.eta` for queued jobs spread over the backlog, and for the last arrival.
+
+moto is not DynamoDB in two ways that would swamp the figures, and the bench narrows both
+(`--plain-moto` measures moto as shipped): a TransactWriteItems deep-copies every table it
+touches, once per item, for its rollback (seconds per call with 100,000 items), here a backup
+of the items it touches; and a Query filters and sorts the whole table before taking one
+partition, here the partition alone. What remains in the wall times is our code's work and
+moto's per-call cost (request parsing, expressions, the sort of one folder's entries).
+
+The cost of waiting is computed, not measured: before the backlog, every parked job's
+AcquireSlot wait joined the slot line again at each heartbeat (HEARTBEAT_SECONDS): one Lambda
+call and TRANSITIONS_PER_WAKE state transitions per waiting job per heartbeat; a queued job has
+no execution: nothing while it waits.
+
+    python -m bench.backlog [--sizes 1000,10000,100000] [--admissions 200] [--arrivals 100]
+                            [--limit 10] [--plain-moto] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import json
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from unittest import mock
+
+if TYPE_CHECKING:
+    from dropcut.aws.slots import SlotPool
+    from dropcut.model.jobs import JobRecord
+
+ROOT = Path(__file__).resolve().parents[1]
+POOL = "evolink"
+BUCKET = "media"
+FOLDERS = 50
+SIZES = (1_000, 10_000, 100_000)
+STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:bench-job"
+#: Seconds each job holds its slot on the virtual clock (a 4-minute task).
+HOLD_SECONDS = 240.0
+#: Admissions made before the counted ones (the ring of 16 recent holds fills up).
+WARMUP = 20
+#: Queued jobs whose ETA is read, spread over the backlog.
+ETA_SAMPLE = 50
+#: The admission rate the writes per partition key are scaled to, and the goal per key.
+ADMISSIONS_PER_SECOND = 50
+PARTITION_GOAL = 100
+#: Before the backlog: a parked AcquireSlot wait re-joined the line at each heartbeat.
+HEARTBEAT_SECONDS = 300
+TRANSITIONS_PER_WAKE = 2
+LAMBDA_CALLS_PER_WAKE = 1
+WAITERS = 10_000
+#: The virtual clock's start (uploads are a little older).
+EPOCH = 1_750_000_000.0
+
+READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
+WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+
+
+# -- the fakes at the boundary -------------------------------------------------------------
+
+
+class VirtualClock:
+    """`time` as the admission code sees it: `time()` is virtual; the rest is the real module."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+class FakeStepFunctions:
+    """The workflow's boundary: executions started are recorded by name (the job id), once."""
+
+    class exceptions:
+        class ExecutionAlreadyExists(Exception): ...
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self._names: set[str] = set()
+
+    def start_execution(self, stateMachineArn: str, name: str, input: str) -> None:
+        if name in self._names:
+            raise self.exceptions.ExecutionAlreadyExists(name)
+        self._names.add(name)
+        self.started.append(name)
+
+    def send_task_success(self, taskToken: str, output: str) -> None:
+        pass
+
+
+# -- counting DynamoDB calls ---------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """DynamoDB calls made while counting: by operation, writes by partition key, items read."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    transact_items: int = 0
+    items_read: int = 0
+    partitions: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def reads(self) -> int:
+        return sum(n for op, n in self.calls.items() if op in READS)
+
+    @property
+    def writes(self) -> int:
+        return sum(n for op, n in self.calls.items() if op in WRITES)
+
+    def per(self, count: int) -> dict[str, Any]:
+        """Calls per job over `count` jobs."""
+        return {
+            "reads": self.reads / count,
+            "writes": self.writes / count,
+            "transact_write_items": self.calls["TransactWriteItems"] / count,
+            "transact_items": self.transact_items / count,
+            "items_read": self.items_read / count,
+            "by_operation": {op: n / count for op, n in sorted(self.calls.items())},
+        }
+
+
+def _hash_value(key: dict[str, Any], attribute: str) -> str:
+    value = key[attribute]
+    return str(next(iter(value.values()))) if isinstance(value, dict) else str(value)
+
+
+class Recorder:
+    """botocore event hooks on the tables' client: each call and each write's partition key."""
+
+    def __init__(self, client: Any, hash_keys: dict[str, str]) -> None:
+        self.hash_keys = hash_keys
+        self.tally: Tally | None = None
+        client.meta.events.register("before-call.dynamodb", self._before)
+        client.meta.events.register("after-call.dynamodb", self._after)
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[Tally]:
+        self.tally = tally = Tally()
+        try:
+            yield tally
+        finally:
+            self.tally = None
+
+    def _write(self, tally: Tally, table: str, key: dict[str, Any]) -> None:
+        tally.partitions[f"{table}:{_hash_value(key, self.hash_keys[table])}"] += 1
+
+    def _before(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        tally = self.tally
+        if tally is None:
+            return
+        operation = model.name
+        tally.calls[operation] += 1
+        if operation not in WRITES:
+            return
+        body = json.loads(params.get("body") or b"{}")
+        if operation == "TransactWriteItems":
+            for item in body["TransactItems"]:
+                ((_kind, request),) = item.items()
+                tally.transact_items += 1
+                self._write(tally, request["TableName"], request.get("Key") or request["Item"])
+        elif operation == "BatchWriteItem":
+            for table, requests in body["RequestItems"].items():
+                for request in requests:
+                    put = request.get("PutRequest")
+                    key = put["Item"] if put else request["DeleteRequest"]["Key"]
+                    self._write(tally, table, key)
+        else:
+            self._write(tally, body["TableName"], body.get("Key") or body["Item"])
+
+    def _after(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
+        tally = self.tally
+        if tally is None:
+            return
+        if "ScannedCount" in parsed:
+            tally.items_read += int(parsed["ScannedCount"])
+        elif "Item" in parsed:
+            tally.items_read += 1
+        elif "Responses" in parsed and model.name == "BatchGetItem":
+            tally.items_read += sum(len(items) for items in parsed["Responses"].values())
+
+
+# -- moto, narrowed to what DynamoDB does --------------------------------------------------
+
+
+@contextlib.contextmanager
+def narrowed_moto() -> Iterator[None]:
+    """moto's TransactWriteItems without its whole-table backups (a backup of the items it
+    touches instead), and its Query over one partition instead of the whole table."""
+    import copy
+
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.table import Table
+
+    class _Tables:
+        """`copy` as moto's backend module sees it: a table "copy" is the table itself."""
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    transact = models.DynamoDBBackend.transact_write_items
+    query = Table.query
+    query_signature = inspect.signature(query)
+
+    def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+        backup = []
+        for entry in transact_items:
+            for kind, request in entry.items():
+                table = backend.get_table(request["TableName"])
+                source = request["Item"] if kind == "Put" else request["Key"]
+                names = [n for n in (table.hash_key_attr, table.range_key_attr) if n]
+                key = {name: source[name] for name in names}
+                current = backend.get_item(request["TableName"], key)
+                attributes = None if current is None else current.to_json()["Attributes"]
+                backup.append((request["TableName"], key, attributes))
+        try:
+            transact(backend, transact_items)
+        except Exception:
+            for table_name, key, attributes in reversed(backup):
+                if attributes is None:
+                    backend.delete_item(table_name, key)
+                else:
+                    backend.put_item(table_name, attributes)
+            raise
+
+    def partition_query(table: Any, *args: Any, **kwargs: Any) -> Any:
+        arguments = query_signature.bind(table, *args, **kwargs).arguments
+        hash_key = arguments.get("hash_key")
+        if arguments.get("index_name") or hash_key is None or not table.range_key_attr:
+            return query(table, *args, **kwargs)
+        partition = list(table.items.get(hash_key, {}).values())
+        table.all_items = lambda: partition  # this call's view: the partition alone
+        try:
+            return query(table, *args, **kwargs)
+        finally:
+            del table.all_items
+
+    with (
+        mock.patch.object(models, "copy", _Tables),
+        mock.patch.object(models.DynamoDBBackend, "transact_write_items", transact_write_items),
+        mock.patch.object(Table, "query", partition_query),
+    ):
+        yield
+
+
+# -- the stack in moto ---------------------------------------------------------------------
+
+
+def _create_from_template(dynamodb: Any, logical_id: str, name: str) -> Any:
+    """A table in moto with the properties template.yaml gives `logical_id`."""
+    from cfnlint.decode import decode  # type: ignore[import-untyped]
+
+    template, _ = decode(str(ROOT / "template.yaml"))
+    props = template["Resources"][logical_id]["Properties"]
+    extra = (
+        {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
+        if "GlobalSecondaryIndexes" in props
+        else {}
+    )
+    return dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        BillingMode=props["BillingMode"],
+        **extra,
+    )
+
+
+def job(index: int, folder: str | None = None) -> JobRecord:
+    """The queued job number `index` (folder `index mod 50`, uploaded in index order)."""
+    from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, job_id_for
+    from dropcut.model.phases import JobPhase
+
+    key = f"inbox/{folder or f'folder{index % FOLDERS:02d}'}/clip{index:07d}.mp4"
+    return JobRecord(
+        job_id=job_id_for(BUCKET, key, "v1"),
+        status=JobStatus.QUEUED,
+        phase=JobPhase.QUEUED,
+        bucket=BUCKET,
+        key=key,
+        version="v1",
+        spec=JobSpec(prompt="sepia"),
+        provider=POOL,
+        media={"duration_seconds": 5.0},
+        created_at=EPOCH - 86_400 + index * 0.01,
+    )
+
+
+@dataclass
+class Stack:
+    """The pool and its backlog in moto, the fake workflow and the clock."""
+
+    pool: SlotPool
+    sfn: FakeStepFunctions
+    clock: VirtualClock
+    recorder: Recorder
+    slots: Any
+    jobs: Any
+
+    def entry_item(self, record: JobRecord, seq: int) -> dict[str, Any]:
+        """The backlog entry Backlog.enqueue writes for a new job."""
+        from dropcut.aws.backlog import Queued
+
+        admission = self.pool.admission
+        assert admission is not None
+        queued = Queued.of(record, admission.layout, 0.0)
+        return {
+            "pool": admission.backlog.partition(queued.folder),
+            "entry": queued.entry,
+            "job_id": queued.job_id,
+            "first_part": queued.first_part,
+            "estimate": Decimal(str(queued.estimate)),
+            "seq": seq,
+            "queued_at": Decimal(str(self.clock.time())),
+        }
+
+
+@contextlib.contextmanager
+def stack(limit: int) -> Iterator[Stack]:
+    import boto3
+    from moto import mock_aws
+
+    import dropcut.aws.backlog as backlog_module
+    import dropcut.aws.slots as slots_module
+    from dropcut.aws.backlog import Backlog
+    from dropcut.aws.executions import Executions
+    from dropcut.aws.job_store import JobStore
+    from dropcut.aws.slots import Admission, SlotPool
+    from dropcut.model.layout import BucketLayout
+
+    clock = VirtualClock(EPOCH)
+    with (
+        mock_aws(),
+        mock.patch.object(slots_module, "time", clock),
+        mock.patch.object(backlog_module, "time", clock),
+    ):
+        dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
+        slots = _create_from_template(dynamodb, "SlotsTable", "slots")
+        jobs = _create_from_template(dynamodb, "JobsTable", "jobs")
+        sfn = FakeStepFunctions()
+        admission = Admission(
+            Backlog(slots, POOL),
+            JobStore(jobs),
+            Executions(sfn, STATE_MACHINE_ARN),  # type: ignore[arg-type]
+            BucketLayout(BUCKET),
+        )
+        pool = SlotPool(slots, sfn, POOL, limit=limit, admission=admission)  # type: ignore[arg-type]
+        recorder = Recorder(dynamodb.meta.client, {"slots": "pool", "jobs": "job_id"})
+        yield Stack(pool, sfn, clock, recorder, slots, jobs)
+
+
+def _flush_metrics() -> None:
+    """Powertools prints its metric set once it holds 100 values: drop them (no stdout noise)."""
+    from dropcut.observability import metrics
+
+    metrics.clear_metrics()
+
+
+# -- the phases ----------------------------------------------------------------------------
+
+
+def fill(bench: Stack, size: int) -> dict[str, Any]:
+    """The slots full and `size` jobs queued in FOLDERS folders: the first clip of each folder
+    through SlotPool.queue, the rest preloaded (the items Backlog.enqueue and JobStore.create
+    write, by BatchWriteItem)."""
+    from dropcut.aws.job_store import JobStore, to_item
+
+    store = JobStore(bench.jobs)
+    admission = bench.pool.admission
+    if admission is None:
+        raise RuntimeError("the pool was built without its backlog")
+    total = size + bench.pool.limit
+    for index in range(min(FOLDERS, total)):
+        record = job(index)
+        store.create(record)
+        bench.pool.queue(record)
+    _flush_metrics()
+    if bench.pool.limit < FOLDERS:  # the last folder's first job is still queued: compare
+        written = bench.entry_item(job(FOLDERS - 1), 1)
+        real = bench.slots.get_item(Key={"pool": written["pool"], "entry": written["entry"]}).get(
+            "Item"
+        )
+        if real is None or set(real) != set(written):
+            raise RuntimeError(f"Backlog.enqueue wrote {real}: the preload would differ")
+    seqs: Counter[str] = Counter()
+    with bench.jobs.batch_writer() as jobs, bench.slots.batch_writer() as entries:
+        for index in range(FOLDERS, total):
+            record = job(index)
+            folder = f"folder{index % FOLDERS:02d}"
+            seqs[folder] += 1
+            jobs.put_item(Item=to_item(record.model_dump(mode="json")))
+            entries.put_item(Item=bench.entry_item(record, 1 + seqs[folder]))
+    for folder, added in sorted(seqs.items()):
+        bench.slots.update_item(
+            Key={"pool": f"{POOL}#backlog#{folder}", "entry": "~count"},
+            UpdateExpression="ADD enqueued :added",
+            ExpressionAttributeValues={":added": added},
+        )
+        # As each arrival ends: its folder in the rotation (a folder whose first clip was
+        # admitted at once has left it, empty).
+        admission.backlog.join_turns(folder, 1)
+    return {"real_queue_calls": min(FOLDERS, total), "preloaded": max(0, total - FOLDERS)}
+
+
+def arrivals(bench: Stack, first: int, count: int) -> dict[str, Any]:
+    """`count` real SlotPool.queue calls into existing folders with every slot taken, then one
+    into a new folder: DynamoDB calls per arrival (the record's own PutItem not counted)."""
+    from dropcut.aws.job_store import JobStore
+
+    store = JobStore(bench.jobs)
+    records = [job(index) for index in range(first, first + count)]
+    for record in records:
+        store.create(record)
+    walls: list[float] = []
+    with bench.recorder.counting() as tally:
+        for record in records:
+            started = time.perf_counter()
+            admitted = bench.pool.queue(record)
+            walls.append(time.perf_counter() - started)
+            if admitted:
+                raise RuntimeError("an arrival was admitted: the slots were meant to be full")
+    newcomer = job(first + count, folder="newcomer")
+    store.create(newcomer)
+    with bench.recorder.counting() as new_folder:
+        bench.pool.queue(newcomer)
+    _flush_metrics()
+    return {
+        **tally.per(count),
+        "wall_ms_p50": statistics.median(walls) * 1000,
+        "new_folder": new_folder.per(1),
+    }
+
+
+def _percentile(values: list[float], percent: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
+
+
+def admissions(bench: Stack, holders: list[str], count: int) -> dict[str, Any]:
+    """`count` of release(oldest holder) -> dispatch -> the next queued job admitted."""
+    step = HOLD_SECONDS / bench.pool.limit
+
+    def release() -> tuple[float, int]:
+        bench.clock.advance(step)
+        before = len(bench.sfn.started)
+        started = time.perf_counter()
+        bench.pool.release(holders.pop(0))
+        wall = time.perf_counter() - started
+        holders.extend(bench.sfn.started[before:])
+        _flush_metrics()
+        return wall, len(bench.sfn.started) - before
+
+    for _ in range(WARMUP):
+        release()
+    walls: list[float] = []
+    admitted = 0
+    with bench.recorder.counting() as tally:
+        for _ in range(count):
+            wall, new = release()
+            walls.append(wall)
+            admitted += new
+    return {
+        **tally.per(max(1, admitted)),
+        "admitted": admitted,
+        "released": count,
+        "wall_ms_p50": statistics.median(walls) * 1000,
+        "wall_ms_p95": _percentile(walls, 95) * 1000,
+        "partitions": partitions(tally, max(1, admitted)),
+    }
+
+
+#: Partition keys of the slots table by what they hold (pool `evolink`).
+PARTITION_KINDS = (
+    (f"slots:{POOL}#backlog#", "a folder's backlog entries and counter (<pool>#backlog#<folder>)"),
+    (f"slots:{POOL}#pace", "the ring of recent holds (<pool>#pace)"),
+    (f"slots:{POOL}#turns", "the turns item (<pool>#turns)"),
+    (f"slots:{POOL}", "the slots item (<pool>)"),
+    ("jobs:", "a job record (jobs table, job_id)"),
+)
+
+
+def _kind(key: str) -> str:
+    return next((kind for prefix, kind in PARTITION_KINDS if key.startswith(prefix)), key)
+
+
+def partitions(tally: Tally, admitted: int) -> dict[str, Any]:
+    """Writes per admission by partition key: the busiest key, and the busiest of each kind
+    (for the folders, also all folders' writes together: one folder holding the backlog)."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for key, writes in tally.partitions.most_common():
+        kind = kinds.setdefault(_kind(key), {"busiest": key, "per_admission": 0.0, "total": 0})
+        kind["per_admission"] = max(kind["per_admission"], writes / admitted)
+        kind["total"] += writes
+    for kind in kinds.values():
+        kind["all_keys_per_admission"] = kind.pop("total") / admitted
+    key, writes = tally.partitions.most_common(1)[0]
+    return {
+        "busiest": key,
+        "busiest_kind": _kind(key),
+        "busiest_per_admission": writes / admitted,
+        "busiest_per_second": writes / admitted * ADMISSIONS_PER_SECOND,
+        "kinds": kinds,
+    }
+
+
+def etas(bench: Stack, total: int, last: JobRecord) -> dict[str, Any]:
+    """SlotPool.eta for ETA_SAMPLE queued jobs spread over the back half of the preloaded
+    backlog (their folders' first jobs are admitted by now), and for the last arrival."""
+    sample = sorted(
+        {total // 2 + i * (total - total // 2) // ETA_SAMPLE for i in range(ETA_SAMPLE)}
+    )
+    read: list[int] = []
+    with bench.recorder.counting() as tally:
+        answered = 0
+        for index in sample:
+            before = tally.items_read
+            if bench.pool.eta(job(index)) is not None:
+                answered += 1
+            read.append(tally.items_read - before)
+    eta = bench.pool.eta(last)
+    return {
+        **tally.per(len(sample)),
+        "answered": answered,
+        "asked": len(sample),
+        "items_read_max": max(read),
+        "last": None
+        if eta is None
+        else {
+            "admissions_before": eta.place.admissions_before,
+            "queued": eta.place.queued,
+            "start_in_hours": None if eta.start_in is None else eta.start_in / 3600,
+        },
+    }
+
+
+def measure_size(
+    size: int, admissions_count: int, arrivals_count: int, limit: int
+) -> dict[str, Any]:
+    started = time.monotonic()
+    with stack(limit) as bench:
+        filled = fill(bench, size)
+        setup = time.monotonic() - started
+        total = size + limit
+        arrived = arrivals(bench, total, arrivals_count)
+        holders = list(bench.sfn.started)
+        admitted = admissions(bench, holders, admissions_count)
+        eta = etas(bench, total, job(total + arrivals_count - 1))
+    return {
+        "size": size,
+        **filled,
+        "setup_seconds": setup,
+        "seconds": time.monotonic() - started,
+        "admission": admitted,
+        "arrival": arrived,
+        "eta": eta,
+    }
+
+
+def waiting() -> dict[str, Any]:
+    """The cost of WAITERS jobs waiting an hour, before the backlog (each re-joined the slot
+    line at every heartbeat) and now (queued: no execution)."""
+    wakes = WAITERS * 3600 / HEARTBEAT_SECONDS
+    return {
+        "waiters": WAITERS,
+        "heartbeat_seconds": HEARTBEAT_SECONDS,
+        "before": {
+            "transitions_per_hour": wakes * TRANSITIONS_PER_WAKE,
+            "lambda_calls_per_hour": wakes * LAMBDA_CALLS_PER_WAKE,
+            "transitions_per_second": wakes * TRANSITIONS_PER_WAKE / 3600,
+            "lambda_calls_per_second": wakes * LAMBDA_CALLS_PER_WAKE / 3600,
+        },
+        "after": {
+            "transitions_per_hour": 0,
+            "lambda_calls_per_hour": 0,
+            "transitions_per_second": 0,
+            "lambda_calls_per_second": 0,
+        },
+    }
+
+
+def measure(
+    sizes: list[int], admissions_count: int, arrivals_count: int, limit: int, plain_moto: bool
+) -> dict[str, Any]:
+    # Before dropcut.observability is first imported: Powertools as in a function, but quiet.
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "dropcut")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    started = time.monotonic()
+    with contextlib.nullcontext() if plain_moto else narrowed_moto():
+        figures = [measure_size(size, admissions_count, arrivals_count, limit) for size in sizes]
+    return {
+        "folders": FOLDERS,
+        "limit": limit,
+        "hold_seconds": HOLD_SECONDS,
+        "moto": "plain" if plain_moto else "narrowed",
+        "sizes": figures,
+        "waiting": waiting(),
+        "seconds": time.monotonic() - started,
+    }
+
+
+# -- the table -----------------------------------------------------------------------------
+
+
+def _calls(figure: dict[str, Any]) -> str:
+    return f"{figure['reads']:.3g} R + {figure['writes']:.3g} W"
+
+
+def _each(figures: dict[str, Any], show: Callable[[dict[str, Any]], str]) -> str:
+    return " / ".join(show(size) for size in figures["sizes"])
+
+
+def rows(figures: dict[str, Any], group: str = "6 backlog") -> list[tuple[str, str, str, str]]:
+    """The figures as (group, label, measured, target) rows, one column per backlog size."""
+    sizes = " / ".join(f"{size['size']:,}" for size in figures["sizes"])
+    moto = "in-process moto" + (" as shipped" if figures["moto"] == "plain" else " (narrowed)")
+    first = figures["sizes"][0]
+    busiest = first["admission"]["partitions"]
+    waiting = figures["waiting"]
+    before = waiting["before"]
+    return [
+        (
+            group,
+            f"admission (release -> next admitted), calls per job, {sizes} queued",
+            _each(figures, lambda s: _calls(s["admission"]))
+            + f"; TransactWriteItems {first['admission']['transact_write_items']:.3g} "
+            f"of {first['admission']['transact_items']:.3g} items",
+            "constant",
+        ),
+        (
+            group,
+            f"admission: items read per job, {sizes} queued",
+            _each(figures, lambda s: f"{s['admission']['items_read']:.3g}"),
+            "constant",
+        ),
+        (
+            group,
+            f"busiest partition key: writes per admission, {sizes} queued",
+            _each(figures, lambda s: f"{s['admission']['partitions']['busiest_per_admission']:.3g}")
+            + f" ({busiest['busiest_kind']}) = "
+            + _each(figures, lambda s: f"{s['admission']['partitions']['busiest_per_second']:.0f}")
+            + f" writes/s at {ADMISSIONS_PER_SECOND} admissions/s",
+            f"<= {PARTITION_GOAL}/s",
+        ),
+        (
+            group,
+            f"release -> next admitted, p50 / p95 ms, {sizes} queued",
+            _each(
+                figures,
+                lambda s: (
+                    f"{s['admission']['wall_ms_p50']:.1f} / {s['admission']['wall_ms_p95']:.1f}"
+                ),
+            ),
+            f"{moto}: our code + moto",
+        ),
+        (
+            group,
+            f"arrival (queue() with slots full), calls per job, {sizes} queued",
+            _each(figures, lambda s: _calls(s["arrival"]))
+            + f"; into a new folder {_calls(first['arrival']['new_folder'])}",
+            "constant",
+        ),
+        (
+            group,
+            f"ETA read (eta()), calls per job / items read at most, {sizes} queued",
+            _each(figures, lambda s: f"{_calls(s['eta'])} / {s['eta']['items_read_max']}"),
+            "constant calls",
+        ),
+        (
+            group,
+            f"cost of waiting, {waiting['waiters']:,} jobs, before (re-join every "
+            f"{waiting['heartbeat_seconds']} s)",
+            f"{before['transitions_per_hour']:,.0f} transitions + "
+            f"{before['lambda_calls_per_hour']:,.0f} Lambda calls an hour "
+            f"({before['transitions_per_second']:.0f} + {before['lambda_calls_per_second']:.0f}/s)",
+            "",
+        ),
+        (
+            group,
+            f"cost of waiting, {waiting['waiters']:,} jobs, now (queued, no execution)",
+            "0 transitions + 0 Lambda calls an hour",
+            "0",
+        ),
+    ]
+
+
+def _print(figures: dict[str, Any]) -> None:
+    print(
+        f"backlog admission, {figures['folders']} folders, {figures['limit']} slots, "
+        f"in-process moto ({figures['moto']}); took {figures['seconds']:.0f} s"
+    )
+    for size in figures["sizes"]:
+        admission = size["admission"]
+        print(
+            f"\n{size['size']:,} queued: setup {size['setup_seconds']:.0f} s "
+            f"({size['real_queue_calls']} queue() calls, {size['preloaded']:,} preloaded), "
+            f"all {size['seconds']:.0f} s; {admission['admitted']} admitted by "
+            f"{admission['released']} releases"
+        )
+        for name in ("admission", "arrival", "eta"):
+            ops = ", ".join(f"{op} {n:.3g}" for op, n in size[name]["by_operation"].items())
+            print(f"  {name:9s} per job: {_calls(size[name])}: {ops}")
+        print("  writes per admission, busiest key of each kind (all keys of the kind):")
+        for kind, figure in admission["partitions"]["kinds"].items():
+            print(
+                f"    {figure['per_admission']:6.3f} ({figure['all_keys_per_admission']:.3f})  "
+                f"{kind}"
+            )
+        last = size["eta"]["last"]
+        if last is not None and last["start_in_hours"] is not None:
+            print(
+                f"  ETA of the last arrival: {last['admissions_before']:,} admissions before it "
+                f"of {last['queued']:,} queued, starts in {last['start_in_hours']:.1f} h "
+                f"({HOLD_SECONDS:.0f} s holds, {figures['limit']} slots; virtual clock)"
+            )
+    print()
+    print("| goal | figure | measured | target |")
+    print("|---|---|---|---|")
+    for row in rows(figures):
+        print("| " + " | ".join(row) + " |")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        default=",".join(str(size) for size in SIZES),
+        help="backlog sizes, comma-separated (default %(default)s)",
+    )
+    parser.add_argument("--admissions", type=int, default=200, help="counted per size")
+    parser.add_argument("--arrivals", type=int, default=100, help="real queue() calls per size")
+    parser.add_argument("--limit", type=int, default=10, help="the pool's slots")
+    parser.add_argument("--plain-moto", action="store_true", help="moto as shipped (slow)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line only")
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    figures = measure(sizes, args.admissions, args.arrivals, args.limit, args.plain_moto)
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    _print(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
