@@ -1,10 +1,13 @@
 """`make bench`: every benchmark, each in its own process, then one table of the figures.
 
     python -m bench [--copy-mib N] [--burst CLIPS,LIMIT,TASK_SECONDS] [--media-seconds S]
+                    [--backlog-sizes N,N,...]
 
 Defaults keep the whole run to a few minutes on 2 shared cores: a 256 MiB result copy
 (`python -m bench.result_copy` alone copies 1 GiB), and a calm burst of 60 clips, limit 10,
-20 s tasks (the issue's 500 clips would take about 17 minutes of ideal time alone).
+20 s tasks (the issue's 500 clips would take about 17 minutes of ideal time alone). The backlog's
+admission (`python -m bench.backlog`) runs at 1,000, 10,000 and 100,000 queued jobs: about 5 CPU
+minutes (13 wall on a loaded machine); `--backlog-sizes 1000,10000` for a quicker run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import subprocess
 import sys
 import time
 from typing import Any
+
+from bench.backlog import SIZES as BACKLOG_SIZES
+from bench.backlog import rows as backlog_rows
 
 
 def _run(*args: str) -> Any:
@@ -154,6 +160,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--copy-mib", default="256")
     parser.add_argument("--burst", default="60,10,20")
     parser.add_argument("--media-seconds", default="60")
+    parser.add_argument(
+        "--backlog-sizes",
+        default=",".join(str(size) for size in BACKLOG_SIZES),
+        help="queued jobs the backlog benchmark admits from (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     clips, limit, task_seconds = args.burst.split(",")
     started = time.monotonic()
@@ -164,7 +175,8 @@ def main(argv: list[str]) -> int:
     burst = _run("bench.burst", clips, "--calm", "--limit", limit, "--task-seconds", task_seconds)
     cold = _run("bench.cold_start", "--used")
     media = _run("bench.media", "--seconds", args.media_seconds)
-    rows = _rows(copy, follow, burst, cold) + _media_rows(media)
+    backlog = _run("bench.backlog", "--sizes", args.backlog_sizes)
+    rows = _rows(copy, follow, burst, cold) + _media_rows(media) + backlog_rows(backlog)
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(
         f"\n{today}, {platform.machine()} Linux, {os.cpu_count()} cores (shared), "

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dropcut.aws.breaker import Breaker
 from dropcut.aws.pace import PaceBook, clip_bucket, learned_wait, pace_key
 from dropcut.model.follow import PollPlan, first_progress
 from dropcut.model.jobs import JobStatus
@@ -104,6 +105,7 @@ def test_start_task_learns_from_what_check_status_recorded(poll_job, jobs_table,
             presign_seconds=3600,
             pace=book,
             callback_url_for=None,
+            breaker=Breaker(jobs_table, "aimlapi", first_pause_seconds=0),
         )
         return start_task(deps, job_id)
 
@@ -118,11 +120,13 @@ def test_start_task_learns_from_what_check_status_recorded(poll_job, jobs_table,
         ledger=pool.ledger,
         pace=book,
         task_retries=0,
+        breaker=Breaker(store.table, "evolink", first_pause_seconds=0),
     )
     check_status(checks, job_id, seen)
     assert [round(d) for d in book.recent(KEY)] == [240]
     # The next job of the same provider, model and clip length starts from that history.
     store.update(job_id, {"task_id": None, "status": JobStatus.RECEIVED.value})
     warm = start(Provider())
-    assert warm.wait_seconds == round(240 - 7.5)
+    # Half a follow-up step (15 s) before the recorded 240 s (and the few ms the check took).
+    assert warm.wait_seconds == learned_wait(book.recent(KEY), 15) in (232, 233)
     assert PLAN.next_interval(warm.interval_seconds) == PLAN.initial_seconds

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from dropcut.aws.breaker import Breaker
 from dropcut.errors import (
     ExecutionEnded,
     ProviderAnswerLost,
     ProviderBadResponse,
+    ProviderRejected,
     ProviderThrottled,
     ProviderUnavailable,
     TaskCreationUncertain,
@@ -60,6 +62,7 @@ def start(job, settings):
             presign_seconds=3600,
             callback_url_for=None,
             pace=None,
+            breaker=Breaker(store.table, "evolink", first_pause_seconds=0),
         )
         return start_task(deps, job_id)
 
@@ -96,8 +99,19 @@ def test_a_refused_create_releases_the_claim_so_the_state_machine_can_retry(job,
     with pytest.raises(ProviderThrottled):
         start(provider)
     assert job[0].require(job[2]).creating_since is None
+    breaker = Breaker(job[0].table, "evolink")
+    tripped = breaker.state()
+    assert tripped is not None and tripped.reason == "ProviderThrottled"  # admission pauses
     assert start(provider).task_id == CREATED.task_id
     assert len(provider.requests) == 2
+    assert breaker.state() is None  # a create went through: admission resumes
+
+
+def test_a_create_refused_for_the_job_itself_does_not_pause_admission(job, start):
+    provider = FakeProvider(ProviderRejected("prompt refused", status=400), CREATED)
+    with pytest.raises(ProviderRejected):
+        start(provider)
+    assert Breaker(job[0].table, "evolink").state() is None
 
 
 def test_a_lost_answer_is_never_retried(job, start):
@@ -183,6 +197,7 @@ def test_with_callbacks_an_uncertain_create_waits_for_the_callback_to_name_the_t
         presign_seconds=3600,
         callback_url_for=lambda job: f"https://hooks.test/callbacks/{job}?cap=x",
         pace=None,
+        breaker=Breaker(store.table, "evolink", first_pause_seconds=0),
     )
     waiting = start_task(deps, job_id)
     assert (waiting.task_id, waiting.follow) == ("", "callback")
