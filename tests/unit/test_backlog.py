@@ -373,10 +373,13 @@ def test_a_job_over_the_whole_daily_budget_does_not_hold_the_backlog(
 def test_a_provider_outage_pauses_admission_and_a_half_open_breaker_tries_one_job(
     pool, store, tokens
 ):
-    from dropcut.aws.breaker import Breaker
+    from dropcut.aws.breaker import TRIP_AFTER, Breaker
 
     breaker = Breaker(store.table, "evolink")
-    breaker.trip("ProviderUnavailable")  # StartTask saw the provider refuse a create
+    breaker.trip("ProviderUnavailable")
+    assert not pool.backlog_state().admission_paused  # one refusal pauses nothing
+    for _ in range(TRIP_AFTER - 1):  # StartTask saw the provider refuse creates, in a row
+        breaker.trip("ProviderUnavailable")
     first = queued_job(store, "inbox/a/1.mp4", 1.0)
     second = queued_job(store, "inbox/b/2.mp4", 2.0)
     assert pool.queue(first) == [] and pool.queue(second) == []  # slots free, nothing admitted
@@ -392,10 +395,11 @@ def test_a_provider_outage_pauses_admission_and_a_half_open_breaker_tries_one_jo
 
 
 def test_a_refused_create_while_half_open_pauses_twice_as_long(jobs_table):
-    from dropcut.aws.breaker import FIRST_PAUSE_SECONDS, Breaker
+    from dropcut.aws.breaker import FIRST_PAUSE_SECONDS, TRIP_AFTER, Breaker
 
     breaker = Breaker(jobs_table, "evolink")
-    breaker.trip("ProviderUnavailable")
+    for _ in range(TRIP_AFTER):
+        breaker.trip("ProviderUnavailable")
     breaker.trip("ProviderUnavailable")  # the same spell: the same pause
     state = breaker.state()
     assert state is not None and state.pause_seconds == FIRST_PAUSE_SECONDS

@@ -100,18 +100,17 @@ def test_a_refused_create_releases_the_claim_so_the_state_machine_can_retry(job,
         start(provider)
     assert job[0].require(job[2]).creating_since is None
     breaker = Breaker(job[0].table, "evolink")
-    tripped = breaker.state()
-    assert tripped is not None and tripped.reason == "ProviderThrottled"  # admission pauses
+    assert job[0].table.get_item(Key=breaker.key)["Item"]["failures"] == 1  # counted
     assert start(provider).task_id == CREATED.task_id
     assert len(provider.requests) == 2
-    assert breaker.state() is None  # a create went through: admission resumes
+    assert "failures" not in job[0].table.get_item(Key=breaker.key)["Item"]  # answered: forgotten
 
 
-def test_a_create_refused_for_the_job_itself_does_not_pause_admission(job, start):
+def test_a_create_refused_for_the_job_itself_is_no_outage(job, start):
     provider = FakeProvider(ProviderRejected("prompt refused", status=400), CREATED)
     with pytest.raises(ProviderRejected):
         start(provider)
-    assert Breaker(job[0].table, "evolink").state() is None
+    assert "Item" not in job[0].table.get_item(Key=Breaker(job[0].table, "evolink").key)
 
 
 def test_a_lost_answer_is_never_retried(job, start):

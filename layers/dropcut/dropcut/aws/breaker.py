@@ -2,8 +2,9 @@
 429, a lost answer, 402 out of credit), admission from the backlog pauses instead of starting job
 after job into the outage; it resumes by itself.
 
-StartTask trips it when a create is answered so, CheckStatus when a status query is; a create or
-a query the provider answers closes it. While it is open, SlotPool.dispatch admits nothing and
+StartTask counts a create answered so, CheckStatus a status query; the third in a row opens it
+(a lone 429 in a busy hour does not pause anything); a create or query the provider answers
+closes it and forgets the count. While it is open, SlotPool.dispatch admits nothing and
 StartTask sends no create (a 5xx to a create may hide a task: the job would end uncertain); the
 state machine's backed-off retries (5 to 120 s, about 4.5 minutes in all) carry the jobs already
 admitted over the outage. When the pause is over, admission takes one job (half-open): refused
@@ -35,6 +36,8 @@ BREAKER_PREFIX = "breaker#"
 #: What the provider answers when it (or our account with it) cannot take requests now: these
 #: trip the breaker, where a refusal of one job's request does not.
 OUTAGES = (ProviderUnavailable, ProviderThrottled, ProviderOutOfCredits)
+#: Refusals in a row (no answer between) that open it: one 429 in a busy hour does not.
+TRIP_AFTER = 3
 #: The first pause after a refused create, and the longest (each trip while open doubles it).
 FIRST_PAUSE_SECONDS = 30.0
 MAX_PAUSE_SECONDS = 300.0
@@ -84,15 +87,25 @@ class Breaker:
         )
 
     def trip(self, reason: str) -> None:
-        """Open it (or keep it open twice as long): the provider refused a create for `reason`."""
+        """Count a refusal for `reason`; the TRIP_AFTER-th in a row (no answer between) opens it,
+        and one while it is open or half-open keeps it open (twice as long when half-open)."""
         now = time.time()
         current = self.state()
-        pause = self.first_pause_seconds
-        if current is not None and not current.paused(now):
-            pause = min(MAX_PAUSE_SECONDS, 2 * current.pause_seconds)  # refused again, half-open
-        elif current is not None:
-            pause = current.pause_seconds  # another refusal of the same spell
         try:
+            if current is None:
+                counted = self.table.update_item(
+                    Key=self.key,
+                    UpdateExpression="ADD failures :one",
+                    ExpressionAttributeValues={":one": 1},
+                    ReturnValues="UPDATED_NEW",
+                )
+                if int(str(counted["Attributes"]["failures"])) < TRIP_AFTER:
+                    return
+            pause = self.first_pause_seconds
+            if current is not None:  # half-open: refused again; open: the same spell
+                pause = current.pause_seconds
+                if not current.paused(now):
+                    pause = min(MAX_PAUSE_SECONDS, 2 * current.pause_seconds)
             self.table.update_item(
                 Key=self.key,
                 UpdateExpression="SET opened_at = :opened, open_until = :until, reason = :reason, "
@@ -108,14 +121,19 @@ class Breaker:
             logger.warning("provider breaker not tripped", extra={"error": type(exc).__name__})
             return
         logger.warning(
-            "provider refused a create: admission paused",
+            "the provider keeps refusing: admission paused",
             extra={"reason": reason, "pause_seconds": pause},
         )
 
     def close(self) -> None:
-        """Close it: a create succeeded (nothing when it is closed already)."""
+        """Close it, and forget the refusals counted: the provider answered (nothing when there
+        is nothing to forget)."""
         try:
-            self.table.delete_item(Key=self.key, ConditionExpression="attribute_exists(open_until)")
+            self.table.update_item(
+                Key=self.key,
+                UpdateExpression="REMOVE failures, opened_at, open_until, reason, pause_seconds",
+                ConditionExpression="attribute_exists(failures) OR attribute_exists(open_until)",
+            )
         except self.table.meta.client.exceptions.ConditionalCheckFailedException:
             return
         except (ClientError, BotoCoreError) as exc:
