@@ -7,8 +7,6 @@ bench/backlog.py.)"""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -36,45 +34,12 @@ def backlog_app() -> Iterator[LocalApp]:
         yield app
 
 
-def _published(logs: str, metric: str) -> list[float]:
-    """The values of `metric` in the embedded-metric-format lines of a function's log."""
-    values: list[float] = []
-    for line in logs.splitlines():
-        with contextlib.suppress(ValueError):
-            document = json.loads(line)
-            if isinstance(document, dict) and "_aws" in document and metric in document:
-                value = document[metric]
-                values.extend(value if isinstance(value, list) else [value])
-    return values
-
-
 def _until_recorded(app: LocalApp, keys: list[str], timeout: float = 120.0) -> None:
     """Wait until Submit has recorded a job for each of `keys`."""
     deadline = time.monotonic() + timeout
     while {key for key, _ in app.job_statuses().values()} < set(keys):
         assert time.monotonic() < deadline, "Submit did not record every upload"
         time.sleep(0.2)
-
-
-class Schedule:
-    """Fires a scheduled function every `every_seconds` while the block runs."""
-
-    def __init__(self, app: LocalApp, function: str, every_seconds: float) -> None:
-        self.app, self.function, self.every = app, function, every_seconds
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._fire, daemon=True)
-
-    def _fire(self) -> None:
-        while not self.stop.wait(self.every):
-            self.app.stack.fire_schedule(self.function)
-
-    def __enter__(self) -> Schedule:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=60)
 
 
 class LineWatch:
@@ -158,48 +123,3 @@ def test_a_backfill_does_not_hold_back_the_other_folders(backlog_app: LocalApp, 
     assert stats["tasks_created"] == len(jobs) and stats["max_in_flight"] <= LIMIT
     assert app.slot_holders() == {} and app.jobs_queued() == []
     print(f"\nadmission order: {[key.split('/', 1)[1] for key in order]}")
-
-
-OUTAGE_SECONDS = 30.0
-
-
-def test_a_provider_outage_pauses_admission_and_ends_no_job(backlog_app: LocalApp, clip: bytes):
-    app = backlog_app
-    app.simulator.reset(config=True)
-    keys = [f"inbox/outage/{n:02d}.mp4" for n in range(9)]
-    before = app.simulator.stats()["tasks_created"]
-    for key in keys[:4]:
-        app.put(key, clip, metadata={"prompt": "sepia"})
-    app.wait_for_ending(keys[0], timeout=300)
-    # The provider is down for a while, the backlog behind it: creates are answered 429 (a
-    # refusal: provably nothing created), everything else 503. (A create answered 5xx may have
-    # created a task: that job is never sent again and ends unpaid, uncertain, unless a callback
-    # names its task: docs/exactly-once.md. The breaker keeps that to the creates in flight.)
-    app.simulator.add_fault(
-        api="*", op="create", kind="throttle", retry_after=1, times=-1, for_seconds=OUTAGE_SECONDS
-    )
-    for op in ("query", "result"):
-        app.simulator.add_fault(
-            api="*", op=op, kind="unavailable", status=503, times=-1, for_seconds=OUTAGE_SECONDS
-        )
-    for key in keys[4:]:
-        app.put(key, clip, metadata={"prompt": "sepia"})
-    deadline = time.monotonic() + 120
-    while not app.slot_pool().backlog_state().admission_paused:
-        assert time.monotonic() < deadline, "admission never paused"
-        time.sleep(0.5)
-    report, error, logs = app.stack.invoke_raw(
-        "ReconcileFunction", app.stack.event_sources.scheduled_event("ReconcileFunction")
-    )
-    assert error is None and report["admission_paused"] is True
-    assert _published(logs, "AdmissionPaused") == [1]  # ProviderOutageAlarm's metric
-
-    # The reconciler's schedule (every 5 minutes when deployed, sped up here) admits again once
-    # the pause is over, if no slot is given back meanwhile.
-    with Schedule(app, "ReconcileFunction", every_seconds=5.0):
-        endings = {key: app.wait_for_ending(key, timeout=300) for key in keys}
-    assert all(ending.succeeded for ending in endings.values()), {
-        key: ending.error for key, ending in endings.items() if not ending.succeeded
-    }
-    assert not app.slot_pool().backlog_state().admission_paused  # resumed by itself
-    assert app.simulator.stats()["tasks_created"] - before == len(keys)  # none paid twice

@@ -305,7 +305,7 @@ def test_admissions_before_counts_the_other_folders_turns_up_to_what_they_have()
 
 
 def test_a_queued_jobs_place_and_start_follow_the_backlog(pool, store):
-    from dropcut.aws.pace import HoldRing
+    from dropcut.aws.slots import HOLDS_RING, hold_pace
 
     pool.limit = 1
     first = queued_job(store, "inbox/a/0.mp4", 1.0)
@@ -321,7 +321,7 @@ def test_a_queued_jobs_place_and_start_follow_the_backlog(pool, store):
     assert (eta.place.ahead, eta.place.queued) == (2, 8)
     assert eta.place.admissions_before == 2 + 3  # 2 of a/, 3 turns of b/ meanwhile
 
-    HoldRing(pool.table, pool.pool).record(30.0)
+    hold_pace(pool.table, pool.pool).record(HOLDS_RING, 30.0)
     eta = pool.eta(third)
     assert eta is not None and eta.start_in == (5 + 0.5) * 30.0
 
@@ -336,12 +336,12 @@ def test_a_queued_jobs_place_and_start_follow_the_backlog(pool, store):
 
 
 def test_a_slot_given_back_records_how_long_it_was_held(pool, store):
-    from dropcut.aws.pace import HoldRing
+    from dropcut.aws.slots import HOLDS_RING, hold_pace
 
     record = queued_job(store, "inbox/a/0.mp4", 1.0)
     pool.queue(record)
     pool.release(record.job_id)
-    [held] = HoldRing(pool.table, pool.pool).recent()
+    [held] = hold_pace(pool.table, pool.pool).recent(HOLDS_RING)
     assert 0 <= held < 60
 
 
@@ -368,55 +368,3 @@ def test_a_job_over_the_whole_daily_budget_does_not_hold_the_backlog(
     assert tokens.started == [huge.job_id, after.job_id]
     assert set(budgeted.holders()) == {after.job_id}
     assert store.require(huge.job_id).status is JobStatus.RECEIVED
-
-
-def test_a_provider_outage_pauses_admission_and_a_half_open_breaker_tries_one_job(
-    pool, store, tokens
-):
-    from dropcut.aws.breaker import TRIP_AFTER, Breaker
-
-    breaker = Breaker(store.table, "evolink")
-    breaker.trip("ProviderUnavailable")
-    assert not pool.backlog_state().admission_paused  # one refusal pauses nothing
-    for _ in range(TRIP_AFTER - 1):  # StartTask saw the provider refuse creates, in a row
-        breaker.trip("ProviderUnavailable")
-    first = queued_job(store, "inbox/a/1.mp4", 1.0)
-    second = queued_job(store, "inbox/b/2.mp4", 2.0)
-    assert pool.queue(first) == [] and pool.queue(second) == []  # slots free, nothing admitted
-    assert pool.backlog_state().admission_paused
-
-    store.table.update_item(Key=breaker.key, UpdateExpression="SET open_until = :past",
-                            ExpressionAttributeValues={":past": 1})  # the pause is over  # fmt: skip
-    assert not pool.backlog_state().admission_paused
-    assert pool.dispatch() == [first.job_id]  # half-open: one job tries the provider
-    breaker.close()  # its create went through
-    assert pool.dispatch() == [second.job_id]
-    assert tokens.started == [first.job_id, second.job_id]
-
-
-def test_a_refused_create_while_half_open_pauses_twice_as_long(jobs_table):
-    from dropcut.aws.breaker import FIRST_PAUSE_SECONDS, TRIP_AFTER, Breaker
-
-    breaker = Breaker(jobs_table, "evolink")
-    for _ in range(TRIP_AFTER):
-        breaker.trip("ProviderUnavailable")
-    breaker.trip("ProviderUnavailable")  # the same spell: the same pause
-    state = breaker.state()
-    assert state is not None and state.pause_seconds == FIRST_PAUSE_SECONDS
-    jobs_table.update_item(Key=breaker.key, UpdateExpression="SET open_until = :past",
-                           ExpressionAttributeValues={":past": 1})  # fmt: skip
-    breaker.trip("ProviderOutOfCredits")  # refused again after the pause
-    state = breaker.state()
-    assert state is not None and state.pause_seconds == 2 * FIRST_PAUSE_SECONDS
-    assert state.reason == "ProviderOutOfCredits"
-
-
-def test_the_hold_ring_keeps_the_latest_holds_one_write_each(slots_table):
-    from dropcut.aws.pace import HoldRing
-
-    ring = HoldRing(slots_table, "evolink", ring=4)
-    for seconds in (10.0, 20.0, 30.0, 40.0, 50.0, 60.0):
-        ring.record(seconds)
-    held = ring.recent()
-    assert 1 <= len(held) <= 4 and set(held) <= {10.0, 20.0, 30.0, 40.0, 50.0, 60.0}
-    assert 60.0 in held  # the latest is always there

@@ -352,7 +352,7 @@ CLIENT_NEEDS: dict[str, Any] = {
         lambda g: {a for a, _ in g if a.startswith("s3:")},
     ),
     "jobs": (
-        r"wiring\.(job_store|submit_deps|slot_pool|breaker|pace_book)\(",
+        r"wiring\.(job_store|submit_deps|slot_pool)\(",
         lambda g: {r for _, r in g if r.startswith(JOBS)},
     ),
     "slots": (

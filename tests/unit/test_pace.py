@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dropcut.aws.breaker import Breaker
 from dropcut.aws.pace import PaceBook, clip_bucket, learned_wait, pace_key
 from dropcut.model.follow import PollPlan, first_progress
 from dropcut.model.jobs import JobStatus
@@ -105,7 +104,6 @@ def test_start_task_learns_from_what_check_status_recorded(poll_job, jobs_table,
             presign_seconds=3600,
             pace=book,
             callback_url_for=None,
-            breaker=Breaker(jobs_table, "aimlapi", first_pause_seconds=0),
         )
         return start_task(deps, job_id)
 
@@ -120,7 +118,6 @@ def test_start_task_learns_from_what_check_status_recorded(poll_job, jobs_table,
         ledger=pool.ledger,
         pace=book,
         task_retries=0,
-        breaker=Breaker(store.table, "evolink", first_pause_seconds=0),
     )
     check_status(checks, job_id, seen)
     assert [round(d) for d in book.recent(KEY)] == [240]

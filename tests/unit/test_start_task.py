@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dropcut.aws.breaker import Breaker
 from dropcut.errors import (
     ExecutionEnded,
     ProviderAnswerLost,
     ProviderBadResponse,
-    ProviderRejected,
     ProviderThrottled,
     ProviderUnavailable,
     TaskCreationUncertain,
@@ -62,7 +60,6 @@ def start(job, settings):
             presign_seconds=3600,
             callback_url_for=None,
             pace=None,
-            breaker=Breaker(store.table, "evolink", first_pause_seconds=0),
         )
         return start_task(deps, job_id)
 
@@ -99,18 +96,8 @@ def test_a_refused_create_releases_the_claim_so_the_state_machine_can_retry(job,
     with pytest.raises(ProviderThrottled):
         start(provider)
     assert job[0].require(job[2]).creating_since is None
-    breaker = Breaker(job[0].table, "evolink")
-    assert job[0].table.get_item(Key=breaker.key)["Item"]["failures"] == 1  # counted
     assert start(provider).task_id == CREATED.task_id
     assert len(provider.requests) == 2
-    assert "failures" not in job[0].table.get_item(Key=breaker.key)["Item"]  # answered: forgotten
-
-
-def test_a_create_refused_for_the_job_itself_is_no_outage(job, start):
-    provider = FakeProvider(ProviderRejected("prompt refused", status=400), CREATED)
-    with pytest.raises(ProviderRejected):
-        start(provider)
-    assert "Item" not in job[0].table.get_item(Key=Breaker(job[0].table, "evolink").key)
 
 
 def test_a_lost_answer_is_never_retried(job, start):
@@ -196,7 +183,6 @@ def test_with_callbacks_an_uncertain_create_waits_for_the_callback_to_name_the_t
         presign_seconds=3600,
         callback_url_for=lambda job: f"https://hooks.test/callbacks/{job}?cap=x",
         pace=None,
-        breaker=Breaker(store.table, "evolink", first_pause_seconds=0),
     )
     waiting = start_task(deps, job_id)
     assert (waiting.task_id, waiting.follow) == ("", "callback")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from dropcut.aws.breaker import Breaker
 from dropcut.aws.job_events import NO_JOB_EVENTS
 from dropcut.aws.slots import SlotPool, settle_slot
 from dropcut.errors import JobNotReady, TaskFailed, TaskRetried
@@ -280,7 +279,6 @@ def test_a_part_whose_task_failed_gets_one_new_task_then_fails(
         ledger=pool.ledger,
         task_retries=1,
         pace=None,
-        breaker=Breaker(store.table, "evolink"),
     )
     part = units[2]
     store.update(part, {"task_id": "t-1", "status": JobStatus.RUNNING.value})
@@ -334,7 +332,6 @@ def _checks(store, pool: SlotPool, credits: float | None, retries: int = 1) -> C
         ledger=pool.ledger,
         task_retries=retries,
         pace=None,
-        breaker=Breaker(store.table, "evolink"),
     )
 
 
@@ -416,7 +413,6 @@ def test_a_whole_jobs_failed_task_is_not_retried(job, media_bucket, settings, po
         ledger=pool.ledger,
         task_retries=1,
         pace=None,
-        breaker=Breaker(store.table, "evolink"),
     )
     with pytest.raises(TaskFailed):
         check_status(deps, job_id, _progress("t-1"))

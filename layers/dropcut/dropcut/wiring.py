@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
-    from dropcut.aws.breaker import Breaker
     from dropcut.aws.executions import Executions
     from dropcut.aws.job_events import JobEvents
     from dropcut.aws.job_store import JobStore
@@ -112,13 +111,6 @@ def pace_book(settings: Settings) -> PaceBook:
     from dropcut.aws.pace import PaceBook
 
     return PaceBook(dynamodb().Table(settings.jobs_table))
-
-
-def breaker(settings: Settings) -> Breaker:
-    """The provider's circuit breaker (in the jobs table): StartTask trips and closes it."""
-    from dropcut.aws.breaker import Breaker
-
-    return Breaker(dynamodb().Table(settings.jobs_table), settings.provider)
 
 
 def daily_budget(settings: Settings) -> DailyBudget:

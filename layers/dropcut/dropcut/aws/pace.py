@@ -12,7 +12,7 @@ Writing is best-effort: a lost sample never fails a job.
 from __future__ import annotations
 
 import statistics
-import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -57,17 +57,30 @@ def learned_wait(durations: list[float], step_seconds: int) -> int | None:
     return max(1, round(statistics.median(durations) - step_seconds / 2))
 
 
-class PaceBook:
-    """The rings of recent task durations, in the jobs table."""
+def jobs_table_key(key: str) -> dict[str, str]:
+    """A pace item's key in the jobs table."""
+    return {"job_id": key}
 
-    def __init__(self, table: Table, ring: int = RING) -> None:
+
+class PaceBook:
+    """Rings of recent durations: task durations in the jobs table (`pace#...` items), and
+    slot holds in the slots table (dropcut.aws.slots: how long a job holds its slot, for the
+    backlog's ETA); `item_key` makes a ring's name the table's key."""
+
+    def __init__(
+        self,
+        table: Table,
+        ring: int = RING,
+        item_key: Callable[[str], dict[str, str]] = jobs_table_key,
+    ) -> None:
         self.table = table
         self.ring = ring
+        self.item_key = item_key
 
     def recent(self, key: str) -> list[float]:
         """The durations recorded under `key`, oldest first ([] when none, or unreadable)."""
         try:
-            item = self.table.get_item(Key={"job_id": key}).get("Item") or {}
+            item = self.table.get_item(Key=self.item_key(key)).get("Item") or {}
         except (ClientError, BotoCoreError) as exc:
             logger.warning("task pace unreadable", extra={"error": type(exc).__name__})
             return []
@@ -78,7 +91,7 @@ class PaceBook:
         worst trims one sample too few, corrected by the next record)."""
         try:
             answer = self.table.update_item(
-                Key={"job_id": key},
+                Key=self.item_key(key),
                 UpdateExpression="SET durations = list_append(if_not_exists(durations, :empty), "
                 ":new)",
                 ExpressionAttributeValues={
@@ -90,7 +103,7 @@ class PaceBook:
             extra = len(answer["Attributes"].get("durations") or []) - self.ring  # type: ignore[arg-type]
             if extra > 0:
                 self.table.update_item(
-                    Key={"job_id": key},
+                    Key=self.item_key(key),
                     UpdateExpression="REMOVE " + ", ".join(f"durations[{i}]" for i in range(extra)),
                     ConditionExpression="size(durations) > :ring",
                     ExpressionAttributeValues={":ring": self.ring},
@@ -99,42 +112,3 @@ class PaceBook:
             pass  # another writer trimmed it
         except (ClientError, BotoCoreError) as exc:
             logger.warning("task pace not recorded", extra={"error": type(exc).__name__})
-
-
-class HoldRing:
-    """How long jobs held a pool's slots, lately (s), for the backlog's ETA: RING slots of one
-    map in the slots table (`<pool>#pace` / `holds`), each hold written over the slot of its
-    millisecond clock: one write a release, whatever the ring holds (a ring that appends, then
-    trims, takes two on the pool's busiest key). Best effort, as the task rings."""
-
-    def __init__(self, table: Table, pool: str, ring: int = RING) -> None:
-        self.table = table
-        self.key = {"pool": f"{pool}#pace", "entry": "holds"}
-        self.ring = ring
-
-    def recent(self) -> list[float]:
-        """The holds recorded ([] when none, or unreadable)."""
-        try:
-            item = self.table.get_item(Key=self.key).get("Item") or {}
-        except (ClientError, BotoCoreError) as exc:
-            logger.warning("slot holds unreadable", extra={"error": type(exc).__name__})
-            return []
-        return [float(str(value)) for value in dict(item.get("holds") or {}).values()]  # type: ignore[arg-type]
-
-    def record(self, seconds: float) -> None:
-        """Write one hold over a slot of the ring (one UpdateItem; the ring's first, a PutItem)."""
-        slot = str(int(time.time() * 1000) % self.ring)
-        value = Decimal(str(round(seconds, 3)))
-        try:
-            try:
-                self.table.update_item(
-                    Key=self.key,
-                    UpdateExpression="SET holds.#slot = :seconds",
-                    ConditionExpression="attribute_exists(holds)",
-                    ExpressionAttributeNames={"#slot": slot},
-                    ExpressionAttributeValues={":seconds": value},
-                )
-            except self.table.meta.client.exceptions.ConditionalCheckFailedException:
-                self.table.put_item(Item={**self.key, "holds": {slot: value}})  # the first
-        except (ClientError, BotoCoreError) as exc:
-            logger.warning("slot hold not recorded", extra={"error": type(exc).__name__})

@@ -31,12 +31,11 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dropcut.aws.backlog import Backlog, Place, Queued, Rotation
-from dropcut.aws.breaker import Breaker
+from dropcut.aws.backlog import Backlog, Place, Queued
 from dropcut.aws.executions import Executions
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.ledger import BudgetLedger, number, transact
-from dropcut.aws.pace import HoldRing
+from dropcut.aws.pace import PaceBook
 from dropcut.aws.tokens import resume_wait
 from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
 from dropcut.model.budget import (
@@ -89,6 +88,10 @@ class Grant(Enum):
     CONFLICT = "conflict"
 
 
+#: The ring of recent slot holds (s) in the slots table (`<pool>#pace`), for the ETA.
+HOLDS_RING = "holds"
+
+
 @dataclass(frozen=True)
 class BacklogState:
     """The backlog as the reconciler's gauges see it."""
@@ -96,8 +99,6 @@ class BacklogState:
     queued: int
     #: Since when the daily budget holds the backlog back (None: it does not).
     budget_wait_since: float | None
-    #: A provider outage pauses admission (dropcut.aws.breaker).
-    admission_paused: bool
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,11 @@ class Eta:
     start_in: float | None
 
 
+def hold_pace(table: Table, pool: str) -> PaceBook:
+    """How long jobs held the pool's slots, recently (s): a ring in the slots table."""
+    return PaceBook(table, item_key=lambda ring: {"pool": f"{pool}#pace", "entry": ring})
+
+
 def queue_eta(backlog: Backlog, layout: BucketLayout, limit: int, record: JobRecord) -> Eta | None:
     """Where a queued job stands in the backlog and when it should start (None when it is not
     queued): its place under fair turns and the pace at which the pool's `limit` slots came
@@ -116,7 +122,7 @@ def queue_eta(backlog: Backlog, layout: BucketLayout, limit: int, record: JobRec
     place = backlog.place(Queued.of(record, layout, 0.0))
     if place is None:
         return None
-    holds = HoldRing(backlog.table, backlog.pool).recent()
+    holds = hold_pace(backlog.table, backlog.pool).recent(HOLDS_RING)
     if not holds:
         return Eta(place, None)
     return Eta(place, start_in_seconds(place.admissions_before, limit, statistics.median(holds)))
@@ -166,18 +172,13 @@ class SlotPool:
         return self.dispatch()
 
     def backlog_state(self) -> BacklogState:
-        """How many jobs are queued, since when the daily budget holds them back, and whether
-        a provider outage pauses admission (none for a pool built without a backlog)."""
+        """How many jobs are queued, and since when the daily budget holds them back (none
+        for a pool built without a backlog)."""
         if self.admission is None:
-            return BacklogState(0, None, False)
+            return BacklogState(0, None)
         backlog = self.admission.backlog
         rotation = backlog.rotation()
-        outage = Breaker(self.admission.store.table, self.pool).state()
-        return BacklogState(
-            backlog.queued(rotation.turns),
-            rotation.budget_wait_since,
-            outage is not None and outage.paused(time.time()),
-        )
+        return BacklogState(backlog.queued(rotation.turns), rotation.budget_wait_since)
 
     def eta(self, record: JobRecord) -> Eta | None:
         """Where a queued job stands and when it should start (see queue_eta)."""
@@ -266,7 +267,11 @@ class SlotPool:
         )
         before: dict[str, Any] = dict(answer.get("Attributes") or {})
         holder: dict[str, Any] | None = (before.get("holders") or {}).get(job_id)
-        given_back_at = time.time()
+        held = holder is not None
+        if holder is not None and holder.get("until") is None:  # a lost task's hold: no pace
+            hold_pace(self.table, self.pool).record(
+                HOLDS_RING, time.time() - float(str(holder.get("since", 0)))
+            )
         try:
             self.dispatch()
         except (ClientError, BotoCoreError) as exc:
@@ -277,9 +282,7 @@ class SlotPool:
             # A bug in handing over must not fail the job that gave the slot back either (its
             # Finalize is about to copy a paid result). Logged as an error: the dashboard shows it.
             logger.exception("slot hand-over failed; deferred to the next join or reconciler")
-        if holder is not None and holder.get("until") is None:  # a lost task's hold: no pace
-            HoldRing(self.table, self.pool).record(given_back_at - float(str(holder["since"])))
-        return holder is not None
+        return held
 
     def hold_until(self, job_id: str, until: float) -> bool:
         """Keep the job's slot until `until` (its task may still run); False if it holds none."""
@@ -325,68 +328,46 @@ class SlotPool:
     def _admit(self, admission: Admission) -> list[str]:
         """Admit queued jobs while slots are free: the folder with the fewest turns per weight
         goes next; each admission is one transaction, then its execution starts. With a budget,
-        a job it cannot take holds the backlog back (marked on the turns item) until one can;
-        a provider outage pauses admission (dropcut.aws.breaker)."""
+        a job it cannot take holds the backlog back (marked on the turns item) until one can."""
         backlog = admission.backlog
-        most = self._admission_room(admission)
-        if most == 0:
-            return []
         rotation = backlog.rotation()
         turns = rotation.turns
         admitted: list[str] = []
         conflicts = 0
         granted = Grant.FULL
-        while turns and self.limit - len(self.holders()) > 0 and len(admitted) != most:
+        while turns and self.limit - len(self.holders()) > 0:
             folder = min(turns, key=lambda name: (*turns[name].order, name))
             queued = backlog.head(folder)
             if queued is None:
                 backlog.retire(folder, turns.pop(folder).weight)
                 continue
-            granted = self._admit_one(admission, queued)
-            if granted is Grant.GRANTED:
-                now = time.time()
-                backlog.count_turn(folder, now)
-                turns[folder].served += 1
-                turns[folder].last = now
-                admitted.append(queued.job_id)
-            elif granted is Grant.CONFLICT and conflicts < MAX_CONFLICTS:
+            if self.budget.enabled and queued.estimate > self.budget.limit:
+                # More than the whole daily budget: it never gets a slot. Started without one,
+                # its AcquireSlot ends it with an over_daily_budget report, unpaid, and the
+                # backlog goes on behind it.
+                unslotted = self._grant_queued(admission, queued, slot=False)
+                if unslotted is Grant.GRANTED:
+                    admission.executions.start(queued.job_id)
+                elif unslotted is Grant.STALE:
+                    backlog.leave(queued)
+                else:
+                    break  # another dispatch at the same moment: the next hand-over goes on
+                continue
+            granted = self._grant_queued(admission, queued)
+            if granted is Grant.STALE:
+                backlog.leave(queued)
+                continue
+            if granted is Grant.CONFLICT and conflicts < MAX_CONFLICTS:
                 conflicts += 1
-            elif granted is not Grant.STALE:
+                continue
+            if granted is not Grant.GRANTED:
                 break
-        self._mark_budget_hold(backlog, rotation, granted, bool(admitted) or not turns)
-        if admitted:
-            metrics.add_metric(name="JobsAdmitted", unit="Count", value=len(admitted))
-        return admitted
-
-    def _admission_room(self, admission: Admission) -> int | None:
-        """How many jobs this dispatch may admit: none while a provider outage pauses admission,
-        one when the pause is over (half-open: it tries the provider before the backlog
-        follows), else as many as slots allow (None)."""
-        outage = Breaker(admission.store.table, self.pool).state()
-        if outage is None:
-            return None
-        if outage.paused(time.time()):
-            logger.info("admission paused by a provider outage", extra={"reason": outage.reason})
-            return 0
-        return 1
-
-    def _admit_one(self, admission: Admission, queued: Queued) -> Grant:
-        """Admit the job (the transaction, then its execution); a stale entry leaves the
-        backlog. A job over the whole daily budget never gets a slot: it is started without
-        one, and its AcquireSlot ends it with an over_daily_budget report, unpaid."""
-        over = self.budget.enabled and queued.estimate > self.budget.limit
-        granted = self._grant_queued(admission, queued, slot=not over)
-        if granted is Grant.GRANTED:
             admission.executions.start(queued.job_id)
-        elif granted is Grant.STALE:
-            admission.backlog.leave(queued)
-        return granted
-
-    def _mark_budget_hold(
-        self, backlog: Backlog, rotation: Rotation, granted: Grant, moved: bool
-    ) -> None:
-        """Mark the backlog as held by the daily budget (the last grant was refused for it), or
-        clear the mark once it `moved` (a job admitted, or nothing left)."""
+            now = time.time()
+            backlog.count_turn(folder, now)
+            turns[folder].served += 1
+            turns[folder].last = now
+            admitted.append(queued.job_id)
         marked = rotation.budget_wait_since is not None
         if granted is Grant.OVER_BUDGET and not marked:
             backlog.hold_for_budget(True)
@@ -394,8 +375,11 @@ class SlotPool:
                 "backlog waits for the daily budget",
                 extra={"daily_credit_budget": self.budget.limit},
             )
-        elif marked and granted is not Grant.OVER_BUDGET and moved:
+        elif marked and granted is not Grant.OVER_BUDGET and (admitted or not turns):
             backlog.hold_for_budget(False)
+        if admitted:
+            metrics.add_metric(name="JobsAdmitted", unit="Count", value=len(admitted))
+        return admitted
 
     def _grant_queued(self, admission: Admission, queued: Queued, *, slot: bool = True) -> Grant:
         """In one transaction: a slot for the job's first part (and, with a budget, its

@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dropcut.aws.breaker import OUTAGES, Breaker
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.ledger import BudgetLedger
 from dropcut.aws.pace import PaceBook
@@ -34,9 +33,6 @@ class CheckStatusDeps:
     #: TaskRetries: how many new tasks a part whose provider task failed gets (a whole job's
     #: failed task is not retried: `dropcut retry` is the user's call to pay again).
     task_retries: int
-    #: A status query the provider cannot answer (5xx, 429) pauses admission from the backlog;
-    #: one it answers resumes it (dropcut.aws.breaker).
-    breaker: Breaker
 
 
 def check_status(deps: CheckStatusDeps, part_id: str, progress: TaskProgress) -> TaskProgress:
@@ -53,12 +49,7 @@ def check_status(deps: CheckStatusDeps, part_id: str, progress: TaskProgress) ->
         # A retry re-uses this finished task (StartTask said so): nothing to ask, go on.
         deps.store.move_phase(part_id, JobPhase.STORING)
         return progress
-    try:
-        task = deps.provider_for(progress.provider).get_task(progress.task_id)
-    except OUTAGES as error:
-        deps.breaker.trip(type(error).__name__)
-        raise
-    deps.breaker.close()
+    task = deps.provider_for(progress.provider).get_task(progress.task_id)
     now = time.time()
     fields: dict[str, Any] = {
         "task_state": task.state.value,

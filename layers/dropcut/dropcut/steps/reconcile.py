@@ -105,8 +105,6 @@ class ReconcileReport:
     jobs_in_line: int = 0
     #: Jobs in the backlog (JobsQueued): no execution yet.
     jobs_queued: int = 0
-    #: A provider outage pauses admission (AdmissionPaused; dropcut.aws.breaker).
-    admission_paused: bool = False
     #: Jobs in line that the daily credit budget holds back (JobsWaitingForBudget).
     jobs_waiting_for_budget: int = 0
     #: Credits reserved or charged today, UTC (BudgetCreditsToday).
@@ -165,12 +163,10 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
     report.jobs_queued = backlog.queued
     if backlog.budget_wait_since is not None:
         report.jobs_waiting_for_budget += backlog.queued
-    report.admission_paused = backlog.admission_paused
 
     metrics.add_metric(name="SlotsInUse", unit="Count", value=report.slots_in_use)
     metrics.add_metric(name="JobsInLine", unit="Count", value=report.jobs_in_line)
     metrics.add_metric(name="JobsQueued", unit="Count", value=report.jobs_queued)
-    metrics.add_metric(name="AdmissionPaused", unit="Count", value=int(report.admission_paused))
     metrics.add_metric(
         name="JobsWaitingForBudget", unit="Count", value=report.jobs_waiting_for_budget
     )

@@ -7,16 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dropcut.aws.breaker import OUTAGES, Breaker
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.pace import PaceBook, learned_wait, pace_key
 from dropcut.aws.storage import presign_get
-from dropcut.errors import (
-    ExecutionEnded,
-    JobNotReady,
-    ProviderUnavailable,
-    TaskCreationUncertain,
-)
+from dropcut.errors import ExecutionEnded, JobNotReady, TaskCreationUncertain
 from dropcut.model.callbacks import CallbackUrlFor
 from dropcut.model.follow import Follow, PollPlan, TaskProgress, adoption_progress, first_progress
 from dropcut.model.jobs import JobStatus, PartRecord
@@ -44,22 +38,6 @@ class StartTaskDeps:
     callback_url_for: CallbackUrlFor | None
     #: Recent task durations (the first wait of a task with no provider estimate); None: none.
     pace: PaceBook | None
-    #: Pauses admission from the backlog while the provider refuses creates (5xx, 429, 402).
-    breaker: Breaker
-
-
-def _hold_during_an_outage(breaker: Breaker, record: PartRecord) -> None:
-    """Send nothing new into a provider outage (a 5xx to a create may hide a task): raises
-    ProviderUnavailable, undelivered, which the state machine retries after a backed-off wait.
-    (A create already sent is never sent again, outage or not: start_task's claim says so.)"""
-    if record.creating_since is not None:
-        return
-    outage = breaker.state()
-    if outage is not None and outage.paused(time.time()):
-        raise ProviderUnavailable(
-            f"the provider refused requests ({outage.reason}): creates are paused; none was sent",
-            delivered=False,
-        )
 
 
 def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
@@ -82,7 +60,6 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     follow: Follow = "callback" if callbacks else "poll"
     if record.task_id:
         return _recorded(deps, record, provider_name, follow)
-    _hold_during_an_outage(deps.breaker, record)
     # Everything the create needs is made before the claim, so the claim is followed by the POST
     # alone: a worker stopped before it sent anything leaves no claim behind.
     request = _edit_request(deps, record, callback=callbacks)
@@ -113,14 +90,11 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     try:
         task = provider.create_task(request)
     except Exception as error:
-        if isinstance(error, OUTAGES):
-            deps.breaker.trip(type(error).__name__)  # refused or not, the provider is in trouble
         if not create_refused(error):
             return _uncertain(deps, record, provider_name, callbacks, redact_urls(str(error)))
         # Nothing reached the provider's application: no task exists, retry is safe.
         store.update(part_id, {"creating_since": None})
         raise
-    deps.breaker.close()
     now = time.time()
     created = {
         "task_id": task.task_id,
