@@ -19,24 +19,9 @@ def _no_network():
 
 def _create_from_template(dynamodb, logical_id: str, name: str):
     """A table in moto with the properties template.yaml gives `logical_id`."""
-    from pathlib import Path
+    from devstack.tables import table_from_template
 
-    from cfnlint.decode import decode
-
-    template, _ = decode(str(Path(__file__).resolve().parents[2] / "template.yaml"))
-    props = template["Resources"][logical_id]["Properties"]
-    extra = (
-        {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
-        if "GlobalSecondaryIndexes" in props
-        else {}
-    )
-    return dynamodb.create_table(
-        TableName=name,
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
-        BillingMode=props["BillingMode"],
-        **extra,
-    )
+    return table_from_template(dynamodb, logical_id, name)
 
 
 @pytest.fixture(autouse=True)

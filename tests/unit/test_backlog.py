@@ -51,6 +51,19 @@ def admit_one_at_a_time(pool: SlotPool, store: JobStore, count: int) -> list[str
     return order
 
 
+def _budgeted(pool: SlotPool, *, limit: int, daily_credits: float) -> SlotPool:
+    """`pool` (its table, tokens and backlog) with `limit` slots and a daily budget of
+    `daily_credits` at 2 credits a second."""
+    return SlotPool(
+        pool.table,
+        pool.sfn,
+        pool.pool,
+        limit=limit,
+        budget=DailyBudget(limit=daily_credits, credits_per_second=2),
+        admission=pool.admission,
+    )
+
+
 def test_a_queued_job_waits_without_an_execution_until_a_slot_is_free(pool, store, tokens):
     pool.limit = 1
     first = queued_job(store, "inbox/a/1.mp4", 1.0)
@@ -166,14 +179,7 @@ def test_a_cancelled_queued_job_never_starts(pool, store, tokens, settings):
 def test_an_admission_reserves_the_first_parts_estimate_with_its_slot(
     slots_table, jobs_table, tokens, settings, pool, store
 ):
-    budgeted = SlotPool(
-        slots_table,
-        tokens,
-        "evolink",
-        limit=1,
-        budget=DailyBudget(limit=100, credits_per_second=2),
-        admission=pool.admission,
-    )
+    budgeted = _budgeted(pool, limit=1, daily_credits=100)
     record = queued_job(store, "inbox/a/1.mp4", 1.0)
     budgeted.queue(record)
     reservation = budgeted.reservation(record.job_id)
@@ -181,14 +187,7 @@ def test_an_admission_reserves_the_first_parts_estimate_with_its_slot(
 
 
 def test_the_daily_budget_holds_the_backlog_and_starts_nothing(slots_table, tokens, pool, store):
-    budgeted = SlotPool(
-        slots_table,
-        tokens,
-        "evolink",
-        limit=2,
-        budget=DailyBudget(limit=12, credits_per_second=2),
-        admission=pool.admission,
-    )
+    budgeted = _budgeted(pool, limit=2, daily_credits=12)
     first = queued_job(store, "inbox/a/1.mp4", 1.0)
     second = queued_job(store, "inbox/a/2.mp4", 2.0)
     assert budgeted.queue(first) == [first.job_id]
@@ -348,14 +347,7 @@ def test_a_slot_given_back_records_how_long_it_was_held(pool, store):
 def test_a_job_over_the_whole_daily_budget_does_not_hold_the_backlog(
     slots_table, tokens, pool, store
 ):
-    budgeted = SlotPool(
-        slots_table,
-        tokens,
-        "evolink",
-        limit=2,
-        budget=DailyBudget(limit=12, credits_per_second=2),
-        admission=pool.admission,
-    )
+    budgeted = _budgeted(pool, limit=2, daily_credits=12)
     huge = queued_job(store, "inbox/a/huge.mp4", 1.0).model_copy(
         update={"media": {"duration_seconds": 10.0}}  # 20 credits: more than the whole budget
     )
