@@ -1,18 +1,20 @@
 """Writes the published JSON Schemas from their models (`python -m devstack.schema`):
-schemas/job-manifest.schema.json (JobSpec) and schemas/job-event.schema.json (the detail of a
-job event, JobEventDetail)."""
+schemas/job-manifest.schema.json (JobSpec), schemas/job-event.schema.json (the detail of a
+job event, JobEventDetail) and schemas/batch-event.schema.json (the detail of a Batch Completed
+event, BatchEventDetail)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from dropcut.aws.job_events import JobEventDetail
+from dropcut.aws.job_events import BATCH_COMPLETED, BatchEventDetail, JobEventDetail
 from dropcut.model.jobs import JobSpec
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 SCHEMA_PATH = SCHEMAS / "job-manifest.schema.json"
 JOB_EVENT_SCHEMA_PATH = SCHEMAS / "job-event.schema.json"
+BATCH_EVENT_SCHEMA_PATH = SCHEMAS / "batch-event.schema.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -34,6 +36,16 @@ def job_event_schema() -> dict[str, object]:
     return schema
 
 
+def batch_event_schema() -> dict[str, object]:
+    schema = BatchEventDetail.model_json_schema(mode="serialization")
+    schema["$schema"] = DRAFT
+    schema["description"] = (
+        "The detail of a dropcut batch event (EventBridge default bus, source 'dropcut', "
+        f"detail-type '{BATCH_COMPLETED}')."
+    )
+    return schema
+
+
 def _dump(schema: dict[str, object]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
@@ -46,7 +58,12 @@ def render_job_event() -> str:
     return _dump(job_event_schema())
 
 
+def render_batch_event() -> str:
+    return _dump(batch_event_schema())
+
+
 if __name__ == "__main__":
     SCHEMA_PATH.write_text(render())
     JOB_EVENT_SCHEMA_PATH.write_text(render_job_event())
-    print(f"wrote {SCHEMA_PATH} and {JOB_EVENT_SCHEMA_PATH}")
+    BATCH_EVENT_SCHEMA_PATH.write_text(render_batch_event())
+    print(f"wrote {SCHEMA_PATH}, {JOB_EVENT_SCHEMA_PATH} and {BATCH_EVENT_SCHEMA_PATH}")

@@ -26,7 +26,7 @@ deps = CancelDeps(
     executions=wiring.executions(settings),
     slots=wiring.slot_pool(settings),
     lost_task_hold_seconds=settings.slots.lost_task_hold_seconds,
-    events=wiring.job_events(JobEventSettings.from_env()),
+    events=wiring.job_events(settings, JobEventSettings.from_env()),
 )
 app = APIGatewayHttpResolver()
 

@@ -22,7 +22,8 @@ deps = ReconcileDeps(
     slots=wiring.slot_pool(settings),
     manifest_wait_seconds=reconcile_settings.manifest_wait_seconds,
     lost_task_hold_seconds=settings.slots.lost_task_hold_seconds,
-    events=wiring.job_events(JobEventSettings.from_env()),
+    events=wiring.job_events(settings, JobEventSettings.from_env()),
+    batches=wiring.batches(settings, JobEventSettings.from_env()),
 )
 
 

@@ -17,7 +17,7 @@ deps = RecordFailureDeps(
     layout=settings.layout,
     slots=wiring.slot_pool(settings),
     lost_task_hold_seconds=settings.slots.lost_task_hold_seconds,
-    events=wiring.job_events(JobEventSettings.from_env()),
+    events=wiring.job_events(settings, JobEventSettings.from_env()),
 )
 
 

@@ -20,7 +20,7 @@ deps = StitchDeps(
     layout=settings.layout,
     media=PyAvMediaTools(),
     work_dir=Path(tempfile.gettempdir()),
-    events=wiring.job_events(JobEventSettings.from_env()),
+    events=wiring.job_events(settings, JobEventSettings.from_env()),
 )
 
 

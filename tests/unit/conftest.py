@@ -7,7 +7,7 @@ from pytest_socket import disable_socket, enable_socket
 # Powertools' Tracer opens X-Ray's UDP emitter socket when it is first built: build it here, at
 # collection, before sockets are blocked, whichever test first imports a module that logs.
 import dropcut.observability  # noqa: F401
-from dropcut.settings import Settings, SlotSettings
+from dropcut.settings import BatchSettings, Settings, SlotSettings
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +44,12 @@ def aws():
 def jobs_table(aws):
     """The jobs table, created in moto (in-process) from template.yaml's JobsTable properties."""
     return _create_from_template(aws, "JobsTable", "jobs")
+
+
+@pytest.fixture
+def batches_table(aws):
+    """The batches table, created in moto from template.yaml's BatchesTable properties."""
+    return _create_from_template(aws, "BatchesTable", "batches")
 
 
 @pytest.fixture
@@ -146,6 +152,7 @@ def settings() -> Settings:
             table="slots", limit=2, max_wait_seconds=3600, lost_task_hold_seconds=600
         ),
         state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:stack-job",
+        batches=BatchSettings(table="batches", quiet_seconds=600),
     )
 
 
@@ -185,6 +192,7 @@ def submit_deps_of(jobs_table, media_bucket, settings, pool):
             "resolve": no_lookups,
             "events": NO_JOB_EVENTS,
             "plan": PlanSettings(),
+            "batches": None,
         }
         return SubmitDeps(**{**defaults, **fields})
 

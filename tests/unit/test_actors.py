@@ -316,6 +316,8 @@ def test_each_handler_answers_403_to_a_caller_outside_the_prefix(
         "MEDIA_BUCKET": BUCKET,
         "JOBS_TABLE": "jobs",
         "SLOTS_TABLE": "slots",
+        "BATCHES_TABLE": "batches",
+        "BATCH_QUIET_SECONDS": "600",
         "INBOX_PREFIX": "inbox/",
         "OUTBOX_PREFIX": "outbox/",
         "ERRORS_PREFIX": "errors/",

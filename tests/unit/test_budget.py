@@ -365,6 +365,7 @@ def test_the_reconciler_counts_jobs_waiting_for_budget_and_publishes_it(
         manifest_wait_seconds=600,
         lost_task_hold_seconds=60,
         events=NO_JOB_EVENTS,
+        batches=None,
     )
     metrics.clear_metrics()
     report = reconcile(deps, now=clock.now)
@@ -411,6 +412,7 @@ def test_a_marked_job_the_budget_would_take_now_counts_as_waiting_for_a_slot(
         manifest_wait_seconds=600,
         lost_task_hold_seconds=60,
         events=NO_JOB_EVENTS,
+        batches=None,
     )
     assert _budget_waiting(pool) == ["job-b"]
     report = reconcile(deps, now=time.time())

@@ -125,6 +125,9 @@ WORK = f"{BUCKET}/work/*"
 JOBS = "{JobsTable.Arn}"
 JOBS_BY_STATUS = "{JobsTable.Arn}/index/by_status"
 SLOTS = "{SlotsTable.Arn}"
+BATCHES = "{BatchesTable.Arn}"
+BATCHES_BY_STATE = "{BatchesTable.Arn}/index/by_state"
+OUTBOX_BATCHES = (f"{BUCKET}/outbox/_batches/*", f"{BUCKET}/outbox/*/_batches/*")
 #: Named from the stack (template.yaml, JobStateMachine.Name): the functions the state machine
 #: calls start admitted jobs' executions, and a reference would make a circle of the template.
 STATE_MACHINE = "arn:aws:states:region:account:stateMachine:stack-job"
@@ -164,6 +167,17 @@ ACTORS = allow(["iam:SimulatePrincipalPolicy"], IAM_USERS, IAM_ROLES) | allow(
     ["iam:GetRole"], IAM_ROLES
 )
 
+#: dropcut.services.batches.Batches.job_ended (JobEvents' ending hook, in every function that
+#: ends jobs): the member and the header updated in one transaction (UpdateItem), the header
+#: read (GetItem); the last ending claims the summary (UpdateItem), reads the members (Query)
+#: and writes the summary beside the outputs (PutObject under _batches/).
+BATCH_ENDINGS = allow(
+    ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"], BATCHES
+) | allow(["s3:PutObject"], *OUTBOX_BATCHES)
+#: Batches.join (Submit, Retry): the folder's open batch read, moved (PutItem) and made
+#: (PutItem of the header), the member put in a transaction with the header's count.
+BATCH_JOINS = BATCH_ENDINGS | allow(["dynamodb:PutItem"], BATCHES)
+
 EXPECTED: dict[str, set[tuple[str, str]]] = {
     # steps.submit: storage.head_or_none (HEAD, by version), probe via s3_range_reader (ranged
     # GETs of the version), _read_manifest (GET of manifest and presets), validation (HEAD + GET
@@ -176,7 +190,8 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["s3:PutObject", "s3:DeleteObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
     | SLOT_POOL
-    | JOB_EVENTS,
+    | JOB_EVENTS
+    | BATCH_JOINS,
     # steps.acquire_slot: JobStore.require and move_phase, SlotPool.acquire.
     "AcquireSlotFunction": SLOT_POOL,
     # steps.start_task: storage.presign_get (the URL works only if its signer may GET the
@@ -217,13 +232,15 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["s3:ListBucket"], BUCKET)
     | allow(["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], OUTBOX)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
-    | JOB_EVENTS,
+    | JOB_EVENTS
+    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"], BATCHES),
     # steps.record_failure: write_error_report, JobStore require/update, settle_slot, job
     # events (failed).
     "RecordFailureFunction": allow(["s3:PutObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | SLOT_POOL
-    | JOB_EVENTS,
+    | JOB_EVENTS
+    | BATCH_ENDINGS,
     # steps.reconcile: _records_in (Query on by_status), JobStore get/update, reports,
     # Executions.status/start, the slot pool, job events (failed, cancelled).
     "ReconcileFunction": allow(["s3:PutObject"], ERRORS)
@@ -231,7 +248,9 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["dynamodb:Query"], JOBS_BY_STATUS)
     | allow(["states:DescribeExecution"], EXECUTIONS)
     | SLOT_POOL
-    | JOB_EVENTS,
+    | JOB_EVENTS
+    | BATCH_ENDINGS
+    | allow(["dynamodb:Query"], BATCHES_BY_STATE),
     # steps.cancel (dropcut cancel): actors.admit (the job's record, the caller's IAM
     # question), end_job_once (conditional UpdateItem, the report under errors/),
     # Executions.stop, SlotPool.leave_line_of and settle_slot, job events (cancelled).
@@ -240,7 +259,8 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["states:StopExecution"], EXECUTIONS)
     | SLOT_POOL
     | JOB_EVENTS
-    | ACTORS,
+    | ACTORS
+    | BATCH_ENDINGS,
     # steps.retry (dropcut retry): actors.admit, the old job claimed (GetItem, UpdateItem), then
     # steps.submit.resubmit: Submit's reads, report and start, without deleting a report.
     "RetryFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
@@ -249,7 +269,8 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
     | SLOT_POOL
     | JOB_EVENTS
-    | ACTORS,
+    | ACTORS
+    | BATCH_JOINS,
     # steps.webhook (internet-facing): JobStore get/update_returning, resume_callback_wait,
     # provider key (the confirming query), callback secret (the capability check).
     "WebhookFunction": allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
@@ -309,7 +330,9 @@ def test_no_role_may_change_the_bucket_delete_inputs_or_outputs_scan_or_delete_j
         if resource == "*":
             assert action == "states:SendTaskSuccess", f"{function}: {action} on every resource"
         if action.startswith("s3:") and resource.startswith(f"{BUCKET}/"):
-            assert resource in (INBOX, OUTBOX, ERRORS, WORK), f"{function}: {action} on {resource}"
+            assert resource in (INBOX, OUTBOX, ERRORS, WORK, *OUTBOX_BATCHES), (
+                f"{function}: {action} on {resource}"
+            )
         if resource == INBOX:
             assert action in ("s3:GetObject", "s3:GetObjectVersion"), "the inbox is read-only"
 

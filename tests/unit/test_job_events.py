@@ -16,6 +16,7 @@ from cfnlint.decode import decode
 
 from devstack.schema import JOB_EVENT_SCHEMA_PATH, render_job_event
 from dropcut.aws.job_events import (
+    BATCH_COMPLETED,
     ENDINGS,
     EVENT_SOURCE,
     NO_JOB_EVENTS,
@@ -283,6 +284,7 @@ def test_the_reconciler_publishes_one_ending_per_abandoned_job(
         manifest_wait_seconds=600,
         lost_task_hold_seconds=60,
         events=JobEvents(client, "stack"),
+        batches=None,
     )
     assert reconcile(deps).ended == [job_id]
     assert reconcile(deps).ended == []  # a second pass finds it ended: no second event
@@ -305,6 +307,7 @@ def test_the_reconciler_publishes_a_manifest_timeout(media_bucket, settings, sto
         manifest_wait_seconds=600,
         lost_task_hold_seconds=60,
         events=JobEvents(client, "stack"),
+        batches=None,
     )
     assert reconcile(deps).manifest_timeouts == [job_id]
     [detail] = client.details()
@@ -315,13 +318,20 @@ def test_the_reconciler_publishes_a_manifest_timeout(media_bucket, settings, sto
 # -- the template ------------------------------------------------------------------------------
 
 
-def test_the_email_rule_matches_this_stacks_endings_and_feeds_the_topic():
+def test_the_email_rule_matches_this_stacks_batches_or_job_endings_and_feeds_the_topic():
     template, _ = decode(str(ROOT / "template.yaml"))
     resources = template["Resources"]
     rule = resources["JobEndingsRule"]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == [EVENT_SOURCE]
-    assert set(pattern["detail-type"]) == {kind.value for kind in ENDINGS}
+    # NotificationEmailFor: job mails each ending; batch (the default) each completed batch.
+    condition, per_job, per_batch = pattern["detail-type"]["Fn::If"]
+    assert template["Conditions"][condition] == {
+        "Fn::Equals": [{"Ref": "NotificationEmailFor"}, "job"]
+    }
+    assert template["Parameters"]["NotificationEmailFor"]["Default"] == "batch"
+    assert set(per_job) == {kind.value for kind in ENDINGS}
+    assert per_batch == [BATCH_COMPLETED]
     assert pattern["detail"] == {"service": [{"Ref": "AWS::StackName"}]}
     assert rule["Properties"]["Targets"] == [{"Id": "email", "Arn": {"Ref": "JobEndingsTopic"}}]
     for name in ("JobEndingsRule", "JobEndingsTopic", "JobEndingsTopicPolicy"):

@@ -43,6 +43,7 @@ def _pass(s3, settings, store, executions, pool):
         manifest_wait_seconds=600,
         lost_task_hold_seconds=60,
         events=NO_JOB_EVENTS,
+        batches=None,
     )
     return reconcile(deps)
 

@@ -29,6 +29,7 @@ JOB_ONLY = {
     "retried_by",
     "retry_requested_by",
     "eta",
+    "batch_id",
 }
 
 

@@ -39,6 +39,15 @@ class SlotSettings:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """Batches (dropcut.model.batches): where they are kept, and when a folder's batch closes."""
+
+    table: str
+    #: BatchQuietSeconds: a folder's uploads this far apart start a new batch (s).
+    quiet_seconds: int
+
+
+@dataclass(frozen=True)
 class Settings:
     """What every function knows about its stack (template.yaml's Globals)."""
 
@@ -56,6 +65,8 @@ class Settings:
     #: The job state machine (its name is the stack's: template.yaml, JobStateMachine), whose
     #: executions Submit, the admission of queued jobs, Reconcile and Cancel start or stop.
     state_machine_arn: str
+    #: The batches table and BatchQuietSeconds (dropcut.model.batches).
+    batches: BatchSettings
 
     @property
     def layout(self) -> BucketLayout:
@@ -84,6 +95,10 @@ class Settings:
                 credits_per_billed_second=float(os.environ["CREDITS_PER_BILLED_SECOND"]),
             ),
             state_machine_arn=os.environ["STATE_MACHINE_ARN"],
+            batches=BatchSettings(
+                table=os.environ["BATCHES_TABLE"],
+                quiet_seconds=_int("BATCH_QUIET_SECONDS"),
+            ),
         )
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from dropcut.model.callbacks import CallbackSigner, CallbackUrlFor
     from dropcut.providers import Provider, ProviderFor
     from dropcut.services.actors import ActorDeps, IamReader
+    from dropcut.services.batches import Batches
     from dropcut.steps.submit import SubmitDeps
 
 #: How long a secret read from Secrets Manager is reused before it is read again (s).
@@ -93,11 +94,28 @@ def events_client() -> Any:
     return boto3.client("events", config=config)
 
 
-def job_events(settings: JobEventSettings) -> JobEvents:
-    """The job event publisher of this stack (PutEvents on the default bus)."""
+def job_events(settings: Settings, events: JobEventSettings) -> JobEvents:
+    """The job event publisher of this stack (PutEvents on the default bus), which counts each
+    job ending in the job's batch (and completes the batch on its last)."""
     from dropcut.aws.job_events import JobEvents
 
-    return JobEvents(events_client(), settings.service)
+    return JobEvents(events_client(), events.service, on_ending=batches(settings, events).job_ended)
+
+
+def batches(settings: Settings, events: JobEventSettings) -> Batches:
+    """This stack's batches: joins, ending counts, summaries and `Batch Completed` events."""
+    from dropcut.aws.batch_store import BatchStore
+    from dropcut.aws.job_events import JobEvents
+    from dropcut.services.batches import Batches
+
+    return Batches(
+        store=BatchStore(dynamodb().Table(settings.batches.table)),
+        jobs=job_store(settings),
+        s3=s3_client(),
+        layout=settings.layout,
+        events=JobEvents(events_client(), events.service),
+        quiet_seconds=settings.batches.quiet_seconds,
+    )
 
 
 def job_store(settings: Settings) -> JobStore:
@@ -245,6 +263,7 @@ def submit_deps(settings: Settings, submit: SubmitSettings) -> SubmitDeps:
         settings=settings,
         default_prompt=submit.default_prompt,
         resolve=system_resolver,
-        events=job_events(JobEventSettings.from_env()),
+        events=job_events(settings, JobEventSettings.from_env()),
         plan=submit.plan,
+        batches=batches(settings, JobEventSettings.from_env()),
     )

@@ -10,6 +10,7 @@ user paid for, and it is already stored when the event is sent).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -18,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from dropcut.errors import Failure
+from dropcut.model.batches import Batch
 from dropcut.model.eta import QueueEta
 from dropcut.model.jobs import JobRecord, phase_of
 from dropcut.model.phases import JobPhase
@@ -119,6 +121,10 @@ class JobEventDetail(BaseModel):
     schema_version: Literal[1] = 1
     service: str = Field(description="The stack name (also the metrics' service dimension).")
     job_id: str
+    batch_id: str | None = Field(
+        default=None,
+        description="The batch the job belongs to (dropcut.model.batches; null: none).",
+    )
     status: Literal["submitted", "refused", "succeeded", "failed", "cancelled"]
     phase: JobPhase = Field(
         description="The job's phase after this event, as `dropcut ls` shows it and "
@@ -168,6 +174,7 @@ def build_detail(
     return JobEventDetail(
         service=service,
         job_id=record.job_id,
+        batch_id=record.batch_id,
         status=kind.status,
         phase=PHASE_AFTER.get(kind) or record.phase or phase_of(record.status),
         input=JobEventInput(bucket=record.bucket, key=record.key, version=record.version),
@@ -192,14 +199,51 @@ def build_detail(
     )
 
 
+#: The `detail-type` of the one event a batch gets, when its last job has ended.
+BATCH_COMPLETED = "Batch Completed"
+
+
+class BatchEventDetail(BaseModel):
+    """The `detail` of a `Batch Completed` event (schemas/batch-event.schema.json)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="dropcut batch event detail (EventBridge source dropcut)",
+        json_schema_serialization_defaults_required=True,
+    )
+    schema_version: Literal[1] = 1
+    service: str = Field(description="The stack name (also the metrics' service dimension).")
+    batch_id: str
+    folder: str = Field(description="The inbox folder the batch was dropped into.")
+    origin: Literal["tagged", "folder"]
+    jobs: int
+    succeeded: int
+    failed: int = Field(description="Failed and refused jobs (each has an error report).")
+    cancelled: int
+    credits_spent: float
+    credits_estimated: float
+    summary_key: str | None = Field(description="The summary JSON beside the outputs.")
+    page_key: str | None = Field(description="The summary page (HTML) beside it.")
+    created_at: float = Field(description="Epoch seconds: the first job joined.")
+    completed_at: float | None = Field(description="Epoch seconds: the summary was written.")
+
+
+#: Called with the job (as the ending's caller has it) and the ending event's detail, once per
+#: job ending (dropcut.services.batches.Batches.job_ended counts it in the job's batch).
+EndingHook = Callable[[JobRecord, JobEventDetail], None]
+
+
 @dataclass(frozen=True)
 class JobEvents:
     """Publishes job events for one stack (`service`). With no client it publishes nothing
-    (NO_JOB_EVENTS: steps built without wiring, tests)."""
+    (NO_JOB_EVENTS: steps built without wiring, tests). Every job ending passes through
+    `publish`: `on_ending` (when set) hears of each one, whether or not its event is sent."""
 
     client: PutEvents | None
     service: str
     bus: str = EVENT_BUS
+    on_ending: EndingHook | None = None
 
     def publish(
         self,
@@ -210,32 +254,68 @@ class JobEvents:
         report_key: str | None = None,
     ) -> bool:
         """Send one event; False (logged, counted) when it could not be sent. Never raises."""
-        if self.client is None:
-            return False
         try:
             detail = build_detail(
                 kind, record, self.service, failure=failure, report_key=report_key
             )
+        except ValueError as exc:
+            return _unpublished(kind.value, f"{type(exc).__name__}: {exc}")
+        if kind in ENDINGS and self.on_ending is not None:
+            self.on_ending(record, detail)
+        return self._put(kind.value, detail)
+
+    def publish_batch(self, batch: Batch) -> bool:
+        """Send a batch's `Batch Completed` event; False (logged, counted) when it could not be
+        sent. Never raises."""
+        detail = BatchEventDetail(
+            service=self.service,
+            **batch.model_dump(
+                mode="json",
+                include={
+                    "batch_id",
+                    "folder",
+                    "origin",
+                    "jobs",
+                    "succeeded",
+                    "failed",
+                    "cancelled",
+                    "credits_spent",
+                    "credits_estimated",
+                    "summary_key",
+                    "page_key",
+                    "created_at",
+                    "completed_at",
+                },
+            ),
+        )
+        return self._put(BATCH_COMPLETED, detail)
+
+    def _put(self, detail_type: str, detail: BaseModel) -> bool:
+        if self.client is None:
+            return False
+        try:
             answer = self.client.put_events(
                 Entries=[
                     {
                         "Source": EVENT_SOURCE,
-                        "DetailType": kind.value,
+                        "DetailType": detail_type,
                         "Detail": detail.model_dump_json(),
                         "EventBusName": self.bus,
                     }
                 ]
             )
         except (BotoCoreError, ClientError, ValueError) as exc:
-            return _unpublished(kind, f"{type(exc).__name__}: {exc}")
+            return _unpublished(detail_type, f"{type(exc).__name__}: {exc}")
         if answer.get("FailedEntryCount"):
             entry: dict[str, Any] = dict((answer.get("Entries") or [{}])[0])
-            return _unpublished(kind, f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+            return _unpublished(
+                detail_type, f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}"
+            )
         return True
 
 
-def _unpublished(kind: JobEventType, why: str) -> bool:
-    logger.warning("job event not published", extra={"event": kind.value, "error": why})
+def _unpublished(detail_type: str, why: str) -> bool:
+    logger.warning("job event not published", extra={"event": detail_type, "error": why})
     metrics.add_metric(name="JobEventsUnpublished", unit="Count", value=1)
     return False
 

@@ -337,11 +337,13 @@ class JobRecord(PartRecord):
     #: `dropcut cancel`: who asked (as the command line reported its caller) and when.
     cancel_requested_by: str | None = None
     cancel_requested_at: float | None = None
-    #: `dropcut retry`: the job this one runs again, the job that ran this one again, and who
-    #: asked for it.
     #: A queued job's place and expected start when it was queued (dropcut.model.eta; the CLI
     #: shows the current one).
     eta: QueueEta | None = None
+    #: `dropcut retry`: the job this one runs again, the job that ran this one again, and who
+    #: asked for it.
     retry_of: str | None = None
     retried_by: str | None = None
     retry_requested_by: str | None = None
+    #: The batch the job joined when its record was made (dropcut.model.batches).
+    batch_id: str | None = None

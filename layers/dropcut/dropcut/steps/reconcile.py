@@ -8,6 +8,9 @@
   still be running keep them for the lost-task hold); waiters whose execution is gone leave the
   line; free slots go to the oldest waiters (with a daily budget, as far as today's budget
   allows: a new UTC day lets waiting jobs go on the first pass).
+- Batches whose folder went quiet after their last ending are completed (summary, event);
+  a batch whose endings were not all counted (a crash) is recounted; a half-written summary is
+  written again (dropcut.services.batches).
 - The in-flight gauges (slots in use, jobs in line, jobs queued in the backlog, jobs waiting for
   budget, credits spent today) are published.
 """
@@ -27,6 +30,7 @@ from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem
 from dropcut.model.jobs import JobRecord, JobStatus, job_of
 from dropcut.model.layout import BucketLayout
 from dropcut.observability import logger, metrics
+from dropcut.services.batches import Batches
 from dropcut.services.error_reports import count_failure, end_job_once
 from dropcut.services.parts import end_parts
 
@@ -47,6 +51,8 @@ class ReconcileDeps:
     lost_task_hold_seconds: int
     #: Job events (failed, cancelled): best effort, never fails the pass.
     events: JobEvents
+    #: The batches whose summary is due (quiet window over), stuck or half-written (None: none).
+    batches: Batches | None
 
 
 def expire_manifest_waits(deps: ReconcileDeps, now: float) -> list[str]:
@@ -109,6 +115,8 @@ class ReconcileReport:
     jobs_waiting_for_budget: int = 0
     #: Credits reserved or charged today, UTC (BudgetCreditsToday).
     credits_today: float = 0.0
+    #: Batches this pass completed (their summary written, their event sent).
+    batches_completed: list[str] = field(default_factory=list)
 
 
 def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
@@ -148,6 +156,16 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
             slots.leave_line(waiter)
             report.waiters_dropped.append(waiter.job_id)
     report.slots_handed_over = slots.dispatch()
+    _measure_in_flight(slots, report)
+    if deps.batches is not None:
+        report.batches_completed = deps.batches.sweep(now)
+
+    _publish_gauges(report)
+    return report
+
+
+def _measure_in_flight(slots: SlotPool, report: ReconcileReport) -> None:
+    """The in-flight gauges: slots in use, jobs in line, waiting for budget, queued."""
     report.slots_in_use = len(slots.holders())
     line = slots.waiters()
     report.jobs_in_line = len(line)
@@ -164,6 +182,9 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
     if backlog.budget_wait_since is not None:
         report.jobs_waiting_for_budget += backlog.queued
 
+
+def _publish_gauges(report: ReconcileReport) -> None:
+    """The in-flight gauges and this pass's counts, as metrics."""
     metrics.add_metric(name="SlotsInUse", unit="Count", value=report.slots_in_use)
     metrics.add_metric(name="JobsInLine", unit="Count", value=report.jobs_in_line)
     metrics.add_metric(name="JobsQueued", unit="Count", value=report.jobs_queued)
@@ -174,7 +195,6 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
     stuck = len(report.restarted) + len(report.ended)
     metrics.add_metric(name="StuckJobs", unit="Count", value=stuck)
     metrics.add_metric(name="SlotsReclaimed", unit="Count", value=len(report.slots_reclaimed))
-    return report
 
 
 def _end_once(

@@ -33,6 +33,7 @@ from dropcut.model.plan import Plan, plan_video
 from dropcut.observability import logger
 from dropcut.providers import PROVIDERS, Provider
 from dropcut.public_urls import Resolver
+from dropcut.services.batches import Batches
 from dropcut.services.error_reports import put_error_report
 from dropcut.services.validation import check_input, video_name_problems
 from dropcut.settings import PlanSettings, Settings
@@ -81,6 +82,8 @@ class SubmitDeps:
     events: JobEvents
     #: MaxPartsPerJob and NormalizeInputs (how videos are planned).
     plan: PlanSettings
+    #: Where a new job's batch is found or made (None: jobs join no batch).
+    batches: Batches | None
 
 
 def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | None) -> SubmitResult:
@@ -142,6 +145,7 @@ def _submit_version(
             key=video_key,
             version=version,
             execution_name=job_id,
+            batch_id=_join_batch(deps, job_id, video_key, head),
             **(links or {}),
         )
     ).model_copy(update={"manifest_version": manifest_version})
@@ -207,6 +211,13 @@ def _submit_version(
         }
     )
     return _start(deps, key, ready, existing)
+
+
+def _join_batch(deps: SubmitDeps, job_id: str, video_key: str, head: dict[str, Any]) -> str | None:
+    """The batch a new job joins: its upload's tag's, else its folder's (dropcut.services.batches)."""
+    if deps.batches is None:
+        return None
+    return deps.batches.join(job_id, video_key, dict(head.get("Metadata") or {}), time.time())
 
 
 def _plan(deps: SubmitDeps, provider: type[Provider], media: MediaInfo | None) -> Plan | None:
