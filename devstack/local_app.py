@@ -207,12 +207,12 @@ class LocalApp:
                     return JobEnding(
                         video_key,
                         output_key=job["output_key"],
-                        result=self._json(job["result_manifest_key"]),
+                        result=self.read_json(job["result_manifest_key"]),
                     )
                 return JobEnding(
                     video_key,
                     error_key=job["error_report_key"],
-                    error=self._json(job["error_report_key"]),
+                    error=self.read_json(job["error_report_key"]),
                 )
             time.sleep(0.2)
         raise TimeoutError(f"no ending for {video_key} within {timeout} s")
@@ -242,15 +242,16 @@ class LocalApp:
         (and `settle` seconds more have brought no other). TimeoutError if fewer come."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [e for e in self.job_events() if e["detail"]["job_id"] == job_id]
+            found = [e for e in self.job_events() if e["detail"].get("job_id") == job_id]
             if len(found) >= count:
                 time.sleep(settle)
-                return [e for e in self.job_events() if e["detail"]["job_id"] == job_id]
+                return [e for e in self.job_events() if e["detail"].get("job_id") == job_id]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(found)} of {count} job events of {job_id} came")
             time.sleep(0.1)
 
-    def _json(self, key: str) -> dict[str, Any]:
+    def read_json(self, key: str) -> dict[str, Any]:
+        """A JSON object of the media bucket (a report, a summary)."""
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         document: dict[str, Any] = json.loads(body)
         return document

@@ -20,7 +20,13 @@ def app() -> Iterator[LocalApp]:
     # long enough for the simulator's edits of in-spec clips on 2 busy cores).
     with local_app(
         "evolink",
-        {"JobDeadlineSeconds": "20", "ManifestWaitSeconds": "3", "ResultCopyWindowSeconds": "10"},
+        # Job endings mailed one by one (the job event tests read them from the email rule).
+        {
+            "JobDeadlineSeconds": "20",
+            "ManifestWaitSeconds": "3",
+            "ResultCopyWindowSeconds": "10",
+            "NotificationEmailFor": "job",
+        },
         code_root=code_root(),
     ) as running:
         yield running

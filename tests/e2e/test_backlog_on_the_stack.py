@@ -2,7 +2,8 @@
 two folders of 3 dropped just after it, 3 provider slots. Every clip comes back; the small
 folders are not held behind the backfill; a high-priority clip dropped last passes the
 backfill; queued jobs have no execution, nobody waits in the slot line, AcquireSlot runs once
-per job; every queued job has an ETA. (The 300-clip run and the ETA's accuracy: `make bench`,
+per job; every queued job has an ETA; each folder's drop is one batch with one summary and one
+`Batch Completed` event, the only emails sent. (The 300-clip run and the ETA's accuracy: `make bench`,
 bench/backlog.py.)"""
 
 from __future__ import annotations
@@ -21,13 +22,19 @@ pytestmark = [pytest.mark.own_app, pytest.mark.timeout(1200), pytest.mark.long_r
 
 LIMIT = 3
 BIG, SMALL = 24, 3
+#: BatchQuietSeconds: a folder's uploads this far apart are two batches.
+QUIET = 20
 
 
 @pytest.fixture(scope="module")
 def backlog_app() -> Iterator[LocalApp]:
     with local_app(
         "evolink",
-        {"ProviderConcurrency": str(LIMIT), "QueueWaitSeconds": "60"},
+        {
+            "ProviderConcurrency": str(LIMIT),
+            "QueueWaitSeconds": "60",
+            "BatchQuietSeconds": str(QUIET),
+        },
         SimConfig(task_seconds=1.5, queue_seconds=0.1),
         code_root=code_root(),
     ) as app:
@@ -123,3 +130,34 @@ def test_a_backfill_does_not_hold_back_the_other_folders(backlog_app: LocalApp, 
     assert stats["tasks_created"] == len(jobs) and stats["max_in_flight"] <= LIMIT
     assert app.slot_holders() == {} and app.jobs_queued() == []
     print(f"\nadmission order: {[key.split('/', 1)[1] for key in order]}")
+    _each_folders_drop_is_one_batch_with_one_summary(app, jobs)
+
+
+def _each_folders_drop_is_one_batch_with_one_summary(
+    app: LocalApp, jobs: dict[str, dict[str, object]]
+) -> None:
+    """Once every folder is quiet, the reconciler completes what the last endings could not
+    (a batch whose window was still open then); the email rule delivered batch events only."""
+    last_arrival = max(float(str(job["created_at"])) for job in jobs.values())
+    time.sleep(max(0.0, last_arrival + QUIET + 1 - time.time()))
+    app.stack.fire_schedule("ReconcileFunction")
+    delivered = app.job_events()
+    assert {event["detail-type"] for event in delivered} == {"Batch Completed"}
+    events = {event["detail"]["batch_id"]: event["detail"] for event in delivered}
+    assert len(events) == len(delivered), "one event per batch"
+    members: dict[str, set[str]] = {}
+    for key, job in jobs.items():
+        members.setdefault(str(job["batch_id"]), set()).add(key)
+    assert set(events) == set(members)
+    # news and promo: one batch each; the archive's backfill one, the urgent clip (dropped
+    # long after) in it or in a batch of its own.
+    folders = sorted(detail["folder"] for detail in events.values())
+    assert folders[-2:] == ["news", "promo"] and set(folders[:-2]) == {"archive"}
+    for batch_id, detail in events.items():
+        assert detail["jobs"] == detail["succeeded"] == len(members[batch_id])
+        assert detail["summary_key"] == f"outbox/{detail['folder']}/_batches/{batch_id}.json"
+        summary = app.read_json(str(detail["summary_key"]))
+        assert {row["key"] for row in summary["jobs"]} == members[batch_id]
+        assert all(row["phase"] == "done" and row["output_key"] for row in summary["jobs"])
+        page = app.s3.get_object(Bucket=app.bucket, Key=str(detail["page_key"]))
+        assert page["ContentType"].startswith("text/html")

@@ -39,7 +39,11 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def one_slot_app() -> Iterator[LocalApp]:
-    parameters = {"ProviderConcurrency": "1", "JobDeadlineSeconds": str(DEADLINE_SECONDS)}
+    parameters = {
+        "ProviderConcurrency": "1",
+        "JobDeadlineSeconds": str(DEADLINE_SECONDS),
+        "NotificationEmailFor": "job",  # the tests read each job's ending from the email rule
+    }
     with local_app("evolink", parameters, code_root=code_root()) as running:
         yield running
 

@@ -76,7 +76,7 @@ def test_two_inputs_never_share_an_output(app: LocalApp, clip):
     assert report["reason"] == "input_invalid"
     assert first in report["problems"][0]["message"], report["problems"]
     assert app.simulator.stats()["tasks_created"] == 1
-    result = app._json("outbox/takes/take1.edited.result.json")
+    result = app.read_json("outbox/takes/take1.edited.result.json")
     assert result["input"]["key"] == first
 
 
@@ -138,11 +138,11 @@ def test_the_plain_output_name_holds_the_newest_versions_edit(app: LocalApp, cli
     assert jobs[v1]["status"] == jobs[v2]["status"] == "succeeded"
 
     plain = f"outbox/versions/{older_finishes}.edited.mp4"
-    newest = app._json(plain.replace(".mp4", ".result.json"))
+    newest = app.read_json(plain.replace(".mp4", ".result.json"))
     assert newest["input"]["version"] == v2 and newest["superseded"] is False
     tag = "".join(c for c in v1 if c.isalnum())[:12]
     aside = f"outbox/versions/{older_finishes}.edited.v{tag}.mp4"
-    older = app._json(aside.replace(".mp4", ".result.json"))
+    older = app.read_json(aside.replace(".mp4", ".result.json"))
     assert older["input"]["version"] == v1 and older["superseded"] is True
     assert older["output"]["key"] == aside and aside in app.keys("outbox/versions/")
     older_job = next(j for j in app.jobs() if j["key"] == key and j["version"] == v1)
