@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dropcut_cli import cmd_control, cmd_estimate, cmd_jobs, cmd_submit
+from dropcut_cli import cmd_batches, cmd_control, cmd_estimate, cmd_jobs, cmd_submit
 from dropcut_cli.connection import DEFAULT_STACK, LOCAL_ENDPOINT, LOCAL_STACK, Target
 from dropcut_cli.context import usage
 
@@ -78,6 +78,7 @@ for name, command, examples in (
     ("show", cmd_jobs.show, cmd_jobs.SHOW_EXAMPLES),
     ("fetch", cmd_jobs.fetch, cmd_jobs.FETCH_EXAMPLES),
     ("watch", cmd_jobs.watch, cmd_jobs.WATCH_EXAMPLES),
+    ("batches", cmd_batches.batches, cmd_batches.BATCHES_EXAMPLES),
     ("cancel", cmd_control.cancel, cmd_control.CANCEL_EXAMPLES),
     ("retry", cmd_control.retry, cmd_control.RETRY_EXAMPLES),
     ("estimate", cmd_estimate.estimate, cmd_estimate.EXAMPLES),

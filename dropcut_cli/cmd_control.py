@@ -10,6 +10,7 @@ execute-api:Invoke on those routes, not the pipeline's own permissions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import httpx
@@ -22,6 +23,7 @@ from dropcut.services.actors import action_path
 from dropcut.steps.cancel import CancelOutcome, CancelResult
 from dropcut.steps.retry import RetryOutcome, RetryResult, reuse_of, why_not_retried
 from dropcut_cli import context
+from dropcut_cli.cmd_batches import cancel_batch
 from dropcut_cli.connection import ConnectionFailed, Stack
 from dropcut_cli.context import Exit
 from dropcut_cli.display import err, out, print_json, record_json, short_id, styled
@@ -32,7 +34,8 @@ from dropcut_cli.outcomes import outcome_json, show_failure, show_outcomes
 CANCEL_EXAMPLES = (
     "Examples:\n\n"
     "  dropcut --local cancel team/clip.mp4     (the newest job of that input)\n\n"
-    "  dropcut cancel job-3f2a9c1d0b7e --json"
+    "  dropcut cancel job-3f2a9c1d0b7e --json\n\n"
+    "  dropcut cancel --batch b-20261207T120501-3fa9c1 --yes"
 )
 RETRY_EXAMPLES = (
     "Examples:\n\n"
@@ -122,9 +125,29 @@ def _request(stack: Stack, action: str, record: JobRecord, as_json: bool) -> dic
         raise typer.Exit(Exit.FAILED) from None
 
 
-def cancel(ctx: typer.Context, ref: Ref, as_json: JsonOption = False) -> None:
+def cancel(
+    ctx: typer.Context,
+    ref: Annotated[
+        str | None,
+        typer.Argument(metavar="KEY|JOB_ID", help="An input key (its newest job) or a job id."),
+    ] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            "--batch",
+            metavar="BATCH_ID",
+            help="Cancel every job of this batch that has not started (nothing paid for them).",
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="With --batch: go ahead (without it: say what).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
     """Stop a job wherever it is (waiting for its manifest, in line for a slot, at the
-    provider), give its slot back, and end it with a `cancelled` report.
+    provider), give its slot back, and end it with a `cancelled` report. With --batch ID: every
+    job of the batch that has not started (queued, or waiting for its manifest), after --yes;
+    its jobs already at work keep going.
 
     The report says whether the provider still bills the job: neither provider documents a way
     to cancel a task, so a task already created runs to its end and is billed, and the job's
@@ -134,10 +157,14 @@ def cancel(ctx: typer.Context, ref: Ref, as_json: JsonOption = False) -> None:
     cancelled; 1 when it had ended already, its result was being stored, no job matched, or
     the stack refused you.
     """
+    if (ref is None) == (batch is None):
+        raise context.usage("name a job (KEY|JOB_ID) or a batch (--batch ID), one of them")
     stack = context.stack(ctx)
+    if batch is not None:
+        cancel_batch(stack, batch, yes=yes, as_json=as_json, cancel_one=_cancel_one(stack))
     reader = JobReader(stack)
     with context.aws_errors():
-        record = _find(reader, ref)
+        record = _find(reader, str(ref))
         result = CancelResult.model_validate(_request(stack, "cancel", record, as_json))
         record = reader.get(record.job_id) or record
         report = reader.document(record.error_report_key)
@@ -150,6 +177,20 @@ def cancel(ctx: typer.Context, ref: Ref, as_json: JsonOption = False) -> None:
     else:
         _not_cancelled(record, result)
     raise typer.Exit(Exit.OK if result.outcome is CancelOutcome.CANCELLED else Exit.FAILED)
+
+
+def _cancel_one(stack: Stack) -> Callable[[str], dict[str, Any]]:
+    """Cancel one job of a batch: the jobs API's answer, or its refusal as an outcome."""
+
+    def cancel_one(job_id: str) -> dict[str, Any]:
+        try:
+            return request(stack, "cancel", job_id)
+        except Refused as exc:
+            return {"job_id": job_id, "outcome": "refused", "detail": str(exc)}
+        except RequestFailed as exc:
+            return {"job_id": job_id, "outcome": "error", "detail": str(exc)}
+
+    return cancel_one
 
 
 def _not_cancelled(record: JobRecord, result: CancelResult) -> None:

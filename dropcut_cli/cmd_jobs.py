@@ -13,6 +13,7 @@ from dropcut.model.jobs import JobRecord, JobStatus
 from dropcut.model.phases import JobPhase, parse_phase
 from dropcut.model.plan import Plan
 from dropcut_cli import context
+from dropcut_cli.cmd_batches import watch_batch
 from dropcut_cli.context import Exit
 from dropcut_cli.display import (
     err,
@@ -44,7 +45,10 @@ FETCH_EXAMPLES = (
     "  dropcut fetch team/clip.mp4 -o out/\n\n"
     "  dropcut fetch team/ -o out/     (every output of the folder)"
 )
-WATCH_EXAMPLES = "Examples:\n\n  dropcut --local watch\n\n  dropcut watch team/ --timeout 600"
+WATCH_EXAMPLES = (
+    "Examples:\n\n  dropcut --local watch\n\n  dropcut watch team/ --timeout 600\n\n"
+    "  dropcut watch --batch b-20261207T120501-3fa9c1"
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -173,9 +177,20 @@ def watch(
     timeout: Annotated[
         float | None, typer.Option(metavar="SECONDS", help="Stop after this long.")
     ] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            "--batch",
+            metavar="BATCH_ID",
+            help="Follow one batch instead (dropcut batches): a progress bar and its ETA.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Follow every job not yet ended, live, until each has ended."""
+    """Follow every job not yet ended, live, until each has ended; or, with --batch, one batch
+    until it completes (exit 0 when every one of its jobs is done)."""
+    if batch is not None:
+        watch_batch(context.stack(ctx), batch, timeout=timeout, as_json=as_json)
     reader = JobReader(context.stack(ctx))
     with context.aws_errors():
         jobs = reader.listing(NOT_ENDED, prefix=prefix)

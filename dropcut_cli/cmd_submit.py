@@ -17,7 +17,8 @@ from rich.progress import (
 )
 
 from dropcut.errors import InputInvalid
-from dropcut.model.layout import BucketLayout
+from dropcut.model.batches import BatchTag, new_batch_id
+from dropcut.model.layout import BucketLayout, is_video_key
 from dropcut_cli import context
 from dropcut_cli.connection import Stack
 from dropcut_cli.context import Exit
@@ -33,6 +34,7 @@ EXAMPLES = (
     "  dropcut --local submit clip.mp4 --prompt 'sepia, 1920s film' --wait\n\n"
     "  dropcut --stack dropcut-prod submit a.mp4 b.mov --manifest options.json --prefix team\n\n"
     "  dropcut submit clip.mp4 --prompt 'match this style' --image style.png --download out/\n\n"
+    "  dropcut submit shoot/ --prefix team/shoot --prompt 'grade it teal and orange'\n\n"
     "Run `dropcut estimate` first to see what Submit would refuse."
 )
 
@@ -41,7 +43,11 @@ def submit(
     ctx: typer.Context,
     paths: Annotated[
         list[Path],
-        typer.Argument(exists=True, dir_okay=False, readable=True, help="Videos (.mp4, .mov)."),
+        typer.Argument(
+            exists=True,
+            readable=True,
+            help="Videos (.mp4, .mov), or folders: each video in them (not below).",
+        ),
     ],
     prompt: Annotated[
         str | None, typer.Option(help="What to change (overrides the manifest's).")
@@ -81,10 +87,13 @@ def submit(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Upload videos (manifest first), optionally follow them to their ending.
+    """Upload videos (manifest first) as one batch, optionally follow them to their ending.
 
     Each video goes under inbox/<prefix>/, after its manifest (built from --manifest and the
-    options; local --image files are uploaded beside it). With --wait, every job is followed
+    options; local --image files are uploaded beside it). A folder given stands for the videos
+    in it. The videos form one batch (its id is printed): when the last of its jobs ends, one
+    summary is written to outbox/<prefix>/_batches/ (`dropcut batches`, `dropcut watch --batch
+    ID`, `dropcut cancel --batch ID`). With --wait, every job is followed
     live (waiting for its manifest, in line for a provider slot, at the provider with its
     progress, storing, done or failed with the report's advice), then the outputs are listed.
     Exit 1 if a job failed."""
@@ -92,13 +101,15 @@ def submit(
         document = job_document(manifest, prompt, image, keep_audio, aspect_ratio)
     except InputInvalid as invalid:
         raise context.refused(invalid, str(manifest)) from None
+    videos = _videos(paths)
+    batch = BatchTag(batch_id=new_batch_id(), size=len(videos))
     stack = context.stack(ctx)
     with context.aws_errors():
         if isinstance(document, dict) and document.get("images"):
             document["images"] = _upload_images(stack, document["images"], prefix)
-        uploaded = _upload_videos(stack, paths, prefix, document, quiet=as_json)
+        uploaded = _upload_videos(stack, videos, prefix, document, batch, quiet=as_json)
         if not (wait or download_dir):
-            _show_uploaded(uploaded, as_json)
+            _show_uploaded(uploaded, batch, as_json)
             raise typer.Exit(Exit.OK)
         reader = JobReader(stack)
         followed = follow(
@@ -111,6 +122,23 @@ def submit(
         show_outcomes(reader, followed, saved)
     ok = followed.ended and all(phase.ok for phase in followed.phases.values())
     raise typer.Exit(Exit.OK if ok else Exit.FAILED)
+
+
+def _videos(paths: list[Path]) -> list[Path]:
+    """The videos to upload: each file given, and the videos in each folder given (by name);
+    exit 2 when there is none, or two share a name (they would land on one key)."""
+    videos: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            videos.extend(sorted(p for p in path.iterdir() if p.is_file() and is_video_key(p.name)))
+        else:
+            videos.append(path)
+    if not videos:
+        raise context.usage("no video to upload (.mp4 or .mov files, or folders holding them)")
+    names = [video.name for video in videos]
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise context.usage(f"two videos named {twice[0]}: each goes to inbox/<prefix>/<name>")
+    return videos
 
 
 def _upload_images(stack: Stack, images: list[Any], prefix: str) -> list[Any]:
@@ -128,7 +156,7 @@ def _upload_images(stack: Stack, images: list[Any], prefix: str) -> list[Any]:
 
 
 def _upload_videos(
-    stack: Stack, paths: list[Path], prefix: str, document: Any, *, quiet: bool
+    stack: Stack, paths: list[Path], prefix: str, document: Any, batch: BatchTag, *, quiet: bool
 ) -> list[Uploaded]:
     layout = BucketLayout(stack.bucket)
     uploaded: list[Uploaded] = []
@@ -142,7 +170,7 @@ def _upload_videos(
         for path in paths:
             task = bars.add_task(path.name, total=path.stat().st_size)
             key = folder_key(layout, prefix, path.name)
-            done = submit_video(stack, path, key, document, _advance(bars, task))
+            done = submit_video(stack, path, key, document, _advance(bars, task), batch)
             uploaded.append(done)
     return uploaded
 
@@ -156,10 +184,11 @@ def _advance(bars: Progress, task: TaskID) -> Callable[[int], None]:
     return advance
 
 
-def _show_uploaded(uploaded: list[Uploaded], as_json: bool) -> None:
+def _show_uploaded(uploaded: list[Uploaded], batch: BatchTag, as_json: bool) -> None:
     if as_json:
         print_json(
             {
+                "batch_id": batch.batch_id,
                 "jobs": [
                     {
                         "job_id": u.job_id,
@@ -168,9 +197,13 @@ def _show_uploaded(uploaded: list[Uploaded], as_json: bool) -> None:
                         "manifest_key": u.manifest_key,
                     }
                     for u in uploaded
-                ]
+                ],
             }
         )
         return
     for u in uploaded:
-        out.print(f"uploaded {u.key} (job {short_id(u.job_id)}): follow it with `dropcut watch`")
+        out.print(f"uploaded {u.key} (job {short_id(u.job_id)})")
+    out.print(
+        f"batch {batch.batch_id}: {len(uploaded)} video(s); follow it with "
+        f"`dropcut watch --batch {batch.batch_id}`"
+    )

@@ -77,6 +77,11 @@ class Stack:
         return self._output("JobsTableName")
 
     @property
+    def batches_table_name(self) -> str:
+        """The batches (dropcut.aws.batch_store): `dropcut batches`, `watch --batch`."""
+        return self._output("BatchesTableName")
+
+    @property
     def provider(self) -> str | None:
         return self.parameters.get("Provider")
 

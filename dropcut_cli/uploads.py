@@ -12,6 +12,7 @@ from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
+from dropcut.model.batches import BatchTag
 from dropcut.model.jobs import job_id_for
 from dropcut.model.layout import BucketLayout
 from dropcut_cli.connection import Stack
@@ -42,11 +43,21 @@ def folder_key(layout: BucketLayout, prefix: str, name: str) -> str:
     return f"{layout.inbox}{folder + '/' if folder else ''}{name}"
 
 
-def upload_file(stack: Stack, path: Path, key: str, progress: Progress | None = None) -> str:
-    """Upload `path` to `key`; the version (or, unversioned, the ETag) S3 answered with."""
+def upload_file(
+    stack: Stack,
+    path: Path,
+    key: str,
+    progress: Progress | None = None,
+    metadata: dict[str, str] | None = None,
+) -> str:
+    """Upload `path` to `key` (with S3 user `metadata`); the version (or, unversioned, the
+    ETag) S3 answered with."""
     s3 = stack.s3
+    extra = {"Metadata": metadata} if metadata else None
     with _answers(s3) as answers:
-        s3.upload_file(str(path), stack.bucket, key, Config=TRANSFER, Callback=progress)
+        s3.upload_file(
+            str(path), stack.bucket, key, ExtraArgs=extra, Config=TRANSFER, Callback=progress
+        )
     answer = answers[-1]
     return str(answer.get("VersionId") or answer["ETag"].strip('"'))
 
@@ -65,10 +76,12 @@ def submit_video(
     key: str,
     manifest: Any,
     progress: Progress | None = None,
+    batch: BatchTag | None = None,
 ) -> Uploaded:
-    """Manifest first, then the video; the job id is the pipeline's own for that version."""
+    """Manifest first, then the video (tagged with its `batch`: dropcut.model.batches); the
+    job id is the pipeline's own for that version."""
     manifest_key = upload_manifest(stack, key, manifest) if manifest is not None else None
-    version = upload_file(stack, path, key, progress)
+    version = upload_file(stack, path, key, progress, batch.metadata() if batch else None)
     return Uploaded(path, key, version, job_id_for(stack.bucket, key, version), manifest_key)
 
 

@@ -111,6 +111,70 @@ def test_estimate_uploads_nothing(app: LocalApp, files: Path) -> None:
     assert app.keys("") == before
 
 
+def _clips(folder: Path, clip: Path, *names: str) -> Path:
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes(clip.read_bytes())
+    (folder / "notes.txt").write_text("not a video: not uploaded\n")
+    return folder
+
+
+def test_a_folder_submitted_is_one_batch_followed_to_its_summary(
+    app: LocalApp, files: Path, tmp_path: Path
+) -> None:
+    folder = _clips(tmp_path / "shoot", files / "clip.mp4", "a.mp4", "b.mp4")
+    result = dropcut(app, "submit", folder, "--prompt", "sepia", "--prefix", "cli-batch", "--json")
+    assert result.exit_code == 0, result.output
+    uploaded = json.loads(result.stdout)
+    batch_id = uploaded["batch_id"]
+    assert [job["key"] for job in uploaded["jobs"]] == [
+        "inbox/cli-batch/a.mp4",
+        "inbox/cli-batch/b.mp4",
+    ]
+    watched = dropcut(app, "watch", "--batch", batch_id, "--timeout", "300")
+    assert watched.exit_code == 0, watched.output
+    assert f"batch {batch_id}: 2 done, 0 failed, 0 cancelled" in watched.output
+    listed = json.loads(dropcut(app, "batches", "--json").stdout)["batches"]
+    [batch] = [b for b in listed if b["batch_id"] == batch_id]
+    assert (batch["state"], batch["jobs"], batch["expected"]) == ("completed", 2, 2)
+    assert batch["summary_key"] == f"outbox/cli-batch/_batches/{batch_id}.json"
+    summary = app.read_json(batch["summary_key"])
+    assert [row["output_key"] for row in summary["jobs"]] == [
+        "outbox/cli-batch/a.edited.mp4",
+        "outbox/cli-batch/b.edited.mp4",
+    ]
+    table = dropcut(app, "batches")
+    assert batch_id in table.output and "2 of 2" in table.output
+
+
+def test_cancel_batch_stops_what_has_not_started_after_a_confirmation(
+    app: LocalApp, files: Path, tmp_path: Path
+) -> None:
+    folder = _clips(tmp_path / "later", files / "clip.mp4", "c.mp4", "d.mp4")
+    # No prompt anywhere: both wait for their manifest (not started, nothing paid).
+    result = dropcut(app, "submit", folder, "--prefix", "cli-cancel", "--json")
+    assert result.exit_code == 0, result.output
+    batch_id = json.loads(result.stdout)["batch_id"]
+    for key in ("inbox/cli-cancel/c.mp4", "inbox/cli-cancel/d.mp4"):
+        app.wait_for_job(key, lambda job: job["status"] == "waiting_for_manifest")
+    tasks = app.simulator.stats()["tasks_created"]
+    asked = dropcut(app, "cancel", "--batch", batch_id)
+    assert asked.exit_code == 2 and "would cancel 2 job(s)" in asked.output
+    assert app.job("inbox/cli-cancel/c.mp4")["status"] == "waiting_for_manifest"  # type: ignore[index]
+    done = dropcut(app, "cancel", "--batch", batch_id, "--yes")
+    assert done.exit_code == 0, done.output
+    assert "cancelled  2 job(s)" in done.output
+    for key in ("inbox/cli-cancel/c.mp4", "inbox/cli-cancel/d.mp4"):
+        assert app.job(key)["phase"] == "cancelled"  # type: ignore[index]
+    assert app.simulator.stats()["tasks_created"] == tasks
+    [batch] = [
+        b
+        for b in json.loads(dropcut(app, "batches", "--json").stdout)["batches"]
+        if b["batch_id"] == batch_id
+    ]
+    assert (batch["state"], batch["cancelled"]) == ("completed", 2)
+
+
 def test_unknown_stack_exits_3(app: LocalApp) -> None:
     result = runner.invoke(
         cli, ["--endpoint-url", app.stack.endpoint_url, "--stack", "no-such-stack", "ls"]

@@ -79,6 +79,10 @@ class BatchTag(BaseModel):
             return None
         return cls(batch_id=batch_id, size=int(size))
 
+    def metadata(self) -> dict[str, str]:
+        """The S3 user metadata that tags an upload with this batch (what `of` reads)."""
+        return {BATCH_TAG_METADATA: self.batch_id, BATCH_SIZE_METADATA: str(self.size)}
+
 
 class BatchState(StrEnum):
     """Where a batch is: taking jobs and running them, writing its summary, or complete."""
