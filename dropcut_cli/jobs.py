@@ -15,6 +15,7 @@ from dropcut.aws.backlog import Backlog
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.slots import SlotPool, Waiter, queue_eta
 from dropcut.errors import JobCancelled
+from dropcut.model.deadlines import wait_seconds
 from dropcut.model.jobs import BASE_JOB_ID_CHARS, JobRecord, JobStatus, is_job_id
 from dropcut.model.layout import BucketLayout
 from dropcut.model.phases import JobPhase
@@ -239,9 +240,9 @@ def ending_word(record: JobRecord) -> str:
 
 
 def parse_since(text: str) -> float:
-    """`90s`, `15m`, `2h`, `3d` -> the epoch time that long ago."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    if not text or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
-        raise ValueError(f"{text!r} is not a duration like 90s, 15m, 2h or 3d")
-    return time.time() - float(text[:-1]) * units[text[-1]]
+    """`90s`, `15m`, `2h`, `3d` (dropcut.model.deadlines.wait_seconds) -> the epoch time that
+    long ago."""
+    seconds = wait_seconds(text)
+    if seconds is None:
+        raise ValueError(f"{text.strip().lower()!r} is not a duration like 90s, 15m, 2h or 3d")
+    return time.time() - seconds

@@ -30,6 +30,7 @@ JOB_ONLY = {
     "retry_requested_by",
     "eta",
     "batch_id",
+    "start_deadline",
 }
 
 

@@ -253,6 +253,18 @@ class BudgetWaitTimedOut(DropcutError):
     )
 
 
+class StartDeadlinePassed(DropcutError):
+    """The job was still queued at its start deadline (`not_after` in its manifest or folder
+    preset); nothing was sent, nothing paid."""
+
+    reason = "start_deadline_passed"
+    advice = (
+        "The backlog did not reach the job before its not_after. Upload it again with a later "
+        "not_after (or none: it then waits as long as the backlog needs), a higher priority, or "
+        "ask the operator for more ProviderConcurrency."
+    )
+
+
 class OverDailyBudget(DropcutError):
     """The job alone is estimated to cost more than the whole daily credit budget; nothing was
     sent."""

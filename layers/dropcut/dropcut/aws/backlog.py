@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 
+from dropcut.aws.ledger import transact
 from dropcut.model.eta import FolderBacklog, admissions_before
 from dropcut.model.jobs import JobRecord, Priority
 from dropcut.model.layout import BucketLayout
@@ -65,6 +66,13 @@ class Queued:
     entry: str
     #: The first part's estimated credits (0 without a daily budget).
     estimate: float
+    #: Its start deadline (JobRecord.start_deadline; None: it waits as long as it needs).
+    not_after: float | None = None
+
+    @property
+    def deadline_entry(self) -> str:
+        """Its entry in the pool's deadlines (sorted by deadline): `<deadline>#<job id>`."""
+        return f"{self.not_after or 0:020.6f}#{self.job_id}"
 
     @classmethod
     def of(cls, record: JobRecord, layout: BucketLayout, estimate: float) -> Queued:
@@ -78,6 +86,7 @@ class Queued:
             folder=layout.folder_of(record.key),
             entry=f"{PRIORITY_RANK[priority]}#{record.created_at:020.6f}#{record.job_id}",
             estimate=estimate,
+            not_after=record.start_deadline,
         )
 
 
@@ -141,6 +150,11 @@ class Backlog:
         return f"{self.pool}#backlog#{folder}"
 
     @property
+    def deadlines(self) -> str:
+        """The partition of the queued jobs' start deadlines (the reconciler ends the overdue)."""
+        return f"{self.pool}#deadlines"
+
+    @property
     def turns_key(self) -> dict[str, str]:
         return {"pool": f"{self.pool}#turns", "entry": TURNS_ENTRY}
 
@@ -169,6 +183,15 @@ class Backlog:
                     "estimate": Decimal(str(queued.estimate)),
                     "seq": seq,
                     "queued_at": Decimal(str(time.time())),
+                    **({"not_after": Decimal(str(queued.not_after))} if queued.not_after else {}),
+                }
+            )
+        if queued.not_after is not None:
+            self.table.put_item(
+                Item={
+                    "pool": self.deadlines,
+                    "entry": queued.deadline_entry,
+                    "job_id": queued.job_id,
                 }
             )
         self.join_turns(queued.folder, weight)
@@ -196,8 +219,28 @@ class Backlog:
         )
 
     def leave(self, queued: Queued) -> None:
-        """Drop the job's entry (a cancelled job, or one that is no longer queued)."""
-        self.table.delete_item(Key={"pool": self.partition(queued.folder), "entry": queued.entry})
+        """Drop the job's entry and its deadline (a cancelled or ended job, or one no longer
+        queued), counted as gone from its folder once (a repeat changes nothing)."""
+        self.set_aside(queued)
+        if queued.not_after is not None:
+            self.table.delete_item(Key={"pool": self.deadlines, "entry": queued.deadline_entry})
+
+    def set_aside(self, queued: Queued) -> None:
+        """Take the job out of its folder's queue (counted once) but keep its deadline entry:
+        a job past its deadline is never admitted, and the reconciler ends it with a report."""
+        client = self.table.meta.client
+        with contextlib.suppress(client.exceptions.TransactionCanceledException):
+            transact(client, self.removal(queued, deadline=False))
+
+    def overdue(self, now: float, limit: int = 100) -> list[str]:
+        """The ids of queued jobs whose deadline is before `now`, soonest first (one Query of
+        the deadlines partition, at most `limit`)."""
+        items = self.table.query(
+            KeyConditionExpression=Key("pool").eq(self.deadlines)
+            & Key("entry").lt(f"{now:020.6f}~"),
+            Limit=limit,
+        )["Items"]
+        return [str(item["job_id"]) for item in items]
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -257,12 +300,26 @@ class Backlog:
             folder=folder,
             entry=str(item["entry"]),
             estimate=float(str(item.get("estimate", 0))),
+            not_after=float(str(item["not_after"])) if "not_after" in item else None,
         )
 
-    def removal(self, queued: Queued) -> list[dict[str, Any]]:
-        """The transaction items that take the entry out of the backlog (once: it must exist)
-        and count the folder's admission."""
+    def removal(self, queued: Queued, *, deadline: bool = True) -> list[dict[str, Any]]:
+        """The transaction items that take the entry out of the backlog (once: it must exist),
+        count the folder's admission and (with `deadline`) drop its deadline entry."""
+        dropped = (
+            [
+                {
+                    "Delete": {
+                        "TableName": self.table.name,
+                        "Key": {"pool": self.deadlines, "entry": queued.deadline_entry},
+                    }
+                }
+            ]
+            if deadline and queued.not_after is not None
+            else []
+        )
         return [
+            *dropped,
             {
                 "Delete": {
                     "TableName": self.table.name,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dropcut.aws.backlog import Backlog, Place, Queued
+from dropcut.aws.backlog import Backlog, Place, Queued, Turn
 from dropcut.aws.executions import Executions
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.ledger import BudgetLedger, number, transact
@@ -336,11 +336,10 @@ class SlotPool:
         conflicts = 0
         granted = Grant.FULL
         while turns and self.limit - len(self.holders()) > 0:
-            folder = min(turns, key=lambda name: (*turns[name].order, name))
-            queued = backlog.head(folder)
+            queued = _next_in_turn(backlog, turns)
             if queued is None:
-                backlog.retire(folder, turns.pop(folder).weight)
-                continue
+                break
+            folder = queued.folder
             if self.budget.enabled and queued.estimate > self.budget.limit:
                 # More than the whole daily budget: it never gets a slot. Started without one,
                 # its AcquireSlot ends it with an over_daily_budget report, unpaid, and the
@@ -510,6 +509,11 @@ class SlotPool:
         """Drop the job from the line, if it is in it (a cancelled job: its wait is stopped)."""
         self._leave_line(job_id, created_at)
 
+    def overdue(self, now: float) -> list[str]:
+        """The queued jobs whose start deadline passed before `now` (dropcut.aws.backlog; none
+        for a pool built without a backlog)."""
+        return [] if self.admission is None else self.admission.backlog.overdue(now)
+
     def leave_backlog(self, record: JobRecord) -> None:
         """Drop the job from the backlog, if it is in it (a cancelled job never starts)."""
         admission = self._admission()
@@ -639,6 +643,23 @@ class SlotPool:
 
     def _leave_line(self, job_id: str, created_at: float) -> None:
         self.table.delete_item(Key={"pool": self.pool, "entry": wait_entry(job_id, created_at)})
+
+
+def _next_in_turn(backlog: Backlog, turns: dict[str, Turn]) -> Queued | None:
+    """The next job to admit: the head of the folder whose turn it is. A folder with no job
+    left leaves the rotation (and `turns`); a job past its start deadline is set aside, never
+    admitted (the reconciler ends it with a report)."""
+    while turns:
+        folder = min(turns, key=lambda name: (*turns[name].order, name))
+        queued = backlog.head(folder)
+        if queued is None:
+            backlog.retire(folder, turns.pop(folder).weight)
+            continue
+        if queued.not_after is not None and queued.not_after <= time.time():
+            backlog.set_aside(queued)
+            continue
+        return queued
+    return None
 
 
 def settle_slot(slots: SlotPool, record: PartRecord, hold_seconds: float) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dropcut.errors import InputInvalid, Problem
+from dropcut.model.deadlines import check_not_after
 from dropcut.model.eta import QueueEta
 from dropcut.model.phases import JobPhase
 from dropcut.providers.base import AspectRatio
@@ -117,6 +118,13 @@ class JobSpec(BaseModel):
         description="The folder's share of turns while folders wait for provider slots (set it "
         "in the folder's _preset.json); 2 takes twice the turns of a folder at 1.",
     )
+    not_after: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Start by then, or end unpaid with a start_deadline_passed report: a wait "
+        "from the upload's arrival (90s, 45m, 6h, 2d) or an ISO 8601 date-time with its UTC "
+        "offset (2026-12-08T06:00:00Z). Unset: the job waits as long as the backlog needs.",
+    )
     output_name: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,120}$",
@@ -127,6 +135,16 @@ class JobSpec(BaseModel):
     @classmethod
     def _images_are_keys_or_https(cls, images: list[str]) -> list[str]:
         return [_key_or_https(image) for image in images]
+
+    @field_validator("not_after")
+    @classmethod
+    def _not_after_is_a_wait_or_a_moment(cls, not_after: str | None) -> str | None:
+        if not_after is None:
+            return None
+        try:
+            return check_not_after(not_after)
+        except ValueError as exc:
+            raise ValueError(f"must be {exc}") from None
 
     def image_fields(self) -> list[tuple[str, str]]:
         """Every image the job names, with the manifest field that names it."""
@@ -347,3 +365,5 @@ class JobRecord(PartRecord):
     retry_requested_by: str | None = None
     #: The batch the job joined when its record was made (dropcut.model.batches).
     batch_id: str | None = None
+    #: Its spec's not_after as an epoch second (dropcut.model.deadlines): start by then, or end.
+    start_deadline: float | None = None

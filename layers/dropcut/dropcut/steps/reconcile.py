@@ -1,6 +1,7 @@
 """The scheduled reconciler: drives jobs that can no longer move on their own to an ending.
 
 - A video that waited longer than the manifest wait for its manifest ends with a report.
+- A queued job still queued at its start deadline (not_after) ends with a report, unpaid.
 - A received job whose execution never started (Submit crashed between record and start) is
   started; a received or running job whose execution is over without an ending (cancelled,
   timed out, crashed) ends with a report.
@@ -26,7 +27,7 @@ from dropcut.aws.executions import Executions
 from dropcut.aws.job_events import JobEvents, JobEventType
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.slots import SlotPool, settle_slot
-from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem
+from dropcut.errors import ExecutionEnded, Failure, ManifestTimedOut, Problem, StartDeadlinePassed
 from dropcut.model.jobs import JobRecord, JobStatus, job_of
 from dropcut.model.layout import BucketLayout
 from dropcut.observability import logger, metrics
@@ -87,6 +88,31 @@ def expire_manifest_waits(deps: ReconcileDeps, now: float) -> list[str]:
     return expired
 
 
+def expire_start_deadlines(deps: ReconcileDeps, now: float) -> list[str]:
+    """End every queued job whose start deadline (its not_after) passed, unpaid, with a report,
+    and take it out of the backlog; their ids."""
+    expired: list[str] = []
+    for job_id in deps.slots.overdue(now):
+        record = deps.store.get(job_id)
+        if record is None:
+            continue
+        if record.status is JobStatus.QUEUED and record.start_deadline is not None:
+            moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.start_deadline))
+            given = record.spec.not_after if record.spec is not None else None
+            failure = Failure.of(
+                StartDeadlinePassed(
+                    f"the job was still queued at its start deadline, {moment} (not_after "
+                    f"{given!r}); nothing was sent to the provider and nothing was paid"
+                )
+            )
+            # Conditional on `queued`: an admission at this very moment wins or loses, never both.
+            if _end_once(deps, record, failure):
+                logger.warning("start deadline passed", extra={"job_id": job_id, "key": record.key})
+                expired.append(job_id)
+        deps.slots.leave_backlog(record)
+    return expired
+
+
 def _records_in(store: JobStore, status: JobStatus, created_before: float) -> list[JobRecord]:
     return list(store.in_status(status, created_before=created_before))
 
@@ -102,6 +128,8 @@ EXECUTION_OVER = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 @dataclass
 class ReconcileReport:
     manifest_timeouts: list[str] = field(default_factory=list)
+    #: Queued jobs ended at their start deadline (not_after), unpaid.
+    start_deadlines: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     slots_reclaimed: list[str] = field(default_factory=list)
@@ -124,7 +152,10 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
     `now` (epoch seconds) defaults to the clock."""
     now = now or time.time()
     store, executions, slots = deps.store, deps.executions, deps.slots
-    report = ReconcileReport(manifest_timeouts=expire_manifest_waits(deps, now))
+    report = ReconcileReport(
+        manifest_timeouts=expire_manifest_waits(deps, now),
+        start_deadlines=expire_start_deadlines(deps, now),
+    )
     seen: dict[str, str | None] = {}
 
     def execution_status(part_id: str) -> str | None:

@@ -18,6 +18,7 @@ from dropcut.aws.storage import decode_metadata_value, head_or_none, s3_range_re
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import Failure, InputInvalid, JobNotReady, ManifestTimedOut, Problem
 from dropcut.formats.probe import MediaInfo
+from dropcut.model.deadlines import start_deadline
 from dropcut.model.eta import QueueEta
 from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, job_id_for, parse_job_spec
 from dropcut.model.layout import (
@@ -185,6 +186,7 @@ def _submit_version(
     if plan is not None:
         record = record.model_copy(update={"plan": plan.model_dump(mode="json")})
         problems.extend(plan.problems)
+    deadline = _start_deadline(spec, record, problems)
     if problems:
         return _refuse(deps, key, record, InputInvalid(problems), existing)
     if spec is None:
@@ -208,9 +210,31 @@ def _submit_version(
             "provider": spec.provider or deps.settings.provider,
             "media": checked.media.model_dump(mode="json") if checked.media else None,
             "notices": checked.notices,
+            "start_deadline": deadline,
         }
     )
     return _start(deps, key, ready, existing)
+
+
+def _start_deadline(
+    spec: JobSpec | None, record: JobRecord, problems: list[Problem]
+) -> float | None:
+    """The epoch second the job must start by (its not_after, from its arrival), or None; one
+    already past is a problem (nothing would be paid for a job bound to end unstarted)."""
+    if spec is None or spec.not_after is None:
+        return None
+    deadline = start_deadline(spec.not_after, record.created_at)
+    if deadline <= time.time():
+        moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(deadline))
+        problems.append(
+            Problem(
+                "not_after",
+                f"it is already past ({moment}): the job could not start by then",
+                "a wait from the upload (90s, 45m, 6h, 2d) or a moment still to come",
+                "Give a later not_after, or none (the job then waits as long as it needs).",
+            )
+        )
+    return deadline
 
 
 def _join_batch(deps: SubmitDeps, job_id: str, video_key: str, head: dict[str, Any]) -> str | None:
@@ -357,6 +381,7 @@ def _start(
                 "media",
                 "notices",
                 "plan",
+                "start_deadline",
             },
         )
         cleared = dict.fromkeys(
