@@ -21,6 +21,7 @@ deps = CheckStatusDeps(
     ledger=wiring.budget_ledger(settings),
     task_retries=check_status_settings.task_retries,
     pace=wiring.pace_book(settings),
+    breaker=wiring.breaker(settings),
 )
 
 

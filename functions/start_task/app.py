@@ -24,6 +24,7 @@ deps = StartTaskDeps(
     presign_seconds=start_settings.presign_seconds,
     callback_url_for=wiring.callback_url_factory(start_settings.callbacks),
     pace=wiring.pace_book(settings),
+    breaker=wiring.breaker(settings),
 )
 
 

@@ -3,11 +3,14 @@ two folders of 3 dropped just after it, 3 provider slots. Every clip comes back;
 folders are not held behind the backfill; a high-priority clip dropped last passes the
 backfill; queued jobs have no execution, nobody waits in the slot line, AcquireSlot runs once
 per job; every queued job has an ETA; each folder's drop is one batch with one summary and one
-`Batch Completed` event, the only emails sent. (The 300-clip run and the ETA's accuracy: `make bench`,
+`Batch Completed` event, the only emails sent. A 60 s provider outage in the middle of a backlog
+pauses admission and ends no job. (The 300-clip run and the ETA's accuracy: `make bench`,
 bench/backlog.py.)"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +37,8 @@ def backlog_app() -> Iterator[LocalApp]:
             "ProviderConcurrency": str(LIMIT),
             "QueueWaitSeconds": "60",
             "BatchQuietSeconds": str(QUIET),
+            # Polled, not called back: the outage test's status queries meet the outage.
+            "Callbacks": "off",
         },
         SimConfig(task_seconds=1.5, queue_seconds=0.1),
         code_root=code_root(),
@@ -161,3 +166,86 @@ def _each_folders_drop_is_one_batch_with_one_summary(
         assert all(row["phase"] == "done" and row["output_key"] for row in summary["jobs"])
         page = app.s3.get_object(Bucket=app.bucket, Key=str(detail["page_key"]))
         assert page["ContentType"].startswith("text/html")
+
+
+OUTAGE_SECONDS = 60.0
+
+
+def _published(logs: str, metric: str) -> list[float]:
+    """The values of `metric` in the embedded-metric-format lines of a function's log."""
+    values: list[float] = []
+    for line in logs.splitlines():
+        with contextlib.suppress(ValueError):
+            document = json.loads(line)
+            if isinstance(document, dict) and "_aws" in document and metric in document:
+                value = document[metric]
+                values.extend(value if isinstance(value, list) else [value])
+    return values
+
+
+class Schedule:
+    """Fires a scheduled function every `every_seconds` while the block runs."""
+
+    def __init__(self, app: LocalApp, function: str, every_seconds: float) -> None:
+        self.app, self.function, self.every = app, function, every_seconds
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._fire, daemon=True)
+
+    def _fire(self) -> None:
+        while not self.stop.wait(self.every):
+            self.app.stack.fire_schedule(self.function)
+
+    def __enter__(self) -> Schedule:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+
+def test_a_provider_outage_pauses_admission_and_ends_no_job(backlog_app: LocalApp, clip: bytes):
+    app = backlog_app
+    app.simulator.reset(config=True)
+    app.simulator.configure(task_seconds=3.0, queue_seconds=0.1)
+    keys = [f"inbox/outage/{n}.mp4" for n in range(3 * LIMIT)]
+    before = app.simulator.stats()["tasks_created"]
+    for key in keys[:LIMIT]:
+        app.put(key, clip, metadata={"prompt": "sepia"})
+    deadline = time.monotonic() + 120
+    while app.simulator.stats()["tasks_created"] - before < LIMIT:
+        assert time.monotonic() < deadline, "the first tasks were not created"
+        time.sleep(0.1)
+    # Every call the provider gets is answered 503 for a minute, with a backlog behind it.
+    app.simulator.add_fault(
+        api="*", op="*", kind="unavailable", status=503, times=-1, for_seconds=OUTAGE_SECONDS
+    )
+    for key in keys[LIMIT:]:
+        app.put(key, clip, metadata={"prompt": "sepia"})
+    pool = app.slot_pool()
+    deadline = time.monotonic() + OUTAGE_SECONDS
+    while (pool.backlog_state().paused_until or 0) < time.time():
+        assert time.monotonic() < deadline, "admission never paused"
+        time.sleep(0.2)
+    assert pool.dispatch() == []  # paused: nothing is admitted, whatever the free slots
+    report, error, logs = app.stack.invoke_raw(
+        "ReconcileFunction", app.stack.event_sources.scheduled_event("ReconcileFunction")
+    )
+    assert error is None and report["admission_paused"] is True
+    assert _published(logs, "AdmissionPaused") == [1]
+
+    # The reconciler's schedule (every 5 minutes when deployed, sped up here) is the safety net
+    # that admits again once the pause is over, if no slot is given back meanwhile.
+    with Schedule(app, "ReconcileFunction", every_seconds=5.0):
+        endings = {key: app.wait_for_ending(key, timeout=400) for key in keys}
+    assert all(ending.succeeded for ending in endings.values()), {
+        key: ending.error for key, ending in endings.items() if not ending.succeeded
+    }
+    stats = app.simulator.stats()
+    assert stats["tasks_created"] - before == len(keys)  # none paid twice
+    assert stats["max_in_flight"] <= LIMIT
+    assert (pool.backlog_state().paused_until or 0) < time.time()  # resumed by itself
+    report, error, logs = app.stack.invoke_raw(
+        "ReconcileFunction", app.stack.event_sources.scheduled_event("ReconcileFunction")
+    )
+    assert error is None and report["admission_paused"] is False

@@ -201,6 +201,8 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "StartTaskFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
     | allow(["s3:GetObject", "s3:GetObjectVersion"], WORK)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    # dropcut.aws.breaker: paused_until read, outages counted (UpdateItem), a trip (GetItem).
+    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], SLOTS)
     | PROVIDER_SECRET
     | CALLBACK_SECRET,
     # steps.check_status: JobStore.update, PaceBook.record (UpdateItem of a pace# item), a
@@ -379,7 +381,7 @@ CLIENT_NEEDS: dict[str, Any] = {
         lambda g: {r for _, r in g if r.startswith(JOBS)},
     ),
     "slots": (
-        r"wiring\.(slot_pool|budget_ledger|submit_deps)\(",
+        r"wiring\.(slot_pool|budget_ledger|submit_deps|breaker)\(",
         lambda g: {r for _, r in g if r == SLOTS},
     ),
     "executions": (

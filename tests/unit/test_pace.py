@@ -104,6 +104,7 @@ def test_start_task_learns_from_what_check_status_recorded(poll_job, jobs_table,
             presign_seconds=3600,
             pace=book,
             callback_url_for=None,
+            breaker=None,
         )
         return start_task(deps, job_id)
 
@@ -118,6 +119,7 @@ def test_start_task_learns_from_what_check_status_recorded(poll_job, jobs_table,
         ledger=pool.ledger,
         pace=book,
         task_retries=0,
+        breaker=None,
     )
     check_status(checks, job_id, seen)
     assert [round(d) for d in book.recent(KEY)] == [240]

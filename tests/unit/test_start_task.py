@@ -60,6 +60,7 @@ def start(job, settings):
             presign_seconds=3600,
             callback_url_for=None,
             pace=None,
+            breaker=None,
         )
         return start_task(deps, job_id)
 
@@ -183,6 +184,7 @@ def test_with_callbacks_an_uncertain_create_waits_for_the_callback_to_name_the_t
         presign_seconds=3600,
         callback_url_for=lambda job: f"https://hooks.test/callbacks/{job}?cap=x",
         pace=None,
+        breaker=None,
     )
     waiting = start_task(deps, job_id)
     assert (waiting.task_id, waiting.follow) == ("", "callback")

@@ -4,6 +4,7 @@ their retention, and the webhook's access log format. IAM: test_iam.py."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -439,3 +440,13 @@ def template_resolver(overrides: dict[str, str] | None = None, *, resource: str 
         ref_resource=lambda logical_id: resource or logical_id,
         getatt_resource=lambda logical_id, attribute: resource or f"{logical_id}.{attribute}",
     )
+
+
+def test_a_breaker_trip_raises_the_provider_outage_alarm():
+    from dropcut.aws.breaker import Breaker
+
+    alarm = RESOURCES["ProviderOutageAlarm"]["Properties"]
+    assert alarm["MetricName"] == "ProviderOutages" in _published_metrics()
+    assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 1)
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert 'name="ProviderOutages"' in Path(inspect.getfile(Breaker)).read_text()  # at a trip

@@ -279,6 +279,7 @@ def test_a_part_whose_task_failed_gets_one_new_task_then_fails(
         ledger=pool.ledger,
         task_retries=1,
         pace=None,
+        breaker=None,
     )
     part = units[2]
     store.update(part, {"task_id": "t-1", "status": JobStatus.RUNNING.value})
@@ -332,6 +333,7 @@ def _checks(store, pool: SlotPool, credits: float | None, retries: int = 1) -> C
         ledger=pool.ledger,
         task_retries=retries,
         pace=None,
+        breaker=None,
     )
 
 
@@ -413,6 +415,7 @@ def test_a_whole_jobs_failed_task_is_not_retried(job, media_bucket, settings, po
         ledger=pool.ledger,
         task_retries=1,
         pace=None,
+        breaker=None,
     )
     with pytest.raises(TaskFailed):
         check_status(deps, job_id, _progress("t-1"))

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
+    from dropcut.aws.breaker import Breaker
     from dropcut.aws.executions import Executions
     from dropcut.aws.job_events import JobEvents
     from dropcut.aws.job_store import JobStore
@@ -155,6 +156,13 @@ def slot_pool(settings: Settings) -> SlotPool:
     return SlotPool(
         table, sfn_client(), settings.provider, slots.limit, daily_budget(settings), admission
     )
+
+
+def breaker(settings: Settings) -> Breaker:
+    """The provider breaker of this stack's provider account (dropcut.aws.breaker)."""
+    from dropcut.aws.breaker import Breaker
+
+    return Breaker(dynamodb().Table(settings.slots.table), settings.provider)
 
 
 def budget_ledger(settings: Settings) -> BudgetLedger:

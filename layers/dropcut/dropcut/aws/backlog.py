@@ -121,6 +121,12 @@ class Rotation:
     turns: dict[str, Turn]
     #: Since when the daily budget holds the backlog back (None: it does not).
     budget_wait_since: float | None
+    #: Until when a provider outage pauses admission (dropcut.aws.breaker; None: never).
+    paused_until: float | None = None
+
+    def paused(self, now: float) -> bool:
+        """Whether admission is paused at `now` (a provider outage)."""
+        return self.paused_until is not None and now < self.paused_until
 
 
 @dataclass
@@ -254,6 +260,7 @@ class Backlog:
         item = self.table.get_item(Key=self.turns_key, ConsistentRead=True).get("Item") or {}
         folders: dict[str, Any] = dict(item.get("folders") or {})  # type: ignore[arg-type]
         since = item.get("budget_wait_since")
+        paused = item.get("paused_until")
         return Rotation(
             {
                 folder: Turn(
@@ -264,6 +271,7 @@ class Backlog:
                 for folder, value in folders.items()
             },
             float(str(since)) if since is not None else None,
+            float(str(paused)) if paused is not None else None,
         )
 
     def hold_for_budget(self, held: bool) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dropcut.aws.backlog import Backlog, Place, Queued, Turn
+from dropcut.aws.backlog import Backlog, Place, Queued, Rotation, Turn
 from dropcut.aws.executions import Executions
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.ledger import BudgetLedger, number, transact
@@ -99,6 +99,8 @@ class BacklogState:
     queued: int
     #: Since when the daily budget holds the backlog back (None: it does not).
     budget_wait_since: float | None
+    #: Until when a provider outage pauses admission (dropcut.aws.breaker; None: never).
+    paused_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,9 @@ class SlotPool:
             return BacklogState(0, None)
         backlog = self.admission.backlog
         rotation = backlog.rotation()
-        return BacklogState(backlog.queued(rotation.turns), rotation.budget_wait_since)
+        return BacklogState(
+            backlog.queued(rotation.turns), rotation.budget_wait_since, rotation.paused_until
+        )
 
     def eta(self, record: JobRecord) -> Eta | None:
         """Where a queued job stands and when it should start (see queue_eta)."""
@@ -331,6 +335,9 @@ class SlotPool:
         a job it cannot take holds the backlog back (marked on the turns item) until one can."""
         backlog = admission.backlog
         rotation = backlog.rotation()
+        if rotation.paused(time.time()):
+            logger.info("admission paused: provider outage", extra={"until": rotation.paused_until})
+            return []
         turns = rotation.turns
         admitted: list[str] = []
         conflicts = 0
@@ -367,18 +374,26 @@ class SlotPool:
             turns[folder].served += 1
             turns[folder].last = now
             admitted.append(queued.job_id)
+        self._mark_budget_wait_of(backlog, rotation, over_budget=granted is Grant.OVER_BUDGET,
+                                  moved=bool(admitted or not turns))  # fmt: skip
+        if admitted:
+            metrics.add_metric(name="JobsAdmitted", unit="Count", value=len(admitted))
+        return admitted
+
+    def _mark_budget_wait_of(
+        self, backlog: Backlog, rotation: Rotation, *, over_budget: bool, moved: bool
+    ) -> None:
+        """Mark the backlog as held by the daily budget when the budget refused its next job,
+        or clear the mark when the backlog moved (or emptied) without such a refusal."""
         marked = rotation.budget_wait_since is not None
-        if granted is Grant.OVER_BUDGET and not marked:
+        if over_budget and not marked:
             backlog.hold_for_budget(True)
             logger.warning(
                 "backlog waits for the daily budget",
                 extra={"daily_credit_budget": self.budget.limit},
             )
-        elif marked and granted is not Grant.OVER_BUDGET and (admitted or not turns):
+        elif marked and not over_budget and moved:
             backlog.hold_for_budget(False)
-        if admitted:
-            metrics.add_metric(name="JobsAdmitted", unit="Count", value=len(admitted))
-        return admitted
 
     def _grant_queued(self, admission: Admission, queued: Queued, *, slot: bool = True) -> Grant:
         """In one transaction: a slot for the job's first part (and, with a budget, its

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from dropcut.aws.breaker import Breaker
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.ledger import BudgetLedger
 from dropcut.aws.pace import PaceBook
@@ -33,6 +34,8 @@ class CheckStatusDeps:
     #: TaskRetries: how many new tasks a part whose provider task failed gets (a whole job's
     #: failed task is not retried: `dropcut retry` is the user's call to pay again).
     task_retries: int
+    #: The provider breaker, told of each outage answer (dropcut.aws.breaker); None: none.
+    breaker: Breaker | None
 
 
 def check_status(deps: CheckStatusDeps, part_id: str, progress: TaskProgress) -> TaskProgress:
@@ -49,7 +52,12 @@ def check_status(deps: CheckStatusDeps, part_id: str, progress: TaskProgress) ->
         # A retry re-uses this finished task (StartTask said so): nothing to ask, go on.
         deps.store.move_phase(part_id, JobPhase.STORING)
         return progress
-    task = deps.provider_for(progress.provider).get_task(progress.task_id)
+    try:
+        task = deps.provider_for(progress.provider).get_task(progress.task_id)
+    except Exception as error:
+        if deps.breaker is not None:
+            deps.breaker.record(error, time.time())
+        raise
     now = time.time()
     fields: dict[str, Any] = {
         "task_state": task.state.value,

@@ -143,6 +143,8 @@ class ReconcileReport:
     jobs_waiting_for_budget: int = 0
     #: Credits reserved or charged today, UTC (BudgetCreditsToday).
     credits_today: float = 0.0
+    #: A provider outage pauses admission now (AdmissionPaused; dropcut.aws.breaker).
+    admission_paused: bool = False
     #: Batches this pass completed (their summary written, their event sent).
     batches_completed: list[str] = field(default_factory=list)
 
@@ -210,6 +212,9 @@ def _measure_in_flight(slots: SlotPool, report: ReconcileReport) -> None:
     )
     backlog = slots.backlog_state()
     report.jobs_queued = backlog.queued
+    report.admission_paused = (
+        backlog.paused_until is not None and time.time() < backlog.paused_until
+    )
     if backlog.budget_wait_since is not None:
         report.jobs_waiting_for_budget += backlog.queued
 
@@ -219,6 +224,7 @@ def _publish_gauges(report: ReconcileReport) -> None:
     metrics.add_metric(name="SlotsInUse", unit="Count", value=report.slots_in_use)
     metrics.add_metric(name="JobsInLine", unit="Count", value=report.jobs_in_line)
     metrics.add_metric(name="JobsQueued", unit="Count", value=report.jobs_queued)
+    metrics.add_metric(name="AdmissionPaused", unit="Count", value=int(report.admission_paused))
     metrics.add_metric(
         name="JobsWaitingForBudget", unit="Count", value=report.jobs_waiting_for_budget
     )

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dropcut.aws.breaker import Breaker
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.pace import PaceBook, learned_wait, pace_key
 from dropcut.aws.storage import presign_get
-from dropcut.errors import ExecutionEnded, JobNotReady, TaskCreationUncertain
+from dropcut.errors import ExecutionEnded, JobNotReady, ProviderUnavailable, TaskCreationUncertain
 from dropcut.model.callbacks import CallbackUrlFor
 from dropcut.model.follow import Follow, PollPlan, TaskProgress, adoption_progress, first_progress
 from dropcut.model.jobs import JobStatus, PartRecord
@@ -38,6 +39,9 @@ class StartTaskDeps:
     callback_url_for: CallbackUrlFor | None
     #: Recent task durations (the first wait of a task with no provider estimate); None: none.
     pace: PaceBook | None
+    #: The provider breaker: outages are recorded there, and while it pauses admission no
+    #: create is sent (dropcut.aws.breaker); None: no breaker.
+    breaker: Breaker | None
 
 
 def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
@@ -60,6 +64,7 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     follow: Follow = "callback" if callbacks else "poll"
     if record.task_id:
         return _recorded(deps, record, provider_name, follow)
+    _unless_paused(deps.breaker)
     # Everything the create needs is made before the claim, so the claim is followed by the POST
     # alone: a worker stopped before it sent anything leaves no claim behind.
     request = _edit_request(deps, record, callback=callbacks)
@@ -90,6 +95,8 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     try:
         task = provider.create_task(request)
     except Exception as error:
+        if deps.breaker is not None:
+            deps.breaker.record(error, time.time())
         if not create_refused(error):
             return _uncertain(deps, record, provider_name, callbacks, redact_urls(str(error)))
         # Nothing reached the provider's application: no task exists, retry is safe.
@@ -140,6 +147,20 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
         learned=learned,
         pace_key=key,
     )
+
+
+def _unless_paused(breaker: Breaker | None) -> None:
+    """Raise an undelivered ProviderUnavailable while a provider outage pauses admission: no
+    create is sent into it, and the state machine tries again later (5 to 120 s apart)."""
+    if breaker is None:
+        return
+    until = breaker.paused_until()
+    if until is not None and time.time() < until:
+        raise ProviderUnavailable(
+            f"the provider is in an outage (dropcut.aws.breaker): no create is sent before "
+            f"{time.strftime('%H:%M:%S', time.gmtime(until))} UTC",
+            delivered=False,
+        )
 
 
 def _recorded(
