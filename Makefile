@@ -25,7 +25,7 @@ export PYTHONPATH := $(abspath .)
 export AWS_DEFAULT_REGION ?= us-east-1
 PYTEST_ARGS ?=
 
-.PHONY: help venv hooks lint check format build test test-unit test-integration test-devstack test-e2e demo stack simulator bench clean
+.PHONY: soak help venv hooks lint check format build test test-unit test-integration test-devstack test-e2e demo stack simulator bench clean
 
 help:
 	@echo "make demo    run the whole pipeline on the local stack (videos in, edited videos out)"
@@ -128,6 +128,12 @@ simulator: $(STAMP)
 # The cold start figures import what sam build ships (.aws-sam/build), hence the build first.
 bench: build
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The big drop of issue 23 (tests/e2e/test_big_drop.py): 300 clips, 3 slots, about 20 minutes;
+# prints the ETA's accuracy. Not part of `make test`.
+soak: build
+	DROPCUT_SOAK=1 DROPCUT_CODE_ROOT=.aws-sam/build $(BIN)/python -m pytest -p no:cacheprovider -s \
+		tests/e2e/test_big_drop.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache

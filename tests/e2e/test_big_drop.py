@@ -1,0 +1,153 @@
+"""The big drop (`make soak`, about 20 minutes on 2 cores; not part of `make test`): 300 clips
+across 3 folders (280, 10, 10), 3 provider slots, 1-2 s tasks. Every clip comes back edited;
+the small folders finish long before the big one; a high-priority clip dropped last starts
+within a few admissions; nobody waits in the slot line and AcquireSlot runs once a job; one batch
+summary and one Batch Completed event per folder, the only emails; and the ETA each queued job
+was given is compared with its real start (the distribution is printed)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.local_app import LocalApp, local_app
+from devstack.media import make_sample_video
+from devstack.simulator import SimConfig
+from tests.e2e.conftest import code_root
+
+pytestmark = [
+    pytest.mark.own_app,
+    pytest.mark.timeout(3600),
+    pytest.mark.skipif(
+        os.environ.get("DROPCUT_SOAK") != "1", reason="make soak runs it (about 20 minutes)"
+    ),
+]
+
+LIMIT = 3
+FOLDERS = {"archive": 280, "news": 10, "promo": 10}
+QUIET = 30
+#: The ETA's goal (issue 23): within 25 % of the real wait for 90 % of the jobs after the first 20.
+ETA_TOLERANCE, ETA_SHARE, WARM_UP = 0.25, 0.90, 20
+
+
+@pytest.fixture(scope="module")
+def soak_app() -> Iterator[LocalApp]:
+    with local_app(
+        "evolink",
+        {
+            "ProviderConcurrency": str(LIMIT),
+            "QueueWaitSeconds": "60",
+            "BatchQuietSeconds": str(QUIET),
+            "JobDeadlineSeconds": "120",
+        },
+        SimConfig(task_seconds=1.5, queue_seconds=0.1),
+        code_root=code_root(),
+    ) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The smallest clip within every limit of the model: sent as it is."""
+    path = tmp_path_factory.mktemp("soak") / "short.mp4"
+    return Path(make_sample_video(path, seconds=3.0, width=720, height=720)).read_bytes()
+
+
+class LineWatch(threading.Thread):
+    """Samples the slot line while the backlog drains: the most jobs ever seen in it."""
+
+    def __init__(self, app: LocalApp) -> None:
+        super().__init__(daemon=True)
+        self.app, self.most, self.stop = app, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            self.most = max(self.most, len(self.app.jobs_in_line()))
+
+
+def _eta_errors(jobs: list[dict[str, Any]]) -> list[float]:
+    """For each job queued with an expected start, after the first WARM_UP by arrival: how far
+    its real start was from it, as a share of its real wait."""
+    ordered = sorted(jobs, key=lambda job: float(job["created_at"]))[WARM_UP:]
+    errors = []
+    for job in ordered:
+        eta = job.get("eta") or {}
+        if eta.get("starts_at") is None:
+            continue
+        waited = float(job["admitted_at"]) - float(eta["estimated_at"])
+        errors.append(abs(float(job["admitted_at"]) - float(eta["starts_at"])) / max(waited, 1.0))
+    return errors
+
+
+def test_a_drop_of_300_clips_comes_back_whole_and_fair(soak_app: LocalApp, short_clip: bytes):
+    app = soak_app
+    acquire = app.stack.pool("AcquireSlotFunction")
+    keys = {folder: [f"inbox/{folder}/{n:03d}.mp4" for n in range(count)] for folder, count in FOLDERS.items()}  # fmt: skip
+    urgent = "inbox/archive/urgent.mp4"
+    everything = [*(key for folder in FOLDERS for key in keys[folder]), urgent]
+    started = time.time()
+    watch = LineWatch(app)
+    watch.start()
+    with ThreadPoolExecutor(8) as uploads:
+        list(
+            uploads.map(
+                lambda key: app.put(key, short_clip, metadata={"prompt": "sepia"}), keys["archive"]
+            )
+        )
+        list(uploads.map(lambda key: app.put(key, short_clip, metadata={"prompt": "sepia"}), keys["news"] + keys["promo"]))  # fmt: skip
+    app.put_manifest(urgent, {"prompt": "sepia", "priority": "high"})
+    app.put(urgent, short_clip)
+    endings = {key: app.wait_for_ending(key, timeout=3000) for key in everything}
+    watch.stop.set()
+    took = time.time() - started
+
+    failed = {key: ending.error for key, ending in endings.items() if not ending.succeeded}
+    assert not failed, failed
+    jobs = {job["key"]: job for job in app.jobs()}
+    assert set(jobs) == set(everything)
+    # The small folders finished long before the big one.
+    ended = {key: float(job["updated_at"]) for key, job in jobs.items()}
+    small_done = max(ended[key] for key in keys["news"] + keys["promo"])
+    archive_done = sorted(ended[key] for key in keys["archive"])
+    assert small_done < archive_done[len(archive_done) // 4], "small folders held behind"
+    # The urgent clip, dropped last, started within a few admissions of its arrival.
+    order = sorted(jobs, key=lambda key: float(jobs[key]["admitted_at"]))
+    arrived = float(jobs[urgent]["created_at"])
+    admitted_before = sum(1 for job in jobs.values() if float(job["admitted_at"]) < arrived)
+    assert order.index(urgent) - admitted_before <= 3 + LIMIT
+    # Waiting cost nothing.
+    assert watch.most == 0
+    assert acquire.invocations == len(jobs)
+    stats = app.simulator.stats()
+    assert stats["tasks_created"] == len(jobs) and stats["max_in_flight"] <= LIMIT
+    # One batch per folder, one summary and one event each, the only emails.
+    time.sleep(
+        max(0.0, max(float(j["created_at"]) for j in jobs.values()) + QUIET + 1 - time.time())
+    )
+    app.stack.fire_schedule("ReconcileFunction")
+    delivered = app.job_events()
+    assert {event["detail-type"] for event in delivered} == {"Batch Completed"}
+    by_folder = {event["detail"]["folder"]: event["detail"] for event in delivered}
+    assert sorted(by_folder) == sorted(FOLDERS) and len(delivered) == len(FOLDERS)
+    for folder, detail in by_folder.items():
+        assert detail["jobs"] == detail["succeeded"] == FOLDERS[folder] + (folder == "archive")
+        assert len(app.read_json(str(detail["summary_key"]))["jobs"]) == detail["jobs"]
+
+    errors = _eta_errors(list(jobs.values()))
+    within = sum(1 for error in errors if error <= ETA_TOLERANCE) / max(len(errors), 1)
+    quantiles = statistics.quantiles(errors, n=10) if len(errors) > 1 else errors
+    print(
+        f"\n{len(jobs)} clips in {took:.0f} s ({len(jobs) / took * 3600:.0f} an hour); "
+        f"ETA given to {len(errors)} queued jobs after the first {WARM_UP}: "
+        f"{within:.0%} within {ETA_TOLERANCE:.0%} of the real wait; error deciles "
+        + ", ".join(f"{q:.0%}" for q in quantiles)
+    )
+    assert within >= ETA_SHARE
