@@ -323,6 +323,16 @@ def _transitions(app: LocalApp) -> list[int]:
     ]
 
 
+def _where(app: LocalApp, key: str) -> dict[str, Any]:
+    """What the job record of an input without an ending says (to find why it is stuck)."""
+    job = app.job(key) or {}
+    fields = ("status", "phase", "task_id", "creating_since", "admitted_at", "error_reason")
+    queued = job.get("job_id") in app.jobs_queued()
+    return {**{name: job.get(name) for name in fields}, "in_backlog": queued,
+            "in_line": job.get("job_id") in app.jobs_in_line(),
+            "holds_slot": job.get("job_id") in app.slot_holders()}  # fmt: skip
+
+
 def _wait_for_endings(app: LocalApp, inputs: dict[str, InputOutcome], deadline: float) -> None:
     """Wait until every input has its ending in S3 (a result manifest or an error report), then
     until every job record says so. This harness shares one process (and its GIL) with moto and
@@ -335,7 +345,8 @@ def _wait_for_endings(app: LocalApp, inputs: dict[str, InputOutcome], deadline: 
         waiting = {keys: key for keys, key in waiting.items() if present.isdisjoint(keys)}
         if waiting and time.time() > deadline:
             missing = sorted(waiting.values())
-            raise TimeoutError(f"{len(missing)} inputs have no ending, e.g. {missing[:5]}")
+            where = {key: _where(app, key) for key in missing[:5]}
+            raise TimeoutError(f"{len(missing)} inputs have no ending, e.g. {where}")
         if waiting:
             time.sleep(3.0)
     while True:  # the record's status is written last: usually already there

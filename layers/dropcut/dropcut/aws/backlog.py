@@ -92,6 +92,8 @@ class Queued:
 
 #: The most entries counted to place a job in its folder (one bounded read).
 MAX_COUNTED = 1000
+#: How often taking an entry out tries again when an admission's transaction conflicts with it.
+MAX_CONFLICT_ROUNDS = 3
 #: How often a batch read asks again for the keys DynamoDB left unprocessed.
 MAX_BATCH_ROUNDS = 4
 
@@ -235,8 +237,18 @@ class Backlog:
         """Take the job out of its folder's queue (counted once) but keep its deadline entry:
         a job past its deadline is never admitted, and the reconciler ends it with a report."""
         client = self.table.meta.client
-        with contextlib.suppress(client.exceptions.TransactionCanceledException):
-            transact(client, self.removal(queued, deadline=False))
+        for _ in range(MAX_CONFLICT_ROUNDS):
+            try:
+                transact(client, self.removal(queued, deadline=False))
+            except client.exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                if any(reason.get("Code") == "TransactionConflict" for reason in reasons):
+                    continue  # an admission of the same folder at this moment: again
+                return  # the entry is gone already: counted by whoever took it
+            return
+        # Still conflicting: the entry must go all the same (a stale head would stall its
+        # folder); the count is the gauges' and the ETA's, and drifts by one at worst.
+        self.table.delete_item(Key={"pool": self.partition(queued.folder), "entry": queued.entry})
 
     def overdue(self, now: float, limit: int = 100) -> list[str]:
         """The ids of queued jobs whose deadline is before `now`, soonest first (one Query of
