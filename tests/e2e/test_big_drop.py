@@ -62,32 +62,58 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 class LineWatch(threading.Thread):
-    """Samples the slot line while the backlog drains: the most jobs ever seen in it."""
+    """Samples the slot line while the backlog drains (one read of the slots item every 5 s):
+    the most jobs ever seen in it."""
 
     def __init__(self, app: LocalApp) -> None:
         super().__init__(daemon=True)
         self.app, self.most, self.stop = app, 0, threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(1.0):
+        while not self.stop.wait(5.0):
             self.most = max(self.most, len(self.app.jobs_in_line()))
 
 
-def _eta_errors(jobs: list[dict[str, Any]]) -> list[float]:
+def _until_ended(app: LocalApp, keys: list[str], timeout: float) -> None:
+    """Wait until each input has a result manifest or an error report: two S3 listings every
+    5 s (scanning the jobs table would hold moto's lock, in this same process, against the
+    drop it measures)."""
+    layout_outputs = {key: key.replace("inbox/", "outbox/", 1).removesuffix(".mp4") for key in keys}
+    deadline = time.monotonic() + timeout
+    while True:
+        present = set(app.keys("outbox/")) | set(app.keys("errors/"))
+        waiting = [
+            key
+            for key in keys
+            if f"{layout_outputs[key]}.edited.result.json" not in present
+            and f"errors/{key.removeprefix('inbox/')}.error.json" not in present
+        ]
+        if not waiting:
+            return
+        assert time.monotonic() < deadline, f"{len(waiting)} inputs without an ending"
+        time.sleep(5.0)
+
+
+def _eta_errors(jobs: list[dict[str, Any]]) -> tuple[list[float], int]:
     """For each job queued with an expected start, after the first WARM_UP by arrival: how far
-    its real start was from it, as a share of its real wait."""
+    its real start was from it, as a share of its real wait; and how many were queued with no
+    expected start (the stack had no pace yet)."""
     ordered = sorted(jobs, key=lambda job: float(job["created_at"]))[WARM_UP:]
-    errors = []
+    errors, without = [], 0
     for job in ordered:
         eta = job.get("eta") or {}
-        if eta.get("starts_at") is None:
+        if eta and eta.get("starts_at") is None:
+            without += 1
+        if eta.get("starts_at") is None or job.get("admitted_at") is None:
             continue
         waited = float(job["admitted_at"]) - float(eta["estimated_at"])
         errors.append(abs(float(job["admitted_at"]) - float(eta["starts_at"])) / max(waited, 1.0))
-    return errors
+    return errors, without
 
 
-def test_a_drop_of_300_clips_comes_back_whole_and_fair(soak_app: LocalApp, short_clip: bytes):
+def test_a_drop_of_300_clips_comes_back_whole_and_fair(
+    soak_app: LocalApp, short_clip: bytes
+) -> None:
     app = soak_app
     acquire = app.stack.pool("AcquireSlotFunction")
     keys = {folder: [f"inbox/{folder}/{n:03d}.mp4" for n in range(count)] for folder, count in FOLDERS.items()}  # fmt: skip
@@ -105,14 +131,27 @@ def test_a_drop_of_300_clips_comes_back_whole_and_fair(soak_app: LocalApp, short
         list(uploads.map(lambda key: app.put(key, short_clip, metadata={"prompt": "sepia"}), keys["news"] + keys["promo"]))  # fmt: skip
     app.put_manifest(urgent, {"prompt": "sepia", "priority": "high"})
     app.put(urgent, short_clip)
-    endings = {key: app.wait_for_ending(key, timeout=3000) for key in everything}
+    _until_ended(app, everything, timeout=3000)
     watch.stop.set()
     took = time.time() - started
+    time.sleep(2.0)  # the record's status is written right after the output
 
-    failed = {key: ending.error for key, ending in endings.items() if not ending.succeeded}
-    assert not failed, failed
     jobs = {job["key"]: job for job in app.jobs()}
     assert set(jobs) == set(everything)
+    errors, without = _eta_errors(list(jobs.values()))
+    within = sum(1 for error in errors if error <= ETA_TOLERANCE) / max(len(errors), 1)
+    quantiles = statistics.quantiles(errors, n=10) if len(errors) > 1 else errors
+    print(
+        f"\n{len(jobs)} clips in {took:.0f} s ({len(jobs) / took * 3600:.0f} an hour); "
+        f"ETA given to {len(errors)} queued jobs after the first {WARM_UP} "
+        f"({without} queued before the stack had a pace got none): "
+        f"{within:.0%} within {ETA_TOLERANCE:.0%} of the real wait; error deciles "
+        + ", ".join(f"{q:.0%}" for q in quantiles)
+    )
+    failed = {
+        key: job.get("error_reason") for key, job in jobs.items() if job["status"] != "succeeded"
+    }
+    assert not failed, failed
     # The small folders finished long before the big one.
     ended = {key: float(job["updated_at"]) for key, job in jobs.items()}
     small_done = max(ended[key] for key in keys["news"] + keys["promo"])
@@ -141,13 +180,4 @@ def test_a_drop_of_300_clips_comes_back_whole_and_fair(soak_app: LocalApp, short
         assert detail["jobs"] == detail["succeeded"] == FOLDERS[folder] + (folder == "archive")
         assert len(app.read_json(str(detail["summary_key"]))["jobs"]) == detail["jobs"]
 
-    errors = _eta_errors(list(jobs.values()))
-    within = sum(1 for error in errors if error <= ETA_TOLERANCE) / max(len(errors), 1)
-    quantiles = statistics.quantiles(errors, n=10) if len(errors) > 1 else errors
-    print(
-        f"\n{len(jobs)} clips in {took:.0f} s ({len(jobs) / took * 3600:.0f} an hour); "
-        f"ETA given to {len(errors)} queued jobs after the first {WARM_UP}: "
-        f"{within:.0%} within {ETA_TOLERANCE:.0%} of the real wait; error deciles "
-        + ", ".join(f"{q:.0%}" for q in quantiles)
-    )
-    assert within >= ETA_SHARE
+    assert within >= ETA_SHARE and without == 0
