@@ -3,7 +3,11 @@ across 3 folders (280, 10, 10), 3 provider slots, 1-2 s tasks. Every clip comes 
 the small folders finish long before the big one; a high-priority clip dropped last starts
 within a few admissions; nobody waits in the slot line and AcquireSlot runs once a job; one batch
 summary and one Batch Completed event per folder, the only emails; and the ETA each queued job
-was given is compared with its real start (the distribution is printed)."""
+was given is compared with its real start (the distribution is printed).
+
+A first run (2026-12-07): 301 clips back in 525 s, none failed; ETA within 25 % for 60 % of the
+209 jobs after the first 20 that had one, and 66 queued before the stack had a pace had none:
+short of the goal (issue 23)."""
 
 from __future__ import annotations
 
@@ -152,11 +156,27 @@ def test_a_drop_of_300_clips_comes_back_whole_and_fair(
         key: job.get("error_reason") for key, job in jobs.items() if job["status"] != "succeeded"
     }
     assert not failed, failed
-    # The small folders finished long before the big one.
+    # The small folders took turns with the backfill from their arrival in the backlog (Submit
+    # takes the archive's 280 first: a first run saw the small folders arrive after a quarter of
+    # it had ended), and finished long before it.
+    small = keys["news"] + keys["promo"]
+    for key in small:
+        mine = jobs[key]
+        folder = key.rsplit("/", 1)[0]
+        before_it = sum(
+            1
+            for other in small
+            if other.startswith(folder) and jobs[other]["created_at"] < mine["created_at"]
+        )
+        passed = sum(
+            1
+            for other in keys["archive"]
+            if mine["created_at"] < jobs[other]["admitted_at"] < mine["admitted_at"]
+        )
+        assert passed <= before_it + 2, (key, passed)
     ended = {key: float(job["updated_at"]) for key, job in jobs.items()}
-    small_done = max(ended[key] for key in keys["news"] + keys["promo"])
     archive_done = sorted(ended[key] for key in keys["archive"])
-    assert small_done < archive_done[len(archive_done) // 4], "small folders held behind"
+    assert max(ended[key] for key in small) < archive_done[len(archive_done) // 2]
     # The urgent clip, dropped last, started within a few admissions of its arrival.
     order = sorted(jobs, key=lambda key: float(jobs[key]["admitted_at"]))
     arrived = float(jobs[urgent]["created_at"])

@@ -118,21 +118,28 @@ def _end_pause(slots_table, breaker: Breaker) -> None:
     )
 
 
-def test_start_task_sends_no_create_while_paused(stored_job, slots_table, settings):
-    store, job_id = stored_job()
-    breaker = Breaker(slots_table, settings.provider)
-    provider = FakeProvider(CREATED)
-    deps = StartTaskDeps(
+def _start_task_deps(
+    store: JobStore, provider: FakeProvider, breaker: Breaker, name: str
+) -> StartTaskDeps:
+    """StartTask's dependencies with `provider` and `breaker` (polled, no callbacks, no pace)."""
+    return StartTaskDeps(
         s3=presigning_s3_client(),
         store=store,
         provider_for=lambda _: provider,
-        default_provider=settings.provider,
+        default_provider=name,
         plan=PLAN,
         presign_seconds=3600,
         callback_url_for=None,
         pace=None,
         breaker=breaker,
     )
+
+
+def test_start_task_sends_no_create_while_paused(stored_job, slots_table, settings):
+    store, job_id = stored_job()
+    breaker = Breaker(slots_table, settings.provider)
+    provider = FakeProvider(CREATED)
+    deps = _start_task_deps(store, provider, breaker, settings.provider)
     now = time.time()
     for _ in range(TRIP_OUTAGES):
         breaker.record(DOWN, now)
@@ -152,17 +159,8 @@ def test_start_task_counts_an_outage_answer_to_a_create(stored_job, slots_table,
     breaker = Breaker(slots_table, settings.provider)
     for _ in range(TRIP_OUTAGES - 1):
         breaker.record(DOWN, time.time())
-    deps = StartTaskDeps(
-        s3=presigning_s3_client(),
-        store=store,
-        provider_for=lambda _: FakeProvider(ProviderThrottled("429", status=429, retry_after=1)),
-        default_provider=settings.provider,
-        plan=PLAN,
-        presign_seconds=3600,
-        callback_url_for=None,
-        pace=None,
-        breaker=breaker,
-    )
+    throttled = FakeProvider(ProviderThrottled("429", status=429, retry_after=1))
+    deps = _start_task_deps(store, throttled, breaker, settings.provider)
     with pytest.raises(ProviderThrottled):
         start_task(deps, job_id)
     assert breaker.paused_until() is not None  # the fifth outage answer tripped it

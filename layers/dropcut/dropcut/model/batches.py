@@ -151,36 +151,34 @@ class Batch(BaseModel):
         )
 
 
-class BatchMember(BaseModel):
-    """One job of a batch, and its ending once it has one (a summary row)."""
+class EndingFacts(BaseModel):
+    """What a batch keeps of a job's ending (a summary row's ending columns)."""
 
     model_config = ConfigDict(frozen=True)
+    reason: str | None = None
+    credits: float | None = None
+    credits_estimated: float | None = None
+    output_key: str | None = None
+    report_key: str | None = None
+    sheet_key: str | None = None
+
+
+class BatchMember(EndingFacts):
+    """One job of a batch, and its ending once it has one (a summary row)."""
+
     job_id: str
     key: str
     joined_at: float
     ended_at: float | None = None
     phase: JobPhase | None = None
-    reason: str | None = None
-    credits: float | None = None
-    credits_estimated: float | None = None
-    output_key: str | None = None
-    report_key: str | None = None
-    sheet_key: str | None = None
 
 
-class MemberEnding(BaseModel):
+class MemberEnding(EndingFacts):
     """How one job ended, as a batch records it (from its ending event or its record)."""
 
-    model_config = ConfigDict(frozen=True)
     job_id: str
     phase: JobPhase
     ended_at: float
-    reason: str | None = None
-    credits: float | None = None
-    credits_estimated: float | None = None
-    output_key: str | None = None
-    report_key: str | None = None
-    sheet_key: str | None = None
 
     @property
     def counter(self) -> str:
