@@ -323,7 +323,7 @@ def _transitions(app: LocalApp) -> list[int]:
     ]
 
 
-def _where(app: LocalApp, key: str) -> dict[str, Any]:
+def where_stands(app: LocalApp, key: str) -> dict[str, Any]:
     """What the job record of an input without an ending says (to find why it is stuck)."""
     job = app.job(key) or {}
     fields = ("status", "phase", "task_id", "creating_since", "admitted_at", "error_reason")
@@ -345,7 +345,7 @@ def _wait_for_endings(app: LocalApp, inputs: dict[str, InputOutcome], deadline: 
         waiting = {keys: key for keys, key in waiting.items() if present.isdisjoint(keys)}
         if waiting and time.time() > deadline:
             missing = sorted(waiting.values())
-            where = {key: _where(app, key) for key in missing[:5]}
+            where = {key: where_stands(app, key) for key in missing[:5]}
             raise TimeoutError(f"{len(missing)} inputs have no ending, e.g. {where}")
         if waiting:
             time.sleep(3.0)
