@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -81,17 +81,18 @@ class Breaker:
         if not is_outage(error):
             return False
         try:
-            outages = self._count(now)
-            if outages < TRIP_OUTAGES:
+            window = self._count(now)
+            if int(str(window["outages"])) < TRIP_OUTAGES:
                 return False
-            return self._trip(now, outages)
+            return self._trip(now, window)
         except (BotoCoreError, ClientError) as exc:
             logger.warning("breaker not written", extra={"error": f"{type(exc).__name__}: {exc}"})
             return False
 
-    def _count(self, now: float) -> int:
+    def _count(self, now: float) -> dict[str, Any]:
         """Add one outage to the current window (a window older than WINDOW_SECONDS starts
-        over); the window's count."""
+        over); the counter item as it is now (`outages`, and the last trip's `tripped_at` and
+        `pause`)."""
         client = self.table.meta.client
         try:
             answer = self.table.update_item(
@@ -108,14 +109,15 @@ class Breaker:
                 ExpressionAttributeValues={":now": _number(now), ":one": 1},
                 ReturnValues="ALL_NEW",
             )
-        return int(str(answer["Attributes"]["outages"]))
+        return dict(answer["Attributes"])
 
-    def _trip(self, now: float, outages: int) -> bool:
+    def _trip(self, now: float, window: dict[str, Any]) -> bool:
         """Pause admission (once per window: the first to see the count trips, and starts a new
-        window); the pause doubles when the last trip was recent."""
-        item = self.table.get_item(Key=self.counter_key, ConsistentRead=True).get("Item") or {}
-        last_trip = float(str(item.get("tripped_at", 0)))
-        last_pause = float(str(item.get("pause", PAUSE_SECONDS)))
+        window); the pause doubles when the last trip was recent. `window`: the counter item
+        as this outage's count left it."""
+        outages = int(str(window["outages"]))
+        last_trip = float(str(window.get("tripped_at", 0)))
+        last_pause = float(str(window.get("pause", PAUSE_SECONDS)))
         soon_again = now - last_trip < last_pause + WINDOW_SECONDS
         pause = min(last_pause * 2, MAX_PAUSE_SECONDS) if soon_again else PAUSE_SECONDS
         client = self.table.meta.client

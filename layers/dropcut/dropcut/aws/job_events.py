@@ -267,26 +267,9 @@ class JobEvents:
     def publish_batch(self, batch: Batch) -> bool:
         """Send a batch's `Batch Completed` event; False (logged, counted) when it could not be
         sent. Never raises."""
+        fields = set(BatchEventDetail.model_fields) - {"schema_version", "service"}
         detail = BatchEventDetail(
-            service=self.service,
-            **batch.model_dump(
-                mode="json",
-                include={
-                    "batch_id",
-                    "folder",
-                    "origin",
-                    "jobs",
-                    "succeeded",
-                    "failed",
-                    "cancelled",
-                    "credits_spent",
-                    "credits_estimated",
-                    "summary_key",
-                    "page_key",
-                    "created_at",
-                    "completed_at",
-                },
-            ),
+            service=self.service, **batch.model_dump(mode="json", include=fields)
         )
         return self._put(BATCH_COMPLETED, detail)
 
