@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,3 +66,23 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         tmp_path_factory.mktemp("media") / "clip.mp4", seconds=4.0, width=720, height=720
     )
     return Path(path).read_bytes()
+
+
+def assert_took_turns(jobs: dict[str, dict[str, Any]], small: list[str], big: list[str]) -> None:
+    """Fair turns, measured from each clip's arrival in the backlog: a small folder's clip was
+    passed by at most as many of the backfill's (`big`) as came before it in its own folder, and
+    the one running (jobs: the job records by input key)."""
+    for key in small:
+        mine = jobs[key]
+        folder = key.rsplit("/", 1)[0]
+        before_it = sum(
+            1
+            for other in small
+            if other.startswith(folder) and jobs[other]["created_at"] < mine["created_at"]
+        )
+        passed = sum(
+            1
+            for other in big
+            if mine["created_at"] < jobs[other]["admitted_at"] < mine["admitted_at"]
+        )
+        assert passed <= before_it + 2, (key, passed)

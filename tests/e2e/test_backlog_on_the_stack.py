@@ -19,7 +19,7 @@ import pytest
 
 from devstack.local_app import LocalApp, local_app
 from devstack.simulator import SimConfig
-from tests.e2e.conftest import code_root
+from tests.e2e.conftest import assert_took_turns, code_root
 
 pytestmark = [pytest.mark.own_app, pytest.mark.timeout(1200), pytest.mark.long_running(300)]
 
@@ -100,22 +100,8 @@ def test_a_backfill_does_not_hold_back_the_other_folders(backlog_app: LocalApp, 
     jobs = {job["key"]: job for job in app.jobs()}
     order = sorted(jobs, key=lambda key: jobs[key]["admitted_at"])
     place = {key: index for index, key in enumerate(order)}
-    # The small folders took turns with the backfill: each of their clips was passed by at most
-    # as many of the backfill's as came before it in its own folder (and the one running).
-    for key in small:
-        mine = jobs[key]
-        folder = key.rsplit("/", 1)[0]
-        before_it = sum(
-            1
-            for other in small
-            if other.startswith(folder) and jobs[other]["created_at"] < mine["created_at"]
-        )
-        passed = sum(
-            1
-            for other in big
-            if mine["created_at"] < jobs[other]["admitted_at"] < mine["admitted_at"]
-        )
-        assert passed <= before_it + 2, (key, passed, order)
+    # The small folders took turns with the backfill.
+    assert_took_turns(jobs, small, big)
     assert max(place[key] for key in small) < BIG
     # The urgent clip, dropped last, started within a few admissions of its arrival.
     arrived = jobs[urgent]["created_at"]

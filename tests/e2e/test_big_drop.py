@@ -26,7 +26,7 @@ from devstack.burst_runner import where_stands
 from devstack.local_app import LocalApp, local_app
 from devstack.media import make_sample_video
 from devstack.simulator import SimConfig
-from tests.e2e.conftest import code_root
+from tests.e2e.conftest import assert_took_turns, code_root
 
 pytestmark = [
     pytest.mark.own_app,
@@ -164,20 +164,7 @@ def test_a_drop_of_300_clips_comes_back_whole_and_fair(
     # takes the archive's 280 first: a first run saw the small folders arrive after a quarter of
     # it had ended), and finished long before it.
     small = keys["news"] + keys["promo"]
-    for key in small:
-        mine = jobs[key]
-        folder = key.rsplit("/", 1)[0]
-        before_it = sum(
-            1
-            for other in small
-            if other.startswith(folder) and jobs[other]["created_at"] < mine["created_at"]
-        )
-        passed = sum(
-            1
-            for other in keys["archive"]
-            if mine["created_at"] < jobs[other]["admitted_at"] < mine["admitted_at"]
-        )
-        assert passed <= before_it + 2, (key, passed)
+    assert_took_turns(jobs, small, keys["archive"])
     ended = {key: float(job["updated_at"]) for key, job in jobs.items()}
     archive_done = sorted(ended[key] for key in keys["archive"])
     assert max(ended[key] for key in small) < archive_done[len(archive_done) // 2]
