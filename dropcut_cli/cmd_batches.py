@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -152,7 +152,7 @@ def watch_batch(
     timeout: float | None,
     as_json: bool,
     sleep: Callable[[float], None] = time.sleep,
-) -> None:
+) -> NoReturn:
     """Follow one batch until it completes: a progress bar of its jobs ended (the time left
     measured from how fast they end), its endings, and when its last queued job starts.
     Exit 0 when it completed with every job done; 1 otherwise (a job failed or was cancelled,
@@ -204,7 +204,7 @@ def cancel_batch(
     yes: bool,
     as_json: bool,
     cancel_one: Callable[[str], dict[str, Any]],
-) -> None:
+) -> NoReturn:
     """Cancel every job of a batch that has not started (queued, or waiting for its manifest:
     nothing was paid for them); jobs already at work keep going. Without --yes it only says
     what it would cancel (exit 2). Exit 0 when every such job was cancelled; 1 otherwise."""
