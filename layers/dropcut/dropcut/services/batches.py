@@ -160,13 +160,9 @@ class Batches:
         """Write the batch's summary and publish its `Batch Completed` event if it is ready
         (Batch.ready) and nobody else is at it; True when this call completed it."""
         batch = self.store.get(batch_id)
-        if batch is None:
+        if batch is None or not self._due(batch, now):
             return False
-        due = batch.ready(now, self.quiet_seconds) or (
-            batch.state is BatchState.SUMMARIZING
-            and (batch.summarizing_since or 0) < now - SUMMARY_STALE_SECONDS
-        )
-        if not due or not self.store.claim_summary(batch, now, now - SUMMARY_STALE_SECONDS):
+        if not self.store.claim_summary(batch, now, now - SUMMARY_STALE_SECONDS):
             return False
         self._summarize(batch, now)
         return True
@@ -210,11 +206,23 @@ class Batches:
         completed: list[str] = []
         for state in (BatchState.OPEN, BatchState.SUMMARIZING):
             for batch in list(self.store.in_state(state)):
-                if self._stuck(batch, now):
-                    self._recount(batch)
-                if self.complete_if_ready(batch.batch_id, now):
+                recounted = self._stuck(batch, now) and self._recount(batch)
+                # The listing (an index, eventually consistent) says which may be due: only
+                # those are read again, strongly, and completed.
+                if (recounted or self._due(batch, now)) and self.complete_if_ready(
+                    batch.batch_id, now
+                ):
                     completed.append(batch.batch_id)
         return completed
+
+    def _due(self, batch: Batch, now: float) -> bool:
+        """Its summary is due: it is ready (Batch.ready), or a summary claimed long ago was
+        never finished."""
+        stale = (
+            batch.state is BatchState.SUMMARIZING
+            and (batch.summarizing_since or 0) < now - SUMMARY_STALE_SECONDS
+        )
+        return stale or batch.ready(now, self.quiet_seconds)
 
     def _stuck(self, batch: Batch, now: float) -> bool:
         moved = max(batch.last_arrival, batch.last_ending or 0.0)
@@ -225,8 +233,10 @@ class Batches:
             and now - moved >= RECOUNT_AFTER_SECONDS
         )
 
-    def _recount(self, batch: Batch) -> None:
-        """Count the endings a crash kept from being counted, from the members' job records."""
+    def _recount(self, batch: Batch) -> bool:
+        """Count the endings a crash kept from being counted, from the members' job records;
+        True when it counted any."""
+        counted = False
         for member in self.store.members(batch.batch_id, unended_only=True):
             record = self.jobs.get(member.job_id)
             if record is None or record.phase is None or not record.phase.ended:
@@ -244,6 +254,8 @@ class Batches:
             )
             if self.store.count_ending(batch.batch_id, ending):
                 metrics.add_metric(name="BatchEndingsRecounted", unit="Count", value=1)
+                counted = True
+        return counted
 
 
 def _estimated(record: JobRecord) -> float | None:
