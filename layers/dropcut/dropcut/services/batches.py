@@ -90,17 +90,16 @@ class Batches:
         longer open (a tag never reaches into another folder's batch)."""
         batch = self.store.get(tag.batch_id)
         if batch is None:
-            self.store.create(
-                Batch(
-                    batch_id=tag.batch_id,
-                    folder=folder,
-                    origin=BatchOrigin.TAGGED,
-                    created_at=now,
-                    last_arrival=now,
-                    expected=tag.size,
-                )
+            fresh = Batch(
+                batch_id=tag.batch_id,
+                folder=folder,
+                origin=BatchOrigin.TAGGED,
+                created_at=now,
+                last_arrival=now,
+                expected=tag.size,
             )
-            batch = self.store.get(tag.batch_id)
+            # Read again only when another upload of the batch made it first.
+            batch = fresh if self.store.create(fresh) else self.store.get(tag.batch_id)
         if batch is None or batch.folder != folder or batch.state is not BatchState.OPEN:
             return None
         return batch.batch_id
