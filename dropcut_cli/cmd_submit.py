@@ -109,7 +109,7 @@ def submit(
             document["images"] = _upload_images(stack, document["images"], prefix)
         uploaded = _upload_videos(stack, videos, prefix, document, batch, quiet=as_json)
         if not (wait or download_dir):
-            _show_uploaded(uploaded, batch, as_json)
+            _show_uploaded(uploaded, batch, context.target(ctx).flags, as_json)
             raise typer.Exit(Exit.OK)
         reader = JobReader(stack)
         followed = follow(
@@ -184,7 +184,7 @@ def _advance(bars: Progress, task: TaskID) -> Callable[[int], None]:
     return advance
 
 
-def _show_uploaded(uploaded: list[Uploaded], batch: BatchTag, as_json: bool) -> None:
+def _show_uploaded(uploaded: list[Uploaded], batch: BatchTag, flags: str, as_json: bool) -> None:
     if as_json:
         print_json(
             {
@@ -205,5 +205,5 @@ def _show_uploaded(uploaded: list[Uploaded], batch: BatchTag, as_json: bool) -> 
         out.print(f"uploaded {u.key} (job {short_id(u.job_id)})")
     out.print(
         f"batch {batch.batch_id}: {len(uploaded)} video(s); follow it with "
-        f"`dropcut watch --batch {batch.batch_id}`"
+        f"`dropcut {flags + ' ' if flags else ''}watch --batch {batch.batch_id}`"
     )

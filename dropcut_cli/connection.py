@@ -54,6 +54,18 @@ class Target:
         return self.endpoint_url or (LOCAL_ENDPOINT if self.local else None)
 
     @property
+    def flags(self) -> str:
+        """The global options that name this target again, for a command to suggest."""
+        named = [
+            f"--stack {self.stack}" if self.stack else "",
+            "--local" if self.local else "",
+            f"--endpoint-url {self.endpoint_url}" if self.endpoint_url else "",
+            f"--region {self.region}" if self.region else "",
+            f"--profile {self.profile}" if self.profile else "",
+        ]
+        return " ".join(flag for flag in named if flag)
+
+    @property
     def stack_name(self) -> str:
         return self.stack or (LOCAL_STACK if self.endpoint else DEFAULT_STACK)
 

@@ -236,3 +236,11 @@ def test_cancel_and_retry_requests_are_signed_by_the_caller_and_a_403_is_a_refus
         cmd_control.request(stack, "cancel", job_id)
     with pytest.raises(cmd_control.RequestFailed, match="500"):
         cmd_control.request(stack, "retry", job_id)
+
+
+def test_a_suggested_command_names_the_same_stack_again() -> None:
+    from dropcut_cli.connection import Target
+
+    assert Target(local=True).flags == "--local"
+    assert Target(stack="prod", profile="ops").flags == "--stack prod --profile ops"
+    assert Target().flags == ""
