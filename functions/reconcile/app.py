@@ -24,6 +24,7 @@ deps = ReconcileDeps(
     lost_task_hold_seconds=settings.slots.lost_task_hold_seconds,
     events=wiring.job_events(settings, JobEventSettings.from_env()),
     batches=wiring.batches(settings, JobEventSettings.from_env()),
+    inbox=wiring.inbox_queues(reconcile_settings),
 )
 
 

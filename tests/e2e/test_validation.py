@@ -162,3 +162,48 @@ def test_a_broken_preset_is_reported_as_the_presets_problem(app: LocalApp, clip)
     assert [p["field"] for p in report["problems"]] == ["preset.colour"]
     assert "inbox/presets/broken/_preset.json" in report["problems"][0]["message"]
     assert app.simulator.stats()["tasks_created"] == 0
+
+
+def test_a_dead_lettered_upload_is_sent_back_then_ended_with_a_report(app: LocalApp, clip):
+    """What Submit failed on until the inbox queue dead-lettered it: the reconciler (its real
+    role and environment) sends it back to the inbox, later; the last time, it ends the upload
+    with a report. Nothing stays in the dead-letter queue."""
+    sqs = app.stack.client("sqs")
+    dead, inbox = (
+        app.stack.physical_ids["InboxDeadLetterQueue"],
+        app.stack.physical_ids["InboxQueue"],
+    )
+    waiting = "ApproximateNumberOfMessagesDelayed"
+
+    def delayed() -> int:
+        got = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=[waiting])
+        return int(got["Attributes"][waiting])
+
+    kept = app.put("inbox/validation/dead-lettered.mp4", clip, metadata={"prompt": "warm"})
+    app.wait_for_ending("inbox/validation/dead-lettered.mp4")
+    before = delayed()
+    sqs.send_message(
+        QueueUrl=dead,
+        MessageBody=json.dumps(
+            app.inbox_event("inbox/validation/dead-lettered.mp4", kept["VersionId"])
+        ),
+    )
+    report = app.stack.fire_schedule("ReconcileFunction")
+    assert report["inbox_events_sent_back"] == 1
+    assert delayed() == before + 1, "back in the inbox queue, delivered later"
+
+    # Its last round: an upload with no record ends with a report (nothing paid).
+    never = "inbox/validation/never accepted.mp4"
+    sqs.send_message(
+        QueueUrl=dead,
+        MessageBody=json.dumps(app.inbox_event(never, "v-never")),
+        MessageAttributes={"dropcut-redrives": {"DataType": "Number", "StringValue": "3"}},
+    )
+    report = app.stack.fire_schedule("ReconcileFunction")
+    job_id = job_id_for(app.bucket, never, "v-never")
+    assert report["not_accepted"] == [job_id]
+    ending = app.wait_for_ending(never)
+    assert ending.error["reason"] == "not_accepted"
+    assert ending.error["input_key"] == never
+    attributes = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"

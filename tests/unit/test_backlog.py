@@ -282,6 +282,7 @@ def test_the_reconciler_keeps_a_first_parts_slot_while_its_job_prepares(
         lost_task_hold_seconds=60,
         events=NO_JOB_EVENTS,
         batches=None,
+        inbox=None,
     )
 
     assert reconcile(deps).slots_reclaimed == []

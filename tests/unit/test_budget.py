@@ -366,6 +366,7 @@ def test_the_reconciler_counts_jobs_waiting_for_budget_and_publishes_it(
         lost_task_hold_seconds=60,
         events=NO_JOB_EVENTS,
         batches=None,
+        inbox=None,
     )
     metrics.clear_metrics()
     report = reconcile(deps, now=clock.now)
@@ -413,6 +414,7 @@ def test_a_marked_job_the_budget_would_take_now_counts_as_waiting_for_a_slot(
         lost_task_hold_seconds=60,
         events=NO_JOB_EVENTS,
         batches=None,
+        inbox=None,
     )
     assert _budget_waiting(pool) == ["job-b"]
     report = reconcile(deps, now=time.time())

@@ -244,15 +244,19 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | JOB_EVENTS
     | BATCH_ENDINGS,
     # steps.reconcile: _records_in (Query on by_status), JobStore get/update, reports,
-    # Executions.status/start, the slot pool, job events (failed, cancelled).
+    # Executions.status/start, the slot pool, job events (failed, cancelled); dead-lettered
+    # inbox events (services.dead_letters: receive/delete, send back, a record born failed that
+    # joins its folder's batch).
     "ReconcileFunction": allow(["s3:PutObject"], ERRORS)
-    | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
+    | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
     | allow(["dynamodb:Query"], JOBS_BY_STATUS)
     | allow(["states:DescribeExecution"], EXECUTIONS)
     | SLOT_POOL
     | JOB_EVENTS
-    | BATCH_ENDINGS
-    | allow(["dynamodb:Query"], BATCHES_BY_STATE),
+    | BATCH_JOINS
+    | allow(["dynamodb:Query"], BATCHES_BY_STATE)
+    | allow(["sqs:ReceiveMessage", "sqs:DeleteMessage"], "{InboxDeadLetterQueue.Arn}")
+    | allow(["sqs:SendMessage"], "{InboxQueue.Arn}"),
     # steps.cancel (dropcut cancel): actors.admit (the job's record, the caller's IAM
     # question), end_job_once (conditional UpdateItem, the report under errors/),
     # Executions.stop, SlotPool.leave_line_of and settle_slot, job events (cancelled).

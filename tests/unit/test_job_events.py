@@ -285,6 +285,7 @@ def test_the_reconciler_publishes_one_ending_per_abandoned_job(
         lost_task_hold_seconds=60,
         events=JobEvents(client, "stack"),
         batches=None,
+        inbox=None,
     )
     assert reconcile(deps).ended == [job_id]
     assert reconcile(deps).ended == []  # a second pass finds it ended: no second event
@@ -308,6 +309,7 @@ def test_the_reconciler_publishes_a_manifest_timeout(media_bucket, settings, sto
         lost_task_hold_seconds=60,
         events=JobEvents(client, "stack"),
         batches=None,
+        inbox=None,
     )
     assert reconcile(deps).manifest_timeouts == [job_id]
     [detail] = client.details()

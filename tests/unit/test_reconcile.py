@@ -44,6 +44,7 @@ def _pass(s3, settings, store, executions, pool):
         lost_task_hold_seconds=60,
         events=NO_JOB_EVENTS,
         batches=None,
+        inbox=None,
     )
     return reconcile(deps)
 

@@ -58,6 +58,7 @@ def _reconcile_deps(pool, store, media_bucket, settings) -> ReconcileDeps:
         lost_task_hold_seconds=60,
         events=NO_JOB_EVENTS,
         batches=None,
+        inbox=None,
     )
 
 

@@ -283,6 +283,18 @@ class ManifestTimedOut(DropcutError):
     advice = "Upload the manifest beside the video: the job starts when it arrives."
 
 
+class UploadNotAccepted(DropcutError):
+    """Submit failed on an upload's inbox event every time it was tried (each receive of the
+    inbox queue, then each time the reconciler sent it back from the dead-letter queue): an
+    AWS outage that lasted, or a bug. Nothing was sent to the provider."""
+
+    reason = "not_accepted"
+    advice = (
+        "Upload the video again (a new version is a new job). If it fails again, send this report "
+        "to the operator of this dropcut stack: the Submit function's log says why."
+    )
+
+
 class StepTimedOut(DropcutError):
     """A step ran past its time limit (Step Functions' States.Timeout / HeartbeatTimeout, or
     Lambda's Sandbox.Timedout)."""

@@ -220,10 +220,17 @@ class CheckStatusSettings:
 class ReconcileSettings:
     #: How long a video without options waits for its manifest before it ends with a report.
     manifest_wait_seconds: int
+    #: The inbox queue and its dead-letter queue (dropcut.services.dead_letters).
+    inbox_queue_url: str
+    inbox_dead_letter_queue_url: str
 
     @classmethod
     def from_env(cls) -> ReconcileSettings:
-        return cls(_int("MANIFEST_WAIT_SECONDS"))
+        return cls(
+            _int("MANIFEST_WAIT_SECONDS"),
+            os.environ["INBOX_QUEUE_URL"],
+            os.environ["INBOX_DEAD_LETTER_QUEUE_URL"],
+        )
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from dropcut.settings import (
     ActorSettings,
     CallbackSettings,
     JobEventSettings,
+    ReconcileSettings,
     Settings,
     SubmitSettings,
 )
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
     from dropcut.aws.breaker import Breaker
     from dropcut.aws.executions import Executions
+    from dropcut.aws.inbox_queue import InboxQueues
     from dropcut.aws.job_events import JobEvents
     from dropcut.aws.job_store import JobStore
     from dropcut.aws.ledger import BudgetLedger
@@ -116,6 +118,15 @@ def batches(settings: Settings, events: JobEventSettings) -> Batches:
         layout=settings.layout,
         events=JobEvents(events_client(), events.service),
         quiet_seconds=settings.batches.quiet_seconds,
+    )
+
+
+def inbox_queues(reconcile: ReconcileSettings) -> InboxQueues:
+    """The inbox queue and its dead-letter queue (the reconciler sends dead letters back)."""
+    from dropcut.aws.inbox_queue import InboxQueues
+
+    return InboxQueues(
+        boto3.client("sqs"), reconcile.inbox_queue_url, reconcile.inbox_dead_letter_queue_url
     )
 
 

@@ -117,6 +117,15 @@ def put_error_report(
     }
 
 
+def create_failed(store: JobStore, record: JobRecord, failed: dict[str, Any]) -> bool:
+    """Create the record of a job that ends before it starts (refused, not accepted) with the
+    fields put_error_report returned; False when the job has a record already (nothing
+    written). The report comes first: a crash in between leaves no record, and the repeated
+    event ends the job again."""
+    fields = {name: value for name, value in failed.items() if value is not None}
+    return store.create(JobRecord.model_validate({**record.model_dump(), **fields}))
+
+
 def write_error_report(
     s3: S3Client,
     store: JobStore,

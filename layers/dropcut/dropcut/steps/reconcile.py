@@ -12,6 +12,9 @@
 - Batches whose folder went quiet after their last ending are completed (summary, event);
   a batch whose endings were not all counted (a crash) is recounted; a half-written summary is
   written again (dropcut.services.batches).
+- Inbox events that Submit failed on until they were dead-lettered are sent back to the inbox
+  queue, later each time; the last time, their upload ends with a report
+  (dropcut.services.dead_letters).
 - The in-flight gauges (slots in use, jobs in line, jobs queued in the backlog, jobs waiting for
   budget, credits spent today) are published.
 """
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dropcut.aws.executions import Executions
+from dropcut.aws.inbox_queue import InboxQueues
 from dropcut.aws.job_events import JobEvents, JobEventType
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.slots import SlotPool, settle_slot
@@ -32,6 +36,7 @@ from dropcut.model.jobs import JobRecord, JobStatus, job_of
 from dropcut.model.layout import BucketLayout
 from dropcut.observability import logger, metrics
 from dropcut.services.batches import Batches
+from dropcut.services.dead_letters import DeadLetterDeps, handle_dead_letters
 from dropcut.services.error_reports import count_failure, end_job_once
 from dropcut.services.parts import end_parts
 
@@ -54,6 +59,8 @@ class ReconcileDeps:
     events: JobEvents
     #: The batches whose summary is due (quiet window over), stuck or half-written (None: none).
     batches: Batches | None
+    #: The inbox queue and its dead letters (None: not read).
+    inbox: InboxQueues | None
 
 
 def expire_manifest_waits(deps: ReconcileDeps, now: float) -> list[str]:
@@ -147,6 +154,9 @@ class ReconcileReport:
     admission_paused: bool = False
     #: Batches this pass completed (their summary written, their event sent).
     batches_completed: list[str] = field(default_factory=list)
+    #: Dead-lettered inbox events sent back to the inbox queue, and jobs ended `not_accepted`.
+    inbox_events_sent_back: int = 0
+    not_accepted: list[str] = field(default_factory=list)
 
 
 def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
@@ -158,6 +168,7 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
         manifest_timeouts=expire_manifest_waits(deps, now),
         start_deadlines=expire_start_deadlines(deps, now),
     )
+    _handle_dead_letters(deps, report)
     seen: dict[str, str | None] = {}
 
     def execution_status(part_id: str) -> str | None:
@@ -195,6 +206,16 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
 
     _publish_gauges(report)
     return report
+
+
+def _handle_dead_letters(deps: ReconcileDeps, report: ReconcileReport) -> None:
+    """Dead-lettered inbox events: sent back, or their uploads ended (services.dead_letters)."""
+    if deps.inbox is None:
+        return
+    dead = handle_dead_letters(
+        DeadLetterDeps(deps.inbox, deps.s3, deps.store, deps.layout, deps.events, deps.batches)
+    )
+    report.inbox_events_sent_back, report.not_accepted = dead.sent_back, dead.not_accepted
 
 
 def _measure_in_flight(slots: SlotPool, report: ReconcileReport) -> None:

@@ -4,6 +4,7 @@ exactly one execution once the job is admitted."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,14 @@ from dropcut.aws.job_store import JobStore
 from dropcut.aws.slots import SlotPool
 from dropcut.aws.storage import decode_metadata_value, head_or_none, s3_range_reader
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
-from dropcut.errors import Failure, InputInvalid, JobNotReady, ManifestTimedOut, Problem
+from dropcut.errors import (
+    DropcutError,
+    Failure,
+    InputInvalid,
+    JobNotReady,
+    ManifestTimedOut,
+    Problem,
+)
 from dropcut.formats.probe import MediaInfo
 from dropcut.model.deadlines import start_deadline
 from dropcut.model.eta import QueueEta
@@ -35,7 +43,7 @@ from dropcut.observability import logger
 from dropcut.providers import PROVIDERS, Provider
 from dropcut.public_urls import Resolver
 from dropcut.services.batches import Batches
-from dropcut.services.error_reports import put_error_report
+from dropcut.services.error_reports import create_failed, put_error_report
 from dropcut.services.validation import check_input, video_name_problems
 from dropcut.settings import PlanSettings, Settings
 
@@ -349,8 +357,7 @@ def _refuse(
         if not _update_if_unchanged(deps, existing, failed):
             return SubmitResult(key, Outcome.DUPLICATE, record.job_id, detail="concurrent event")
     else:
-        fields = {name: value for name, value in failed.items() if value is not None}
-        if not deps.store.create(JobRecord.model_validate({**record.model_dump(), **fields})):
+        if not create_failed(deps.store, record, failed):
             return SubmitResult(key, Outcome.DUPLICATE, record.job_id, detail="concurrent event")
     logger.warning("input refused", extra={"key": record.key, "problems": len(refusal.problems)})
     report_key = str(failed["error_report_key"])
@@ -421,6 +428,38 @@ def _estimate(deps: SubmitDeps, queued: JobRecord) -> QueueEta | None:
     )
     deps.store.update(queued.job_id, {"eta": eta.model_dump(mode="json")})
     return eta
+
+
+class SubmitOutOfTime(DropcutError):
+    """The invocation has too little time left to handle another inbox message: it goes back to
+    the queue untouched (a partial batch failure), before Lambda's timeout would fail the whole
+    batch, the messages already handled with it."""
+
+    reason = "submit_out_of_time"
+
+
+@dataclass
+class TimeBudget:
+    """Whether an invocation has time for one more inbox message: at least `floor_seconds`
+    left, and twice the slowest message it handled so far (one message on a loaded stack: a
+    few seconds; Submit's Timeout is 30 s, template.yaml's Globals)."""
+
+    time_left: Callable[[], float]
+    floor_seconds: float = 10.0
+    slowest: float = 0.0
+
+    def start(self) -> float:
+        """The moment a message starts (time.monotonic()); SubmitOutOfTime if it may not."""
+        left = self.time_left()
+        if left < max(self.floor_seconds, 2 * self.slowest):
+            raise SubmitOutOfTime(
+                f"{left:.1f} s left, the slowest message took {self.slowest:.1f} s"
+            )
+        return time.monotonic()
+
+    def done(self, started: float) -> None:
+        """Record how long the message that started at `started` took."""
+        self.slowest = max(self.slowest, time.monotonic() - started)
 
 
 class NoOptionsYet(InputInvalid):
