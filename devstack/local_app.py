@@ -217,23 +217,30 @@ class LocalApp:
             time.sleep(0.2)
         raise TimeoutError(f"no ending for {video_key} within {timeout} s")
 
-    def job_events(
-        self, rule: str = "JobEndingsRule", target: str = "email"
-    ) -> list[dict[str, Any]]:
-        """Every EventBridge event the template's `rule` delivered to `target` so far, oldest
-        first, as the target receives it (envelope and detail): on the local stack the target
-        is a stand-in queue (moto delivers to SQS only), read and emptied here."""
-        url = self.stack.deployment.event_rule_queues[rule][target]
+    def job_events(self) -> list[dict[str, Any]]:
+        """Every job or batch event mailed to NotificationEmail so far, in the order they
+        came, as EventBridge sends them (envelope and detail). On the local stack what the
+        address would get lands in stand-in queues, read and emptied here: the endings rule's
+        (its topic target, in batch mode: moto delivers to SQS targets only) and the topic's
+        email subscription's (per job, NotifyFunction publishes to the topic)."""
+        deployment = self.stack.deployment
+        urls = [
+            url
+            for url in (
+                deployment.event_rule_queues.get("JobEndingsRule", {}).get("email"),
+                deployment.topic_email_queues.get("JobEndingsTopic"),
+            )
+            if url is not None
+        ]
         sqs = self.stack.client("sqs")
-        while True:
-            messages = sqs.receive_message(
+        for url in urls:
+            while messages := sqs.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-            ).get("Messages", [])
-            if not messages:
-                return list(self.delivered_events)
-            for message in messages:
-                self.delivered_events.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            ).get("Messages", []):
+                for message in messages:
+                    self.delivered_events.append(json.loads(message["Body"]))
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return list(self.delivered_events)
 
     def wait_for_job_events(
         self, job_id: str, count: int = 1, timeout: float = 15.0, settle: float = 1.0

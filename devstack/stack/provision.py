@@ -100,6 +100,9 @@ class Provisioner:
         #: EventBridge rule -> target id -> URL of the queue that receives what the target
         #: would (moto delivers to SQS targets only; `resources.create_event_rule`).
         self.event_rule_queues: dict[str, dict[str, str]] = {}
+        #: SNS topic -> URL of the queue that receives what its email subscriptions would
+        #: (moto sends no email; `resources.create_topic`).
+        self.topic_email_queues: dict[str, str] = {}
         #: Bucket name -> its notification configuration (template and SAM events), applied
         #: once every event source is known.
         self.bucket_notifications: dict[str, dict[str, list[dict[str, Any]]]] = {}

@@ -344,7 +344,10 @@ def create_state_machine(p: Provisioner, logical_id: str, raw_props: dict[str, A
 
 
 def create_topic(p: Provisioner, logical_id: str, props: dict[str, Any]) -> None:
-    """An SNS topic with its inline subscriptions (moto records them; it sends no email)."""
+    """An SNS topic with its inline subscriptions (moto records them; it sends no email). A
+    topic with an email subscription also gets a stand-in queue, `<stack>-<Topic>-email`,
+    subscribed with raw delivery: it receives each message the address would be mailed
+    (`provisioner.topic_email_queues`)."""
     props = p.resolver.resolve(props)
     sns = p.client("sns")
     arn = sns.create_topic(Name=p.lookup(logical_id, "TopicName"))["TopicArn"]
@@ -355,6 +358,19 @@ def create_topic(p: Provisioner, logical_id: str, props: dict[str, Any]) -> None
                 TopicArn=arn, Protocol=s["Protocol"], Endpoint=s["Endpoint"]
             ),
         )
+        if subscription["Protocol"] == "email" and logical_id not in p.topic_email_queues:
+            sqs = p.client("sqs")
+            queue = sqs.create_queue(QueueName=f"{p.stack.stack_name}-{logical_id}-email"[:80])
+            queue_arn = sqs.get_queue_attributes(
+                QueueUrl=queue["QueueUrl"], AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+            sns.subscribe(
+                TopicArn=arn,
+                Protocol="sqs",
+                Endpoint=queue_arn,
+                Attributes={"RawMessageDelivery": "true"},
+            )
+            p.topic_email_queues[logical_id] = queue["QueueUrl"]
 
 
 def create_event_rule(p: Provisioner, logical_id: str, raw_props: dict[str, Any]) -> None:

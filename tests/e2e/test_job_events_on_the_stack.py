@@ -38,6 +38,9 @@ def test_a_success_publishes_one_succeeded_event(app: LocalApp, clip: bytes) -> 
     app.put(key, clip, metadata={"prompt": "sepia"})
     ending = app.wait_for_ending(key)
     assert ending.succeeded
+    # Per-job emails (this suite's NotificationEmailFor=job) go rule -> email queue ->
+    # NotifyFunction (paced) -> the topic, never from the rule to the topic at once.
+    assert "email" not in app.stack.deployment.event_rule_queues.get("JobEndingsRule", {})
     event = _only_event(app, ending)
     detail = event["detail"]
     assert event["detail-type"] == "Job Succeeded"
@@ -46,6 +49,7 @@ def test_a_success_publishes_one_succeeded_event(app: LocalApp, clip: bytes) -> 
     assert detail["credits"] == ending.result["credits"]
     assert detail["durations"]["at_provider_seconds"] > 0
     assert (detail["reason"], detail["error_report_key"]) == (None, None)
+    assert app.stack.pool("NotifyFunction").invocations >= 1
 
 
 def test_a_failed_task_publishes_one_failed_event(app: LocalApp, clip: bytes) -> None:

@@ -322,9 +322,14 @@ def test_a_queued_jobs_place_and_start_follow_the_backlog(pool, store):
     assert (eta.place.ahead, eta.place.queued) == (2, 8)
     assert eta.place.admissions_before == 2 + 3  # 2 of a/, 3 turns of b/ meanwhile
 
-    hold_pace(pool.table, pool.pool).record(HOLDS_RING, 30.0)
+    pace = hold_pace(pool.table, pool.pool, pool.limit)
+    pace.record(HOLDS_RING, 100.0)  # the slot's first hold: a cold start
+    pace.record(HOLDS_RING, 30.0)
     eta = pool.eta(third)
-    assert eta is not None and eta.start_in == (5 + 0.5) * 30.0
+    assert eta is not None and eta.start_in is None, "no pace from fewer than 2 x limit + 1"
+    pace.record(HOLDS_RING, 30.0)
+    eta = pool.eta(third)
+    assert eta is not None and eta.start_in == (5 + 0.5) * 30.0, "the median: not the cold one"
 
     pool.release(first.job_id)  # b/ takes its turn
     eta = pool.eta(third)
@@ -342,7 +347,7 @@ def test_a_slot_given_back_records_how_long_it_was_held(pool, store):
     record = queued_job(store, "inbox/a/0.mp4", 1.0)
     pool.queue(record)
     pool.release(record.job_id)
-    [held] = hold_pace(pool.table, pool.pool).recent(HOLDS_RING)
+    [held] = hold_pace(pool.table, pool.pool, pool.limit).recent(HOLDS_RING)
     assert 0 <= held < 60
 
 
@@ -362,3 +367,33 @@ def test_a_job_over_the_whole_daily_budget_does_not_hold_the_backlog(
     assert tokens.started == [huge.job_id, after.job_id]
     assert set(budgeted.holders()) == {after.job_id}
     assert store.require(huge.job_id).status is JobStatus.RECEIVED
+
+
+def test_jobs_queued_before_the_pace_was_known_get_their_expected_start_later(pool, store):
+    """Submit records no start for a job queued before min_holds(limit) holds were measured;
+    the reconciler's pass gives those jobs one (oldest first), and leaves the others alone."""
+    from dropcut.aws.slots import HOLDS_RING, hold_pace, min_holds
+    from dropcut.services.estimates import estimate_unestimated, record_eta
+
+    pool.limit = 1
+    first = queued_job(store, "inbox/a/0.mp4", 1.0)
+    pool.queue(first)  # admitted
+    early = [queued_job(store, f"inbox/a/{n}.mp4", 1.0 + n) for n in range(1, 4)]
+    for record in early:
+        pool.queue(record)
+        assert record_eta(store, pool, record, 100.0).starts_at is None  # as Submit finds it
+    assert estimate_unestimated(store, pool, 100.0) == [], "still no pace: nothing to give"
+
+    for _ in range(min_holds(pool.limit)):
+        hold_pace(pool.table, pool.pool, pool.limit).record(HOLDS_RING, 20.0)
+    late = queued_job(store, "inbox/a/9.mp4", 50.0)
+    pool.queue(late)
+    given_at_submit = record_eta(store, pool, late, 150.0)
+
+    assert estimate_unestimated(store, pool, 200.0) == [r.job_id for r in early]
+    for n, record in enumerate(early):
+        eta = store.require(record.job_id).eta
+        assert eta is not None and eta.estimated_at == 200.0
+        assert eta.starts_at == 200.0 + (n + 0.5) * 20.0
+    assert store.require(late.job_id).eta == given_at_submit, "an estimated job keeps its own"
+    assert estimate_unestimated(store, pool, 250.0) == [], "once"

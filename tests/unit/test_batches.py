@@ -171,6 +171,21 @@ def test_the_last_ending_of_a_full_tagged_batch_writes_one_summary_and_one_event
     assert header is not None and header.state is BatchState.COMPLETED
 
 
+def test_a_big_batch_is_summarized_by_the_sweep_not_by_its_last_jobs_step(world, monkeypatch):
+    import dropcut.services.batches as module
+
+    monkeypatch.setattr(module, "INLINE_SUMMARY_MAX_JOBS", 2)
+    batches, store, sent, endings = world
+    tagged = {BATCH_TAG_METADATA: new_batch_id(T0), BATCH_SIZE_METADATA: "3"}
+    jobs = [_job(batches, store, f"inbox/team/{n}.mp4", T0 + n, **tagged) for n in range(3)]
+    for record in jobs:
+        _end(endings, record, JobEventType.SUCCEEDED)
+    assert _completed(sent) == [], "the last ending's step leaves it to the reconciler"
+    assert batches.sweep(T0 + 10) == [jobs[0].batch_id]
+    [event] = _completed(sent)
+    assert event["jobs"] == event["succeeded"] == 3
+
+
 def test_a_folder_batch_that_ended_before_its_quiet_window_is_completed_by_the_sweep(world):
     batches, store, sent, endings = world
     record = _job(batches, store, "inbox/team/a.mp4", T0)

@@ -96,6 +96,9 @@ def test_every_function_has_a_sample_event_its_handler_parses(name, handler_modu
     elif FOLDERS[name] == "submit":  # an SQS batch: Powertools parses each record
         records = [InboxMessage.model_validate(record) for record in sample["Records"]]
         assert records and all(record.body.Records for record in records)
+    elif FOLDERS[name] == "notify":  # an SQS batch of job events (the email queue)
+        details = [json.loads(record["body"]) for record in sample["Records"]]
+        assert details and all(d["source"] == "dropcut" and d["detail"] for d in details)
     elif FOLDERS[name] in ("cancel", "retry"):  # the jobs API: an AWS_IAM route
         event = APIGatewayProxyEventV2Model.model_validate(sample)
         assert event.routeKey == "POST " + route(FOLDERS[name]).replace("<job_id>", "{job_id}")

@@ -283,6 +283,8 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["states:SendTaskSuccess"], "*")
     | PROVIDER_SECRET
     | CALLBACK_SECRET,
+    # steps.notify (NotificationEmailFor=job): the paced per-job emails.
+    "NotifyFunction": allow(["sns:Publish"], "{JobEndingsTopic}"),
     # steps.arm_callback: JobStore update_returning/require, resume_callback_wait.
     "ArmCallbackFunction": allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | allow(["states:SendTaskSuccess"], "*"),

@@ -28,6 +28,7 @@ from dropcut.aws.job_events import (
 )
 from dropcut.errors import Failure, InputInvalid, Problem, TaskFailed
 from dropcut.model.jobs import JobRecord, JobSpec, JobStatus
+from dropcut.steps.notify import EMAILS_PER_SECOND
 from dropcut.steps.reconcile import SETTLE_SECONDS, ReconcileDeps, reconcile
 from dropcut.steps.record_failure import RecordFailureDeps, record_failure
 
@@ -335,9 +336,21 @@ def test_the_email_rule_matches_this_stacks_batches_or_job_endings_and_feeds_the
     assert set(per_job) == {kind.value for kind in ENDINGS}
     assert per_batch == [BATCH_COMPLETED]
     assert pattern["detail"] == {"service": [{"Ref": "AWS::StackName"}]}
-    assert rule["Properties"]["Targets"] == [{"Id": "email", "Arn": {"Ref": "JobEndingsTopic"}}]
+    # Per job, through the email queue and NotifyFunction, paced (dropcut.steps.notify).
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"] == {
+        "Fn::If": [condition, {"Fn::GetAtt": ["EmailQueue", "Arn"]}, {"Ref": "JobEndingsTopic"}]
+    }
     for name in ("JobEndingsRule", "JobEndingsTopic", "JobEndingsTopicPolicy"):
         assert resources[name]["Condition"] == "HasNotificationEmail"
+    assert template["Conditions"]["MailsEachJob"] == {
+        "Fn::And": [{"Condition": "HasNotificationEmail"}, {"Condition": condition}]
+    }
+    for name in ("EmailQueue", "EmailQueuePolicy", "NotifyFunction"):
+        assert resources[name]["Condition"] == "MailsEachJob"
+    source = resources["NotifyFunction"]["Properties"]["Events"]["EmailQueue"]["Properties"]
+    emails_a_second = source["ScalingConfig"]["MaximumConcurrency"] * EMAILS_PER_SECOND
+    assert emails_a_second <= 10 / 4, "far below SNS's 10 a second per email subscription"
     [statement] = resources["JobEndingsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Action"] == "sns:Publish"
@@ -395,3 +408,57 @@ def test_submit_publishes_submitted_once_and_refused_once(submit_deps, small_cli
     assert refusal["error_report_key"] == settings.layout.error_report_key("inbox/bad.mp4")
     for detail in (submitted, refusal):
         jsonschema.validate(detail, SCHEMA)
+
+
+# -- Notify: the per-job emails, paced -----------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_notify_publishes_each_job_event_to_the_topic_at_its_pace(aws):
+    import boto3
+
+    from dropcut.steps.notify import NotifyDeps, Pacer, send_email
+
+    sns = boto3.client("sns", region_name="us-east-1")
+    topic = sns.create_topic(Name="endings")["TopicArn"]
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    inbox = sqs.create_queue(QueueName="mailbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    clock = _Clock()
+    pacer = Pacer(per_second=2.0, clock=clock, sleep=clock.sleep)
+    events = [json.dumps({"detail-type": "Job Failed", "detail": {"job_id": f"j{i}"}}) for i in range(5)]  # fmt: skip
+    for event in events:
+        send_email(NotifyDeps(sns, topic), pacer, event)
+
+    assert clock.slept == [0.5] * 4, "the first at once, then one every half second"
+    got = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in got) == sorted(events), "the event as EventBridge sends it"
+
+
+def test_a_pacer_that_was_idle_does_not_wait():
+    from dropcut.steps.notify import Pacer
+
+    clock = _Clock()
+    pacer = Pacer(per_second=1.0, clock=clock, sleep=clock.sleep)
+    pacer.wait()
+    clock.now += 5.0
+    pacer.wait()
+    assert clock.slept == []

@@ -234,6 +234,16 @@ class ReconcileSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    #: The NotificationEmail topic (dropcut.steps.notify).
+    topic_arn: str
+
+    @classmethod
+    def from_env(cls) -> NotifySettings:
+        return cls(os.environ["NOTIFICATION_TOPIC_ARN"])
+
+
+@dataclass(frozen=True)
 class ActorSettings:
     """Who may cancel and retry which jobs (dropcut.services.actors)."""
 

@@ -97,6 +97,12 @@ def events_client() -> Any:
     return boto3.client("events", config=config)
 
 
+@cache
+def sns_client() -> Any:
+    """SNS, for the paced per-job emails (dropcut.steps.notify)."""
+    return boto3.client("sns")
+
+
 def job_events(settings: Settings, events: JobEventSettings) -> JobEvents:
     """The job event publisher of this stack (PutEvents on the default bus), which counts each
     job ending in the job's batch (and completes the batch on its last)."""

@@ -35,7 +35,7 @@ from dropcut.aws.backlog import Backlog, Place, Queued, Rotation, Turn
 from dropcut.aws.executions import Executions
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.ledger import BudgetLedger, number, transact
-from dropcut.aws.pace import PaceBook
+from dropcut.aws.pace import RING, PaceBook
 from dropcut.aws.tokens import resume_wait
 from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
 from dropcut.model.budget import (
@@ -112,20 +112,33 @@ class Eta:
     start_in: float | None
 
 
-def hold_pace(table: Table, pool: str) -> PaceBook:
-    """How long jobs held the pool's slots, recently (s): a ring in the slots table."""
-    return PaceBook(table, item_key=lambda ring: {"pool": f"{pool}#pace", "entry": ring})
+def min_holds(limit: int) -> int:
+    """How many slot holds the pace is measured from: more than twice the slots, so that their
+    median outweighs the first hold of each slot (a fresh stack's, or after a quiet spell: cold
+    starts, measured at 3-4 times a warm hold on the local stack's big drop)."""
+    return 2 * max(1, limit) + 1
+
+
+def hold_pace(table: Table, pool: str, limit: int) -> PaceBook:
+    """How long jobs held the pool's slots, recently (s): a ring in the slots table, of
+    min_holds(limit) at least."""
+    return PaceBook(
+        table,
+        ring=max(RING, min_holds(limit)),
+        item_key=lambda ring: {"pool": f"{pool}#pace", "entry": ring},
+    )
 
 
 def queue_eta(backlog: Backlog, layout: BucketLayout, limit: int, record: JobRecord) -> Eta | None:
     """Where a queued job stands in the backlog and when it should start (None when it is not
     queued): its place under fair turns and the pace at which the pool's `limit` slots came
-    free lately (dropcut.model.eta; no start time before the pool has seen a slot given back)."""
+    free lately (dropcut.model.eta; no start time before the pool has seen min_holds(limit)
+    slots given back)."""
     place = backlog.place(Queued.of(record, layout, 0.0))
     if place is None:
         return None
-    holds = hold_pace(backlog.table, backlog.pool).recent(HOLDS_RING)
-    if not holds:
+    holds = hold_pace(backlog.table, backlog.pool, limit).recent(HOLDS_RING)
+    if len(holds) < min_holds(limit):
         return Eta(place, None)
     return Eta(place, start_in_seconds(place.admissions_before, limit, statistics.median(holds)))
 
@@ -273,7 +286,7 @@ class SlotPool:
         holder: dict[str, Any] | None = (before.get("holders") or {}).get(job_id)
         held = holder is not None
         if holder is not None and holder.get("until") is None:  # a lost task's hold: no pace
-            hold_pace(self.table, self.pool).record(
+            hold_pace(self.table, self.pool, self.limit).record(
                 HOLDS_RING, time.time() - float(str(holder.get("since", 0)))
             )
         try:

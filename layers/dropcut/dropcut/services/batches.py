@@ -49,6 +49,10 @@ RECOUNT_AFTER_SECONDS = 900
 #: A summary claimed this long ago and not completed is written again (s; a Lambda's longest
 #: run is 900 s).
 SUMMARY_STALE_SECONDS = 900
+#: The largest batch whose summary the ending step of its last job writes (a 30 s step; its
+#: members' Query and its page grow with the batch); a larger one is summarized by the
+#: reconciler's next sweep (a 300 s run), at most 5 minutes later.
+INLINE_SUMMARY_MAX_JOBS = 2_000
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ class Batches:
         )
         try:
             if self.store.count_ending(record.batch_id, ending):
-                self.complete_if_ready(record.batch_id, time.time())
+                self.complete_if_ready(record.batch_id, time.time(), inline=True)
         except (BotoCoreError, ClientError) as exc:
             logger.warning(
                 "batch ending not counted",
@@ -155,11 +159,17 @@ class Batches:
             )
             metrics.add_metric(name="BatchCountsDeferred", unit="Count", value=1)
 
-    def complete_if_ready(self, batch_id: str, now: float) -> bool:
+    def complete_if_ready(self, batch_id: str, now: float, *, inline: bool = False) -> bool:
         """Write the batch's summary and publish its `Batch Completed` event if it is ready
-        (Batch.ready) and nobody else is at it; True when this call completed it."""
+        (Batch.ready) and nobody else is at it; True when this call completed it. `inline`:
+        called by a job's ending, inside a short step, which leaves a batch of more than
+        INLINE_SUMMARY_MAX_JOBS to the reconciler's next sweep (its members are read in pages,
+        its page has a row each)."""
         batch = self.store.get(batch_id)
         if batch is None or not self._due(batch, now):
+            return False
+        if inline and batch.jobs > INLINE_SUMMARY_MAX_JOBS:
+            logger.info("batch summary left to the reconciler", extra={"batch_id": batch_id})
             return False
         if not self.store.claim_summary(batch, now, now - SUMMARY_STALE_SECONDS):
             return False

@@ -12,6 +12,8 @@
 - Batches whose folder went quiet after their last ending are completed (summary, event);
   a batch whose endings were not all counted (a crash) is recounted; a half-written summary is
   written again (dropcut.services.batches).
+- Queued jobs queued before the stack knew its pace get their first expected start
+  (dropcut.services.estimates).
 - Inbox events that Submit failed on until they were dead-lettered are sent back to the inbox
   queue, later each time; the last time, their upload ends with a report
   (dropcut.services.dead_letters).
@@ -38,6 +40,7 @@ from dropcut.observability import logger, metrics
 from dropcut.services.batches import Batches
 from dropcut.services.dead_letters import DeadLetterDeps, handle_dead_letters
 from dropcut.services.error_reports import count_failure, end_job_once
+from dropcut.services.estimates import estimate_unestimated
 from dropcut.services.parts import end_parts
 
 if TYPE_CHECKING:
@@ -154,6 +157,8 @@ class ReconcileReport:
     admission_paused: bool = False
     #: Batches this pass completed (their summary written, their event sent).
     batches_completed: list[str] = field(default_factory=list)
+    #: Queued jobs given their first expected start (queued before the pace was known).
+    estimated: list[str] = field(default_factory=list)
     #: Dead-lettered inbox events sent back to the inbox queue, and jobs ended `not_accepted`.
     inbox_events_sent_back: int = 0
     not_accepted: list[str] = field(default_factory=list)
@@ -200,6 +205,7 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
             slots.leave_line(waiter)
             report.waiters_dropped.append(waiter.job_id)
     report.slots_handed_over = slots.dispatch()
+    report.estimated = estimate_unestimated(store, slots, now)
     _measure_in_flight(slots, report)
     if deps.batches is not None:
         report.batches_completed = deps.batches.sweep(now)

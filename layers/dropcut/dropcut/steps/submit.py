@@ -27,7 +27,6 @@ from dropcut.errors import (
 )
 from dropcut.formats.probe import MediaInfo
 from dropcut.model.deadlines import start_deadline
-from dropcut.model.eta import QueueEta
 from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, job_id_for, parse_job_spec
 from dropcut.model.layout import (
     MANIFEST_SUFFIX,
@@ -44,6 +43,7 @@ from dropcut.providers import PROVIDERS, Provider
 from dropcut.public_urls import Resolver
 from dropcut.services.batches import Batches
 from dropcut.services.error_reports import create_failed, put_error_report
+from dropcut.services.estimates import record_eta
 from dropcut.services.validation import check_input, video_name_problems
 from dropcut.settings import PlanSettings, Settings
 
@@ -403,7 +403,7 @@ def _start(
     now = (
         {"status": JobStatus.RECEIVED, "phase": JobPhase.RECEIVED}
         if admitted
-        else {"eta": _estimate(deps, ready)}
+        else {"eta": record_eta(deps.store, deps.slots, ready, time.time())}
     )
     deps.events.publish(JobEventType.SUBMITTED, ready.model_copy(update=now))
     logger.info(
@@ -411,23 +411,6 @@ def _start(
         extra={"key": ready.key, "spec_source": ready.spec_source, "admitted": admitted},
     )
     return SubmitResult(key, Outcome.STARTED, ready.job_id)
-
-
-def _estimate(deps: SubmitDeps, queued: JobRecord) -> QueueEta | None:
-    """A queued job's place and expected start, recorded on it (None when it was admitted
-    meanwhile)."""
-    found = deps.slots.eta(queued)
-    if found is None:
-        return None
-    now = time.time()
-    eta = QueueEta(
-        before=found.place.admissions_before,
-        backlog=found.place.queued,
-        starts_at=now + found.start_in if found.start_in is not None else None,
-        estimated_at=now,
-    )
-    deps.store.update(queued.job_id, {"eta": eta.model_dump(mode="json")})
-    return eta
 
 
 class SubmitOutOfTime(DropcutError):
