@@ -382,7 +382,7 @@ def test_jobs_queued_before_the_pace_was_known_get_their_expected_start_later(po
     for record in early:
         pool.queue(record)
         assert record_eta(store, pool, record, 100.0).starts_at is None  # as Submit finds it
-    assert estimate_unestimated(store, pool, 100.0) == [], "still no pace: nothing to give"
+    assert estimate_unestimated(store, pool, lambda: 100.0) == [], "still no pace: nothing to give"
 
     for _ in range(min_holds(pool.limit)):
         hold_pace(pool.table, pool.pool, pool.limit).record(HOLDS_RING, 20.0)
@@ -390,10 +390,10 @@ def test_jobs_queued_before_the_pace_was_known_get_their_expected_start_later(po
     pool.queue(late)
     given_at_submit = record_eta(store, pool, late, 150.0)
 
-    assert estimate_unestimated(store, pool, 200.0) == [r.job_id for r in early]
+    assert estimate_unestimated(store, pool, lambda: 200.0) == [r.job_id for r in early]
     for n, record in enumerate(early):
         eta = store.require(record.job_id).eta
         assert eta is not None and eta.estimated_at == 200.0
         assert eta.starts_at == 200.0 + (n + 0.5) * 20.0
     assert store.require(late.job_id).eta == given_at_submit, "an estimated job keeps its own"
-    assert estimate_unestimated(store, pool, 250.0) == [], "once"
+    assert estimate_unestimated(store, pool, lambda: 250.0) == [], "once"

@@ -7,6 +7,9 @@ every read (dropcut.aws.slots.queue_eta).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.slots import SlotPool
 from dropcut.model.eta import QueueEta
@@ -35,10 +38,13 @@ def record_eta(store: JobStore, slots: SlotPool, queued: JobRecord, now: float) 
     return eta
 
 
-def estimate_unestimated(store: JobStore, slots: SlotPool, now: float) -> list[str]:
+def estimate_unestimated(
+    store: JobStore, slots: SlotPool, clock: Callable[[], float] = time.time
+) -> list[str]:
     """Give each queued job with no expected start one, oldest first, once the pace allows
     (at most PER_PASS; it stops at STOP_AFTER_ESTIMATED estimated jobs in a row); the ids of
-    the jobs that got one."""
+    the jobs that got one. Each is estimated at its own `clock()` moment: the backlog moves
+    while a long pass runs (a pass started 60 s ago would date a job's place too early)."""
     given: list[str] = []
     estimated_in_a_row = 0
     for seen, record in enumerate(store.in_status(JobStatus.QUEUED)):
@@ -50,7 +56,7 @@ def estimate_unestimated(store: JobStore, slots: SlotPool, now: float) -> list[s
             estimated_in_a_row += 1
             continue
         estimated_in_a_row = 0
-        eta = record_eta(store, slots, record, now)
+        eta = record_eta(store, slots, record, clock())
         if eta is None:
             continue  # admitted meanwhile
         if eta.starts_at is None:

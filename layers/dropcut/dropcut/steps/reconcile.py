@@ -205,7 +205,7 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
             slots.leave_line(waiter)
             report.waiters_dropped.append(waiter.job_id)
     report.slots_handed_over = slots.dispatch()
-    report.estimated = estimate_unestimated(store, slots, now)
+    report.estimated = estimate_unestimated(store, slots)
     _measure_in_flight(slots, report)
     if deps.batches is not None:
         report.batches_completed = deps.batches.sweep(now)
