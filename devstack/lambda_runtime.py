@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -422,9 +423,14 @@ class FunctionPool:
             self._busy.clear()
             self._doomed.clear()
             self._cond.notify_all()
-        for worker in workers:
-            worker.close()
-            worker.kill()
+        # Every worker told at once, then each reaped: they exit side by side.
+        with ThreadPoolExecutor(max_workers=max(1, len(workers))) as closing:
+            list(closing.map(_end, workers))
+
+
+def _end(worker: Worker) -> None:
+    worker.close()
+    worker.kill()
 
 
 # --------------------------------------------------------------------------------------------

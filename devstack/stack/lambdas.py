@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,7 +175,9 @@ def invoke_direct(
 
 
 def close_pools(pools: dict[str, lambda_runtime.FunctionPool]) -> None:
-    """Unregister every pool from the invoke hook and stop its workers."""
+    """Unregister every pool from the invoke hook and stop its workers, every pool at once (a
+    worker takes up to 0.5 s to exit: one after the other, a stack's took seconds)."""
     for pool in pools.values():
         lambda_runtime.unregister(pool)
-        pool.close()
+    with ThreadPoolExecutor(max_workers=max(1, len(pools))) as closing:
+        list(closing.map(lambda pool: pool.close(), pools.values()))

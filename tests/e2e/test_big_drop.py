@@ -5,9 +5,12 @@ within a few admissions; nobody waits in the slot line and AcquireSlot runs once
 summary and one Batch Completed event per folder, the only emails; and the ETA each queued job
 was given is compared with its real start (the distribution is printed).
 
-A first run (2026-12-07): 301 clips back in 525 s, none failed; ETA within 25 % for 60 % of the
-209 jobs after the first 20 that had one, and 66 queued before the stack had a pace had none:
-short of the goal (issue 23)."""
+Runs on 2 cores: every check passes but the ETA's. 301 clips back in 448-525 s, none failed.
+The ETA, within 25 % of the real wait for 60 %, 83 %, 54 %, 70 % and 51 % of the jobs after the
+first 20 (five runs, as its estimator and this drop changed). What remains is this machine: the
+uploads and their Submits share its 2 cores with the workflow, and the stack's pace doubles
+when the last upload is in (about 0.45 admissions a second until then, 0.8 after), which no
+estimate from the pace measured so far can foresee (issue 23's closing notes)."""
 
 from __future__ import annotations
 
@@ -145,13 +148,17 @@ def test_a_drop_of_300_clips_comes_back_whole_and_fair(
     watch, schedule = LineWatch(app), Schedule(app)
     watch.start()
     schedule.start()
+    # One drop of all 300, the three folders' uploads mixed as three teams' would be (a fixed
+    # order: every 15th upload is a small folder's).
+    small_keys = iter(keys["news"] + keys["promo"])
+    drop: list[str] = []
+    for n, key in enumerate(keys["archive"], start=1):
+        drop.append(key)
+        if n % 14 == 0:
+            drop.append(next(small_keys))
+    drop.extend(small_keys)
     with ThreadPoolExecutor(8) as uploads:
-        list(
-            uploads.map(
-                lambda key: app.put(key, short_clip, metadata={"prompt": "sepia"}), keys["archive"]
-            )
-        )
-        list(uploads.map(lambda key: app.put(key, short_clip, metadata={"prompt": "sepia"}), keys["news"] + keys["promo"]))  # fmt: skip
+        list(uploads.map(lambda key: app.put(key, short_clip, metadata={"prompt": "sepia"}), drop))
     app.put_manifest(urgent, {"prompt": "sepia", "priority": "high"})
     app.put(urgent, short_clip)
     _until_ended(app, everything, timeout=1200)
@@ -179,9 +186,8 @@ def test_a_drop_of_300_clips_comes_back_whole_and_fair(
         key: job.get("error_reason") for key, job in jobs.items() if job["status"] != "succeeded"
     }
     assert not failed, failed
-    # The small folders took turns with the backfill from their arrival in the backlog (Submit
-    # takes the archive's 280 first: a first run saw the small folders arrive after a quarter of
-    # it had ended), and finished long before it.
+    # The small folders took turns with the backfill from their arrival in the backlog, and
+    # finished long before it.
     small = keys["news"] + keys["promo"]
     assert_took_turns(jobs, small, keys["archive"])
     ended = {key: float(job["updated_at"]) for key, job in jobs.items()}
