@@ -21,7 +21,6 @@ from dropcut.aws.inbox_queue import DeadLetter, InboxQueues
 from dropcut.aws.job_events import JobEvents, JobEventType
 from dropcut.aws.job_store import JobStore
 from dropcut.errors import Failure, UploadNotAccepted
-from dropcut.model.inbox import InboxEvent, S3EventRecord
 from dropcut.model.jobs import JobRecord, JobStatus, job_id_for
 from dropcut.model.layout import MANIFEST_SUFFIX, BucketLayout, is_image_key, not_a_job
 from dropcut.observability import logger, metrics
@@ -30,6 +29,8 @@ from dropcut.services.error_reports import count_failure, create_failed, put_err
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from dropcut.model.inbox import S3EventRecord
 
 #: How long a dead-lettered event waits before each time it is sent back (s): an outage or a
 #: busy stack gets time to pass. After the last, its upload ends with a report.
@@ -79,6 +80,10 @@ def handle_dead_letters(deps: DeadLetterDeps, limit: int = PER_PASS) -> DeadLett
 
 def _not_accepted(deps: DeadLetterDeps, letter: DeadLetter) -> list[str]:
     """End the uploads of an event tried for the last time; the ids of the jobs it ended."""
+    # Imported here: the inbox models are Submit's, and only a last round needs them (the
+    # reconciler's cold start does not build them).
+    from dropcut.model.inbox import InboxEvent
+
     try:
         event = InboxEvent.model_validate_json(letter.body)
     except ValidationError:
