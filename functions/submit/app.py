@@ -5,7 +5,6 @@ A message whose handling fails is reported back (partial batch failure) and retr
 queue's visibility timeout; after maxReceiveCount receives it goes to the dead-letter queue.
 """
 
-from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -20,7 +19,7 @@ from dropcut import wiring
 from dropcut.model.inbox import InboxMessage
 from dropcut.observability import instrumented, logger, metrics
 from dropcut.settings import Settings, SubmitSettings
-from dropcut.steps.submit import Outcome, TimeBudget, submit_object
+from dropcut.steps.submit import Outcome, submit_object
 
 settings = Settings.from_env()
 submit_settings = SubmitSettings.from_env()
@@ -35,10 +34,8 @@ OUTCOME_METRICS = {
 }
 
 
-def submit_message(record: InboxMessage, budget: TimeBudget) -> None:
-    """One queue message (Powertools calls it `record`); raising reports it failed. A message
-    the invocation has no time left for goes back untouched (SubmitOutOfTime)."""
-    started = budget.start()
+def submit_message(record: InboxMessage) -> None:
+    """One queue message (Powertools calls it `record`); raising reports it failed."""
     for notification in record.body.Records:
         ref = notification.s3.object
         result = submit_object(deps, notification.s3.bucket.name, ref.decoded_key, ref.versionId)
@@ -48,15 +45,10 @@ def submit_message(record: InboxMessage, budget: TimeBudget) -> None:
         )
         if result.outcome in OUTCOME_METRICS:
             metrics.add_metric(name=OUTCOME_METRICS[result.outcome], unit="Count", value=1)
-    budget.done(started)
 
 
 @instrumented
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    budget = TimeBudget(lambda: context.get_remaining_time_in_millis() / 1000)
     return process_partial_response(
-        event=event,
-        record_handler=partial(submit_message, budget=budget),
-        processor=processor,
-        context=context,
+        event=event, record_handler=submit_message, processor=processor, context=context
     )

@@ -1,7 +1,6 @@
 """Dead-lettered inbox events (dropcut.services.dead_letters on moto SQS): sent back to the inbox
 queue, later each time, then their upload ends with a report, a failed record, its event and its
-place in its folder's batch; never left in the dead-letter queue. And Submit's time budget
-(the handler's use of it: tests/unit/test_handlers.py)."""
+place in its folder's batch; never left in the dead-letter queue."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from dropcut.errors import UploadNotAccepted
 from dropcut.model.jobs import JobRecord, JobStatus, job_id_for
 from dropcut.services.batches import Batches
 from dropcut.services.dead_letters import REDRIVE_DELAYS, DeadLetterDeps, handle_dead_letters
-from dropcut.steps.submit import SubmitOutOfTime, TimeBudget
 from tests.unit.test_job_events import FakeEventBridge
 from tests.unit.test_template import RESOURCES
 
@@ -195,18 +193,3 @@ def test_a_pass_takes_at_most_its_limit(world, settings):
 
     assert handle_dead_letters(deps, limit=12).sent_back == 12
     assert _counts(sqs, dead)[0] == 1
-
-
-# -- Submit's time budget ------------------------------------------------------------------------
-
-
-def test_a_message_starts_only_with_twice_the_slowest_and_the_floor_left():
-    left = iter([25.0, 12.0, 9.0])
-    budget = TimeBudget(lambda: next(left), floor_seconds=10)
-    budget.done(budget.start())  # 25 s left: starts
-    budget.slowest = 6.5  # the first one took 6.5 s
-    with pytest.raises(SubmitOutOfTime):
-        budget.start()  # 12 s left < 2 x 6.5
-    budget.slowest = 0.1
-    with pytest.raises(SubmitOutOfTime):
-        budget.start()  # 9 s left < the floor

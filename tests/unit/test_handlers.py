@@ -20,7 +20,6 @@ from dropcut.model.inbox import InboxEvent, InboxMessage
 from dropcut.observability import EVENT_MODEL_ATTRIBUTE
 from dropcut.services.actors import ActorRequest, route
 from dropcut.steps.finalize import FinalizeResult
-from dropcut.steps.submit import Outcome, SubmitResult
 from tests.unit.test_template import FUNCTIONS, GLOBAL_FUNCTION, ROOT, template_resolver
 
 EVENTS = ROOT / "events"
@@ -197,37 +196,3 @@ def test_finalize_bounds_the_copy_by_the_time_its_invocation_has_left(
     assert part_id == sample["part_id"]
     assert limits.max_seconds == copy_seconds == remaining_ms / 1000 - module.RECORD_SECONDS
     assert limits.max_bytes == module.deps.limits.max_bytes
-
-
-class _ClockedContext(_Context):
-    """A context whose time left is read from `left` (ms), one value a call."""
-
-    def __init__(self, left: list[int]) -> None:
-        super().__init__(left[0], function_name="SubmitFunction")
-        self.left = iter(left)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return next(self.left)
-
-
-def test_submit_hands_back_the_messages_it_has_no_time_for(handler_module, monkeypatch):
-    """The real handler with time running out after two messages: those two are handled, the
-    rest go back as batch item failures, untouched (dropcut.steps.submit.TimeBudget)."""
-    from dropcut import observability
-
-    monkeypatch.setattr(observability.metrics.provider, "namespace", "dropcut")
-    module = handler_module("SubmitFunction")
-    handled: list[str] = []
-
-    def submit_object(deps, bucket, key, version):
-        handled.append(key)
-        return SubmitResult(key, Outcome.DUPLICATE)
-
-    module.submit_object = submit_object
-    sample = json.loads((EVENTS / "submit.json").read_text())
-    [record] = sample["Records"]
-    records = [{**record, "messageId": f"m{i}"} for i in range(4)]
-    answer = module.handler({"Records": records}, _ClockedContext([25_000, 20_000, 4_000, 3_000]))
-
-    assert len(handled) == 2
-    assert [item["itemIdentifier"] for item in answer["batchItemFailures"]] == ["m2", "m3"]

@@ -4,7 +4,6 @@ exactly one execution once the job is admitted."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,6 @@ from dropcut.aws.slots import SlotPool
 from dropcut.aws.storage import decode_metadata_value, head_or_none, s3_range_reader
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import (
-    DropcutError,
     Failure,
     InputInvalid,
     JobNotReady,
@@ -411,38 +409,6 @@ def _start(
         extra={"key": ready.key, "spec_source": ready.spec_source, "admitted": admitted},
     )
     return SubmitResult(key, Outcome.STARTED, ready.job_id)
-
-
-class SubmitOutOfTime(DropcutError):
-    """The invocation has too little time left to handle another inbox message: it goes back to
-    the queue untouched (a partial batch failure), before Lambda's timeout would fail the whole
-    batch, the messages already handled with it."""
-
-    reason = "submit_out_of_time"
-
-
-@dataclass
-class TimeBudget:
-    """Whether an invocation has time for one more inbox message: at least `floor_seconds`
-    left, and twice the slowest message it handled so far (one message on a loaded stack: a
-    few seconds; Submit's Timeout is 30 s, template.yaml's Globals)."""
-
-    time_left: Callable[[], float]
-    floor_seconds: float = 10.0
-    slowest: float = 0.0
-
-    def start(self) -> float:
-        """The moment a message starts (time.monotonic()); SubmitOutOfTime if it may not."""
-        left = self.time_left()
-        if left < max(self.floor_seconds, 2 * self.slowest):
-            raise SubmitOutOfTime(
-                f"{left:.1f} s left, the slowest message took {self.slowest:.1f} s"
-            )
-        return time.monotonic()
-
-    def done(self, started: float) -> None:
-        """Record how long the message that started at `started` took."""
-        self.slowest = max(self.slowest, time.monotonic() - started)
 
 
 class NoOptionsYet(InputInvalid):
