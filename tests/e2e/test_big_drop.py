@@ -5,14 +5,15 @@ within a few admissions; nobody waits in the slot line and AcquireSlot runs once
 summary and one Batch Completed event per folder, the only emails; and the ETA each queued job
 was given is compared with its real start (the distribution is printed).
 
-Runs on 2 cores: every check passes but the ETA's. 301 clips back in 448-525 s, none failed.
+Runs on 2 cores: every check passes but the ETA's. 301 clips back in 448-628 s, none failed.
 The ETA (share of the jobs after the first 20 within 25 % of the real wait; jobs given none):
-60 % (66 none), 42 % (62), 83 % (108), 54 % (2), 70 % (4), 51 % (8), as the estimator and this
-drop changed. The jobs now all get one, and their place is right (the jobs admitted before each
-are those counted, give or take the few that arrive after it in a smaller folder). What remains is this machine: the
-uploads and their Submits share its 2 cores with the workflow, and the stack's pace doubles
-when the last upload is in (about 0.45 admissions a second until then, 0.8 after), which no
-estimate from the pace measured so far can foresee (issue 23's closing notes)."""
+60 % (66 none), 42 % (62), 83 % (88), 54 % (2), 70 % (4), 51 % (8), as the estimator and this
+drop changed. Nearly every job now gets one, and its place is right (the jobs admitted before
+it are those counted, give or take the few uploads of a smaller folder that arrive after it).
+What remains is this machine: the uploads and their Submits share its 2 cores with the
+workflow, and the stack's pace doubles when the last upload is in (about 0.45 admissions a
+second until then, 0.8 after), which no estimate from the pace measured so far can foresee
+(issue 23's closing notes)."""
 
 from __future__ import annotations
 
