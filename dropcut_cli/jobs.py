@@ -195,7 +195,7 @@ class JobReader:
         if found.place.budget_wait_since is not None:
             return f"waiting for budget: today's credit budget is spent; {place}"
         if found.start_in is None:
-            return f"{place}; no start time until this stack has finished a task"
+            return f"{place}; no start time until this stack has measured its pace"
         return f"{place}, starts in about {about(found.start_in)}"
 
     def _split_phase(self, record: JobRecord, line: list[str]) -> Phase:

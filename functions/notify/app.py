@@ -5,7 +5,6 @@ A message whose publish fails is reported back (partial batch failure) and retri
 queue's visibility timeout; after 5 receives it goes to the email dead-letter queue.
 """
 
-from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -24,9 +23,12 @@ from dropcut.steps.notify import NotifyDeps, Pacer, send_email
 
 deps = NotifyDeps(wiring.sns_client(), NotifySettings.from_env().topic_arn)
 processor = BatchProcessor(event_type=EventType.SQS)
+#: One pace per execution environment, kept across invocations (a new one each time would send
+#: each batch's first email at once, right after the last batch's).
+pacer = Pacer()
 
 
-def email_message(record: SQSRecord, pacer: Pacer) -> None:
+def email_message(record: SQSRecord) -> None:
     """One queue message (Powertools calls it `record`): its body is the job event."""
     send_email(deps, pacer, record.body)
 
@@ -34,8 +36,5 @@ def email_message(record: SQSRecord, pacer: Pacer) -> None:
 @instrumented
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
-        event=event,
-        record_handler=partial(email_message, pacer=Pacer()),
-        processor=processor,
-        context=context,
+        event=event, record_handler=email_message, processor=processor, context=context
     )

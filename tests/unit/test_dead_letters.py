@@ -193,3 +193,29 @@ def test_a_pass_takes_at_most_its_limit(world, settings):
 
     assert handle_dead_letters(deps, limit=12).sent_back == 12
     assert _counts(sqs, dead)[0] == 1
+
+
+def test_an_aws_error_leaves_its_letter_for_the_next_pass_and_the_rest_go_on(
+    world, settings, monkeypatch
+):
+    from botocore.exceptions import ClientError
+
+    deps, sqs, inbox, dead, _ = world
+    for i in range(3):
+        _dead_letter(sqs, dead, _s3_event(settings.bucket, f"inbox/e{i}.mp4"))
+    send = sqs.send_message
+    calls = {"n": 0}
+
+    def flaky_send(**kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "x"}}, "Send")
+        return send(**kwargs)
+
+    monkeypatch.setattr(sqs, "send_message", flaky_send)
+    report = handle_dead_letters(deps)
+
+    assert (report.sent_back, report.deferred) == (2, 1)
+    assert _counts(sqs, inbox) == (0, 2)
+    attributes = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1", "kept, hidden till next pass"

@@ -155,6 +155,9 @@ SLOT_POOL = (
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | allow(["states:StartExecution"], STATE_MACHINE)
 )
+#: A queued job's place (dropcut.aws.backlog.Backlog.place and queued: each folder's counters by
+#: BatchGetItem): Submit and Retry estimate what they queue, the reconciler the rest and its gauge.
+BACKLOG_COUNTS = allow(["dynamodb:BatchGetItem"], SLOTS)
 #: wiring.fetch_secret (Powertools parameters.get_secret) of the provider key / callback secret.
 PROVIDER_SECRET = allow(["secretsmanager:GetSecretValue"], PROVIDER_KEY)
 CALLBACK_SECRET = allow(["secretsmanager:GetSecretValue"], CALLBACK_KEY)
@@ -190,6 +193,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["s3:PutObject", "s3:DeleteObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
     | SLOT_POOL
+    | BACKLOG_COUNTS
     | JOB_EVENTS
     | BATCH_JOINS,
     # steps.acquire_slot: JobStore.require and move_phase, SlotPool.acquire.
@@ -252,6 +256,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["dynamodb:Query"], JOBS_BY_STATUS)
     | allow(["states:DescribeExecution"], EXECUTIONS)
     | SLOT_POOL
+    | BACKLOG_COUNTS
     | JOB_EVENTS
     | BATCH_JOINS
     | allow(["dynamodb:Query"], BATCHES_BY_STATE)
@@ -274,6 +279,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["s3:PutObject"], ERRORS)
     | allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], JOBS)
     | SLOT_POOL
+    | BACKLOG_COUNTS
     | JOB_EVENTS
     | ACTORS
     | BATCH_JOINS,

@@ -120,11 +120,11 @@ def min_holds(limit: int) -> int:
 
 
 def hold_pace(table: Table, pool: str, limit: int) -> PaceBook:
-    """How long jobs held the pool's slots, recently (s): a ring in the slots table, of
-    min_holds(limit) at least."""
+    """How long jobs held the pool's slots, recently (s): a ring in the slots table, of twice
+    min_holds(limit) at least (two releases at once may trim it by one too many)."""
     return PaceBook(
         table,
-        ring=max(RING, min_holds(limit)),
+        ring=max(RING, 2 * min_holds(limit)),
         item_key=lambda ring: {"pool": f"{pool}#pace", "entry": ring},
     )
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from dropcut.aws.inbox_queue import DeadLetter, InboxQueues
@@ -55,6 +56,8 @@ class DeadLetterReport:
     sent_back: int = 0
     #: Jobs ended `not_accepted` (a report each).
     not_accepted: list[str] = field(default_factory=list)
+    #: Events an AWS error kept from being handled (left for the next pass).
+    deferred: int = 0
 
 
 def handle_dead_letters(deps: DeadLetterDeps, limit: int = PER_PASS) -> DeadLetterReport:
@@ -62,12 +65,20 @@ def handle_dead_letters(deps: DeadLetterDeps, limit: int = PER_PASS) -> DeadLett
     module docstring); at most `limit` events a call."""
     report = DeadLetterReport()
     for letter in deps.queues.dead_letters(limit):
-        if letter.redrives < len(REDRIVE_DELAYS):
-            deps.queues.send_back(letter, REDRIVE_DELAYS[letter.redrives])
-            report.sent_back += 1
-            continue
-        report.not_accepted.extend(_not_accepted(deps, letter))
-        deps.queues.drop(letter)
+        try:
+            if letter.redrives < len(REDRIVE_DELAYS):
+                deps.queues.send_back(letter, REDRIVE_DELAYS[letter.redrives])
+                report.sent_back += 1
+                continue
+            report.not_accepted.extend(_not_accepted(deps, letter))
+            deps.queues.drop(letter)
+        except (BotoCoreError, ClientError) as exc:
+            # Left in the dead letters: it is read again in 5 minutes (the next pass).
+            logger.warning(
+                "dead letter not handled",
+                extra={"message_id": letter.message_id, "error": type(exc).__name__},
+            )
+            report.deferred += 1
     if report.sent_back or report.not_accepted:
         logger.warning(
             "dead-lettered inbox events",
@@ -124,6 +135,8 @@ def _end_upload(deps: DeadLetterDeps, notification: S3EventRecord) -> str | None
         bucket=bucket,
         key=key,
         version=version,
+        # Its folder's batch: a `dropcut submit` tag is in the object's metadata, which the
+        # reconciler does not read (a tagged batch closes without it, at its quiet window).
         batch_id=deps.batches.join(job_id, key, {}, now) if deps.batches else None,
     )
     failure = Failure.of(

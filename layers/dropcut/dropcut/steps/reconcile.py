@@ -173,7 +173,6 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
         manifest_timeouts=expire_manifest_waits(deps, now),
         start_deadlines=expire_start_deadlines(deps, now),
     )
-    _handle_dead_letters(deps, report)
     seen: dict[str, str | None] = {}
 
     def execution_status(part_id: str) -> str | None:
@@ -209,6 +208,7 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
     _measure_in_flight(slots, report)
     if deps.batches is not None:
         report.batches_completed = deps.batches.sweep(now)
+    _handle_dead_letters(deps, report)
 
     _publish_gauges(report)
     return report
