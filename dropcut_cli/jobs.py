@@ -13,7 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dropcut.aws.backlog import Backlog
 from dropcut.aws.job_store import JobStore
-from dropcut.aws.slots import SlotPool, Waiter, queue_eta
+from dropcut.aws.slot_pace import queue_eta
+from dropcut.aws.slots import SlotPool, Waiter
 from dropcut.errors import JobCancelled
 from dropcut.model.deadlines import wait_seconds
 from dropcut.model.jobs import BASE_JOB_ID_CHARS, JobRecord, JobStatus, is_job_id
@@ -180,7 +181,7 @@ class JobReader:
         return Phase("waiting for manifest", f"upload {manifest} with a prompt")
 
     def queue_detail(self, record: JobRecord) -> str:
-        """`412 before it of 9,870 queued, starts in about 3 h` (dropcut.aws.slots.queue_eta)."""
+        """`412 before it of 9,870 queued, starts in about 3 h` (dropcut.aws.slot_pace.queue_eta)."""
         name, provider = self.stack.slots_table_name, self.stack.provider
         found = None
         if name and provider:

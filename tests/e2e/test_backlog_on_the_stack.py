@@ -19,7 +19,7 @@ import pytest
 
 from devstack.local_app import LocalApp, local_app
 from devstack.simulator import SimConfig
-from dropcut.aws.slots import min_holds
+from dropcut.aws.slot_pace import min_holds
 from tests.e2e.conftest import assert_took_turns, code_root
 
 pytestmark = [pytest.mark.own_app, pytest.mark.timeout(1200), pytest.mark.long_running(300)]

@@ -306,7 +306,7 @@ def test_admissions_before_counts_the_other_folders_turns_up_to_what_they_have()
 
 
 def test_a_queued_jobs_place_and_start_follow_the_backlog(pool, store):
-    from dropcut.aws.slots import HOLDS_RING, hold_pace
+    from dropcut.aws.slot_pace import HOLDS_RING, hold_pace
 
     pool.limit = 1
     first = queued_job(store, "inbox/a/0.mp4", 1.0)
@@ -342,7 +342,7 @@ def test_a_queued_jobs_place_and_start_follow_the_backlog(pool, store):
 
 
 def test_a_slot_given_back_records_how_long_it_was_held(pool, store):
-    from dropcut.aws.slots import HOLDS_RING, hold_pace
+    from dropcut.aws.slot_pace import HOLDS_RING, hold_pace
 
     record = queued_job(store, "inbox/a/0.mp4", 1.0)
     pool.queue(record)
@@ -372,7 +372,7 @@ def test_a_job_over_the_whole_daily_budget_does_not_hold_the_backlog(
 def test_jobs_queued_before_the_pace_was_known_get_their_expected_start_later(pool, store):
     """Submit records no start for a job queued before min_holds(limit) holds were measured;
     the reconciler's pass gives those jobs one (oldest first), and leaves the others alone."""
-    from dropcut.aws.slots import HOLDS_RING, hold_pace, min_holds
+    from dropcut.aws.slot_pace import HOLDS_RING, hold_pace, min_holds
     from dropcut.services.estimates import estimate_unestimated, record_eta
 
     pool.limit = 1

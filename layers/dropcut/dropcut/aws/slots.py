@@ -21,7 +21,6 @@ the line waits behind it (oldest first, so a big job is not passed for ever by s
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,18 +30,17 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dropcut.aws.backlog import Backlog, Place, Queued, Rotation, Turn
+from dropcut.aws.backlog import Backlog, Queued, Rotation, Turn
 from dropcut.aws.executions import Executions
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.ledger import BudgetLedger, number, transact
-from dropcut.aws.pace import RING, PaceBook
+from dropcut.aws.slot_pace import HOLDS_RING, Eta, hold_pace, queue_eta
 from dropcut.aws.tokens import resume_wait
 from dropcut.errors import BudgetWaitTimedOut, OverDailyBudget, SlotWaitTimedOut
 from dropcut.model.budget import (
     NO_BUDGET,
     DailyBudget,
 )
-from dropcut.model.eta import start_in_seconds
 from dropcut.model.jobs import JobRecord, JobStatus, PartRecord
 from dropcut.model.layout import BucketLayout
 from dropcut.model.plan import recorded_plan
@@ -88,10 +86,6 @@ class Grant(Enum):
     CONFLICT = "conflict"
 
 
-#: The ring of recent slot holds (s) in the slots table (`<pool>#pace`), for the ETA.
-HOLDS_RING = "holds"
-
-
 @dataclass(frozen=True)
 class BacklogState:
     """The backlog as the reconciler's gauges see it."""
@@ -101,46 +95,6 @@ class BacklogState:
     budget_wait_since: float | None
     #: Until when a provider outage pauses admission (dropcut.aws.breaker; None: never).
     paused_until: float | None = None
-
-
-@dataclass(frozen=True)
-class Eta:
-    """A queued job's place in the backlog and its expected start, in seconds from now (None
-    before the stack has measured how long a slot is held)."""
-
-    place: Place
-    start_in: float | None
-
-
-def min_holds(limit: int) -> int:
-    """How many slot holds the pace is measured from: more than twice the slots, so that their
-    median outweighs the first hold of each slot (a fresh stack's, or after a quiet spell: cold
-    starts, measured at 3-4 times a warm hold on the local stack's big drop)."""
-    return 2 * max(1, limit) + 1
-
-
-def hold_pace(table: Table, pool: str, limit: int) -> PaceBook:
-    """How long jobs held the pool's slots, recently (s): a ring in the slots table, of twice
-    min_holds(limit) at least (two releases at once may trim it by one too many)."""
-    return PaceBook(
-        table,
-        ring=max(RING, 2 * min_holds(limit)),
-        item_key=lambda ring: {"pool": f"{pool}#pace", "entry": ring},
-    )
-
-
-def queue_eta(backlog: Backlog, layout: BucketLayout, limit: int, record: JobRecord) -> Eta | None:
-    """Where a queued job stands in the backlog and when it should start (None when it is not
-    queued): its place under fair turns and the pace at which the pool's `limit` slots came
-    free lately (dropcut.model.eta; no start time before the pool has seen min_holds(limit)
-    slots given back)."""
-    place = backlog.place(Queued.of(record, layout, 0.0))
-    if place is None:
-        return None
-    holds = hold_pace(backlog.table, backlog.pool, limit).recent(HOLDS_RING)
-    if len(holds) < min_holds(limit):
-        return Eta(place, None)
-    return Eta(place, start_in_seconds(place.admissions_before, limit, statistics.median(holds)))
 
 
 @dataclass(frozen=True)

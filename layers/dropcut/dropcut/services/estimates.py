@@ -1,8 +1,8 @@
 """A queued job's estimate on its record: its place in the backlog and its expected start
 (dropcut.model.eta), written when Submit queues it, and by the reconciler for the jobs queued
-before this stack knew its pace (dropcut.aws.slots.min_holds): their record gets its first
+before this stack knew its pace (dropcut.aws.slot_pace.min_holds): their record gets its first
 expected start as soon as there is one. `dropcut ls`/`show`/`watch` work the current one out on
-every read (dropcut.aws.slots.queue_eta).
+every read (dropcut.aws.slot_pace.queue_eta).
 """
 
 from __future__ import annotations
