@@ -143,7 +143,8 @@ def _end_upload(deps: DeadLetterDeps, notification: S3EventRecord) -> str | None
         UploadNotAccepted(
             f"dropcut could not take this upload in: Submit failed on its inbox event every time "
             f"it was tried (the inbox queue's deliveries, then {len(REDRIVE_DELAYS)} more rounds "
-            f"from its dead-letter queue over about {sum(REDRIVE_DELAYS) // 60} minutes). "
+            "of them, sent back from its dead-letter queue after waits of "
+            f"{', '.join(str(d // 60) for d in REDRIVE_DELAYS)} minutes). "
             "Nothing was sent to the provider and nothing was paid."
         )
     )

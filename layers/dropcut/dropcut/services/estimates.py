@@ -15,7 +15,7 @@ from dropcut.aws.slots import SlotPool
 from dropcut.model.eta import QueueEta
 from dropcut.model.jobs import JobRecord, JobStatus
 
-#: Queued jobs the reconciler estimates per pass at most (reads: about 4 a job).
+#: Queued jobs the reconciler estimates per pass at most (reads: 5 a job, docs/backlog.md).
 PER_PASS = 2_000
 #: It stops after this many queued jobs in a row that have an expected start: jobs are queued
 #: oldest first, and the ones without are those queued before the pace was known.
