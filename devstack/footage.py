@@ -9,7 +9,7 @@ handle from that footage:
 ``long_clip(seconds=31)``  1280x720 24 fps H.264 + AAC MP4, longer than the model's 10 s
 ``phone_clip()``           portrait phone style: HEVC 10-bit (yuv420p10le, ``hvc1``) in a MOV,
                            stored 1920x1080 with a display matrix turning it 90 degrees (shown
-                           1080x1920), 30 fps, about 6 s, with AAC audio
+                           1080x1920), 30 fps, 4 s, with AAC audio
 ``small_clip()``           640x360 15 fps H.264 + AAC MP4, about 5 s
 
 Their audio (``marked_tone``) is a 440 Hz tone, silent for the first 0.1 s of every second, so a
@@ -314,7 +314,7 @@ def long_clip(seconds: float = 31.0, path: str | Path | None = None) -> Path:
     return _write_clip(out, ("bikes", "bigbuckbunny"), seconds=seconds, size=(1280, 720), fps=24)
 
 
-def phone_clip(seconds: float = 6.0, path: str | Path | None = None) -> Path:
+def phone_clip(seconds: float = 4.0, path: str | Path | None = None) -> Path:
     """A portrait phone-style clip of real footage (bigbuckbunny): HEVC Main 10 (yuv420p10le,
     sample entry ``hvc1``) in a QuickTime MOV, stored 1920x1080 with a display matrix that turns
     it 90 degrees clockwise (dropcut's probe: rotation 90, shown 1080x1920), 30 fps, ``seconds``

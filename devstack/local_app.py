@@ -26,7 +26,7 @@ from dropcut.aws.executions import Executions
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.slots import Admission, Holder, SlotPool
 from dropcut.model.callbacks import CallbackSigner
-from dropcut.model.jobs import is_job_id
+from dropcut.model.jobs import JobStatus, is_job_id, job_id_for
 from dropcut.model.layout import BucketLayout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +46,8 @@ FAST_POLLING = {
 #: The local stack has an email subscriber, so the template's job endings rule exists; moto
 #: sends no email, and the rule's events go to a stand-in queue (`LocalApp.job_events`).
 LOCAL_NOTIFICATION_EMAIL = "operator@example.com"
+#: The job statuses that are an ending (wait_for_ending).
+ENDED = ("succeeded", "failed")
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,11 @@ class LocalApp:
         return [waiter.job_id for waiter in self.slot_pool().waiters()]
 
     def jobs_queued(self) -> list[str]:
-        """Jobs in the backlog (status queued: no execution yet)."""
-        return [job_id for job_id, (_, status) in self.job_statuses().items() if status == "queued"]
+        """Jobs in the backlog (status queued: no execution yet), oldest first: the product's
+        query of the by_status index, not a scan of the table."""
+        table = self.stack.resource("dynamodb").Table(str(self.stack.outputs["JobsTableName"]))
+        queued = JobStore(table).in_status(JobStatus.QUEUED)
+        return [record.job_id for record in queued if record.part_of is None]
 
     def jobs(self) -> list[dict[str, Any]]:
         """Every job record in the stack's jobs table, as plain Python values (a split job's
@@ -174,8 +179,40 @@ class LocalApp:
 
     def job(self, video_key: str) -> dict[str, Any] | None:
         """The most recent job record of `video_key`, if there is one."""
-        found = [job for job in self.jobs() if job["key"] == video_key]
+        found = self.jobs_of(video_key)
         return max(found, key=lambda job: job["created_at"]) if found else None
+
+    def jobs_of(self, video_key: str) -> list[dict[str, Any]]:
+        """The job records of `video_key`: each version's (its id is the product's,
+        dropcut.model.jobs.job_id_for) and the retries that followed it (`retried_by`). Read
+        by key, not by a scan: tests poll this while the stack works, in the same process as
+        moto, and a scan of every record at each poll took a core from the stack under test."""
+        pages = self.s3.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=video_key
+        )
+        versions = [
+            version["VersionId"]
+            for page in pages
+            for version in page.get("Versions", [])
+            if version["Key"] == video_key
+        ]
+        found: list[dict[str, Any]] = []
+        for version in versions:
+            job_id: str | None = job_id_for(self.bucket, video_key, version)
+            while job_id is not None and len(found) < 100:  # a retry chain, bounded
+                record = self.record(job_id)
+                if record is None:
+                    break
+                found.append(record)
+                job_id = record.get("retried_by")
+        return found
+
+    def record(self, job_id: str) -> dict[str, Any] | None:
+        """The record of a job (or a part) by its id, as plain Python values."""
+        item = self.stack.client("dynamodb").get_item(
+            TableName=str(self.stack.outputs["JobsTableName"]), Key={"job_id": {"S": job_id}}
+        )
+        return _plain(item["Item"]) if "Item" in item else None
 
     def wait_for_job(
         self, video_key: str, until: Callable[[dict[str, Any]], bool], timeout: float = 30.0
@@ -186,7 +223,7 @@ class LocalApp:
             job = self.job(video_key)
             if job is not None and until(job):
                 return job
-            time.sleep(0.1)
+            time.sleep(0.2)
         raise TimeoutError(f"the job of {video_key} did not get there within {timeout} s")
 
     def callback_signer(self) -> CallbackSigner:
@@ -197,12 +234,12 @@ class LocalApp:
         return CallbackSigner(base_url=self.stack.http_api.url, secret=SecretStr(secret))
 
     def wait_for_ending(self, video_key: str, timeout: float = 90.0) -> JobEnding:
-        """Wait until the job of `video_key` (its latest version) has ended; return how."""
+        """Wait until a job of `video_key` has ended; return how (the newest ending, when
+        several versions or retries have one)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for job in self.jobs():
-                if job["key"] != video_key or job["status"] not in ("succeeded", "failed"):
-                    continue
+            ended = [job for job in self.jobs_of(video_key) if job["status"] in ENDED]
+            for job in sorted(ended, key=lambda job: job["created_at"], reverse=True):
                 if job["status"] == "succeeded":
                     return JobEnding(
                         video_key,

@@ -131,8 +131,16 @@ def test_a_folder_submitted_is_one_batch_followed_to_its_summary(
         "inbox/cli-batch/a.mp4",
         "inbox/cli-batch/b.mp4",
     ]
-    watched = dropcut(app, "watch", "--batch", batch_id, "--timeout", "300")
-    assert watched.exit_code == 0, watched.output
+    # Within the test's own timeout: a batch that does not complete shows where it stands.
+    watched = dropcut(app, "watch", "--batch", batch_id, "--timeout", "200")
+    assert watched.exit_code == 0, (
+        watched.output,
+        dropcut(app, "batches", "--json").stdout,
+        {
+            key: [(job["status"], job["phase"], job.get("batch_id")) for job in app.jobs_of(key)]
+            for key in ("inbox/cli-batch/a.mp4", "inbox/cli-batch/b.mp4")
+        },
+    )
     assert f"batch {batch_id}: 2 done, 0 failed, 0 cancelled" in watched.output
     listed = json.loads(dropcut(app, "batches", "--json").stdout)["batches"]
     [batch] = [b for b in listed if b["batch_id"] == batch_id]

@@ -160,9 +160,9 @@ def _record(app: LocalApp, job_id: str) -> dict[str, Any]:
 def _wait_for_status(app: LocalApp, job_id: str, status: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [job for job in app.jobs() if job["job_id"] == job_id]
-        if found and found[0]["status"] in (status, "failed"):
-            assert found[0]["status"] == status, found[0]
-            return found[0]
+        found = app.record(job_id)
+        if found and found["status"] in (status, "failed"):
+            assert found["status"] == status, found
+            return found
         time.sleep(0.5)
     raise TimeoutError(f"{job_id} was not {status} within {timeout} s")

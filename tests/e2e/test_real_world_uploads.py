@@ -115,7 +115,7 @@ def test_a_key_whose_results_would_not_fit_is_refused_with_a_report_that_fits(
 def _wait_for_versions(app: LocalApp, key: str, versions: list[str]) -> dict[str, dict]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        jobs = {job["version"]: job for job in app.jobs() if job["key"] == key}
+        jobs = {job["version"]: job for job in app.jobs_of(key)}
         if all(jobs.get(v, {}).get("status") in ("succeeded", "failed") for v in versions):
             return jobs
         time.sleep(0.3)

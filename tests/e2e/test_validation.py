@@ -116,7 +116,7 @@ def test_a_reupload_is_a_new_job_and_the_same_version_is_not(app: LocalApp, clip
     second = app.put(key, clip, metadata={"prompt": "cool"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        jobs = [j for j in app.jobs() if j["key"] == key]
+        jobs = app.jobs_of(key)
         if len(jobs) == 2 and all(j["status"] == "succeeded" for j in jobs):
             break
         time.sleep(0.2)
@@ -202,8 +202,10 @@ def test_a_dead_lettered_upload_is_sent_back_then_ended_with_a_report(app: Local
     report = app.stack.fire_schedule("ReconcileFunction")
     job_id = job_id_for(app.bucket, never, "v-never")
     assert report["not_accepted"] == [job_id]
-    ending = app.wait_for_ending(never)
-    assert ending.error["reason"] == "not_accepted"
-    assert ending.error["input_key"] == never
+    record = app.record(job_id)  # born failed, in the pass (there is no object to find it by)
+    assert record is not None and record["status"] == "failed"
+    report = app.read_json(record["error_report_key"])
+    assert report["reason"] == "not_accepted"
+    assert report["input_key"] == never
     attributes = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
