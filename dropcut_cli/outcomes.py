@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import typer
+
 from dropcut.model.jobs import JobRecord, JobStatus
+from dropcut.model.layout import key_shape_problem
 from dropcut_cli.connection import Stack
-from dropcut_cli.display import out, problems_table, styled
+from dropcut_cli.context import Exit
+from dropcut_cli.display import err, out, problems_table, styled
 from dropcut_cli.follow import Followed
 from dropcut_cli.jobs import JobReader, ending_word
 
 
 def save_output(stack: Stack, key: str, directory: Path, name: str | None = None) -> Path:
-    """Download `key` from the media bucket into `directory` (as `name`, default its name)."""
-    target = directory / (name or key.rsplit("/", 1)[-1])
+    """Download `key` from the media bucket into `directory` (as `name`, a path relative to it;
+    default the key's last part). The name is the bucket's, which this machine does not
+    control: one that would land outside `directory` (`..`, an absolute path, a `\\` or a
+    drive on Windows, a device name; dropcut.model.layout.key_shape_problem) ends the command
+    with exit 1 before anything is written."""
+    relative = name or key.rsplit("/", 1)[-1]
+    target = directory / relative
+    problem = key_shape_problem(relative) or (
+        "it is an absolute path" if PurePosixPath(relative).is_absolute() else None
+    )
+    if problem is None and not target.resolve().is_relative_to(directory.resolve()):
+        problem = "it leads outside the folder"  # a symbolic link on the way
+    if problem is not None:
+        err.print(
+            styled("refused:", "red", f" not saving {key!r} under {str(directory)!r}: {problem}")
+        )
+        raise typer.Exit(Exit.FAILED)
     target.parent.mkdir(parents=True, exist_ok=True)
     stack.s3.download_file(stack.bucket, key, str(target))
     return target

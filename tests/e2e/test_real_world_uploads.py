@@ -112,6 +112,20 @@ def test_a_key_whose_results_would_not_fit_is_refused_with_a_report_that_fits(
     assert app.simulator.stats()["tasks_created"] == 0
 
 
+@pytest.mark.parametrize(
+    "key", ["inbox/rw/..\\..\\escape.mp4", "inbox/rw/C:\\Users\\x.mp4", "inbox/rw/CON.mp4"]
+)
+def test_a_key_that_would_escape_a_download_folder_is_refused_unpaid(app: LocalApp, clip, key):
+    app.put(key, clip, metadata={"prompt": "sepia"})
+    ending = app.wait_for_ending(key)
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    assert ending.error_key == f"errors/_keys-refused/{digest}.error.json"
+    assert ending.error["input_key"] == key
+    [problem] = ending.error["problems"]
+    assert problem["field"] == "key" and "Windows" in problem["message"], problem
+    assert app.simulator.stats()["tasks_created"] == 0
+
+
 def _wait_for_versions(app: LocalApp, key: str, versions: list[str]) -> dict[str, dict]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -69,6 +69,15 @@ VERSION_TAG_CHARS = 12
 MAX_KEY_BYTES = 1024
 #: Where the report of an input whose own report key would be too long goes.
 LONG_KEY_REPORTS = "_keys-too-long/"
+#: Where the report of an input whose key is refused for its shape goes (key_shape_problem):
+#: its own path would carry the same `..` or `\\` into the errors prefix.
+UNSAFE_KEY_REPORTS = "_keys-refused/"
+#: Names Windows reserves for devices, with or without an extension (Microsoft Learn, "Naming
+#: Files, Paths, and Namespaces"): an output saved under one cannot be opened there.
+WINDOWS_RESERVED_NAMES = frozenset(
+    {"con", "prn", "aux", "nul"}
+    | {f"{device}{n}" for device in ("com", "lpt") for n in (*"123456789", "¹", "²", "³")}
+)
 
 
 def key_bytes(key: str) -> int:
@@ -77,8 +86,11 @@ def key_bytes(key: str) -> int:
 
 
 def key_shape_problem(key: str) -> str | None:
-    """Why a key S3 accepts would not survive as a URL path (HTTP clients and servers normalise
-    `.`/`..` segments and `//`, and control characters are not sent as is), or None."""
+    """Why a key S3 accepts would not survive as a URL path or as a file path under a download
+    folder, or None. HTTP clients and servers normalise `.`/`..` segments and `//`, and control
+    characters are not sent as is; on Windows `\\` separates folders, `:` names a drive or a
+    stream, and device names (WINDOWS_RESERVED_NAMES) are not files: a key with one would be
+    written outside, or beside, the folder `dropcut fetch` saves into."""
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
         return "it contains a control character"
     segments = key.split("/")
@@ -86,6 +98,13 @@ def key_shape_problem(key: str) -> str | None:
         return "it has a '.' or '..' folder, which URLs resolve away"
     if any(segment == "" for segment in segments[:-1]):
         return "it has an empty folder ('//'), which URLs collapse"
+    if "\\" in key:
+        return "it has a '\\', a folder separator on Windows"
+    if ":" in key:
+        return "it has a ':', which names a drive or a stream on Windows"
+    reserved = [s for s in segments if s.split(".", 1)[0].strip().lower() in WINDOWS_RESERVED_NAMES]
+    if reserved:
+        return f"its folder or name {reserved[0]!r} is a device name Windows reserves"
     return None
 
 
@@ -198,12 +217,15 @@ class BucketLayout:
     def error_report_key(self, video_key: str) -> str:
         """The error report of a job: the input's path under the errors prefix + `.error.json`;
         for an input whose report key would pass MAX_KEY_BYTES, a key that fits:
-        `errors/_keys-too-long/<sha-256 of the input key>.error.json`."""
+        `errors/_keys-too-long/<sha-256 of the input key>.error.json`; for an input key refused
+        for its shape (key_shape_problem), `errors/_keys-refused/<sha-256>.error.json`, so that
+        no `..` or `\\` of the input reaches a key dropcut writes."""
         key = f"{self.errors}{self.relative(video_key)}{ERROR_REPORT_SUFFIX}"
-        if key_bytes(key) <= MAX_KEY_BYTES:
+        if key_shape_problem(video_key) is None and key_bytes(key) <= MAX_KEY_BYTES:
             return key
+        folder = LONG_KEY_REPORTS if key_shape_problem(video_key) is None else UNSAFE_KEY_REPORTS
         digest = hashlib.sha256(video_key.encode("utf-8", "surrogatepass")).hexdigest()
-        return f"{self.errors}{LONG_KEY_REPORTS}{digest}{ERROR_REPORT_SUFFIX}"
+        return f"{self.errors}{folder}{digest}{ERROR_REPORT_SUFFIX}"
 
     def derived_keys(self, video_key: str, output_name: str | None = None) -> dict[str, str]:
         """Every key dropcut writes for an input, by what it holds."""
@@ -221,7 +243,7 @@ class BucketLayout:
         every derived key within MAX_KEY_BYTES (checked before anything is paid)."""
         found = []
         if (shape := key_shape_problem(video_key)) is not None:
-            found.append(f"the key cannot be used as a URL: {shape}")
+            found.append(f"the key cannot be used as a URL or a file name: {shape}")
         for what, key in self.derived_keys(video_key, output_name).items():
             if key_bytes(key) > MAX_KEY_BYTES:
                 found.append(

@@ -178,8 +178,9 @@ def _submit_version(
         Problem(
             "key",
             problem,
-            f"keys of at most {MAX_KEY_BYTES} bytes, usable in a URL",
-            "Upload the video under a shorter, plainer key.",
+            f"keys of at most {MAX_KEY_BYTES} bytes, usable in a URL and as a file name",
+            "Upload the video under a shorter, plainer key (folders and a name of letters, "
+            "digits, spaces, '-', '_' and '.').",
         )
         for problem in deps.settings.layout.key_problems(
             video_key, spec.output_name if spec else None
