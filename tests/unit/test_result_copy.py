@@ -136,6 +136,31 @@ def test_anything_but_a_video_raises_and_stores_nothing(s3, answer, error, words
     assert nothing_stored(s3)
 
 
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate, gzip"])
+def test_a_result_in_a_content_coding_is_refused_without_being_decoded(s3, coding):
+    # 512 MiB of zeros as gzip is about 510 KiB: decoded, the copy's memory and the byte cap would
+    # meet the bomb only after the decoder had made it. The coded bytes are never read.
+    bomb = httpx.Response(
+        200,
+        headers={"content-type": "video/mp4", "content-encoding": coding},
+        stream=httpx.ByteStream(b"\x1f\x8b" + b"\0" * 1024),
+    )
+    server = Server({(CDN, "cdn.example"): bomb})
+    with pytest.raises(ResultInvalid, match="Content-Encoding"):
+        copy(s3, server)
+    assert server.requests[0].headers["accept-encoding"] == "identity"
+    assert nothing_stored(s3)
+
+
+def test_a_result_marked_identity_is_stored_as_sent(s3, videos):
+    sent = httpx.Response(
+        200,
+        headers={"content-type": "video/mp4", "content-encoding": "identity"},
+        content=videos["small"],
+    )
+    assert copy(s3, Server({(CDN, "cdn.example"): sent})) == len(videos["small"])
+
+
 def test_a_result_cut_short_after_several_parts_stores_nothing(s3, videos):
     cut = videos["big"][: 18 * 1024 * 1024]  # two parts uploaded, then the end is missing
     with pytest.raises(ResultInvalid, match="truncated"):

@@ -2,8 +2,9 @@
 
 The link must pass the address guard (dropcut.public_urls; the connection goes to the address
 that was checked), redirects are followed only to links that pass it too (at most
-`max_redirects`), only a `200` with a video (or generic binary) content type is read, the bytes
-are capped and the whole copy is timed, and the content itself must be an MP4/MOV with a video
+`max_redirects`), only a `200` with a video (or generic binary) content type and no content
+coding is read (the bytes as sent: a gzip of 510 KiB would otherwise become 512 MiB in this
+process before any cap saw them), the bytes are capped and the whole copy is timed, and the content itself must be an MP4/MOV with a video
 track (dropcut.formats.stream_probe.StreamProbe, fed as the bytes stream past). The upload goes through boto3's
 transfer manager (multipart, parts uploaded while the next ones download); a result that fails
 any check raises before the upload completes, so the transfer manager aborts it and no object
@@ -52,6 +53,9 @@ def transfer_config(part_bytes: int, concurrency: int, in_memory_parts: int) -> 
 TRANSFER = transfer_config(8 * MIB, 4, 4)
 #: Content types a video result may come with (CDNs often send a generic binary type).
 VIDEO_TYPES = ("video/", "application/mp4", "application/octet-stream", "binary/octet-stream")
+#: The only content coding a result may come in: none (RFC 9110, 8.4.1 and 12.5.3: a client
+#: that sends `Accept-Encoding: identity` asks for the representation as it is).
+IDENTITY = "identity"
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def copy_result_to_s3(
     deadline = time.monotonic() + limits.max_seconds
     with _open_result(client, url, limits, allow_insecure, resolve) as response:
         _check_headers(response, limits)
-        body = _CheckedBody(response.iter_bytes(), limits, deadline)
+        body = _CheckedBody(response.iter_bytes(), limits, deadline)  # identity: as sent
         try:
             s3.upload_fileobj(
                 cast("IO[bytes]", body),
@@ -110,7 +114,11 @@ def _open_result(
         target, headers, extensions = _connection(current, allow_insecure, resolve)
         try:
             with client.stream(
-                "GET", target, headers=headers, extensions=extensions, follow_redirects=False
+                "GET",
+                target,
+                headers={**headers, "Accept-Encoding": IDENTITY},
+                extensions=extensions,
+                follow_redirects=False,
             ) as response:
                 if response.is_redirect:
                     location = response.headers.get("location", "")
@@ -161,6 +169,12 @@ def _check_status(response: httpx.Response) -> None:
 
 
 def _check_headers(response: httpx.Response, limits: ResultLimits) -> None:
+    coding = response.headers.get("content-encoding", IDENTITY).strip().lower()
+    if coding != IDENTITY:
+        raise ResultInvalid(
+            f"the provider's result link answered with Content-Encoding {coding!r}: dropcut "
+            f"takes the video's own bytes only (it asked for {IDENTITY!r})"
+        )
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type and not content_type.startswith(VIDEO_TYPES):
         raise ResultInvalid(
