@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
 from devstack.local_app import JobEnding, LocalApp
+from devstack.media import make_sample_video
 from devstack.schema import JOB_EVENT_SCHEMA_PATH
 
 SCHEMA = json.loads(JOB_EVENT_SCHEMA_PATH.read_text())
@@ -50,6 +52,20 @@ def test_a_success_publishes_one_succeeded_event(app: LocalApp, clip: bytes) -> 
     assert detail["durations"]["at_provider_seconds"] > 0
     assert (detail["reason"], detail["error_report_key"]) == (None, None)
     assert app.stack.pool("NotifyFunction").invocations >= 1
+
+
+def test_keep_audio_of_a_silent_video_comes_back_with_a_notice_in_manifest_and_event(
+    app: LocalApp, tmp_path: Path
+) -> None:
+    silent = make_sample_video(tmp_path / "mute.mp4", width=720, height=720, audio=False)
+    key = "inbox/events/mute.mp4"
+    app.put_manifest(key, {"prompt": "sepia", "keep_audio": True})
+    app.put(key, Path(silent).read_bytes())
+    ending = app.wait_for_ending(key)
+    assert ending.succeeded, ending.error
+    notice = "keep_audio was asked, but the video has no audio track: the edited video is silent"
+    assert notice in ending.result["notices"]
+    assert notice in _only_event(app, ending)["detail"]["notices"]
 
 
 def test_a_failed_task_publishes_one_failed_event(app: LocalApp, clip: bytes) -> None:

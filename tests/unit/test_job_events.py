@@ -102,6 +102,15 @@ def test_a_success_carries_the_output_credits_and_both_durations():
     assert document["durations"] == {"total_seconds": 100.0, "at_provider_seconds": 60.25}
     assert document["plan"] is None
     assert (document["reason"], document["advice"], document["problems"]) == (None, None, [])
+    assert document["notices"] == []
+
+
+def test_an_event_carries_the_jobs_notices():
+    notices = ["the video is 2.0 s: it is padded to the model's 3 s"]
+    detail = build_detail(JobEventType.SUCCEEDED, _record(notices=notices), "stack", at=1100.0)
+    document = json.loads(detail.model_dump_json())
+    jsonschema.validate(document, SCHEMA)
+    assert document["notices"] == notices
 
 
 def test_a_refusal_carries_reason_advice_and_every_problem_and_no_provider_time():

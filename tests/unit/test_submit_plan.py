@@ -91,3 +91,18 @@ def test_a_job_that_finds_every_slot_taken_is_queued_with_its_place(submit_deps_
     assert record.eta is not None and (record.eta.before, record.eta.backlog) == (0, 1)
     assert record.eta.starts_at is None  # nothing finished yet: no pace to go by
     assert intake.executions.sfn.started == [first]  # no execution for the queued job
+
+
+@pytest.mark.parametrize("keep_audio", [True, False])
+def test_keep_audio_of_a_video_without_sound_runs_with_a_notice(submit_deps_of, clips, keep_audio):
+    intake = deps(submit_deps_of)
+    manifest = {"prompt": "sepia", "keep_audio": keep_audio}
+    intake.s3.put_object(Bucket="media", Key="inbox/mute.mp4.json", Body=json.dumps(manifest))
+    job_id, result = upload(intake, "inbox/mute.mp4", clips["small"])  # no audio track
+    assert result.outcome is Outcome.STARTED  # a notice, not a refusal
+    silent = [notice for notice in intake.store.require(job_id).notices if "no audio" in notice]
+    assert silent == (
+        ["keep_audio was asked, but the video has no audio track: the edited video is silent"]
+        if keep_audio
+        else []
+    )

@@ -153,6 +153,12 @@ class JobEventDetail(BaseModel):
         default=None,
         description="Submitted and queued: its place in the backlog and expected start.",
     )
+    notices: list[str] = Field(
+        default=[],
+        description="What the user should know that is not a failure (the result manifest's "
+        "notices): a short clip padded and billed as the model's minimum, keep_audio asked "
+        "of a video with no audio track.",
+    )
     occurred_at: float = Field(description="Epoch seconds.")
 
 
@@ -195,6 +201,7 @@ def build_detail(
         if failure is not None
         else [],
         eta=record.eta if kind is JobEventType.SUBMITTED else None,
+        notices=list(record.notices),
         occurred_at=at,
     )
 

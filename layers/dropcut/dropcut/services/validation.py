@@ -58,6 +58,8 @@ def check_input(
     video = s3_range_reader(s3, bucket, video_key, head.get("VersionId"))
     checked = check_video(video, int(head["ContentLength"]), provider)
     if spec is not None:
+        if (notice := audio_notice(spec, checked.media)) is not None:
+            checked.notices.append(notice)
         checked.problems.extend(check_options(provider, spec))
         checked.problems.extend(_image_problems(s3, provider, bucket, spec, resolve))
     return checked
@@ -100,6 +102,14 @@ def check_video(read: RangeReader, size: int, provider: type[Provider]) -> Input
         if notice:
             notices.append(notice)
     return InputCheck(media=media, notices=notices, problems=problems)
+
+
+def audio_notice(spec: JobSpec, media: MediaInfo | None) -> str | None:
+    """What the user should know when `keep_audio` asks for a sound track the video does not
+    have (the job runs: its output is silent, as the input is); None otherwise."""
+    if spec.keep_audio and media is not None and media.audio_codec is None:
+        return "keep_audio was asked, but the video has no audio track: the edited video is silent"
+    return None
 
 
 def check_options(provider: type[Provider], spec: JobSpec) -> list[Problem]:
