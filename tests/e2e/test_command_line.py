@@ -97,7 +97,9 @@ def test_submit_json_without_wait(app: LocalApp, files: Path) -> None:
 
 
 def test_estimate_uploads_nothing(app: LocalApp, files: Path) -> None:
-    before = app.keys("")
+    # The inbox is where an upload would land (outbox/ and work/ may still change: a job of an
+    # earlier test of this module may be finishing).
+    before = app.keys("inbox/")
     good = dropcut(app, "estimate", files / "clip.mp4", "--prompt", "sepia")
     assert good.exit_code == 0, good.output
     assert "by evolink" in good.output  # the stack's provider, from its CloudFormation record
@@ -108,7 +110,7 @@ def test_estimate_uploads_nothing(app: LocalApp, files: Path) -> None:
     bad = dropcut(app, "estimate", files / "notes.mp4", "--prompt", "sepia")
     assert bad.exit_code == 1
     assert "the file is text, not an MP4/MOV video" in bad.output
-    assert app.keys("") == before
+    assert app.keys("inbox/") == before
 
 
 def _clips(folder: Path, clip: Path, *names: str) -> Path:
