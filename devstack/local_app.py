@@ -47,7 +47,7 @@ FAST_POLLING = {
 #: sends no email, and the rule's events go to a stand-in queue (`LocalApp.job_events`).
 LOCAL_NOTIFICATION_EMAIL = "operator@example.com"
 #: The job statuses that are an ending (wait_for_ending).
-ENDED = ("succeeded", "failed")
+ENDED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
 
 
 @dataclass(frozen=True)

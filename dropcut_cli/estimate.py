@@ -17,7 +17,12 @@ from dropcut.model.jobs import JobSpec, parse_job_spec
 from dropcut.model.plan import Plan, PlanKind, plan_video
 from dropcut.providers import Provider
 from dropcut.public_urls import UrlRefused, check_public_https
-from dropcut.services.validation import check_options, check_video, video_name_problems
+from dropcut.services.validation import (
+    audio_notice,
+    check_options,
+    check_video,
+    video_name_problems,
+)
 from dropcut_cli.options import is_url
 
 NO_PROMPT_NOTICE = (
@@ -102,6 +107,8 @@ def estimate(
     notices.extend(checked.notices)
     spec = _spec(document, problems, notices)
     if spec is not None:
+        if (notice := audio_notice(spec, checked.media)) is not None:
+            notices.append(notice)
         problems.extend(check_options(provider, spec))
         problems.extend(_image_problems(spec))
     plan = None

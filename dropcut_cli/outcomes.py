@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -24,9 +24,7 @@ def save_output(stack: Stack, key: str, directory: Path, name: str | None = None
     with exit 1 before anything is written."""
     relative = name or key.rsplit("/", 1)[-1]
     target = directory / relative
-    problem = key_shape_problem(relative) or (
-        "it is an absolute path" if PurePosixPath(relative).is_absolute() else None
-    )
+    problem = key_shape_problem(relative)  # an absolute name has an empty first folder
     if problem is None and not target.resolve().is_relative_to(directory.resolve()):
         problem = "it leads outside the folder"  # a symbolic link on the way
     if problem is not None:

@@ -116,6 +116,19 @@ def test_estimate_json_and_refusals(clip: Path, tmp_path: Path) -> None:
     assert by_name["clip.mp4"]["media"]["container"] == "mp4"
 
 
+def test_estimate_gives_submits_notice_for_keep_audio_of_a_silent_video(tmp_path: Path) -> None:
+    silent = make_sample_video(tmp_path / "mute.mp4", seconds=4.0, audio=False)
+    manifest = tmp_path / "options.json"
+    manifest.write_text(json.dumps({"prompt": "sepia", "keep_audio": True}))
+    result = runner.invoke(app, ["estimate", str(silent), "--manifest", str(manifest), "--json"])
+    assert result.exit_code == 0, result.output
+    [item] = json.loads(result.stdout)["inputs"]
+    assert (
+        "keep_audio was asked, but the video has no audio track: the edited video is silent"
+        in item["notices"]
+    )
+
+
 def test_estimate_applies_the_provider_prompt_limit(clip: Path) -> None:
     result = runner.invoke(
         app, ["estimate", str(clip), "--prompt", "x" * 2600, "--provider", "aimlapi"]

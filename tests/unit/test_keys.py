@@ -59,6 +59,15 @@ def test_keys_that_escape_a_url_or_a_folder_are_refused_before_anything_is_paid(
     ]
 
 
+@pytest.mark.parametrize("output_name", ["CON.mp4", "nul", "com1.final.mp4"])
+def test_an_output_name_that_fetch_could_not_save_is_refused_before_anything_is_paid(
+    output_name: str,
+) -> None:
+    [problem] = LAYOUT.key_problems("inbox/team/clip.mp4", output_name)
+    assert problem.startswith("its output key 'outbox/team/") and "device name" in problem
+    assert LAYOUT.key_problems("inbox/team/clip.mp4", "console.mp4") == []
+
+
 @pytest.mark.parametrize("key", ["inbox/rw/../outbox/x.mp4", "inbox/team/..\\..\\x.mp4"])
 def test_the_report_of_a_refused_key_carries_none_of_its_path(key: str) -> None:
     report = LAYOUT.error_report_key(key)

@@ -4,8 +4,9 @@ The link must pass the address guard (dropcut.public_urls; the connection goes t
 that was checked), redirects are followed only to links that pass it too (at most
 `max_redirects`), only a `200` with a video (or generic binary) content type and no content
 coding is read (the bytes as sent: a gzip of 510 KiB would otherwise become 512 MiB in this
-process before any cap saw them), the bytes are capped and the whole copy is timed, and the content itself must be an MP4/MOV with a video
-track (dropcut.formats.stream_probe.StreamProbe, fed as the bytes stream past). The upload goes through boto3's
+process before any cap saw them), the bytes are capped and the whole copy is timed, and the
+content itself must be an MP4/MOV with a video track (dropcut.formats.stream_probe.StreamProbe,
+fed as the bytes stream past). The upload goes through boto3's
 transfer manager (multipart, parts uploaded while the next ones download); a result that fails
 any check raises before the upload completes, so the transfer manager aborts it and no object
 appears. Memory stays near max_in_memory_upload_chunks x part size whatever the size.

@@ -221,9 +221,10 @@ class BucketLayout:
         for its shape (key_shape_problem), `errors/_keys-refused/<sha-256>.error.json`, so that
         no `..` or `\\` of the input reaches a key dropcut writes."""
         key = f"{self.errors}{self.relative(video_key)}{ERROR_REPORT_SUFFIX}"
-        if key_shape_problem(video_key) is None and key_bytes(key) <= MAX_KEY_BYTES:
+        plain = key_shape_problem(video_key) is None
+        if plain and key_bytes(key) <= MAX_KEY_BYTES:
             return key
-        folder = LONG_KEY_REPORTS if key_shape_problem(video_key) is None else UNSAFE_KEY_REPORTS
+        folder = LONG_KEY_REPORTS if plain else UNSAFE_KEY_REPORTS
         digest = hashlib.sha256(video_key.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{self.errors}{folder}{digest}{ERROR_REPORT_SUFFIX}"
 
@@ -239,11 +240,18 @@ class BucketLayout:
         }
 
     def key_problems(self, video_key: str, output_name: str | None = None) -> list[str]:
-        """What would stop dropcut from writing an input's results: the input key's shape, and
-        every derived key within MAX_KEY_BYTES (checked before anything is paid)."""
+        """What would stop dropcut from writing an input's results: the input key's shape, the
+        shape of the output key an `output_name` gives (`dropcut fetch` saves it under that
+        name), and every derived key within MAX_KEY_BYTES (checked before anything is paid)."""
         found = []
         if (shape := key_shape_problem(video_key)) is not None:
             found.append(f"the key cannot be used as a URL or a file name: {shape}")
+        elif output_name is not None:
+            output = self.output_key(video_key, output_name)
+            if (shape := key_shape_problem(output)) is not None:
+                found.append(
+                    f"its output key {output!r} cannot be used as a URL or a file name: {shape}"
+                )
         for what, key in self.derived_keys(video_key, output_name).items():
             if key_bytes(key) > MAX_KEY_BYTES:
                 found.append(
