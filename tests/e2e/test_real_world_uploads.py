@@ -113,9 +113,13 @@ def test_a_key_whose_results_would_not_fit_is_refused_with_a_report_that_fits(
 
 
 @pytest.mark.parametrize(
-    # (a last part that starts with '.', such as '..\\..\\x.mp4', is a hidden file: ignored)
     "key",
-    ["inbox/rw/a\\..\\..\\escape.mp4", "inbox/rw/C:\\Users\\x.mp4", "inbox/rw/CON.mp4"],
+    [
+        "inbox/rw/..\\..\\escape.mp4",
+        "inbox/rw/a\\..\\..\\escape.mp4",
+        "inbox/rw/C:\\Users\\x.mp4",
+        "inbox/rw/CON.mp4",
+    ],
 )
 def test_a_key_that_would_escape_a_download_folder_is_refused_unpaid(app: LocalApp, clip, key):
     app.put(key, clip, metadata={"prompt": "sepia"})

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import typer
 
-from dropcut.model.layout import BucketLayout, key_shape_problem
+from dropcut.model.layout import BucketLayout, key_shape_problem, not_a_job
 from dropcut_cli.outcomes import save_output
 
 LAYOUT = BucketLayout("media")
@@ -57,6 +57,15 @@ def test_keys_that_escape_a_url_or_a_folder_are_refused_before_anything_is_paid(
     assert LAYOUT.key_problems(key) == [
         f"the key cannot be used as a URL or a file name: {problem}"
     ]
+
+
+def test_a_windows_path_in_a_key_is_a_video_to_refuse_not_a_hidden_file_to_ignore() -> None:
+    # The name is what follows the last '/' or '\\': Submit refuses the key with a report.
+    assert not_a_job("inbox/team/..\\..\\x.mp4", 90_000) is None
+    assert key_shape_problem("inbox/team/..\\..\\x.mp4") is not None
+    # A system file under a Windows path is still one (ignored, as under '/').
+    assert not_a_job("inbox/team/sub\\.DS_Store", 6_148) == "a hidden file"
+    assert not_a_job("inbox/team/.DS_Store", 6_148) == "a hidden file"
 
 
 @pytest.mark.parametrize("output_name", ["CON.mp4", "nul", "com1.final.mp4"])

@@ -47,11 +47,13 @@ def not_a_job(key: str, size: int, first_bytes: bytes = b"") -> str | None:
     Folder markers (the S3 console's "Create folder": a zero-byte key ending in '/'), hidden
     files (.DS_Store, AppleDouble `._A001.mp4`), files systems add (Thumbs.db, desktop.ini),
     empty objects that are not named as videos, and AppleDouble content under any name.
-    `size` -1 (unknown) and no `first_bytes` decide by the name alone.
+    `size` -1 (unknown) and no `first_bytes` decide by the name alone. The name is what follows
+    the last `/` or `\\` (a Windows path in a key): `..\\..\\x.mp4` is not a hidden file but
+    a video whose key Submit refuses, with a report (key_shape_problem).
     """
     if key.endswith("/"):
         return "a folder marker"
-    name = key.rsplit("/", 1)[-1]
+    name = key.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
     if name.startswith("."):
         return "a hidden file"
     if name.lower() in SYSTEM_FILES:

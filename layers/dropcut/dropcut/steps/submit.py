@@ -179,8 +179,9 @@ def _submit_version(
             "key",
             problem,
             f"keys of at most {MAX_KEY_BYTES} bytes, usable in a URL and as a file name",
-            "Upload the video under a shorter, plainer key (folders and a name of letters, "
-            "digits, spaces, '-', '_' and '.').",
+            "Upload the video again under a plainer key: folders and a name of letters, "
+            "digits, spaces, '-', '_' and '.' (no '\\' or ':', not a device name such as CON "
+            "or NUL), short enough for S3's 1,024 bytes.",
         )
         for problem in deps.settings.layout.key_problems(
             video_key, spec.output_name if spec else None
