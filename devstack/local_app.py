@@ -240,19 +240,33 @@ class LocalApp:
         while time.monotonic() < deadline:
             ended = [job for job in self.jobs_of(video_key) if job["status"] in ENDED]
             for job in sorted(ended, key=lambda job: job["created_at"], reverse=True):
-                if job["status"] == "succeeded":
-                    return JobEnding(
-                        video_key,
-                        output_key=job["output_key"],
-                        result=self.read_json(job["result_manifest_key"]),
-                    )
-                return JobEnding(
-                    video_key,
-                    error_key=job["error_report_key"],
-                    error=self.read_json(job["error_report_key"]),
-                )
+                return self._ending(job)
             time.sleep(0.2)
         raise TimeoutError(f"no ending for {video_key} within {timeout} s")
+
+    def wait_for_ending_of(self, job_id: str, timeout: float = 90.0) -> JobEnding:
+        """Wait until the job `job_id` has ended; return how (for a job whose input version
+        is gone, which jobs_of can no longer find)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.record(job_id)
+            if job is not None and job["status"] in ENDED:
+                return self._ending(job)
+            time.sleep(0.2)
+        raise TimeoutError(f"no ending for the job {job_id} within {timeout} s")
+
+    def _ending(self, job: dict[str, Any]) -> JobEnding:
+        if job["status"] == "succeeded":
+            return JobEnding(
+                job["key"],
+                output_key=job["output_key"],
+                result=self.read_json(job["result_manifest_key"]),
+            )
+        return JobEnding(
+            job["key"],
+            error_key=job["error_report_key"],
+            error=self.read_json(job["error_report_key"]),
+        )
 
     def job_events(self) -> list[dict[str, Any]]:
         """Every job or batch event mailed to NotificationEmail so far, in the order they

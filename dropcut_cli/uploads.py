@@ -12,6 +12,7 @@ from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
+from dropcut.aws.storage import version_of
 from dropcut.model.batches import BatchTag
 from dropcut.model.jobs import job_id_for
 from dropcut.model.layout import BucketLayout
@@ -59,7 +60,7 @@ def upload_file(
             str(path), stack.bucket, key, ExtraArgs=extra, Config=TRANSFER, Callback=progress
         )
     answer = answers[-1]
-    return str(answer.get("VersionId") or answer["ETag"].strip('"'))
+    return version_of(answer)
 
 
 def upload_manifest(stack: Stack, video_key: str, manifest: Any) -> str:

@@ -123,15 +123,17 @@ def _until_ended(app: LocalApp, keys: list[str], timeout: float) -> None:
 
 
 def _eta_errors(jobs: list[dict[str, Any]]) -> tuple[list[float], int]:
-    """For each job queued with an expected start, after the first WARM_UP by arrival: how far
-    its real start was from it, as a share of its real wait; and how many were queued with no
-    expected start (the stack had no pace yet)."""
+    """For each job queued, after the first WARM_UP by arrival: how far its real start was from
+    its expected start, as a share of its real wait (infinite for a job that was never given
+    one: queued before the stack had a pace, and admitted before a reconciler pass gave it
+    one); and how many were given none."""
     ordered = sorted(jobs, key=lambda job: float(job["created_at"]))[WARM_UP:]
     errors, without = [], 0
     for job in ordered:
         eta = job.get("eta") or {}
         if eta and eta.get("starts_at") is None:
             without += 1
+            errors.append(float("inf"))
         if eta.get("starts_at") is None or job.get("admitted_at") is None:
             continue
         waited = float(job["admitted_at"]) - float(eta["estimated_at"])
@@ -177,12 +179,13 @@ def test_a_drop_of_300_clips_comes_back_whole_and_fair(
     assert set(jobs) == set(everything)
     errors, without = _eta_errors(list(jobs.values()))
     within = sum(1 for error in errors if error <= ETA_TOLERANCE) / max(len(errors), 1)
-    quantiles = statistics.quantiles(errors, n=10) if len(errors) > 1 else errors
+    given = [error for error in errors if error != float("inf")]
+    quantiles = statistics.quantiles(given, n=10) if len(given) > 1 else given
     print(
         f"\n{len(jobs)} clips in {took:.0f} s ({len(jobs) / took * 3600:.0f} an hour); "
-        f"ETA given to {len(errors)} queued jobs after the first {WARM_UP} "
-        f"({without} queued before the stack had a pace got none): "
-        f"{within:.0%} within {ETA_TOLERANCE:.0%} of the real wait; error deciles "
+        f"{len(errors)} queued jobs after the first {WARM_UP}, {without} of them never given "
+        f"an ETA (queued before the stack had a pace, admitted before a reconciler pass): "
+        f"{within:.1%} within {ETA_TOLERANCE:.0%} of the real wait; deciles of the others' error "
         + ", ".join(f"{q:.0%}" for q in quantiles)
     )
     failed = {
@@ -219,4 +222,4 @@ def test_a_drop_of_300_clips_comes_back_whole_and_fair(
         assert detail["jobs"] == detail["succeeded"] == FOLDERS[folder] + (folder == "archive")
         assert len(app.read_json(str(detail["summary_key"]))["jobs"]) == detail["jobs"]
 
-    assert within >= ETA_SHARE and without == 0
+    assert within >= ETA_SHARE

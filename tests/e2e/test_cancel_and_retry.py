@@ -299,3 +299,33 @@ def test_a_caller_outside_the_prefix_gets_403_from_cancel_and_retry_and_nothing_
     assert (new["retry_of"], new["retry_requested_by"]) == (job_id, alice_arn)
     assert _record(app, job_id)["retried_by"] == new["job_id"]
     assert app.simulator.stats()["tasks_created"] == 0
+
+
+def test_an_input_deleted_while_its_job_waits_in_line_ends_input_gone_unpaid(
+    one_slot_app: LocalApp, clip: bytes
+) -> None:
+    """Issue 26, item 5: the input checked right before its task is created; a deleted version
+    and a deleted key (a delete marker: the version stays) both end the job, nothing sent."""
+    app = one_slot_app
+    app.put("inbox/gone/holder.mp4", clip, metadata={"prompt": "sepia [sim:seconds=60]"})
+    app.wait_for_job("inbox/gone/holder.mp4", lambda j: j.get("task_id") is not None)
+    waiting: dict[str, tuple[str, str]] = {}
+    for name in ("version", "key"):
+        key = f"inbox/gone/{name}.mp4"
+        version = app.put(key, clip, metadata={"prompt": "sepia"})["VersionId"]
+        waiting[name] = (key, version)
+        app.wait_for_job(key, lambda j: j["status"] == "queued")
+    app.s3.delete_object(
+        Bucket=app.bucket, Key=waiting["version"][0], VersionId=waiting["version"][1]
+    )
+    app.s3.delete_object(Bucket=app.bucket, Key=waiting["key"][0])
+    app.simulator.hurry()  # the holder's task ends: the slot goes to the deleted inputs' jobs
+
+    for key, version in waiting.values():
+        ending = app.wait_for_ending_of(job_id_for(app.bucket, key, version))
+        report = ending.error
+        assert (report["status"], report["reason"]) == ("failed", "input_gone"), report
+        assert key in report["message"] and "nothing was sent" in report["message"]
+        assert "upload the video again" in report["advice"]
+    assert app.wait_for_ending("inbox/gone/holder.mp4").succeeded
+    assert app.simulator.stats()["tasks_created"] == 1  # the holder's alone

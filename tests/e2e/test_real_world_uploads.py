@@ -12,6 +12,7 @@ import pytest
 
 from devstack.local_app import LocalApp
 from devstack.media import fragmented_mp4, make_sample_video, with_display_matrix
+from dropcut.model.jobs import job_id_for
 
 APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"Mac OS X        " + bytes(4096 - 24)
 
@@ -193,3 +194,31 @@ def test_media_facts_are_the_displayed_ones(app: LocalApp, tmp_path):
     assert long is not None
     assert float(long["media"]["duration_seconds"]) == pytest.approx(14.0, abs=0.1)
     assert long["plan"]["kind"] == "split" and len(long["plan"]["parts"]) == 2
+
+
+def test_paid_parts_are_kept_when_the_input_is_deleted_before_stitch(app: LocalApp, tmp_path):
+    """Issue 26, item 5: once the parts are paid, a deleted input loses none of them: Stitch
+    joins them without the input's sound track and picture, and says so."""
+    key = "inbox/rw/deleted-later.mp4"
+    long_clip = make_sample_video(tmp_path / "long.mp4", seconds=12.0, width=720, height=720)
+    app.put_manifest(key, {"prompt": "sepia [sim:seconds=15]", "keep_audio": True})
+    version = app.put(key, Path(long_clip).read_bytes())["VersionId"]
+    job_id = job_id_for(app.bucket, key, version)
+    job = app.wait_for_job(key, lambda j: len(j.get("part_ids") or []) > 1, timeout=120)
+    deadline = time.monotonic() + 60
+    while not all((app.record(part) or {}).get("task_id") for part in job["part_ids"]):
+        assert time.monotonic() < deadline, "the parts' tasks were not created"
+        time.sleep(0.2)
+    app.s3.delete_object(Bucket=app.bucket, Key=key, VersionId=version)
+    app.simulator.hurry()
+
+    ending = app.wait_for_ending_of(job_id, timeout=120)
+    assert ending.succeeded, ending.error
+    result = ending.result
+    assert any(
+        "the input was deleted" in notice and "sound track" in notice
+        for notice in result["notices"]
+    )
+    assert result["contact_sheet"] is None
+    assert app.s3.head_object(Bucket=app.bucket, Key=ending.output_key)["ContentLength"] > 0
+    assert app.simulator.stats()["tasks_created"] == len(job["part_ids"])

@@ -168,6 +168,19 @@ def media_bucket(aws, settings):
 
 
 @pytest.fixture
+def uploaded_job(stored_job, media_bucket):
+    """`uploaded_job(**fields)`: stored_job's job, with its input inbox/a.mp4 uploaded to the
+    media bucket and the record pinned to that upload's version (steps that send or read the
+    input check that it is still there: dropcut.aws.storage.input_absence)."""
+
+    def store_one(**fields):
+        answer = media_bucket.put_object(Bucket="media", Key="inbox/a.mp4", Body=b"input")
+        return stored_job(**{"version": answer["VersionId"], **fields})
+
+    return store_one
+
+
+@pytest.fixture
 def submit_deps_of(jobs_table, media_bucket, settings, pool):
     """`submit_deps_of(**fields)`: Submit's dependencies on moto (the media bucket, the jobs
     table, `pool` and its backlog; executions started land in `tokens.started`), with `fields`

@@ -135,8 +135,8 @@ def _start_task_deps(
     )
 
 
-def test_start_task_sends_no_create_while_paused(stored_job, slots_table, settings):
-    store, job_id = stored_job()
+def test_start_task_sends_no_create_while_paused(uploaded_job, slots_table, settings):
+    store, job_id = uploaded_job()
     breaker = Breaker(slots_table, settings.provider)
     provider = FakeProvider(CREATED)
     deps = _start_task_deps(store, provider, breaker, settings.provider)
@@ -154,8 +154,8 @@ def test_start_task_sends_no_create_while_paused(stored_job, slots_table, settin
     assert len(provider.requests) == 1
 
 
-def test_start_task_counts_an_outage_answer_to_a_create(stored_job, slots_table, settings):
-    store, job_id = stored_job()
+def test_start_task_counts_an_outage_answer_to_a_create(uploaded_job, slots_table, settings):
+    store, job_id = uploaded_job()
     breaker = Breaker(slots_table, settings.provider)
     for _ in range(TRIP_OUTAGES - 1):
         breaker.record(DOWN, time.time())

@@ -201,8 +201,10 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     # steps.start_task: storage.presign_get (the URL works only if its signer may GET the
     # version), JobStore require/update, PaceBook.recent (GetItem of a pace# item), provider
     # key, callback signer.
-    # The provider is sent the input version, or Prepare's mezzanine or part (work/).
+    # The provider is sent the input version, or Prepare's mezzanine or part (work/); HEADs of the
+    # input version and its key first (storage.input_absence; ListBucket: 404 not 403).
     "StartTaskFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
+    | allow(["s3:ListBucket"], BUCKET)
     | allow(["s3:GetObject", "s3:GetObjectVersion"], WORK)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     # dropcut.aws.breaker: paused_until read, outages counted (UpdateItem), a trip (GetItem).
@@ -224,9 +226,11 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], JOBS)
     | SLOT_POOL
     | PROVIDER_SECRET,
-    # steps.prepare: download_file of the input version, put_object of each part (work/),
-    # JobStore require/update/create (part records).
+    # steps.prepare: storage.input_absence (HEADs; ListBucket: 404 not 403), download_file of
+    # the input version, put_object of each part (work/), JobStore require/update/create (part
+    # records).
     "PrepareFunction": allow(["s3:GetObject", "s3:GetObjectVersion"], INBOX)
+    | allow(["s3:ListBucket"], BUCKET)
     | allow(["s3:PutObject"], WORK)
     | allow(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], JOBS),
     # steps.stitch: download_file of the edited parts (work/) and the input version (audio,

@@ -85,8 +85,8 @@ def test_the_ring_keeps_the_latest_durations(jobs_table):
 
 
 @pytest.fixture
-def poll_job(stored_job):
-    store, job_id = stored_job(provider="aimlapi", media={"duration_seconds": 4.0})
+def poll_job(uploaded_job):
+    store, job_id = uploaded_job(provider="aimlapi", media={"duration_seconds": 4.0})
     return store, job_id
 
 

@@ -107,3 +107,32 @@ def test_only_waiters_whose_execution_is_over_leave_the_line(
 
     assert report.waiters_dropped == (["job-w"] if dropped else [])
     assert [w.job_id for w in pool.waiters()] == ([] if dropped else ["job-w"])
+
+
+def test_parts_made_after_their_job_ended_are_ended(media_bucket, settings, stored_job, pool):
+    """Issue 26, item 16: a job cancelled while Prepare ran (Cancel saw no parts yet) leaves
+    parts in `received`; the reconciler ends them, and leaves a running job's parts alone."""
+    old = time.time() - SETTLE_SECONDS - 60
+    store, job_id = stored_job(created_at=old, status=JobStatus.FAILED, error_reason="cancelled")
+    running_job = "job-" + "b" * 32
+    store.create(
+        store.require(job_id).model_copy(
+            update={"job_id": running_job, "status": JobStatus.RUNNING}
+        )
+    )
+    parts = {}
+    for job in (job_id, running_job):
+        parts[job] = f"{job}-p00"
+        store.create(
+            store.require(job).model_copy(
+                update={"job_id": parts[job], "part_of": job, "status": JobStatus.RECEIVED}
+            )
+        )
+    executions = ExecutionsThatJoinAtOnce(pool, store, running=(running_job,))
+
+    report = _pass(media_bucket, settings, store, executions, pool)
+
+    assert report.parts_ended == [parts[job_id]]
+    assert store.require(parts[job_id]).status is JobStatus.FAILED
+    assert store.require(parts[running_job]).status is JobStatus.RECEIVED
+    assert executions.started == []

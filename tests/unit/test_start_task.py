@@ -6,6 +6,7 @@ import pytest
 
 from dropcut.errors import (
     ExecutionEnded,
+    InputGone,
     ProviderAnswerLost,
     ProviderBadResponse,
     ProviderThrottled,
@@ -39,8 +40,8 @@ class FakeProvider:
 
 
 @pytest.fixture
-def job(stored_job):
-    store, job_id = stored_job()
+def job(uploaded_job):
+    store, job_id = uploaded_job()
     s3 = presigning_s3_client()
     return store, s3, job_id
 
@@ -89,7 +90,7 @@ def test_creates_once_and_a_retry_returns_the_recorded_task(job, start):
         None,
     )
     assert "X-Amz-Signature" in provider.requests[0].video_url  # presigned, versioned GET
-    assert "versionId=v1" in provider.requests[0].video_url
+    assert f"versionId={record.version}" in provider.requests[0].video_url
 
 
 def test_a_refused_create_releases_the_claim_so_the_state_machine_can_retry(job, start):
@@ -197,3 +198,34 @@ def test_with_callbacks_an_uncertain_create_waits_for_the_callback_to_name_the_t
     store.update(job_id, {"task_id": CREATED.task_id, "status": JobStatus.RUNNING.value})
     assert start_task(deps, job_id).task_id == CREATED.task_id
     assert len(provider.requests) == 1
+
+
+def _delete_version(s3, version):
+    s3.delete_object(Bucket="media", Key="inbox/a.mp4", VersionId=version)
+
+
+def _delete_key(s3, version):
+    s3.delete_object(Bucket="media", Key="inbox/a.mp4")  # a delete marker: the version stays
+
+
+@pytest.mark.parametrize("delete", [_delete_version, _delete_key], ids=["version", "key"])
+def test_an_input_deleted_while_its_job_waited_is_never_paid_for(job, start, media_bucket, delete):
+    store, _, job_id = job
+    delete(media_bucket, store.require(job_id).version)
+    provider = FakeProvider(CREATED)
+    with pytest.raises(InputGone, match=r"inbox/a\.mp4: .*deleted before its provider task"):
+        start(provider)
+    assert provider.requests == []
+    record = store.require(job_id)
+    assert (record.status, record.creating_since, record.task_id) == (
+        JobStatus.RECEIVED,
+        None,
+        None,
+    )
+
+
+def test_an_older_version_is_still_edited_after_a_newer_upload(job, start, media_bucket):
+    media_bucket.put_object(Bucket="media", Key="inbox/a.mp4", Body=b"newer")
+    provider = FakeProvider(CREATED)
+    assert start(provider).task_id == CREATED.task_id
+    assert f"versionId={job[0].require(job[2]).version}" in provider.requests[0].video_url

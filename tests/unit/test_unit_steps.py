@@ -11,7 +11,7 @@ import pytest
 
 from dropcut.aws.job_events import NO_JOB_EVENTS
 from dropcut.aws.slots import SlotPool, settle_slot
-from dropcut.errors import JobNotReady, TaskFailed, TaskRetried
+from dropcut.errors import ExecutionEnded, JobNotReady, TaskFailed, TaskRetried
 from dropcut.model.budget import DailyBudget
 from dropcut.model.follow import PollPlan, TaskProgress
 from dropcut.model.jobs import JobStatus, job_of
@@ -87,13 +87,11 @@ AS_IS = _plan(PlanKind.AS_IS, [(0, 5.0)], 5.0)
 
 
 @pytest.fixture
-def job(stored_job, media_bucket):
-    """`job(plan, **fields)`: a job of inbox/a.mp4 (v1 uploaded) with that plan recorded."""
+def job(uploaded_job):
+    """`job(plan, **fields)`: a job of inbox/a.mp4 (uploaded) with that plan recorded."""
 
     def make(plan: Plan, **fields):
-        answer = media_bucket.put_object(Bucket="media", Key="inbox/a.mp4", Body=b"input")
-        return stored_job(
-            version=answer["VersionId"],
+        return uploaded_job(
             plan=plan.model_dump(mode="json"),
             media={"duration_seconds": plan.duration_seconds},
             execution_name="exec",
@@ -201,6 +199,58 @@ def test_stitch_joins_the_parts_in_order_with_the_original_audio(
     )
     assert [p["state"] for p in manifest["parts"]] == ["edited"] * 4
     assert manifest["credits"] == 8.0
+
+
+def test_prepare_stops_before_paying_for_an_input_deleted_while_it_waited(
+    job, media_bucket, settings, tmp_path
+):
+    from dropcut.errors import InputGone
+
+    store, job_id = job(SPLIT)
+    media_bucket.delete_object(Bucket="media", Key="inbox/a.mp4")  # a delete marker
+    media = RecordingMedia()
+    with pytest.raises(InputGone, match="it was deleted before it was prepared"):
+        prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id)
+    assert media.calls == []
+    assert media_bucket.list_objects_v2(Bucket="media", Prefix="work/")["KeyCount"] == 0
+
+
+def test_a_job_cancelled_while_it_is_prepared_gets_no_parts(job, media_bucket, settings, tmp_path):
+    store, job_id = job(SPLIT)
+
+    class CancelledMeanwhile(RecordingMedia):
+        def prepare(self, source, plan, out_dir, *, keep_audio):
+            store.update(job_id, {"status": JobStatus.FAILED.value, "error_reason": "cancelled"})
+            return super().prepare(source, plan, out_dir, keep_audio=keep_audio)
+
+    deps = _prepare_deps(store, media_bucket, settings, CancelledMeanwhile(), tmp_path)
+    with pytest.raises(ExecutionEnded, match="ended while its input was prepared"):
+        prepare(deps, job_id)
+    assert not store.require(job_id).part_ids
+    assert store.get(f"{job_id}-p00") is None
+
+
+def test_stitch_keeps_paid_parts_whose_input_was_deleted(job, media_bucket, settings, tmp_path):
+    from dropcut.model.jobs import JobSpec
+
+    store, job_id = job(SPLIT, spec=JobSpec(prompt="sepia", keep_audio=True))
+    media = RecordingMedia()
+    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).part_ids
+    for index, unit in enumerate(units):
+        _edited(store, media_bucket, settings, unit, job_id, f"e{index}".encode())
+    version = store.require(job_id).version
+    media_bucket.delete_object(Bucket="media", Key="inbox/a.mp4", VersionId=version)
+    result = stitch(_stitch_deps(store, media_bucket, settings, media, tmp_path), job_id)
+    output = media_bucket.get_object(Bucket="media", Key=result.output_key)["Body"].read()
+    assert output == b"e0+e1+e2+e3"  # every paid part, joined without the input's sound track
+    assert ("stitch", (4, None, False)) in media.calls
+    assert not any(name == "sheet" for name, _ in media.calls) and result.contact_sheet_key is None
+    manifest = json.loads(
+        media_bucket.get_object(Bucket="media", Key=result.result_manifest_key)["Body"].read()
+    )
+    [notice] = manifest["notices"]
+    assert "the input was deleted" in notice and "sound track" in notice
+    assert store.require(job_id).notices == [notice]
 
 
 def test_stitch_refuses_while_a_part_has_no_edited_video(job, media_bucket, settings, tmp_path):

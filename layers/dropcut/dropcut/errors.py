@@ -224,6 +224,18 @@ class TaskCreationUncertain(DropcutError):
     )
 
 
+class InputGone(DropcutError):
+    """The job's input was deleted (its version, or its key with no newer upload) before a
+    provider task was created for it: nothing more is sent, nothing more paid."""
+
+    reason = "input_gone"
+    advice = (
+        "The video was deleted while its job waited, so dropcut stopped it before paying for "
+        "it (what was already paid, if anything, is listed under paid). To edit it, upload the "
+        "video again."
+    )
+
+
 class JobTimedOut(DropcutError):
     """The provider task did not finish before the job's deadline."""
 

@@ -43,6 +43,33 @@ def head_or_none(
     return head
 
 
+def version_of(head: dict[str, Any]) -> str:
+    """The version a HEAD answer describes: its VersionId, or its ETag in a bucket that keeps no
+    versions (the job record's `version`)."""
+    return str(head.get("VersionId") or head["ETag"].strip('"'))
+
+
+def input_absence(s3: S3Client, bucket: str, key: str, version: str) -> str | None:
+    """Why one version of an input can no longer be edited, or None while it can.
+
+    Gone: the version itself was deleted, or the key was deleted (its current version is a delete
+    marker) with no newer upload since. A newer upload leaves the older version editable (its
+    edit goes under its versioned name: dropcut.model.layout). One HEAD when the version is the
+    current one, two otherwise. A HEAD of a missing key answers 403 unless the caller may list
+    the bucket: the role needs s3:ListBucket.
+    """
+    current = head_or_none(s3, bucket, key)
+    if current is not None and version_of(current) == version:
+        return None
+    if current is not None and not current.get("VersionId"):
+        return "it was replaced by a new upload, and the bucket keeps no older versions"
+    if head_or_none(s3, bucket, key, version) is None:
+        return f"its version {version} was deleted"
+    if current is None:
+        return "it was deleted"
+    return None
+
+
 def s3_range_reader(s3: S3Client, bucket: str, key: str, version: str | None) -> RangeReader:
     """A RangeReader doing one ranged GET per read; pinned to `version`, so every read sees
     the same object."""

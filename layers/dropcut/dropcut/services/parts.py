@@ -128,12 +128,18 @@ def end_parts(store: JobStore, slots: SlotPool, job: JobRecord, hold_seconds: fl
     if not is_split(job):
         return
     for part in part_records(store, job):
-        slots.leave_line_of(part.job_id, part.created_at)
-        settle_slot(slots, part, hold_seconds)
-        if part.status is not JobStatus.SUCCEEDED:
-            store.update(
-                part.job_id, {"status": JobStatus.FAILED.value, "phase": JobPhase.FAILED.value}
-            )
+        end_part(store, slots, part, hold_seconds)
+
+
+def end_part(store: JobStore, slots: SlotPool, part: PartRecord, hold_seconds: float) -> None:
+    """One part of an ended job: out of the slot line, its slot given back (kept for
+    `hold_seconds` while its task may still run), marked failed unless it was edited."""
+    slots.leave_line_of(part.job_id, part.created_at)
+    settle_slot(slots, part, hold_seconds)
+    if part.status is not JobStatus.SUCCEEDED:
+        store.update(
+            part.job_id, {"status": JobStatus.FAILED.value, "phase": JobPhase.FAILED.value}
+        )
 
 
 def reusable_result(part: PartRecord, now: float | None = None) -> Reusable | None:

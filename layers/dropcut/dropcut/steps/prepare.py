@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from dropcut.aws.job_store import JobStore
-from dropcut.errors import ExecutionEnded, JobNotReady
+from dropcut.aws.storage import input_absence
+from dropcut.errors import ExecutionEnded, InputGone, JobNotReady
 from dropcut.model.jobs import JobRecord, JobStatus, PartRecord
 from dropcut.model.layout import BucketLayout
 from dropcut.model.media_tools import MediaTools, PreparedPart
@@ -56,8 +57,9 @@ def job_plan(record: JobRecord) -> Plan | None:
 def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
     """Make the job's parts as its plan says; a retry after success returns the same parts.
 
-    Raises JobNotReady (no resolved spec), ExecutionEnded (the job already ended), MediaUnreadable
-    (the input cannot be decoded) and AWS errors.
+    Raises JobNotReady (no resolved spec), ExecutionEnded (the job already ended), InputGone (the
+    input was deleted while the job waited), MediaUnreadable (the input cannot be decoded) and
+    AWS errors.
     """
     record = deps.store.require(job_id)
     if record.spec is None:
@@ -74,11 +76,15 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
     with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
         work = Path(tmp)
         source = work / ("input" + Path(record.key).suffix.lower())
+        if (why := input_absence(deps.s3, record.bucket, record.key, record.version)) is not None:
+            raise InputGone(f"{record.key}: {why} before it was prepared; nothing was sent")
         deps.s3.download_file(
             record.bucket, record.key, str(source), ExtraArgs={"VersionId": record.version}
         )
         parts = deps.media.prepare(source, plan, work / "parts", keep_audio=record.spec.keep_audio)
         stored = [_store_part(deps, record, part) for part in parts]
+    if deps.store.require(job_id).status is JobStatus.FAILED:  # cancelled while it was prepared
+        raise ExecutionEnded("the job ended while its input was prepared; no part was started")
     part_ids = plan.part_ids(job_id)
     if len(part_ids) != len(stored):
         raise JobNotReady(

@@ -4,7 +4,8 @@
 - A queued job still queued at its start deadline (not_after) ends with a report, unpaid.
 - A received job whose execution never started (Submit crashed between record and start) is
   started; a received or running job whose execution is over without an ending (cancelled,
-  timed out, crashed) ends with a report.
+  timed out, crashed) ends with a report; a part whose job has ended (made after a cancel,
+  while Prepare ran) is ended too.
 - Slots held by jobs that ended without giving them back are given back (those whose task may
   still be running keep them for the lost-task hold); waiters whose execution is gone leave the
   line; free slots go to the oldest waiters (with a daily budget, as far as today's budget
@@ -41,7 +42,7 @@ from dropcut.services.batches import Batches
 from dropcut.services.dead_letters import DeadLetterDeps, handle_dead_letters
 from dropcut.services.error_reports import count_failure, end_job_once
 from dropcut.services.estimates import estimate_unestimated
-from dropcut.services.parts import end_parts
+from dropcut.services.parts import end_part, end_parts
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -142,6 +143,8 @@ class ReconcileReport:
     start_deadlines: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
+    #: Parts left unended by a job that ended before they were made (a cancel while Prepare ran).
+    parts_ended: list[str] = field(default_factory=list)
     slots_reclaimed: list[str] = field(default_factory=list)
     waiters_dropped: list[str] = field(default_factory=list)
     slots_handed_over: list[str] = field(default_factory=list)
@@ -183,19 +186,7 @@ def reconcile(deps: ReconcileDeps, now: float | None = None) -> ReconcileReport:
             seen[job_id] = executions.status(job_id)
         return seen[job_id]
 
-    for status in (JobStatus.RECEIVED, JobStatus.RUNNING):
-        for record in _records_in(store, status, created_before=now - SETTLE_SECONDS):
-            if record.part_of:
-                continue  # a part ends with its job (below, or the job's own RecordFailure)
-            execution = execution_status(record.job_id)
-            if execution == "RUNNING":
-                continue
-            if execution is None and status is JobStatus.RECEIVED:
-                executions.start(record.job_id)
-                report.restarted.append(record.job_id)
-                logger.warning("job had no execution: started", extra={"job_id": record.job_id})
-            elif _end_abandoned(deps, record, execution or "missing"):
-                report.ended.append(record.job_id)
+    _drive_unfinished(deps, report, execution_status, now)
     report.slots_reclaimed = _reclaim_slots(
         store, execution_status, slots, deps.lost_task_hold_seconds, now
     )
@@ -274,6 +265,44 @@ def _end_once(
         end_parts(deps.store, deps.slots, record, deps.lost_task_hold_seconds)
         count_failure(failure.reason)
     return report_key is not None
+
+
+def _drive_unfinished(
+    deps: ReconcileDeps,
+    report: ReconcileReport,
+    execution_status: Callable[[str], str | None],
+    now: float,
+) -> None:
+    """Received and running jobs whose execution is not running: started when it never was,
+    ended otherwise; parts whose job ended, ended."""
+    store = deps.store
+    ended_jobs: dict[str, bool] = {}
+    for status in (JobStatus.RECEIVED, JobStatus.RUNNING):
+        for record in _records_in(store, status, created_before=now - SETTLE_SECONDS):
+            if record.part_of:
+                # A part ends with its job (below, or the job's own RecordFailure); one made
+                # after its job ended (a cancel while Prepare ran) is ended here.
+                if _job_ended(store, record.part_of, ended_jobs):
+                    end_part(store, deps.slots, record, deps.lost_task_hold_seconds)
+                    report.parts_ended.append(record.job_id)
+                continue
+            execution = execution_status(record.job_id)
+            if execution == "RUNNING":
+                continue
+            if execution is None and status is JobStatus.RECEIVED:
+                deps.executions.start(record.job_id)
+                report.restarted.append(record.job_id)
+                logger.warning("job had no execution: started", extra={"job_id": record.job_id})
+            elif _end_abandoned(deps, record, execution or "missing"):
+                report.ended.append(record.job_id)
+
+
+def _job_ended(store: JobStore, job_id: str, seen: dict[str, bool]) -> bool:
+    """Whether the job has ended (read once a pass: `seen`)."""
+    if job_id not in seen:
+        job = store.get(job_id)
+        seen[job_id] = job is not None and job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+    return seen[job_id]
 
 
 def _end_abandoned(deps: ReconcileDeps, record: JobRecord, execution: str) -> bool:

@@ -10,8 +10,14 @@ from typing import TYPE_CHECKING
 from dropcut.aws.breaker import Breaker
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.pace import PaceBook, learned_wait, pace_key
-from dropcut.aws.storage import presign_get
-from dropcut.errors import ExecutionEnded, JobNotReady, ProviderUnavailable, TaskCreationUncertain
+from dropcut.aws.storage import input_absence, presign_get
+from dropcut.errors import (
+    ExecutionEnded,
+    InputGone,
+    JobNotReady,
+    ProviderUnavailable,
+    TaskCreationUncertain,
+)
 from dropcut.model.callbacks import CallbackUrlFor
 from dropcut.model.follow import Follow, PollPlan, TaskProgress, adoption_progress, first_progress
 from dropcut.model.jobs import JobStatus, PartRecord
@@ -53,7 +59,7 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     never sent again: with a callback URL the job waits, until its deadline, for the provider's
     callback to name the task (dropcut.steps.webhook adopts it); without one it ends.
     Raises ExecutionEnded (the job already ended, or ended while the task was being created),
-    TaskCreationUncertain (a create's outcome is unknown and no callback can tell it),
+    InputGone (the input was deleted while the job waited: nothing is sent), TaskCreationUncertain (a create's outcome is unknown and no callback can tell it),
     JobNotReady (no resolved spec) and the provider's named errors for a refused create.
     """
     store = deps.store
@@ -65,6 +71,7 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     if record.task_id:
         return _recorded(deps, record, provider_name, follow)
     _unless_paused(deps.breaker)
+    _unless_input_gone(deps, record)
     # Everything the create needs is made before the claim, so the claim is followed by the POST
     # alone: a worker stopped before it sent anything leaves no claim behind.
     request = _edit_request(deps, record, callback=callbacks)
@@ -160,6 +167,16 @@ def _unless_paused(breaker: Breaker | None) -> None:
             f"the provider is in an outage (dropcut.aws.breaker): no create is sent before "
             f"{time.strftime('%H:%M:%S', time.gmtime(until))} UTC",
             delivered=False,
+        )
+
+
+def _unless_input_gone(deps: StartTaskDeps, record: PartRecord) -> None:
+    """Raise InputGone when the job's input (its version) was deleted while the job waited:
+    the provider would fetch nothing, or edit a video its owner took back, and bill it."""
+    why = input_absence(deps.s3, record.bucket, record.key, record.version)
+    if why is not None:
+        raise InputGone(
+            f"{record.key}: {why} before its provider task was created; nothing was sent"
         )
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from dropcut.aws.job_events import JobEvents, JobEventType
 from dropcut.aws.job_store import JobStore
-from dropcut.aws.storage import head_or_none, put_json
+from dropcut.aws.storage import head_or_none, put_json, version_of
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ExecutionEnded, JobNotReady
 from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, PartRecord, is_job_id
@@ -90,7 +90,9 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
     started = time.time()
     with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
         work = Path(tmp)
-        joined, made = _make_output(deps, record, plan, [str(k) for k in edited], work)
+        before = _download_input(deps, record, work)
+        notices = [*record.notices, *_input_gone_notice(record, before)]
+        joined, made = _make_output(deps, record, plan, [str(k) for k in edited], work, before)
         size = joined.stat().st_size
         if made is not None:
             deps.s3.upload_file(
@@ -103,12 +105,13 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
                 output_key,
                 ExtraArgs={"ContentType": "video/mp4", "MetadataDirective": "REPLACE"},
             )
-        sheet_key = _contact_sheet(deps, record, plan, joined, output_key, work)
+        sheet_key = _contact_sheet(deps, record, plan, before, joined, output_key, work)
     stored_at = time.time()
     credits = _credits(parts)
     manifest_key = layout.result_manifest_key(output_key)
     manifest = _result_manifest(record, record.spec, parts, plan, output_key, size, newer_version)
     manifest.update(
+        notices=notices,
         contact_sheet={"bucket": layout.bucket, "key": sheet_key} if sheet_key else None,
         stitch=None if made is None else {"remuxed": made.remuxed, "audio": made.audio},
         parts=parts_of(store, record),
@@ -128,6 +131,7 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
         "result_manifest_key": manifest_key,
         "contact_sheet_key": sheet_key,
         "credits": credits,
+        "notices": notices,
     }
     store.update(
         job_id,
@@ -152,9 +156,15 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
 
 
 def _make_output(
-    deps: StitchDeps, record: JobRecord, plan: Plan | None, edited: Sequence[str], work: Path
+    deps: StitchDeps,
+    record: JobRecord,
+    plan: Plan | None,
+    edited: Sequence[str],
+    work: Path,
+    before: Path | None,
 ) -> tuple[Path, StitchedVideo | None]:
-    """The output video on local disk, and how it was made (None: the one edited video as is)."""
+    """The output video on local disk, and how it was made (None: the one edited video as is).
+    A split job that keeps audio gets the input's (`before`), when the input is still there."""
     local = []
     for index, key in enumerate(edited):
         path = work / f"edited-{index:02d}.mp4"
@@ -165,38 +175,58 @@ def _make_output(
         return local[0], None
     audio_source = None
     if is_split(record) and record.spec is not None and record.spec.keep_audio:
-        audio_source = _download_input(deps, record, work)
+        audio_source = before
     output = work / "output.mp4"
     made = deps.media.stitch(local, output, trim_to_seconds=trim, audio_source=audio_source)
     return output, made
 
 
-def _download_input(deps: StitchDeps, record: JobRecord, work: Path) -> Path:
+def _download_input(deps: StitchDeps, record: JobRecord, work: Path) -> Path | None:
+    """The input version on local disk (its audio, its frames for the picture); None when that
+    version was deleted after the parts were paid: they are joined without it."""
+    if head_or_none(deps.s3, record.bucket, record.key, record.version) is None:
+        logger.warning("the input version is gone: the output is made without it")
+        return None
     path = work / ("input" + Path(record.key).suffix.lower())
-    if not path.exists():
-        deps.s3.download_file(
-            record.bucket, record.key, str(path), ExtraArgs={"VersionId": record.version}
-        )
+    deps.s3.download_file(
+        record.bucket, record.key, str(path), ExtraArgs={"VersionId": record.version}
+    )
     return path
+
+
+def _input_gone_notice(record: JobRecord, before: Path | None) -> list[str]:
+    """What the user should know when the input was deleted after its parts were paid: the
+    paid edits are kept, without what only the input had."""
+    if before is not None:
+        return []
+    lost = "the before/after picture"
+    if is_split(record) and record.spec is not None and record.spec.keep_audio:
+        lost = (
+            "the input's continuous sound track (each part keeps the audio the provider "
+            "returned, if any) and the before/after picture"
+        )
+    return [
+        f"the input was deleted before its edit was stored: the paid edit is kept without {lost}"
+    ]
 
 
 def _contact_sheet(
     deps: StitchDeps,
     record: JobRecord,
     plan: Plan | None,
+    before: Path | None,
     output: Path,
     output_key: str,
     work: Path,
 ) -> str | None:
-    """The before/after picture beside the output; None (logged) when it cannot be made: a
-    picture never fails a job whose output is stored."""
+    """The before/after picture beside the output; None (logged) when it cannot be made (or
+    the input is gone): a picture never fails a job whose output is stored."""
     duration = (record.media or {}).get("duration_seconds")
-    if not isinstance(duration, int | float) or duration <= 0:
+    if before is None or not isinstance(duration, int | float) or duration <= 0:
         return None
     times = sheet_times(float(duration), [p.get("start_seconds") for p in record.prepared or []])
     png = work / "sheet.png"
     try:
-        before = _download_input(deps, record, work)
         deps.media.contact_sheet(before, output, png, times=times)
     except Exception:
         logger.exception("before/after picture not made")
@@ -270,7 +300,7 @@ def _place(
     current = head_or_none(deps.s3, layout.bucket, input_key)
     current_version = None
     if current is not None:
-        current_version = str(current.get("VersionId") or current["ETag"].strip('"'))
+        current_version = version_of(current)
     if current_version != version:
         return layout.version_output_key(plain, version), current_version or "deleted"
     _move_older_edit_aside(deps, plain, version)

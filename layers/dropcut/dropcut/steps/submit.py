@@ -14,7 +14,7 @@ from dropcut.aws.executions import Executions
 from dropcut.aws.job_events import JobEvents, JobEventType
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.slots import SlotPool
-from dropcut.aws.storage import decode_metadata_value, head_or_none, s3_range_reader
+from dropcut.aws.storage import decode_metadata_value, head_or_none, s3_range_reader, version_of
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import (
     Failure,
@@ -103,7 +103,7 @@ def submit_object(deps: SubmitDeps, bucket: str, key: str, version_id: str | Non
     if isinstance(located, SubmitResult):
         return located
     video_key, head = located
-    version = head.get("VersionId") or head["ETag"].strip('"')
+    version = version_of(head)
     return _submit_version(
         deps, key, bucket, video_key, head, version, job_id_for(bucket, video_key, version)
     )
@@ -309,7 +309,7 @@ def _manifest_version(deps: SubmitDeps, bucket: str, video_key: str) -> str:
     head = head_or_none(deps.s3, bucket, BucketLayout.manifest_key(video_key))
     if head is None:
         return "absent"
-    return str(head.get("VersionId") or head["ETag"].strip('"'))
+    return version_of(head)
 
 
 def _options_may_change(existing: JobRecord, manifest_version: str) -> bool:
