@@ -115,6 +115,8 @@ def _progress_line(app: LocalApp, job: dict[str, Any]) -> str:
 def main() -> int:
     started = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.*"):  # the last run's results: what this run shows is its own
+        old.unlink()
     work = OUT / "inputs"
     work.mkdir(exist_ok=True)
     print("dropcut demo: starting the provider simulator and the local stack (template.yaml)")

@@ -334,3 +334,15 @@ def with_display_matrix(data: bytes, a: int, b: int, c: int, d: int) -> bytes:
     fields = [a, b, 0, c, d, 0, 0, 0, 0x40000000]
     packed = b"".join((value & 0xFFFFFFFF).to_bytes(4, "big") for value in fields)
     return data[:matrix] + packed + data[matrix + 36 :]
+
+
+def with_noise_media_data(path: str | Path, seed: int = 0) -> bytes:
+    """The MP4 at `path` with its media data (every `mdat` payload) replaced by random bytes:
+    valid boxes whose pictures do not decode (a hostile or broken provider result)."""
+    data = bytearray(Path(path).read_bytes())
+    noise = np.random.default_rng(seed)
+    for box in top_level_boxes(path):
+        if box.type == "mdat":
+            start = box.offset + box.header_size
+            data[start : box.end] = noise.bytes(box.end - start)
+    return bytes(data)

@@ -89,6 +89,8 @@ Request kinds (op create/query/result; answered before any task is created):
     ``redirect``          (result) 302 to ``location`` (default: the same URL, a redirect loop)
     ``gone``              (result) ``status`` 404 (default), 403 or 410 as S3 answers it: a CDN
                           that has not got the object yet, or a link that died
+    ``noise_video``       (result) 200 ``video/mp4``: the task's edit with its media data replaced
+                          by random bytes (valid MP4 boxes, pictures that do not decode)
 Any rule may say ``for_seconds``: it applies for that long after its first use (with ``times``
 -1, to every request until then), e.g. a result link that answers 404 for 90 s, then 200.
 Callback kinds (op callback, evolink only):

@@ -20,6 +20,7 @@ REQUEST_FAULTS = (
     "html_page",
     "redirect",
     "gone",
+    "noise_video",
 )
 #: What a gateway may answer for a create its backend accepted: its 5xx and 408, or (200) a 2xx
 #: whose body is cut off.

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from devstack.media import with_noise_media_data
 from devstack.simulator.config import REQUEST_FAULTS
 from devstack.simulator.core import Answer, Engine
 
@@ -273,10 +274,14 @@ class Handler(BaseHTTPRequestHandler):
             t = engine.tokens.get(token)
             api = t.api if t else "*"
         engine.count_request(api if t else "unknown", "result")
-        if t is not None and self._apply_request_fault(api, "result"):
+        fault = self._apply_request_fault(api, "result") if t is not None else None
+        if fault is not None and fault["kind"] != "noise_video":
             return
         if t is None or t.output is None or not t.output.exists():
             self._send_s3_error(404, "NoSuchKey", "The specified key does not exist.")
+            return
+        if fault is not None:  # noise_video: the edit's boxes around random media data
+            self._send(200, with_noise_media_data(t.output), {"Content-Type": "video/mp4"})
             return
         assert t.expires_at is not None
         if time.monotonic() >= t.expires_at:

@@ -236,19 +236,20 @@ def test_every_problem_is_reported_not_only_the_first(app: LocalApp, media):
 
 
 def test_a_plan_over_max_parts_is_refused_with_its_estimate(app: LocalApp, tmp_path: Path):
-    # 125 s needs 13 parts of at most 10 s; the stack's MaxPartsPerJob is 12 (its default).
-    long = make_sample_video(tmp_path / "long.mp4", seconds=125.0, width=64, height=48, fps=24)
+    # 365 s needs 37 parts of at most 10 s; the stack's MaxPartsPerJob is 36 (its default).
+    long = make_sample_video(tmp_path / "long.mp4", seconds=365.0, width=64, height=48, fps=24)
     key = "inbox/bad/too-many-parts.mp4"
     app.put(key, Path(long).read_bytes(), metadata={"prompt": "monochrome"})
     ending = app.wait_for_ending(key, timeout=60)
     report = ending.error
     assert report["reason"] == "input_invalid"
     (problem,) = report["problems"]
-    assert "needs 13 parts" in problem["message"] and "MaxPartsPerJob" in problem["limit"]
+    assert "needs 37 parts" in problem["message"] and "MaxPartsPerJob" in problem["limit"]
     plan = report["plan"]
-    assert plan["kind"] == "refuse" and len(plan["parts"]) == 13
-    assert plan["reasons"][0] == "the plan needs 13 parts; MaxPartsPerJob is 12"
-    assert plan["billed_seconds"] == pytest.approx(125.0, abs=0.1)  # evolink's rule, per part
+    assert plan["kind"] == "refuse" and len(plan["parts"]) == 37
+    assert plan["reasons"][0] == "the plan needs 37 parts; MaxPartsPerJob is 36"
+    assert "raise MaxPartsPerJob to 37 or more" in problem["hint"]
+    assert plan["billed_seconds"] == pytest.approx(365.0, abs=0.1)  # evolink's rule, per part
     job = app.job(key)
     assert job is not None and job["plan"]["kind"] == "refuse"
     assert app.simulator.stats()["tasks_created"] == 0

@@ -105,6 +105,19 @@ def test_a_result_that_is_not_a_video_is_never_stored(app: LocalApp, clip, fault
     assert app.simulator.stats()["tasks_created"] == 1
 
 
+def test_a_result_whose_pictures_do_not_decode_is_never_stored(app: LocalApp, clip):
+    """Issue 26, item 9: valid MP4 boxes around random media data pass the copy's checks; Stitch
+    decodes the first pictures before anything reaches the outbox."""
+    app.simulator.add_fault(api="evolink", op="result", times=-1, kind="noise_video")
+    key = "inbox/e2e/noise.mp4"
+    app.put(key, clip, metadata={"prompt": "mirror"})
+    ending = app.wait_for_ending(key)
+    assert ending.error["reason"] == "result_invalid", ending.error
+    assert "does not decode" in ending.error["message"]
+    assert app.keys("outbox/e2e/noise") == []
+    assert app.simulator.stats()["tasks_created"] == 1
+
+
 def test_duplicated_s3_events_start_one_execution_and_pay_for_one_task(app: LocalApp, clip):
     key = "inbox/e2e/dup.mp4"
     put = app.put(key, clip, metadata={"prompt": "warm"})

@@ -10,9 +10,10 @@ from pathlib import Path
 import av
 import pytest
 
+from devstack.media import make_sample_video, top_level_boxes, with_noise_media_data
 from devstack.media_samples import by_second, frames, make_colour_clip, nearest_index
 from dropcut_media.errors import MediaUnreadable, PartsIncompatible
-from dropcut_media.inspect import describe
+from dropcut_media.inspect import DECODE_CHECK_FRAMES, check_decodes, describe
 from dropcut_media.prepare import Cut, Target, prepare_video
 from dropcut_media.stitch import stitch_parts
 
@@ -198,3 +199,15 @@ def test_the_input_audio_is_in_sync_from_any_offset(tmp_path, container_format, 
     assert min(loudness[:39]) > 0.1
     assert second.audio_copied == (audio_codec == "aac")
     assert abs(describe(second.path)["audio_duration_seconds"] - 4.0) <= FRAME
+
+
+def test_a_video_whose_media_data_is_noise_does_not_pass_the_decode_check(tmp_path: Path) -> None:
+    good = Path(make_sample_video(tmp_path / "good.mp4", seconds=1.0))
+    assert check_decodes(good) == DECODE_CHECK_FRAMES
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(with_noise_media_data(good))
+    assert [box.type for box in top_level_boxes(noise)] == [
+        box.type for box in top_level_boxes(good)
+    ]
+    with pytest.raises(MediaUnreadable, match="does not decode"):
+        check_decodes(noise)

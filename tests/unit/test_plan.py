@@ -245,7 +245,25 @@ def test_more_parts_than_max_parts_is_refused_with_its_estimate() -> None:
     (problem,) = planned.problems
     assert "14 parts" in problem.message and "135 billed seconds" in problem.message
     assert "at most 12 parts (MaxPartsPerJob)" in problem.limit
+    assert problem.hint == (
+        "Cut the video into clips of at most 120 s (each its own job), or ask the operator to "
+        "raise MaxPartsPerJob to 14 or more (a stack allows up to 100)."
+    )
     assert plan(duration_seconds=120.0, max_parts=12).kind is PlanKind.SPLIT
+
+
+def test_a_video_past_what_any_stack_takes_is_not_sent_to_the_operator() -> None:
+    (problem,) = plan(duration_seconds=10_800.0, max_parts=36).problems  # 1,080 parts
+    assert problem.hint == (
+        "Cut the video into clips of at most 360 s (each its own job): a video of more than "
+        "100 parts (1000 s) is never taken."
+    )
+    assert "operator" not in problem.hint
+
+
+def test_the_default_takes_a_phone_clip_of_a_few_minutes() -> None:
+    assert plan(duration_seconds=121.0, max_parts=DEFAULT_MAX_PARTS).kind is PlanKind.SPLIT
+    assert plan(duration_seconds=300.0, max_parts=DEFAULT_MAX_PARTS).kind is PlanKind.SPLIT
 
 
 def test_an_unknown_billing_rule_is_said_not_guessed() -> None:
@@ -307,7 +325,7 @@ def test_max_parts_default_is_the_templates() -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
-    [({}, "12"), ({"MaxPartsPerJob": "5"}, "5"), ({"MaxSegmentsPerJob": "7"}, "7")],
+    [({}, "36"), ({"MaxPartsPerJob": "5"}, "5"), ({"MaxSegmentsPerJob": "7"}, "7")],
 )
 def test_max_parts_per_job_keeps_its_old_name_as_an_alias(
     overrides: dict[str, str], expected: str

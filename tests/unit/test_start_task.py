@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from cfnlint.decode import decode
 
 from dropcut.errors import (
     ExecutionEnded,
@@ -229,3 +232,38 @@ def test_an_older_version_is_still_edited_after_a_newer_upload(job, start, media
     provider = FakeProvider(CREATED)
     assert start(provider).task_id == CREATED.task_id
     assert f"versionId={job[0].require(job[2]).version}" in provider.requests[0].video_url
+
+
+def test_a_link_shorter_than_the_deadline_is_refused_before_anything_is_sent(job, settings):
+    """Issue 26, item 15: a task the provider starts after its input link expired fails, paid."""
+    from dropcut.errors import StackMisconfigured
+
+    store, s3, job_id = job
+    provider = FakeProvider(CREATED)
+    deps = StartTaskDeps(
+        s3=s3,
+        store=store,
+        provider_for=lambda _: provider,
+        default_provider=settings.provider,
+        plan=PLAN,  # a deadline of 600 s
+        presign_seconds=300,
+        callback_url_for=None,
+        pace=None,
+        breaker=None,
+    )
+    with pytest.raises(StackMisconfigured, match=r"PresignExpirySeconds \(300 s\) is shorter"):
+        start_task(deps, job_id)
+    assert provider.requests == []
+    assert store.require(job_id).creating_since is None
+
+
+def test_the_templates_defaults_give_the_link_the_whole_deadline():
+    template, _ = decode(str(Path(__file__).parents[2] / "template.yaml"))
+    parameters = template["Parameters"]
+    assert (
+        parameters["PresignExpirySeconds"]["Default"] >= parameters["JobDeadlineSeconds"]["Default"]
+    )
+    assert (
+        parameters["PresignExpirySeconds"]["MaxValue"]
+        >= parameters["JobDeadlineSeconds"]["MaxValue"]
+    )

@@ -61,6 +61,13 @@ class RecordingMedia:
         png_out.write_bytes(b"\x89PNG")
         self.calls.append(("sheet", list(times)))
 
+    def check_decodes(self, video: Path) -> None:
+        """An edited "video" whose text starts with "noise" does not decode."""
+        from dropcut.errors import MediaUnreadable
+
+        if video.read_text().startswith("noise"):
+            raise MediaUnreadable(f"{video.name}: its picture does not decode")
+
 
 def _plan(kind: PlanKind, spans: list[tuple[float, float]], duration: float) -> Plan:
     return Plan(
@@ -251,6 +258,25 @@ def test_stitch_keeps_paid_parts_whose_input_was_deleted(job, media_bucket, sett
     [notice] = manifest["notices"]
     assert "the input was deleted" in notice and "sound track" in notice
     assert store.require(job_id).notices == [notice]
+
+
+def test_a_part_whose_edit_does_not_decode_fails_the_job_and_is_not_reused(
+    job, media_bucket, settings, tmp_path
+):
+    from dropcut.errors import ResultInvalid
+    from dropcut.services.parts import reusable_result
+
+    store, job_id = job(SPLIT)
+    media = RecordingMedia()
+    units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).part_ids
+    for index, unit in enumerate(units):
+        _edited(store, media_bucket, settings, unit, job_id, b"noise" if index == 2 else b"e")
+    with pytest.raises(ResultInvalid, match=f"{units[2]} .* does not decode"):
+        stitch(_stitch_deps(store, media_bucket, settings, media, tmp_path), job_id)
+    assert media_bucket.list_objects_v2(Bucket="media", Prefix="outbox/")["KeyCount"] == 0
+    broken = store.require(units[2])
+    assert broken.edited_key is None and reusable_result(broken) is None  # a retry pays anew
+    assert store.require(units[0]).edited_key is not None  # the others stay for a retry
 
 
 def test_stitch_refuses_while_a_part_has_no_edited_video(job, media_bucket, settings, tmp_path):

@@ -236,11 +236,27 @@ class InputGone(DropcutError):
     )
 
 
+class StackMisconfigured(DropcutError):
+    """The stack's parameters contradict each other in a way that would waste money (the
+    message names them); the job ended before anything was sent."""
+
+    reason = "stack_misconfigured"
+    advice = (
+        "This dropcut stack's parameters do not fit together (see the message); nothing was sent "
+        "or paid. Tell the operator; once the stack is fixed: dropcut retry <job id> --yes."
+    )
+
+
 class JobTimedOut(DropcutError):
     """The provider task did not finish before the job's deadline."""
 
     reason = "job_timed_out"
-    advice = "The provider took longer than this stack's JobDeadlineSeconds; upload again later."
+    advice = (
+        "The provider took longer than this stack's JobDeadlineSeconds. To finish the edit: "
+        "dropcut retry <job id> --yes re-uses what was already paid (the parts edited, and a task "
+        "that may still finish: see paid) and pays only for the rest; uploading the video again "
+        "would pay for all of it again."
+    )
 
 
 class SlotWaitTimedOut(DropcutError):

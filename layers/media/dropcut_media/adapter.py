@@ -91,3 +91,12 @@ class PyAvMediaTools:
         from dropcut_media.contact_sheet import contact_sheet
 
         contact_sheet(before, after, png_out, times=times)
+
+    def check_decodes(self, video: Path) -> None:
+        from dropcut_media.errors import MediaError
+        from dropcut_media.inspect import check_decodes
+
+        try:
+            check_decodes(video)
+        except MediaError as error:
+            raise MediaUnreadable(str(error)) from None

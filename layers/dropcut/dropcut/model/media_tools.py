@@ -67,3 +67,8 @@ class MediaTools(Protocol):
     ) -> None:
         """A PNG of `before` and `after` frames at the same `times` (s)."""
         ...
+
+    def check_decodes(self, video: Path) -> None:
+        """Decode the first few pictures of `video`. Raises MediaUnreadable (dropcut.errors)
+        when they do not decode."""
+        ...

@@ -49,8 +49,10 @@ SIZE_CAP_SHARE = 0.8
 MAX_TARGET_BITRATE = 20_000_000
 #: The most parts a plan may have: part ids end in two digits (-p00 to -p99).
 MAX_PARTS = 100
-#: MaxPartsPerJob's default (template.yaml; tests/unit/test_plan.py checks they agree).
-DEFAULT_MAX_PARTS = 12
+#: MaxPartsPerJob's default (template.yaml; tests/unit/test_plan.py checks they agree): a clip
+#: of 6 minutes, so that the ordinary clips of a few minutes go through; the estimate and the
+#: budget guard the cost, not this.
+DEFAULT_MAX_PARTS = 36
 #: How close a measured rate must be to a whole or NTSC rate to be taken as it (the probe
 #: rounds rates to 3 decimals).
 _RATE_SNAP = 0.002
@@ -354,12 +356,22 @@ def _too_many_parts(plan: Plan, max_parts: int) -> Plan:
                     f"{len(plan.parts)} parts of at most {MAX_SECONDS:g} s ({estimate})",
                     f"at most {max_parts} parts (MaxPartsPerJob), "
                     f"{max_parts * MAX_SECONDS:g} s of video",
-                    "Trim the clip or cut it into shorter videos, or ask the operator to "
-                    "raise MaxPartsPerJob.",
+                    _too_many_parts_hint(len(plan.parts), max_parts),
                 )
             ],
         }
     )
+
+
+def _too_many_parts_hint(needed: int, max_parts: int) -> str:
+    """Advice that can be followed: the operator can raise MaxPartsPerJob up to MAX_PARTS."""
+    cut = f"Cut the video into clips of at most {max_parts * MAX_SECONDS:g} s (each its own job)"
+    if needed <= MAX_PARTS:
+        return (
+            f"{cut}, or ask the operator to raise MaxPartsPerJob to {needed} or more (a stack "
+            f"allows up to {MAX_PARTS})."
+        )
+    return f"{cut}: a video of more than {MAX_PARTS} parts ({MAX_PARTS * MAX_SECONDS:g} s) is never taken."
 
 
 def _not_normalized(plan: Plan) -> Plan:

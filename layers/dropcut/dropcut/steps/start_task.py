@@ -16,6 +16,7 @@ from dropcut.errors import (
     InputGone,
     JobNotReady,
     ProviderUnavailable,
+    StackMisconfigured,
     TaskCreationUncertain,
 )
 from dropcut.model.callbacks import CallbackUrlFor
@@ -59,7 +60,8 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     never sent again: with a callback URL the job waits, until its deadline, for the provider's
     callback to name the task (dropcut.steps.webhook adopts it); without one it ends.
     Raises ExecutionEnded (the job already ended, or ended while the task was being created),
-    InputGone (the input was deleted while the job waited: nothing is sent), TaskCreationUncertain (a create's outcome is unknown and no callback can tell it),
+    InputGone (the input was deleted while the job waited: nothing is sent), StackMisconfigured
+    (PresignExpirySeconds below JobDeadlineSeconds: nothing is sent), TaskCreationUncertain (a create's outcome is unknown and no callback can tell it),
     JobNotReady (no resolved spec) and the provider's named errors for a refused create.
     """
     store = deps.store
@@ -70,6 +72,7 @@ def start_task(deps: StartTaskDeps, part_id: str) -> TaskProgress:
     follow: Follow = "callback" if callbacks else "poll"
     if record.task_id:
         return _recorded(deps, record, provider_name, follow)
+    _unless_misconfigured(deps)
     _unless_paused(deps.breaker)
     _unless_input_gone(deps, record)
     # Everything the create needs is made before the claim, so the claim is followed by the POST
@@ -167,6 +170,20 @@ def _unless_paused(breaker: Breaker | None) -> None:
             f"the provider is in an outage (dropcut.aws.breaker): no create is sent before "
             f"{time.strftime('%H:%M:%S', time.gmtime(until))} UTC",
             delivered=False,
+        )
+
+
+def _unless_misconfigured(deps: StartTaskDeps) -> None:
+    """Raise StackMisconfigured when the input link would expire before the job's deadline: a
+    task the provider starts late (its queue, a retry's new task) would fetch nothing, fail, and
+    be billed (issue 26, item 15). CloudFormation's rules cannot compare two numbers, so the
+    pair is checked here, before anything is sent."""
+    presign, deadline = deps.presign_seconds, deps.plan.deadline_seconds
+    if presign < deadline:
+        raise StackMisconfigured(
+            f"PresignExpirySeconds ({presign} s) is shorter than JobDeadlineSeconds ({deadline} s): "
+            "a task the provider started late would find its input link expired and fail, paid; "
+            "nothing was sent. PresignExpirySeconds must be at least JobDeadlineSeconds"
         )
 
 

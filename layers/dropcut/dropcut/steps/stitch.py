@@ -22,13 +22,14 @@ from dropcut.aws.job_events import JobEvents, JobEventType
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.storage import head_or_none, put_json, version_of
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
-from dropcut.errors import ExecutionEnded, JobNotReady
+from dropcut.errors import ExecutionEnded, JobNotReady, MediaUnreadable, ResultInvalid
 from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, PartRecord, is_job_id
 from dropcut.model.layout import BucketLayout
 from dropcut.model.media_tools import MediaTools, StitchedVideo
 from dropcut.model.phases import JobPhase
 from dropcut.model.plan import Plan, PlanKind
 from dropcut.observability import logger, metrics
+from dropcut.providers import TaskState
 from dropcut.services.parts import is_split, part_records, parts_of
 from dropcut.steps.prepare import job_plan
 
@@ -65,7 +66,9 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
     """Store the job's output and close it; a retry after success returns the stored result.
 
     Raises ExecutionEnded (the job already ended with a report), JobNotReady (a part has no
-    edited video: a bug), MediaUnreadable (an edited part cannot be decoded) and AWS errors.
+    edited video: a bug), ResultInvalid (an edited part's first pictures do not decode: the
+    provider's result was not a video), MediaUnreadable (the parts cannot be joined) and AWS
+    errors.
     """
     store, layout = deps.store, deps.layout
     record = store.require(job_id)
@@ -92,7 +95,7 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
         work = Path(tmp)
         before = _download_input(deps, record, work)
         notices = [*record.notices, *_input_gone_notice(record, before)]
-        joined, made = _make_output(deps, record, plan, [str(k) for k in edited], work, before)
+        joined, made = _make_output(deps, record, plan, parts, work, before)
         size = joined.stat().st_size
         if made is not None:
             deps.s3.upload_file(
@@ -159,16 +162,18 @@ def _make_output(
     deps: StitchDeps,
     record: JobRecord,
     plan: Plan | None,
-    edited: Sequence[str],
+    parts: Sequence[PartRecord],
     work: Path,
     before: Path | None,
 ) -> tuple[Path, StitchedVideo | None]:
     """The output video on local disk, and how it was made (None: the one edited video as is).
-    A split job that keeps audio gets the input's (`before`), when the input is still there."""
+    A split job that keeps audio gets the input's (`before`), when the input is still there.
+    Each edited video's first pictures must decode (raises ResultInvalid)."""
     local = []
-    for index, key in enumerate(edited):
+    for index, part in enumerate(parts):
         path = work / f"edited-{index:02d}.mp4"
-        deps.s3.download_file(deps.layout.bucket, key, str(path))
+        deps.s3.download_file(deps.layout.bucket, str(part.edited_key), str(path))
+        _check_decodes(deps, part, path)
         local.append(path)
     trim = plan.duration_seconds if plan is not None and plan.kind is PlanKind.PAD else None
     if len(local) == 1 and trim is None:
@@ -179,6 +184,21 @@ def _make_output(
     output = work / "output.mp4"
     made = deps.media.stitch(local, output, trim_to_seconds=trim, audio_source=audio_source)
     return output, made
+
+
+def _check_decodes(deps: StitchDeps, part: PartRecord, path: Path) -> None:
+    """Raise ResultInvalid when the part's edited video does not decode (valid MP4 boxes around
+    media data that is not a picture). The edit is set aside first: a retry pays for a new task
+    for this part instead of re-using it (dropcut.services.parts.reusable_result)."""
+    try:
+        deps.media.check_decodes(path)
+    except MediaUnreadable as error:
+        why = f"the provider's result for {part.job_id} (task {part.task_id}) does not decode: {error}"
+        deps.store.update(
+            part.job_id,
+            {"edited_key": None, "task_state": TaskState.FAILED.value, "result_copy_error": why},
+        )
+        raise ResultInvalid(why) from None
 
 
 def _download_input(deps: StitchDeps, record: JobRecord, work: Path) -> Path | None:
