@@ -253,3 +253,27 @@ def test_a_plan_over_max_parts_is_refused_with_its_estimate(app: LocalApp, tmp_p
     job = app.job(key)
     assert job is not None and job["plan"]["kind"] == "refuse"
     assert app.simulator.stats()["tasks_created"] == 0
+
+
+@pytest.mark.parametrize(
+    ("sample", "words"),
+    [
+        ({"width": 8200, "height": 64}, "8200x64 px"),
+        ({"width": 64, "height": 48, "codec": "png", "pix_fmt": "rgb24"}, "codec 'png "),
+    ],
+    ids=["too-wide", "png-frames"],
+)
+def test_a_video_past_what_dropcut_decodes_is_refused_unpaid(
+    app: LocalApp, tmp_path: Path, sample: dict[str, Any], words: str
+):
+    """Issue 26, items 6 and 7: refused by its index at Submit (a pixel bomb's PNG frames, a
+    side past 8192 px), before Prepare could spend its memory on it."""
+    video = make_sample_video(
+        tmp_path / "bomb.mov", seconds=0.5, audio=False, container="mov", **sample
+    )
+    key = f"inbox/bad/bomb-{sample['width']}.mov"
+    app.put(key, Path(video).read_bytes(), metadata={"prompt": "sepia"})
+    report = app.wait_for_ending(key, timeout=60).error
+    assert report["reason"] == "input_invalid"
+    assert any(words in problem["message"] for problem in report["problems"]), report["problems"]
+    assert app.simulator.stats()["tasks_created"] == 0

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from devstack.media import make_faststart_copy
+from devstack.media import make_faststart_copy, make_sample_video
 from devstack.media_samples import by_second, frames, make_colour_clip, nearest_index, shots
 from dropcut_media.errors import MediaPlanInvalid, MediaUnreadable
 from dropcut_media.inspect import describe
-from dropcut_media.prepare import Cut, Target, prepare_video
+from dropcut_media.prepare import Cut, DecodeBounds, Target, prepare_video
 
 FPS = Fraction(24)
 FRAME = 1 / 24
@@ -341,3 +341,23 @@ def test_an_ntsc_rate_given_as_a_float_is_exact(tmp_path):
     (part,) = prepare_video(source, [Cut(0, 0, 3.003)], target, tmp_path / "out")
     assert part.frames == 90
     assert describe(part.path)["fps"] == pytest.approx(30000 / 1001)
+
+
+def test_every_decoded_picture_is_held_to_the_bounds_whatever_the_index_said(tmp_path):
+    """Issue 26, item 6: Submit refuses a picture past the bounds by its index; Prepare checks
+    each decoded one too, and leaves no part behind."""
+    clip = make_sample_video(tmp_path / "clip.mp4", seconds=1.0, width=320, height=240)
+    out = tmp_path / "parts"
+    with pytest.raises(MediaUnreadable, match="a decoded picture is 320x240 px, larger than"):
+        prepare_video(
+            clip,
+            _equal_cuts(1, 1),
+            _target(),
+            out,
+            bounds=DecodeBounds(max_side=300, max_pixels=10**6),
+        )
+    assert list(out.glob("*.mp4")) == []
+    fits = prepare_video(
+        clip, _equal_cuts(1, 1), _target(), tmp_path / "ok", bounds=DecodeBounds(320, 76_800)
+    )
+    assert len(fits) == 1

@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from dropcut.errors import MediaUnreadable
+from dropcut.model.media_limits import MAX_DECODED_PIXELS, MAX_DECODED_SIDE
 from dropcut.model.media_tools import PreparedPart, StitchedVideo
 from dropcut.model.plan import Plan
 
@@ -25,7 +26,7 @@ class PyAvMediaTools:
         self, source: Path, plan: Plan, out_dir: Path, *, keep_audio: bool
     ) -> list[PreparedPart]:
         from dropcut_media.errors import MediaError
-        from dropcut_media.prepare import Cut, Target, prepare_video
+        from dropcut_media.prepare import Cut, DecodeBounds, Target, prepare_video
 
         if plan.target is None:
             raise MediaUnreadable(f"the {plan.kind.value} plan has no target video")
@@ -46,7 +47,14 @@ class PyAvMediaTools:
         ]
         out_dir.mkdir(parents=True, exist_ok=True)
         try:
-            made = prepare_video(source, cuts, target, out_dir, keep_audio=keep_audio)
+            made = prepare_video(
+                source,
+                cuts,
+                target,
+                out_dir,
+                keep_audio=keep_audio,
+                bounds=DecodeBounds(MAX_DECODED_SIDE, MAX_DECODED_PIXELS),
+            )
         except MediaError as error:
             raise MediaUnreadable(str(error)) from None
         return [

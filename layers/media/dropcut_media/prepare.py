@@ -124,6 +124,7 @@ def prepare_video(
     min_part_seconds: float = 3.0,
     max_part_seconds: float = 10.0,
     keep_audio: bool = True,
+    bounds: DecodeBounds | None = None,
 ) -> list[PreparedPart]:
     """Write one MP4 per cut into ``out_dir`` (``part-000.mp4``, ...) and describe them, in order.
 
@@ -134,8 +135,11 @@ def prepare_video(
     ``scene_window_seconds`` of it when both parts then last between ``min_part_seconds`` and
     ``max_part_seconds`` (the model's 3-10 s, providers/README.md "The model's own limits").
 
-    Raises MediaUnreadable (not a video, nothing decodes) and MediaPlanInvalid (no cuts, cuts
-    out of order or overlapping, a cut that starts after the video ends, an odd target size).
+    ``bounds``: every decoded picture is checked against them (its real size: an index may lie).
+
+    Raises MediaUnreadable (not a video, nothing decodes, a picture past ``bounds``) and
+    MediaPlanInvalid (no cuts, cuts out of order or overlapping, a cut that starts after the
+    video ends, an odd target size).
     """
     _check_plan(cuts, target)
     # A rate given as a float (29.97) becomes the fraction it stands for (30000/1001).
@@ -155,7 +159,7 @@ def prepare_video(
                 Fraction(scene_window_seconds),
                 (Fraction(min_part_seconds), Fraction(max_part_seconds)),
             )
-        encoder = _Encoder(container, spans, target, out_dir, keep_audio=keep_audio)
+        encoder = _Encoder(container, spans, target, out_dir, keep_audio=keep_audio, bounds=bounds)
         try:
             encoder.run()
         except BaseException:
@@ -165,6 +169,24 @@ def prepare_video(
             raise
         encoder.close()
     return encoder.results()
+
+
+@dataclass(frozen=True)
+class DecodeBounds:
+    """The largest picture Prepare decodes (the caller's limits: dropcut.model.media_limits)."""
+
+    max_side: int
+    max_pixels: int
+
+    def check(self, frame: VideoFrame) -> None:
+        """Raise MediaUnreadable when a decoded picture is past the bounds."""
+        width, height = frame.width, frame.height
+        if max(width, height) > self.max_side or width * height > self.max_pixels:
+            raise MediaUnreadable(
+                f"a decoded picture is {width}x{height} px, larger than the "
+                f"{self.max_side} px a side and {self.max_pixels / 1e6:g} MP dropcut decodes "
+                "(the file's index said less)"
+            )
 
 
 def _check_plan(cuts: Sequence[Cut], target: Target) -> None:
@@ -409,8 +431,10 @@ class _Encoder:
         out_dir: Path,
         *,
         keep_audio: bool,
+        bounds: DecodeBounds | None = None,
     ) -> None:
         self.container = container
+        self.bounds = bounds
         self.spans = spans
         self.target = target
         self.fps = target.fps
@@ -517,6 +541,8 @@ class _Encoder:
         return video_start - audio_start
 
     def _video_frame(self, frame: VideoFrame) -> None:
+        if self.bounds is not None:
+            self.bounds.check(frame)
         now = self.clock.time(frame)
         if self.pending is not None:
             self._emit_until(now)

@@ -12,6 +12,7 @@ from dropcut.formats.file_kinds import IMAGE_SNIFF_BYTES, sniff_image
 from dropcut.formats.probe import MediaInfo, NotAVideo, RangeReader, probe_video
 from dropcut.model.jobs import JobSpec
 from dropcut.model.layout import is_video_key
+from dropcut.model.media_limits import decode_problems
 from dropcut.model.plan import duration_notice
 from dropcut.providers import Provider
 from dropcut.public_urls import Resolver, UrlRefused, check_public_https, system_resolver
@@ -97,6 +98,8 @@ def check_video(read: RangeReader, size: int, provider: type[Provider]) -> Input
                 _NOT_A_VIDEO_HINTS.get(exc.detected or "", _CONVERT_HINT),
             )
         )
+    if media is not None:
+        problems.extend(decode_problems(media))
     if media is not None and media.duration_seconds is not None:
         notice = duration_notice(provider, media.duration_seconds)
         if notice:
