@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,6 +107,9 @@ class Worker:
         self.spec = spec
         fd, self.log_path = tempfile.mkstemp(prefix=f"dropcut-{spec.logical_id}-", suffix=".log")
         os.close(fd)
+        # Its own /tmp, as each Lambda execution environment has (a step may clear what a
+        # killed invocation left there: dropcut.model.media_tools.working_directory).
+        self.tmp_dir = tempfile.mkdtemp(prefix=f"dropcut-{spec.logical_id}-tmp-")
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         config = {
@@ -118,7 +122,7 @@ class Worker:
         with open(self.log_path, "ab") as early_log:
             self.proc = subprocess.Popen(
                 [python, str(WORKER_FILE), json.dumps(config)],
-                env=spec.environment,
+                env={**spec.environment, "TMPDIR": self.tmp_dir},
                 cwd=str(spec.code_dir),
                 stdin=subprocess.DEVNULL,
                 stdout=early_log,
@@ -246,6 +250,7 @@ class Worker:
             os.close(self._resp_fd)
         with contextlib.suppress(OSError):
             os.unlink(self.log_path)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 
 class FunctionPool:

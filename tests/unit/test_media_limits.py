@@ -3,12 +3,14 @@ refused by its index at Submit, before Prepare would spend gigabytes on it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cfnlint.decode import decode
 
 from dropcut.formats.probe import MediaInfo
-from dropcut.model.media_limits import decode_problems
+from dropcut.model.media_limits import MAX_INPUT_BYTES, WORK_HEADROOM_BYTES, decode_problems
 
 
 def media(**changes: Any) -> MediaInfo:
@@ -61,3 +63,32 @@ def test_a_hostile_index_is_refused_with_its_limit(facts: dict[str, Any], words:
     assert (
         problem.field == "video" and problem.limit and problem.hint.startswith(("Scale", "Convert"))
     )
+
+
+def test_a_file_larger_than_the_steps_disks_is_refused() -> None:
+    (problem,) = decode_problems(media(size_bytes=6 * 1024**3))
+    assert (
+        "6.0 GiB, larger than dropcut takes" in problem.message and problem.limit == "at most 4 GiB"
+    )
+
+
+@pytest.mark.parametrize("function", ["PrepareFunction", "StitchFunction"])
+def test_the_steps_that_download_the_input_have_the_disk_for_the_largest(function: str) -> None:
+    template, _ = decode(str(Path(__file__).parents[2] / "template.yaml"))
+    size_mb = template["Resources"][function]["Properties"]["EphemeralStorage"]["Size"]
+    assert size_mb * 1024**2 >= MAX_INPUT_BYTES + WORK_HEADROOM_BYTES
+
+
+def test_a_killed_invocations_working_directory_is_removed_by_the_next(tmp_path: Path) -> None:
+    """Issue 26, item 8: Lambda keeps /tmp between the invocations of one environment."""
+    from dropcut.model.media_tools import WORK_PREFIX, working_directory
+
+    stale = tmp_path / f"{WORK_PREFIX}killed"
+    stale.mkdir()
+    (stale / "input.mp4").write_bytes(b"\0" * 1024)
+    other = tmp_path / "someone-elses"
+    other.mkdir()
+    with working_directory(tmp_path) as work:
+        assert not stale.exists() and other.exists()
+        assert Path(work).parent == tmp_path and Path(work).name.startswith(WORK_PREFIX)
+    assert not Path(work).exists()

@@ -18,6 +18,13 @@ from dropcut.errors import Problem
 if TYPE_CHECKING:
     from dropcut.formats.probe import MediaInfo
 
+#: The largest input dropcut takes (bytes): Prepare and Stitch hold it on their ephemeral
+#: storage with its parts and the output; template.yaml sizes their EphemeralStorage from it
+#: (tests/unit/test_media_limits.py checks that it fits).
+MAX_INPUT_BYTES = 4 * 1024**3
+#: What Prepare and Stitch need on disk beside the input: the parts (36 parts of at most
+#: 10 s at 20 Mbit/s are 0.9 GB) or the edited parts and the output.
+WORK_HEADROOM_BYTES = 1536 * 1024**2
 #: The longest side of a picture dropcut decodes (px), coded or displayed.
 MAX_DECODED_SIDE = 8192
 #: The most pixels in one picture dropcut decodes (DCI 8K is 35.4 MP).
@@ -46,9 +53,20 @@ _SCALE_HINT = (
 
 
 def decode_problems(media: MediaInfo) -> list[Problem]:
-    """What in `media` (Submit's probe of the index) is past what dropcut decodes: the picture's
-    sides or pixels, the frame rate, the codec. [] when everything is within bounds or unknown."""
+    """What in `media` (Submit's probe of the index) is past what dropcut decodes: the file's
+    size, the picture's sides or pixels, the frame rate, the codec. [] when everything is within
+    bounds or unknown."""
     problems: list[Problem] = []
+    if media.size_bytes > MAX_INPUT_BYTES:
+        problems.append(
+            Problem(
+                "video",
+                f"the file is {media.size_bytes / 1024**3:.1f} GiB, larger than dropcut takes",
+                f"at most {MAX_INPUT_BYTES / 1024**3:g} GiB",
+                "Cut it into shorter clips, or compress it, for example: "
+                "ffmpeg -i input -c:v libx264 -crf 20 -c:a aac output.mp4",
+            )
+        )
     sizes = {(w, h) for w, h in ((media.width, media.height), (media.coded_width, media.coded_height)) if w and h}  # fmt: skip
     for width, height in sorted(sizes):
         if max(width, height) > MAX_DECODED_SIDE or width * height > MAX_DECODED_PIXELS:

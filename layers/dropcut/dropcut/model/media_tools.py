@@ -8,13 +8,30 @@ dropcut package never imports PyAV and the other functions' cold starts never pa
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from dropcut.observability import logger
+
 if TYPE_CHECKING:
     from dropcut.model.plan import Plan
+
+#: The name every media working directory starts with (under the function's /tmp).
+WORK_PREFIX = "dropcut-work-"
+
+
+def working_directory(work_dir: Path) -> tempfile.TemporaryDirectory[str]:
+    """A fresh working directory under `work_dir` (removed when its `with` ends), after removing
+    any left by an invocation that was killed (Lambda keeps /tmp between the invocations of one
+    execution environment, and runs one at a time: whatever is there is stale)."""
+    for stale in work_dir.glob(f"{WORK_PREFIX}*"):
+        logger.warning("stale working directory removed", extra={"directory": stale.name})
+        shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=WORK_PREFIX, dir=work_dir)
 
 
 @dataclass(frozen=True)

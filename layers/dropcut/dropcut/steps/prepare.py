@@ -12,7 +12,6 @@ Finalize, and Stitch makes the output from their edited videos.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from dropcut.aws.storage import input_absence
 from dropcut.errors import ExecutionEnded, InputGone, JobNotReady
 from dropcut.model.jobs import JobRecord, JobStatus, PartRecord
 from dropcut.model.layout import BucketLayout
-from dropcut.model.media_tools import MediaTools, PreparedPart
+from dropcut.model.media_tools import MediaTools, PreparedPart, working_directory
 from dropcut.model.phases import JobPhase
 from dropcut.model.plan import Plan
 from dropcut.observability import logger
@@ -73,7 +72,7 @@ def prepare(deps: PrepareDeps, job_id: str) -> PrepareResult:
         deps.store.update(job_id, {"part_ids": [job_id]})
         return _reuse_paid_work(deps, job_id, [job_id])
     deps.store.move_phase(job_id, JobPhase.PREPARING)
-    with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
+    with working_directory(deps.work_dir) as tmp:
         work = Path(tmp)
         source = work / ("input" + Path(record.key).suffix.lower())
         if (why := input_absence(deps.s3, record.bucket, record.key, record.version)) is not None:

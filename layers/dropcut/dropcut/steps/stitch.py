@@ -9,7 +9,6 @@ and close the job (result manifest, record, event).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
 from dropcut.errors import ExecutionEnded, JobNotReady, MediaUnreadable, ResultInvalid
 from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, PartRecord, is_job_id
 from dropcut.model.layout import BucketLayout
-from dropcut.model.media_tools import MediaTools, StitchedVideo
+from dropcut.model.media_tools import MediaTools, StitchedVideo, working_directory
 from dropcut.model.phases import JobPhase
 from dropcut.model.plan import Plan, PlanKind
 from dropcut.observability import logger, metrics
@@ -91,7 +90,7 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
     store.move_phase(job_id, JobPhase.STITCHING)
     output_key, newer_version = _place(deps, record.key, record.version, record.spec.output_name)
     started = time.time()
-    with tempfile.TemporaryDirectory(dir=deps.work_dir) as tmp:
+    with working_directory(deps.work_dir) as tmp:
         work = Path(tmp)
         before = _download_input(deps, record, work)
         notices = [*record.notices, *_input_gone_notice(record, before)]
