@@ -339,3 +339,13 @@ def test_max_parts_per_job_keeps_its_old_name_as_an_alias(
     for name in ("SubmitFunction", "RetryFunction"):
         env = template["Resources"][name]["Properties"]["Environment"]["Variables"]
         assert str(resolver.resolve(env["MAX_PARTS_PER_JOB"])) == expected, name
+
+
+@pytest.mark.parametrize(
+    ("chroma", "normalized"), [("4:2:0", False), ("4:2:2", True), ("4:4:4", True), (None, False)]
+)
+def test_anything_but_4_2_0_is_converted(chroma: str | None, normalized: bool) -> None:
+    """Issue 26, item 14: an 8-bit 4:2:2 H.264 clip was sent as it is."""
+    planned = plan(chroma=chroma)
+    assert (planned.kind is not PlanKind.AS_IS) == normalized
+    assert any(f"H.264 {chroma} (not 4:2:0)" in reason for reason in planned.reasons) == normalized

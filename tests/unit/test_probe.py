@@ -665,6 +665,23 @@ def test_frame_rate_and_bit_depth_come_from_the_index(tmp_path, sample, codec, f
     assert info.reads == 1  # the clip is smaller than the first read
 
 
+@pytest.mark.parametrize(
+    ("sample", "depth", "chroma"),
+    [
+        ({}, 8, "4:2:0"),
+        ({"pix_fmt": "yuv422p"}, 8, "4:2:2"),  # H.264 High 4:2:2 (profile 122)
+        ({"pix_fmt": "yuv444p"}, 8, "4:4:4"),  # High 4:4:4 Predictive (244): 8 bits, not 10
+        ({"pix_fmt": "yuv420p10le"}, 10, "4:2:0"),
+        ({"codec": "libx265", "pix_fmt": "yuv422p"}, 8, "4:2:2"),
+    ],
+)
+def test_bit_depth_and_chroma_are_read_for_every_profile(tmp_path, sample, depth, chroma):
+    """Issue 26, item 14: an 8-bit H.264 High 4:4:4 clip was reported as 10-bit, and chroma
+    subsampling was never read."""
+    info = probe_file(make_sample_video(tmp_path / "clip", seconds=0.5, audio=False, **sample))
+    assert (info.bit_depth, info.chroma) == (depth, chroma)
+
+
 def test_a_fragmented_file_has_the_rate_its_trex_gives_or_none(media):
     data = media["fragmented"].read_bytes()
     assert probe_bytes(data).frame_rate is None  # FFmpeg leaves trex's default duration 0

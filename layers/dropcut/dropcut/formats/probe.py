@@ -8,6 +8,7 @@ takes three small ranged GETs instead of a download.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,8 @@ class MediaInfo(BaseModel):
     frame_rate: float | None = None
     #: Bits per luma sample (8, 10, ...) from the sample entry's avcC or hvcC; None when unknown.
     bit_depth: int | None = None
+    #: Chroma subsampling ("4:2:0", "4:2:2", "4:4:4", "4:0:0") from avcC or hvcC; None: unknown.
+    chroma: str | None = None
     bytes_read: int
     reads: int
 
@@ -154,6 +157,7 @@ def _media_info(
         audio_codec=index.audio.codec if index.audio is not None else None,
         frame_rate=_frame_rate(video, index),
         bit_depth=video.bit_depth,
+        chroma=video.chroma,
         bytes_read=reader.bytes_read,
         reads=reader.reads,
     )
@@ -348,6 +352,7 @@ class _Track:
     sample_count: int = 0
     stts_duration: int = 0
     bit_depth: int | None = None
+    chroma: str | None = None
 
 
 def _frame_rate(video: _Track, index: _Index) -> float | None:
@@ -625,43 +630,51 @@ def _parse_stsd(moov: bytes, stsd: _Box, file_offset: int, track: _Track) -> Non
         # A visual sample entry: 6 reserved + 2 data-reference + 16 bytes before width, height.
         track.entry_width = fields.uint(8 + 32, 2)
         track.entry_height = fields.uint(8 + 34, 2)
-        try:
-            track.bit_depth = _entry_bit_depth(moov, stsd, file_offset)
-        except NotAVideo:
-            track.bit_depth = None  # a damaged extension box: the depth stays unknown
+        with contextlib.suppress(NotAVideo):  # a damaged extension box: both stay unknown
+            track.bit_depth, track.chroma = _entry_format(moov, stsd, file_offset)
 
 
 #: A visual sample entry's fixed fields after its 8-byte header; its extension boxes follow
 #: (ISO/IEC 14496-12, 12.1.3: reserved, data reference index, sizes, resolution, compressor
 #: name, depth).
 _VISUAL_ENTRY_FIELDS = 78
-#: H.264 profile_idc values whose streams are more than 8 bits deep when avcC does not say:
+#: H.264 profile_idc values whose streams may be more than 8 bits deep when avcC does not say:
 #: High 10, High 4:2:2 and High 4:4:4 Predictive (ITU-T H.264, A.2).
 _AVC_DEEP_PROFILES = frozenset({110, 122, 244})
-#: profile_idc values whose avcC may end with chroma format and bit depths (ISO/IEC 14496-15, 5.3.3.1).
-_AVC_HIGH_PROFILES = frozenset({100, 110, 122, 144})
+#: profile_idc values whose avcC may end with chroma format and bit depths: ISO/IEC 14496-15,
+#: 5.3.3.1 lists 100, 110, 122 and 144; FFmpeg (ff_isom_write_avcc) writes them for every High
+#: profile, 244 (High 4:4:4 Predictive) included, and an 8-bit 4:4:4 clip is common.
+_AVC_HIGH_PROFILES = frozenset({100, 110, 122, 144, 244})
+#: The chroma subsampling without avcC's extension, by profile (ITU-T H.264, A.2): what the
+#: profile allows at most; 4:2:0 for the others.
+_AVC_PROFILE_CHROMA = {122: "4:2:2", 244: "4:4:4"}
+#: chroma_format_idc (H.264 and HEVC alike) as its subsampling.
+_CHROMA_FORMATS = {0: "4:0:0", 1: "4:2:0", 2: "4:2:2", 3: "4:4:4"}
 
 
-def _entry_bit_depth(moov: bytes, stsd: _Box, file_offset: int) -> int | None:
-    """Bits per luma sample from the first sample entry's avcC or hvcC box (None: neither)."""
+def _entry_format(moov: bytes, stsd: _Box, file_offset: int) -> tuple[int | None, str | None]:
+    """Bits per luma sample and chroma subsampling from the first sample entry's avcC or hvcC
+    box ((None, None): neither)."""
     entry = parse_box_header(moov[stsd.payload + 8 : stsd.payload + 24], stsd.payload + 8, stsd.end)
     if entry is None or entry.end > stsd.end or entry.size < 8 + _VISUAL_ENTRY_FIELDS:
-        return None
+        return None, None
     extensions = _Box(
         entry.type, entry.offset + _VISUAL_ENTRY_FIELDS, 8, entry.size - _VISUAL_ENTRY_FIELDS
     )
     for child in _children(moov, extensions, file_offset):
         fields = _Fields(moov, child, file_offset)
         if child.type == b"hvcC":
-            # bitDepthLumaMinus8 in the low 3 bits of byte 17 (ISO/IEC 14496-15, 8.3.3.1.2).
-            return (fields.uint(17, 1) & 0x07) + 8
+            # chromaFormat and bitDepthLumaMinus8 in the low bits of bytes 16 and 17 (ISO/IEC
+            # 14496-15, 8.3.3.1.2).
+            return (fields.uint(17, 1) & 0x07) + 8, _CHROMA_FORMATS[fields.uint(16, 1) & 0x03]
         if child.type == b"avcC":
-            return _avc_bit_depth(fields, child)
-    return None
+            return _avc_format(fields, child)
+    return None, None
 
 
-def _avc_bit_depth(fields: _Fields, avcc: _Box) -> int:
-    """avcC's bit_depth_luma_minus8 + 8 where the box carries it, else by profile_idc."""
+def _avc_format(fields: _Fields, avcc: _Box) -> tuple[int, str]:
+    """avcC's bit_depth_luma_minus8 + 8 and chroma_format_idc where the box carries them, else
+    what profile_idc implies."""
     profile = fields.uint(1, 1)
     at = 6
     for _ in range(fields.uint(5, 1) & 0x1F):  # sequence parameter sets
@@ -671,8 +684,9 @@ def _avc_bit_depth(fields: _Fields, avcc: _Box) -> int:
     for _ in range(pps):
         at += 2 + fields.uint(at, 2)
     if profile in _AVC_HIGH_PROFILES and avcc.payload + at + 2 <= avcc.end:
-        return (fields.uint(at + 1, 1) & 0x07) + 8
-    return 10 if profile in _AVC_DEEP_PROFILES else 8
+        chroma = _CHROMA_FORMATS[fields.uint(at, 1) & 0x03]
+        return (fields.uint(at + 1, 1) & 0x07) + 8, chroma
+    return (10 if profile in _AVC_DEEP_PROFILES else 8), _AVC_PROFILE_CHROMA.get(profile, "4:2:0")
 
 
 def _not_an_mp4(head: bytes, *, whole_file: bool) -> NotAVideo:

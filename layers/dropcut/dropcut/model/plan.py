@@ -259,13 +259,19 @@ def out_of_spec(media: MediaInfo, provider: type[Provider]) -> list[str]:
 
 
 def _format_facts(media: MediaInfo) -> list[str]:
+    """Why the video's coding is not what the model takes as is (H.264 or HEVC, 8 bits, 4:2:0)."""
     codec = media.video_codec or "unknown"
     depth = media.bit_depth
     if codec in H264_CODECS or codec in HEVC_CODECS:
         name = "H.264" if codec in H264_CODECS else "HEVC"
+        facts = []
         if depth is None:
-            return [f"{name} of unknown bit depth"]
-        return [] if depth == 8 else [f"{name} {depth}-bit"]
+            facts.append(f"{name} of unknown bit depth")
+        elif depth != 8:
+            facts.append(f"{name} {depth}-bit")
+        if media.chroma not in (None, "4:2:0"):
+            facts.append(f"{name} {media.chroma} (not 4:2:0)")
+        return facts
     return [f"the video codec '{codec}' is not H.264 or HEVC"]
 
 
