@@ -346,3 +346,36 @@ def with_noise_media_data(path: str | Path, seed: int = 0) -> bytes:
             start = box.offset + box.header_size
             data[start : box.end] = noise.bytes(box.end - start)
     return bytes(data)
+
+
+def make_two_video_tracks(
+    path: str | Path,
+    *,
+    preview: tuple[float, int, int] = (2.0, 320, 240),
+    main: tuple[float, int, int] = (8.0, 720, 720),
+    fps: int = 24,
+) -> Path:
+    """An MP4 whose first video track is a short preview and whose second is the real video
+    (seconds, width, height each), both H.264, as some cameras and editors write them: the
+    real one is the enabled track (tkhd), the one a player plays."""
+    path = Path(path)
+    with av.open(str(path), "w", format="mp4") as out:
+        streams = []
+        for _, width, height in (preview, main):  # every stream before the first packet
+            stream = out.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.options = {"preset": "ultrafast"}
+            streams.append(stream)
+        # The main track is the default (FFmpeg then marks it enabled in tkhd, the preview not).
+        streams[0].disposition = av.stream.Disposition(0)
+        streams[1].disposition = av.stream.Disposition.default
+        for stream, (seconds, width, height) in zip(streams, (preview, main), strict=True):
+            bg = _background(width, height, "bars")
+            for i in range(max(1, round(seconds * fps))):
+                frame = av.VideoFrame.from_ndarray(bg, format="rgb24")
+                frame.pts, frame.time_base = i, Fraction(1, fps)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+    return path

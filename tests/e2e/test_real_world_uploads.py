@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from devstack.local_app import LocalApp
-from devstack.media import fragmented_mp4, make_sample_video, with_display_matrix
+from devstack.media import (
+    fragmented_mp4,
+    make_sample_video,
+    make_two_video_tracks,
+    probe,
+    with_display_matrix,
+)
 from dropcut.model.jobs import job_id_for
 
 APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"Mac OS X        " + bytes(4096 - 24)
@@ -224,3 +230,21 @@ def test_paid_parts_are_kept_when_the_input_is_deleted_before_stitch(app: LocalA
     # One task a part (counted by this test's prompt: an earlier test's job may still run).
     tasks = [t for t in app.simulator.stats()["tasks"] if "[sim:seconds=15]" in t["prompt"]]
     assert len(tasks) == len(job["part_ids"]), tasks
+
+
+def test_a_file_with_a_preview_track_sends_the_video_a_player_plays(app: LocalApp, tmp_path):
+    """Issue 26, item 2: the provider was sent a file's 2 s preview track (and refused it, paid)."""
+    key = "inbox/rw/two-tracks.mp4"
+    app.put(
+        key, make_two_video_tracks(tmp_path / "two.mp4").read_bytes(), metadata={"prompt": "sepia"}
+    )
+    ending = app.wait_for_ending(key, timeout=120)
+    assert ending.succeeded, ending.error
+    plan = ending.result["plan"]
+    assert plan["kind"] == "normalize" and plan["video_track_id"] == 2
+    assert any("2 video tracks" in reason for reason in plan["reasons"])
+    output = tmp_path / "out.mp4"
+    app.s3.download_file(app.bucket, ending.output_key, str(output))
+    assert probe(output)["duration"] == pytest.approx(
+        8.0, abs=0.1
+    )  # the real video, not the preview

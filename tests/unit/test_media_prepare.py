@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.media import make_faststart_copy, make_sample_video
+from devstack.media import make_faststart_copy, make_sample_video, make_two_video_tracks
 from devstack.media_samples import by_second, frames, make_colour_clip, nearest_index, shots
 from dropcut_media.errors import MediaPlanInvalid, MediaUnreadable
 from dropcut_media.inspect import describe
@@ -361,3 +361,11 @@ def test_every_decoded_picture_is_held_to_the_bounds_whatever_the_index_said(tmp
         clip, _equal_cuts(1, 1), _target(), tmp_path / "ok", bounds=DecodeBounds(320, 76_800)
     )
     assert len(fits) == 1
+
+
+def test_prepare_reads_the_video_track_it_is_told(tmp_path):
+    two = make_two_video_tracks(tmp_path / "two.mp4")  # a 2 s preview, then the 8 s video
+    (part,) = prepare_video(two, _equal_cuts(8, 1), _target(), tmp_path / "parts", video_track_id=2)
+    assert describe(part.path)["duration_seconds"] == pytest.approx(8.0, abs=0.05)
+    with pytest.raises(MediaUnreadable, match="no video track with the ID 7"):
+        prepare_video(two, _equal_cuts(8, 1), _target(), tmp_path / "none", video_track_id=7)

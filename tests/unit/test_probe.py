@@ -22,6 +22,7 @@ from devstack.media import (
     make_sample_image,
     make_sample_mov,
     make_sample_video,
+    make_two_video_tracks,
     pad_mdat,
     probe,
     top_level_boxes,
@@ -707,3 +708,33 @@ def test_a_damaged_codec_configuration_leaves_the_depth_unknown(media):
     # an avcC that claims more bytes than its sample entry holds: still a video, depth unknown
     overrun = data[: at - 4] + (cut + 64).to_bytes(4, "big") + data[at:]
     assert probe_bytes(overrun).bit_depth is None
+
+
+# --- several video tracks ----------------------------------------------------------------------
+
+
+def _with_tkhd_enabled(data: bytes, enabled: list[bool]) -> bytes:
+    """`data` with each track's tkhd track_enabled flag set as `enabled` says, in track order."""
+    patched, at = bytearray(data), 0
+    for flag in enabled:
+        at = patched.index(b"tkhd", at) + 4
+        flags = int.from_bytes(patched[at + 1 : at + 4], "big")
+        patched[at + 1 : at + 4] = (flags | 1 if flag else flags & ~1).to_bytes(3, "big")
+    return bytes(patched)
+
+
+@pytest.mark.parametrize(
+    ("enabled", "chosen", "size"),
+    [
+        (None, 2, (720, 720)),  # as written: the real video is the enabled track
+        ([True, True], 2, (720, 720)),  # both enabled: the longest
+        ([True, False], 1, (320, 240)),  # a player plays the enabled preview
+    ],
+)
+def test_the_video_track_described_is_the_one_a_player_plays(tmp_path, enabled, chosen, size):
+    """Issue 26, item 2: a file whose first video track is a 2 s preview was sent as that."""
+    data = make_two_video_tracks(tmp_path / "two.mp4").read_bytes()
+    if enabled is not None:
+        data = _with_tkhd_enabled(data, enabled)
+    info = probe_bytes(data)
+    assert (info.video_tracks, info.video_track_id, (info.width, info.height)) == (2, chosen, size)

@@ -52,6 +52,18 @@ def open_input(path: Path) -> Iterator[InputContainer]:
         container.close()
 
 
+def main_video(container: InputContainer, track_id: int | None = None) -> VideoStream:
+    """The video stream to read: the one whose MP4 track ID is `track_id` (the probe's choice of
+    the track a player plays), else the first. MediaUnreadable when no stream has that ID."""
+    if track_id is None:
+        return container.streams.video[0]
+    for stream in container.streams.video:
+        if stream.id == track_id:
+            stream.thread_type = "AUTO"
+            return stream
+    raise MediaUnreadable(f"the video has no video track with the ID {track_id}")
+
+
 def fraction(value: AVRational | Fraction | int) -> Fraction:
     """An FFmpeg rational (a time base, a frame rate) as an exact Fraction: PyAV hands back
     Fractions at run time, its type stubs say AVRational."""

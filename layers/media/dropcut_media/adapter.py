@@ -54,6 +54,7 @@ class PyAvMediaTools:
                 out_dir,
                 keep_audio=keep_audio,
                 bounds=DecodeBounds(MAX_DECODED_SIDE, MAX_DECODED_PIXELS),
+                video_track_id=plan.video_track_id,
             )
         except MediaError as error:
             raise MediaUnreadable(str(error)) from None

@@ -39,6 +39,7 @@ from dropcut_media._av import (
     audio_rate,
     exact_rate,
     fraction,
+    main_video,
     mux,
     open_input,
     release_memory,
@@ -125,6 +126,7 @@ def prepare_video(
     max_part_seconds: float = 10.0,
     keep_audio: bool = True,
     bounds: DecodeBounds | None = None,
+    video_track_id: int | None = None,
 ) -> list[PreparedPart]:
     """Write one MP4 per cut into ``out_dir`` (``part-000.mp4``, ...) and describe them, in order.
 
@@ -136,6 +138,8 @@ def prepare_video(
     ``max_part_seconds`` (the model's 3-10 s, providers/README.md "The model's own limits").
 
     ``bounds``: every decoded picture is checked against them (its real size: an index may lie).
+    ``video_track_id``: the MP4 track ID of the video to read (a file with several video tracks:
+    the one a player plays); None: the first video track.
 
     Raises MediaUnreadable (not a video, nothing decodes, a picture past ``bounds``) and
     MediaPlanInvalid (no cuts, cuts out of order or overlapping, a cut that starts after the
@@ -146,7 +150,7 @@ def prepare_video(
     target = replace(target, fps=exact_rate(target.fps))
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_input(source) as container:
-        video = container.streams.video[0]
+        video = main_video(container, video_track_id)
         duration = stream_duration(video)
         if duration is None and container.duration is not None:
             duration = Fraction(container.duration, av.time_base)
@@ -154,12 +158,15 @@ def prepare_video(
         if scene_window_seconds > 0 and len(spans) > 1:
             _move_to_scene_cuts(
                 container,
+                video,
                 spans,
                 target.fps,
                 Fraction(scene_window_seconds),
                 (Fraction(min_part_seconds), Fraction(max_part_seconds)),
             )
-        encoder = _Encoder(container, spans, target, out_dir, keep_audio=keep_audio, bounds=bounds)
+        encoder = _Encoder(
+            container, video, spans, target, out_dir, keep_audio=keep_audio, bounds=bounds
+        )
         try:
             encoder.run()
         except BaseException:
@@ -246,12 +253,11 @@ def _small_picture(frame: VideoFrame) -> Image.Image:
 
 
 def scene_cuts(
-    container: InputContainer, low: Fraction, high: Fraction
+    container: InputContainer, video: VideoStream, low: Fraction, high: Fraction
 ) -> list[tuple[Fraction, float]]:
     """(time, score) of each frame in [low, high] seconds that differs from the frame before by at
     least SCENE_THRESHOLD: the first frame of a new shot. Seeks to the keyframe before ``low``
     and decodes only to ``high`` (the caller's window)."""
-    video = container.streams.video[0]
     clock = FrameClock(video)
     seek_to = max(Fraction(0), low - 1)
     container.seek(
@@ -276,6 +282,7 @@ def scene_cuts(
 
 def _move_to_scene_cuts(
     container: InputContainer,
+    video: VideoStream,
     spans: list[_Span],
     fps: Fraction,
     window: Fraction,
@@ -288,7 +295,7 @@ def _move_to_scene_cuts(
         if left.end != right.start or left.total != left.end - left.start:
             continue  # not contiguous, or padded: nothing to move
         nominal = Fraction(left.end) / fps
-        candidates = scene_cuts(container, nominal - window, nominal + window)
+        candidates = scene_cuts(container, video, nominal - window, nominal + window)
         best: int | None = None
         for when, _score in sorted(candidates, key=lambda c: (-c[1], abs(c[0] - nominal))):
             frame = math.ceil(when * fps)  # the first grid frame that shows the new shot
@@ -426,6 +433,7 @@ class _Encoder:
     def __init__(
         self,
         container: InputContainer,
+        video: VideoStream,
         spans: list[_Span],
         target: Target,
         out_dir: Path,
@@ -438,7 +446,7 @@ class _Encoder:
         self.spans = spans
         self.target = target
         self.fps = target.fps
-        self.video = container.streams.video[0]
+        self.video = video
         self.audio_in = (
             container.streams.audio[0] if keep_audio and container.streams.audio else None
         )

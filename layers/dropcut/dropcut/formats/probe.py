@@ -62,6 +62,10 @@ class MediaInfo(BaseModel):
     bit_depth: int | None = None
     #: Chroma subsampling ("4:2:0", "4:2:2", "4:4:4", "4:0:0") from avcC or hvcC; None: unknown.
     chroma: str | None = None
+    #: How many video tracks the file has, and the track ID (tkhd) of the one described here:
+    #: the one a player plays (enabled, then the longest, then the largest).
+    video_tracks: int = 1
+    video_track_id: int | None = None
     bytes_read: int
     reads: int
 
@@ -158,6 +162,8 @@ def _media_info(
         frame_rate=_frame_rate(video, index),
         bit_depth=video.bit_depth,
         chroma=video.chroma,
+        video_tracks=sum(1 for track in index.tracks if track.handler == b"vide"),
+        video_track_id=video.track_id or None,
         bytes_read=reader.bytes_read,
         reads=reader.reads,
     )
@@ -339,6 +345,8 @@ def _read_box(reader: _CountingReader, head: bytes, box: _Box) -> bytes:
 class _Track:
     handler: bytes | None = None
     track_id: int = 0
+    #: tkhd's track_enabled flag: a disabled track is not played.
+    enabled: bool = True
     timescale: int = 0
     codec: str | None = None
     tkhd_width: int = 0
@@ -353,6 +361,11 @@ class _Track:
     stts_duration: int = 0
     bit_depth: int | None = None
     chroma: str | None = None
+
+
+def _played_first(track: _Track) -> tuple[bool, float, int]:
+    seconds = track.media_duration / track.timescale if track.timescale else 0.0
+    return track.enabled, seconds, track.tkhd_width * track.tkhd_height
 
 
 def _frame_rate(video: _Track, index: _Index) -> float | None:
@@ -379,7 +392,10 @@ class _Index:
 
     @property
     def video(self) -> _Track | None:
-        return next((t for t in self.tracks if t.handler == b"vide"), None)
+        """The video track a player plays: an enabled one, then the longest, then the largest
+        (the first of equals); a file's preview or alternate angle is another track."""
+        videos = [t for t in self.tracks if t.handler == b"vide"]
+        return max(videos, key=_played_first, default=None)
 
     @property
     def audio(self) -> _Track | None:
@@ -568,6 +584,7 @@ def _parse_trak(moov: bytes, trak: _Box, file_offset: int) -> _Track:
             # on the version
             at = 88 if fields.uint(0, 1) == 1 else 76
             track.track_id = fields.uint(20 if fields.uint(0, 1) == 1 else 12, 4)
+            track.enabled = bool(fields.uint(1, 3) & 0x000001)
             track.tkhd_width = round(fields.uint(at, 4) / 65536)
             track.tkhd_height = round(fields.uint(at + 4, 4) / 65536)
             # The display matrix {a, b, u, c, d, v, x, y, w} precedes them; a = cos, b = sin

@@ -120,6 +120,9 @@ class Plan(BaseModel):
     billing: str = ""
     #: REFUSE: every reason, as the refusal report shows them.
     problems: list[Problem] = []
+    #: The input's video track Prepare reads (its tkhd track ID) when the file has several: the
+    #: one a player plays (dropcut.formats.probe); None: the only one.
+    video_track_id: int | None = None
 
     @property
     def needs_prepare(self) -> bool:
@@ -228,13 +231,21 @@ def plan_video(
     if target is None:
         return _refused(media, provider, size_problems)
     facts = out_of_spec(media, provider)
-    return _choose(media, provider, facts, target, max_parts=max_parts, normalize=normalize)
+    chosen = _choose(media, provider, facts, target, max_parts=max_parts, normalize=normalize)
+    if media.video_tracks > 1:
+        return chosen.model_copy(update={"video_track_id": media.video_track_id})
+    return chosen
 
 
 def out_of_spec(media: MediaInfo, provider: type[Provider]) -> list[str]:
     """Every fact of the video outside the model's limits or the provider's size cap, in plain
     English (duration aside: splitting and padding answer that)."""
     facts = _format_facts(media)
+    if media.video_tracks > 1:
+        facts.append(
+            f"{media.video_tracks} video tracks: the one a player plays (track "
+            f"{media.video_track_id}) is sent alone"
+        )
     if media.rotation:
         facts.append(f"rotated {media.rotation} degrees")
     if media.width and media.height:
