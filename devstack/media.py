@@ -62,9 +62,11 @@ def make_sample_video(
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     container: str = "mp4",
+    audio_codec: str = "aac",
 ) -> Path:
     """Write a real H.264 (+ AAC sine tone) MP4 with colourful moving content; `codec` "libx265"
-    with `pix_fmt` "yuv420p10le" writes a 10-bit HEVC, `container` "mov" a QuickTime file."""
+    with `pix_fmt` "yuv420p10le" writes a 10-bit HEVC, `container` "mov" a QuickTime file,
+    "matroska" an MKV, "webm" (with `codec` "libvpx-vp9", `audio_codec` "libopus") a WebM."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     width -= width % 2
@@ -78,11 +80,13 @@ def make_sample_video(
         vs.height = height
         vs.pix_fmt = pix_fmt
         vs.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        if codec.startswith("libvpx"):
+            vs.options = {"deadline": "realtime", "cpu-used": "8"}
         if codec == "libx265":
             vs.options = {**vs.options, "x265-params": "log-level=error"}
         as_ = None
         if audio:
-            as_ = out.add_stream("aac", rate=TONE_RATE, layout="mono")
+            as_ = out.add_stream(audio_codec, rate=TONE_RATE, layout="mono")
         for i in range(n_frames):
             img = bg.copy()
             t = i / fps

@@ -134,7 +134,9 @@ def _videos(paths: list[Path]) -> list[Path]:
         else:
             videos.append(path)
     if not videos:
-        raise context.usage("no video to upload (.mp4 or .mov files, or folders holding them)")
+        raise context.usage(
+            "no video to upload (.mp4, .mov, .mkv or .webm files, or folders holding them)"
+        )
     names = [video.name for video in videos]
     if twice := sorted({name for name in names if names.count(name) > 1}):
         raise context.usage(f"two videos named {twice[0]}: each goes to inbox/<prefix>/<name>")

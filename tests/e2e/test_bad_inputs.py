@@ -150,7 +150,12 @@ CASES = [
     # Refused by the plan (dropcut.model.plan): too short even to pad. (A video over the provider's
     # 100 MB is no longer refused: the plan normalizes it, tests/unit/test_plan.py.)
     BadInput("video-too-short", "blink", ("video", "the video is 0.2")),
-    BadInput("not-mp4-or-mov-name", "clip", ("key", "not a .mp4 or .mov"), extension=".avi"),
+    BadInput(
+        "not-mp4-or-mov-name",
+        "clip",
+        ("key", "not named as a video dropcut reads"),
+        extension=".avi",
+    ),
 ]
 
 

@@ -248,3 +248,35 @@ def test_a_file_with_a_preview_track_sends_the_video_a_player_plays(app: LocalAp
     assert probe(output)["duration"] == pytest.approx(
         8.0, abs=0.1
     )  # the real video, not the preview
+
+
+@pytest.mark.parametrize(
+    ("name", "sample", "seconds"),
+    [
+        ("obs.mkv", {"container": "matroska", "audio_codec": "libopus"}, 5.0),  # H.264 + Opus
+        (
+            "browser.webm",
+            {"container": "webm", "codec": "libvpx-vp9", "audio_codec": "libopus"},
+            12.0,
+        ),
+    ],
+)
+def test_matroska_and_webm_come_back_edited_with_their_audio(
+    app: LocalApp, tmp_path, name, sample, seconds
+):
+    """Issue 26, item 1: an OBS recording and a browser's WebM were refused ("upload an MP4 or
+    MOV"); they are converted by Prepare (the WebM is split: Stitch lays its Opus audio under
+    the joined parts)."""
+    key = f"inbox/rw/containers/{name}"
+    video = make_sample_video(tmp_path / name, seconds=seconds, width=640, height=360, **sample)
+    app.put_manifest(key, {"prompt": "sepia", "keep_audio": True})
+    app.put(key, video.read_bytes())
+    ending = app.wait_for_ending(key, timeout=180)
+    assert ending.succeeded, ending.error
+    assert ending.output_key == f"outbox/rw/containers/{Path(name).stem}.edited.mp4"
+    assert any("converted to MP4" in reason for reason in ending.result["plan"]["reasons"])
+    output = tmp_path / "out.mp4"
+    app.s3.download_file(app.bucket, ending.output_key, str(output))
+    facts = probe(output)
+    assert facts["has_audio"] and facts["video_codec"] == "h264"
+    assert facts["duration"] == pytest.approx(seconds, abs=0.15)

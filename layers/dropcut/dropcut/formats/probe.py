@@ -40,7 +40,7 @@ class MediaInfo(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    container: Literal["mp4", "mov"]
+    container: Literal["mp4", "mov", "mkv", "webm"]
     brand: str
     size_bytes: int
     duration_seconds: float | None

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from dropcut.providers.base import IMAGE_SUFFIXES
 
-#: Video containers the model takes (Kling O1 edit: MP4 or MOV; docs/providers.md, "The model's own limits").
-VIDEO_SUFFIXES = (".mp4", ".mov")
+#: The containers dropcut reads: MP4 and MOV as the model takes them (Kling O1 edit: docs/providers.md,
+#: "The model's own limits"), Matroska and WebM converted to MP4 by Prepare.
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
 MANIFEST_SUFFIX = ".json"
 PRESET_NAME = "_preset.json"
 OUTPUT_SUFFIX = ".edited.mp4"

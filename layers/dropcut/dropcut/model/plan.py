@@ -241,6 +241,10 @@ def out_of_spec(media: MediaInfo, provider: type[Provider]) -> list[str]:
     """Every fact of the video outside the model's limits or the provider's size cap, in plain
     English (duration aside: splitting and padding answer that)."""
     facts = _format_facts(media)
+    if media.container in ("mkv", "webm"):
+        facts.append(
+            f"a {'WebM' if media.container == 'webm' else 'Matroska (MKV)'} file: converted to MP4"
+        )
     if media.video_tracks > 1:
         facts.append(
             f"{media.video_tracks} video tracks: the one a player plays (track "

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 from dropcut.aws.storage import head_or_none, s3_range_reader
 from dropcut.errors import Problem
 from dropcut.formats.file_kinds import IMAGE_SNIFF_BYTES, sniff_image
+from dropcut.formats.matroska import probe_matroska
 from dropcut.formats.probe import MediaInfo, NotAVideo, RangeReader, probe_video
 from dropcut.model.jobs import JobSpec
-from dropcut.model.layout import is_video_key
+from dropcut.model.layout import VIDEO_SUFFIXES, is_video_key
 from dropcut.model.media_limits import decode_problems
 from dropcut.model.plan import duration_notice
 from dropcut.providers import Provider
@@ -67,17 +68,29 @@ def check_input(
 
 
 def video_name_problems(name: str) -> list[Problem]:
-    """A video must be named .mp4 or .mov (any case): the containers the model takes."""
+    """A video must be named as one of the containers dropcut reads (VIDEO_SUFFIXES, any case)."""
     if is_video_key(name):
         return []
+    names = ", ".join(VIDEO_SUFFIXES)
     return [
         Problem(
             "key",
-            "the file is not a .mp4 or .mov video",
-            "mp4 or mov",
-            "Upload an MP4 or MOV video, named .mp4 or .mov.",
+            f"the file is not named as a video dropcut reads ({names})",
+            names,
+            "Upload an MP4, MOV, MKV or WebM video, named as such.",
         )
     ]
+
+
+def _probe(read: RangeReader, size: int) -> MediaInfo:
+    """The video's facts from its index: MP4/MOV (dropcut.formats.probe), or Matroska/WebM
+    (dropcut.formats.matroska), which the MP4 probe names by its first bytes."""
+    try:
+        return probe_video(read, size)
+    except NotAVideo as exc:
+        if exc.detected in ("mkv", "webm"):
+            return probe_matroska(read, size)
+        raise
 
 
 def check_video(read: RangeReader, size: int, provider: type[Provider]) -> InputCheck:
@@ -88,13 +101,13 @@ def check_video(read: RangeReader, size: int, provider: type[Provider]) -> Input
     notices: list[str] = []
     media: MediaInfo | None = None
     try:
-        media = probe_video(read, size)
+        media = _probe(read, size)
     except NotAVideo as exc:
         problems.append(
             Problem(
                 "video",
                 str(exc),
-                "an MP4 or MOV video (checked by its content, not its name)",
+                "an MP4, MOV, MKV or WebM video (checked by its content, not its name)",
                 _NOT_A_VIDEO_HINTS.get(exc.detected or "", _CONVERT_HINT),
             )
         )
