@@ -369,3 +369,18 @@ def test_prepare_reads_the_video_track_it_is_told(tmp_path):
     assert describe(part.path)["duration_seconds"] == pytest.approx(8.0, abs=0.05)
     with pytest.raises(MediaUnreadable, match="no video track with the ID 7"):
         prepare_video(two, _equal_cuts(8, 1), _target(), tmp_path / "none", video_track_id=7)
+
+
+def test_the_scene_cut_search_holds_its_pictures_to_the_bounds_too(tmp_path):
+    """It decodes around each boundary before the parts are written (a split's usual path)."""
+    from dropcut_media._av import open_input
+    from dropcut_media.prepare import scene_cuts
+
+    clip = make_sample_video(tmp_path / "clip.mp4", seconds=6.0, width=320, height=240)
+    with open_input(clip) as container:
+        video = container.streams.video[0]
+        assert (
+            scene_cuts(container, video, Fraction(2), Fraction(4), DecodeBounds(320, 76_800)) == []
+        )
+        with pytest.raises(MediaUnreadable, match="a decoded picture is 320x240"):
+            scene_cuts(container, video, Fraction(2), Fraction(4), DecodeBounds(300, 10**6))

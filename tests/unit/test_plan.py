@@ -354,5 +354,8 @@ def test_anything_but_4_2_0_is_converted(chroma: str | None, normalized: bool) -
 def test_a_file_with_several_video_tracks_sends_the_played_one_alone() -> None:
     planned = plan(video_tracks=2, video_track_id=2)
     assert planned.kind is PlanKind.NORMALIZE and planned.video_track_id == 2
-    assert "2 video tracks: the one a player plays (track 2) is sent alone" in planned.reasons
+    assert (
+        "2 video tracks (track 2 is the one a player plays, and the one converted)"
+        in planned.reasons
+    )
     assert plan().video_track_id is None

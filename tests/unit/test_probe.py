@@ -738,3 +738,4 @@ def test_the_video_track_described_is_the_one_a_player_plays(tmp_path, enabled, 
         data = _with_tkhd_enabled(data, enabled)
     info = probe_bytes(data)
     assert (info.video_tracks, info.video_track_id, (info.width, info.height)) == (2, chosen, size)
+    assert info.duration_seconds == pytest.approx(8.0 if chosen == 2 else 2.0)  # its own length

@@ -267,3 +267,21 @@ def test_the_templates_defaults_give_the_link_the_whole_deadline():
         parameters["PresignExpirySeconds"]["MaxValue"]
         >= parameters["JobDeadlineSeconds"]["MaxValue"]
     )
+
+
+def test_a_new_task_for_a_paid_part_goes_on_without_the_input(job, start, media_bucket):
+    """A part whose task failed after the input was deleted is sent from its own video under
+    work/: stopping there would throw away the job's other paid parts."""
+    store, _, job_id = job
+    store.update(
+        job_id,
+        {
+            "source_key": "work/job/part-001.mp4",
+            "source_version": "w1",
+            "failed_tasks": [{"task_id": "task-unified-0-failed", "credits": 1.0}],
+        },
+    )
+    media_bucket.delete_object(Bucket="media", Key="inbox/a.mp4")
+    provider = FakeProvider(CREATED)
+    assert start(provider).task_id == CREATED.task_id
+    assert "work/job/part-001.mp4" in provider.requests[0].video_url

@@ -263,7 +263,7 @@ def test_stitch_keeps_paid_parts_whose_input_was_deleted(job, media_bucket, sett
 def test_a_part_whose_edit_does_not_decode_fails_the_job_and_is_not_reused(
     job, media_bucket, settings, tmp_path
 ):
-    from dropcut.errors import ResultInvalid
+    from dropcut.errors import ResultUndecodable
     from dropcut.services.parts import reusable_result
 
     store, job_id = job(SPLIT)
@@ -271,7 +271,7 @@ def test_a_part_whose_edit_does_not_decode_fails_the_job_and_is_not_reused(
     units = prepare(_prepare_deps(store, media_bucket, settings, media, tmp_path), job_id).part_ids
     for index, unit in enumerate(units):
         _edited(store, media_bucket, settings, unit, job_id, b"noise" if index == 2 else b"e")
-    with pytest.raises(ResultInvalid, match=f"{units[2]} .* does not decode"):
+    with pytest.raises(ResultUndecodable, match=f"{units[2]} .* does not decode"):
         stitch(_stitch_deps(store, media_bucket, settings, media, tmp_path), job_id)
     assert media_bucket.list_objects_v2(Bucket="media", Prefix="outbox/")["KeyCount"] == 0
     broken = store.require(units[2])

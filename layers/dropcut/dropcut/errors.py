@@ -198,6 +198,17 @@ class ResultInvalid(DropcutError):
     )
 
 
+class ResultUndecodable(ResultInvalid):
+    """A part's edited video has valid MP4 boxes but its pictures do not decode (Stitch checks
+    before anything reaches the outbox). The part's edit is set aside; the others are kept."""
+
+    advice = (
+        "The provider returned a video whose pictures do not decode (see the message); the task "
+        "is likely billed. dropcut retry <job id> --yes pays for a new task for that part alone "
+        "and re-uses every other part already edited."
+    )
+
+
 class ResultUrlRefused(DropcutError):
     """The result URL is not https or points at a private address; dropcut will not fetch it."""
 

@@ -159,6 +159,7 @@ def prepare_video(
             _move_to_scene_cuts(
                 container,
                 video,
+                bounds,
                 spans,
                 target.fps,
                 Fraction(scene_window_seconds),
@@ -253,7 +254,11 @@ def _small_picture(frame: VideoFrame) -> Image.Image:
 
 
 def scene_cuts(
-    container: InputContainer, video: VideoStream, low: Fraction, high: Fraction
+    container: InputContainer,
+    video: VideoStream,
+    low: Fraction,
+    high: Fraction,
+    bounds: DecodeBounds | None = None,
 ) -> list[tuple[Fraction, float]]:
     """(time, score) of each frame in [low, high] seconds that differs from the frame before by at
     least SCENE_THRESHOLD: the first frame of a new shot. Seeks to the keyframe before ``low``
@@ -266,6 +271,8 @@ def scene_cuts(
     found: list[tuple[Fraction, float]] = []
     previous: Image.Image | None = None
     for frame in container.decode(video):
+        if bounds is not None:
+            bounds.check(frame)
         now = clock.time(frame)
         if now > high:
             break
@@ -283,6 +290,7 @@ def scene_cuts(
 def _move_to_scene_cuts(
     container: InputContainer,
     video: VideoStream,
+    bounds: DecodeBounds | None,
     spans: list[_Span],
     fps: Fraction,
     window: Fraction,
@@ -295,7 +303,7 @@ def _move_to_scene_cuts(
         if left.end != right.start or left.total != left.end - left.start:
             continue  # not contiguous, or padded: nothing to move
         nominal = Fraction(left.end) / fps
-        candidates = scene_cuts(container, video, nominal - window, nominal + window)
+        candidates = scene_cuts(container, video, nominal - window, nominal + window, bounds)
         best: int | None = None
         for when, _score in sorted(candidates, key=lambda c: (-c[1], abs(c[0] - nominal))):
             frame = math.ceil(when * fps)  # the first grid frame that shows the new shot

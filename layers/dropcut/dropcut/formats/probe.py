@@ -154,7 +154,7 @@ def _media_info(
         container="mov" if brand is None or brand == b"qt  " else "mp4",
         brand=(brand or b"").decode("latin-1").strip(),
         size_bytes=size,
-        duration_seconds=index.duration_seconds,
+        duration_seconds=_duration(video, index),
         width=width or None,
         height=height or None,
         video_codec=video.codec,
@@ -361,6 +361,15 @@ class _Track:
     stts_duration: int = 0
     bit_depth: int | None = None
     chroma: str | None = None
+
+
+def _duration(video: _Track, index: _Index) -> float | None:
+    """The movie's duration (mvhd: its longest track), or the chosen video track's own (mdhd)
+    when the file has several video tracks."""
+    videos = sum(1 for track in index.tracks if track.handler == b"vide")
+    if videos > 1 and video.timescale and video.media_duration:
+        return video.media_duration / video.timescale
+    return index.duration_seconds
 
 
 def _played_first(track: _Track) -> tuple[bool, float, int]:
@@ -657,14 +666,14 @@ def _parse_stsd(moov: bytes, stsd: _Box, file_offset: int, track: _Track) -> Non
 _VISUAL_ENTRY_FIELDS = 78
 #: H.264 profile_idc values whose streams may be more than 8 bits deep when avcC does not say:
 #: High 10, High 4:2:2 and High 4:4:4 Predictive (ITU-T H.264, A.2).
-_AVC_DEEP_PROFILES = frozenset({110, 122, 244})
+_AVC_DEEP_PROFILES = frozenset({44, 110, 122, 244})
 #: profile_idc values whose avcC may end with chroma format and bit depths: ISO/IEC 14496-15,
-#: 5.3.3.1 lists 100, 110, 122 and 144; FFmpeg (ff_isom_write_avcc) writes them for every High
-#: profile, 244 (High 4:4:4 Predictive) included, and an 8-bit 4:4:4 clip is common.
-_AVC_HIGH_PROFILES = frozenset({100, 110, 122, 144, 244})
+#: 5.3.3.1 lists 100, 110, 122 and 144; FFmpeg (ff_isom_write_avcc) writes them for every
+#: profile but 66, 77 and 88: 44 (CAVLC 4:4:4 Intra) and 244 (High 4:4:4 Predictive) too.
+_AVC_HIGH_PROFILES = frozenset({44, 100, 110, 122, 144, 244})
 #: The chroma subsampling without avcC's extension, by profile (ITU-T H.264, A.2): what the
 #: profile allows at most; 4:2:0 for the others.
-_AVC_PROFILE_CHROMA = {122: "4:2:2", 244: "4:4:4"}
+_AVC_PROFILE_CHROMA = {44: "4:4:4", 122: "4:2:2", 244: "4:4:4"}
 #: chroma_format_idc (H.264 and HEVC alike) as its subsampling.
 _CHROMA_FORMATS = {0: "4:0:0", 1: "4:2:0", 2: "4:2:2", 3: "4:4:4"}
 

@@ -247,8 +247,8 @@ def out_of_spec(media: MediaInfo, provider: type[Provider]) -> list[str]:
         )
     if media.video_tracks > 1:
         facts.append(
-            f"{media.video_tracks} video tracks: the one a player plays (track "
-            f"{media.video_track_id}) is sent alone"
+            f"{media.video_tracks} video tracks (track {media.video_track_id} is the one a "
+            "player plays, and the one converted)"
         )
     if media.rotation:
         facts.append(f"rotated {media.rotation} degrees")

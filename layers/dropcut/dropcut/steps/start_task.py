@@ -189,7 +189,12 @@ def _unless_misconfigured(deps: StartTaskDeps) -> None:
 
 def _unless_input_gone(deps: StartTaskDeps, record: PartRecord) -> None:
     """Raise InputGone when the job's input (its version) was deleted while the job waited:
-    the provider would fetch nothing, or edit a video its owner took back, and bill it."""
+    the provider would fetch nothing, or edit a video its owner took back, and bill it. A new
+    task for a part whose task failed (TaskRetries) goes on: its job was paid for already, and
+    the part is sent from its own video under work/ (the input's deletion must not throw the
+    other parts' paid edits away)."""
+    if record.failed_tasks and record.source_key:
+        return
     why = input_absence(deps.s3, record.bucket, record.key, record.version)
     if why is not None:
         raise InputGone(

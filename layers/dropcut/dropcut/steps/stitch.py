@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from dropcut.aws.job_events import JobEvents, JobEventType
 from dropcut.aws.job_store import JobStore
 from dropcut.aws.storage import head_or_none, put_json, version_of
 from dropcut.bounded_json import BoundedJsonError, parse_bounded_json
-from dropcut.errors import ExecutionEnded, JobNotReady, MediaUnreadable, ResultInvalid
+from dropcut.errors import ExecutionEnded, JobNotReady, MediaUnreadable, ResultUndecodable
 from dropcut.model.jobs import JobRecord, JobSpec, JobStatus, PartRecord, is_job_id
 from dropcut.model.layout import BucketLayout
 from dropcut.model.media_tools import MediaTools, StitchedVideo, working_directory
@@ -65,7 +66,7 @@ def stitch(deps: StitchDeps, job_id: str) -> StitchResult:
     """Store the job's output and close it; a retry after success returns the stored result.
 
     Raises ExecutionEnded (the job already ended with a report), JobNotReady (a part has no
-    edited video: a bug), ResultInvalid (an edited part's first pictures do not decode: the
+    edited video: a bug), ResultUndecodable (an edited part's first pictures do not decode: the
     provider's result was not a video), MediaUnreadable (the parts cannot be joined) and AWS
     errors.
     """
@@ -167,7 +168,7 @@ def _make_output(
 ) -> tuple[Path, StitchedVideo | None]:
     """The output video on local disk, and how it was made (None: the one edited video as is).
     A split job that keeps audio gets the input's (`before`), when the input is still there.
-    Each edited video's first pictures must decode (raises ResultInvalid)."""
+    Each edited video's first pictures must decode (raises ResultUndecodable)."""
     local = []
     for index, part in enumerate(parts):
         path = work / f"edited-{index:02d}.mp4"
@@ -186,7 +187,7 @@ def _make_output(
 
 
 def _check_decodes(deps: StitchDeps, part: PartRecord, path: Path) -> None:
-    """Raise ResultInvalid when the part's edited video does not decode (valid MP4 boxes around
+    """Raise ResultUndecodable when the part's edited video does not decode (valid MP4 boxes around
     media data that is not a picture). The edit is set aside first: a retry pays for a new task
     for this part instead of re-using it (dropcut.services.parts.reusable_result)."""
     try:
@@ -197,7 +198,7 @@ def _check_decodes(deps: StitchDeps, part: PartRecord, path: Path) -> None:
             part.job_id,
             {"edited_key": None, "task_state": TaskState.FAILED.value, "result_copy_error": why},
         )
-        raise ResultInvalid(why) from None
+        raise ResultUndecodable(why) from None
 
 
 def _download_input(deps: StitchDeps, record: JobRecord, work: Path) -> Path | None:
@@ -207,9 +208,14 @@ def _download_input(deps: StitchDeps, record: JobRecord, work: Path) -> Path | N
         logger.warning("the input version is gone: the output is made without it")
         return None
     path = work / ("input" + Path(record.key).suffix.lower())
-    deps.s3.download_file(
-        record.bucket, record.key, str(path), ExtraArgs={"VersionId": record.version}
-    )
+    try:
+        deps.s3.download_file(
+            record.bucket, record.key, str(path), ExtraArgs={"VersionId": record.version}
+        )
+    except ClientError as error:  # deleted between the HEAD and the GET
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion"):
+            return None
+        raise
     return path
 
 
