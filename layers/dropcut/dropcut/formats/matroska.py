@@ -120,13 +120,17 @@ def _header(head: bytes) -> tuple[str, _Element]:
     elements = _elements(head, 0, len(head))
     ebml = next(elements, None)
     if ebml is None or ebml[0] != _EBML:
-        raise NotAVideo("the file is damaged: its EBML header is unreadable", detected="truncated")
+        raise NotAVideo(
+            "the Matroska/WebM file is damaged: its EBML header is unreadable", detected="truncated"
+        )
     doc_type = next((_text(head, e) for e in _elements(head, ebml[1], ebml[2]) if e[0] == _DOC_TYPE), "")  # fmt: skip
     if doc_type not in ("matroska", "webm"):
         raise NotAVideo(f"the file is an EBML document of type {doc_type!r}, not a video")
     segment = next((e for e in elements if e[0] == _SEGMENT), None)
     if segment is None:
-        raise NotAVideo("the file is truncated: it has no Matroska Segment", detected="truncated")
+        raise NotAVideo(
+            "the Matroska/WebM file is truncated: it has no Segment", detected="truncated"
+        )
     return doc_type, segment
 
 
@@ -270,7 +274,9 @@ def _elements(buf: bytes, start: int, end: int) -> Iterator[_Element]:
 def _element_id(buf: bytes, at: int) -> tuple[int, int]:
     """An element ID (its marker bits kept, as the specification writes IDs) and its length."""
     if at >= len(buf) or buf[at] < 0x10:
-        raise NotAVideo("the file is damaged: an element ID is invalid", detected="truncated")
+        raise NotAVideo(
+            "the Matroska/WebM file is damaged: an element ID is invalid", detected="truncated"
+        )
     length = 9 - buf[at].bit_length()
     return int.from_bytes(buf[at : at + length], "big"), length
 
@@ -278,7 +284,9 @@ def _element_id(buf: bytes, at: int) -> tuple[int, int]:
 def _vint(buf: bytes, at: int) -> tuple[int | None, int]:
     """A variable-length size (None: unknown, all ones) and its length in bytes (1-8)."""
     if at >= len(buf) or buf[at] == 0:
-        raise NotAVideo("the file is damaged: an element size is invalid", detected="truncated")
+        raise NotAVideo(
+            "the Matroska/WebM file is damaged: an element size is invalid", detected="truncated"
+        )
     length = 9 - buf[at].bit_length()
     value = int.from_bytes(buf[at : at + length], "big") & ((1 << (7 * length)) - 1)
     return (None if value == (1 << (7 * length)) - 1 else value), length
