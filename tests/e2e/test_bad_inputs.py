@@ -242,7 +242,7 @@ def test_every_problem_is_reported_not_only_the_first(app: LocalApp, media):
 
 def test_a_plan_over_max_parts_is_refused_with_its_estimate(app: LocalApp, tmp_path: Path):
     # 365 s needs 37 parts of at most 10 s; the stack's MaxPartsPerJob is 36 (its default).
-    long = make_sample_video(tmp_path / "long.mp4", seconds=365.0, width=64, height=48, fps=24)
+    long = make_sample_video(tmp_path / "long.mp4", seconds=365.0, width=64, height=48, fps=6)
     key = "inbox/bad/too-many-parts.mp4"
     app.put(key, Path(long).read_bytes(), metadata={"prompt": "monochrome"})
     ending = app.wait_for_ending(key, timeout=60)

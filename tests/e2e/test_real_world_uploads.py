@@ -280,3 +280,16 @@ def test_matroska_and_webm_come_back_edited_with_their_audio(
     facts = probe(output)
     assert facts["has_audio"] and facts["video_codec"] == "h264"
     assert facts["duration"] == pytest.approx(seconds, abs=0.15)
+
+
+def test_a_panorama_comes_back_letterboxed(app: LocalApp, tmp_path):
+    """Issue 26, item 13: a 32:9 panorama was refused; it is letterboxed into the model's 3:1."""
+    key = "inbox/rw/panorama.mp4"
+    video = make_sample_video(tmp_path / "pano.mp4", seconds=4.0, width=2560, height=720)
+    app.put(key, video.read_bytes(), metadata={"prompt": "sepia"})
+    ending = app.wait_for_ending(key, timeout=120)
+    assert ending.succeeded, ending.error
+    assert any("letterboxed" in reason for reason in ending.result["plan"]["reasons"])
+    output = tmp_path / "out.mp4"
+    app.s3.download_file(app.bucket, ending.output_key, str(output))
+    assert (probe(output)["width"], probe(output)["height"]) == (2160, 720)

@@ -212,8 +212,8 @@ def test_a_short_out_of_spec_clip_is_padded_and_gives_every_reason() -> None:
         ({"duration_seconds": 0.0}, "the video's duration is unknown"),
         ({"width": None, "height": None}, "the video's picture size is unknown"),
         (
-            {"width": 3000, "height": 720},
-            "the picture is 3000x720: no scaling brings both sides into 720-2160 px",
+            {"width": 3000, "height": 700},
+            "the picture is 3000x700 (4.3:1), more elongated than dropcut letterboxes",
         ),
     ],
 )
@@ -359,3 +359,16 @@ def test_a_file_with_several_video_tracks_sends_the_played_one_alone() -> None:
         in planned.reasons
     )
     assert plan().video_track_id is None
+
+
+@pytest.mark.parametrize(
+    ("size", "target"),
+    [((3840, 1080), (2160, 720)), ((1080, 3840), (720, 2160)), ((2880, 720), (2160, 720))],
+)
+def test_a_panorama_is_letterboxed_into_the_models_3_to_1(size, target) -> None:
+    """Issue 26, item 13: a 32:9 panorama was refused ("Crop the video") though Prepare pads."""
+    planned = plan(width=size[0], height=size[1], coded_width=size[0], coded_height=size[1])
+    assert planned.kind is PlanKind.NORMALIZE
+    assert planned.target is not None and (planned.target.width, planned.target.height) == target
+    assert any("letterboxed" in reason for reason in planned.reasons)
+    assert plan(width=size[0], height=size[1], normalize=False).kind is PlanKind.REFUSE

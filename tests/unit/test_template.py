@@ -143,6 +143,22 @@ def test_every_task_has_a_timeout_a_result_path_and_known_error_names(name):
 
 
 @pytest.mark.parametrize("name", sorted(STATE_MACHINES))
+def test_a_media_step_that_ran_out_of_time_is_tried_once_more_at_most(name):
+    """Issue 26, item 7: a file too heavy for Prepare's or Stitch's 900 s was retried 6 times
+    (about 1.5 h of a 3 GB function); a crashed worker is still retried as before."""
+    definition = json.loads(
+        (ROOT / STATE_MACHINES[name]["Properties"]["DefinitionUri"]).read_text()
+    )
+    for state_name, state in _states(definition):
+        if state_name not in ("Prepare", "Stitch"):
+            continue
+        first = next(r for r in state["Retry"] if "Sandbox.Timedout" in r["ErrorEquals"])
+        assert first["MaxAttempts"] <= 1, state_name
+        crashed = next(r for r in state["Retry"] if "Runtime.ExitError" in r["ErrorEquals"])
+        assert crashed["MaxAttempts"] >= 3, state_name
+
+
+@pytest.mark.parametrize("name", sorted(STATE_MACHINES))
 def test_every_step_retries_a_transient_aws_failure(name):
     # Handlers raise throttling, 5xx and unreachable AWS services as AwsUnavailable
     # (observability.named_aws_errors); every step is safe to repeat, so each retries it.

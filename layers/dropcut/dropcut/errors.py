@@ -339,7 +339,11 @@ class StepTimedOut(DropcutError):
     Lambda's Sandbox.Timedout)."""
 
     reason = "step_timed_out"
-    advice = "A step of the job ran past its time limit; upload the video again."
+    advice = (
+        "A step of the job ran past its time limit (Prepare and Stitch are tried twice at most). "
+        "A long video at a large size or frame rate can be too much to prepare in time: cut it "
+        "into shorter clips or scale it down, then upload it again."
+    )
 
     #: The names Step Functions and Lambda give a step that ran out of time (moto reports a
     #: heartbeat expiry as States.Timeout, AWS as States.HeartbeatTimeout).

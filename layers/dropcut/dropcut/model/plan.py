@@ -47,6 +47,9 @@ HEVC_CODECS = frozenset({"hvc1", "hev1"})
 #: and the encoder's overshoot), and the highest video bitrate worth spending on a 3-10 s clip.
 SIZE_CAP_SHARE = 0.8
 MAX_TARGET_BITRATE = 20_000_000
+#: The most elongated picture dropcut letterboxes into the model's 3:1 (a 32:9 panorama is
+#: 3.56:1); more elongated pictures are refused (their picture would be a thin strip).
+MAX_LETTERBOX_ASPECT = 4.0
 #: The most parts a plan may have: part ids end in two digits (-p00 to -p99).
 MAX_PARTS = 100
 #: MaxPartsPerJob's default (template.yaml; tests/unit/test_plan.py checks they agree): a clip
@@ -191,7 +194,7 @@ def plan_video(
     """The plan for a video the probe read (`media`; None: no video could be read).
 
     - REFUSE (problems say why): no duration or no video; shorter than MIN_PAD_SECONDS; an
-      aspect ratio no scaling brings both sides into MIN_SIDE..MAX_SIDE; more than `max_parts`
+      aspect ratio past MAX_LETTERBOX_ASPECT; more than `max_parts`
       parts (MaxPartsPerJob); or `normalize` is False (NormalizeInputs=off) and the input is
       not within every limit. A refused plan keeps the parts and estimate it would have had.
     - SPLIT: longer than MAX_SECONDS: ceil(d / 10) equal parts, each re-encoded to a target.
@@ -254,6 +257,12 @@ def out_of_spec(media: MediaInfo, provider: type[Provider]) -> list[str]:
         facts.append(f"rotated {media.rotation} degrees")
     if media.width and media.height:
         size = f"{media.width}x{media.height}"
+        short, long = sorted((media.width, media.height))
+        if long * MIN_SIDE > short * MAX_SIDE:
+            facts.append(
+                f"{size} is more elongated than the model's {MAX_SIDE // MIN_SIDE}:1: "
+                "letterboxed (the edit has black bars on its long sides)"
+            )
         if min(media.width, media.height) < MIN_SIDE:
             facts.append(f"{size} is under the model's {MIN_SIDE} px minimum side")
         if max(media.width, media.height) > MAX_SIDE:
@@ -461,13 +470,14 @@ def _target(media: MediaInfo, provider: type[Provider]) -> tuple[TargetVideo | N
             )
         ]
     short, long = min(width, height), max(width, height)
-    if long * MIN_SIDE > short * MAX_SIDE:
+    if long > short * MAX_LETTERBOX_ASPECT:
         return None, [
             Problem(
                 "video",
-                f"the picture is {width}x{height}: no scaling brings both sides into "
-                f"{MIN_SIDE}-{MAX_SIDE} px",
-                f"an aspect ratio of at most {MAX_SIDE // MIN_SIDE}:1",
+                f"the picture is {width}x{height} ({long / short:.1f}:1), more elongated than "
+                "dropcut letterboxes",
+                f"an aspect ratio of at most {MAX_LETTERBOX_ASPECT:g}:1 (the model takes "
+                f"{MAX_SIDE // MIN_SIDE}:1; up to {MAX_LETTERBOX_ASPECT:g}:1 gets black bars)",
                 "Crop the video to a less elongated picture.",
             )
         ]
