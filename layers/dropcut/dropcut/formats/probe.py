@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from dropcut.formats.boxes import (
+    NotAVideo as NotAVideo,  # the probe's error, where callers expect it
+)
+from dropcut.formats.boxes import _Box, _children, _Fields, _plausible_fourcc, _signed32
+from dropcut.formats.boxes import parse_box_header as parse_box_header
 from dropcut.formats.file_kinds import HEIF_BRANDS, identify
 
 RangeReader = Callable[[int, int], bytes]
@@ -68,15 +73,6 @@ class MediaInfo(BaseModel):
     video_track_id: int | None = None
     bytes_read: int
     reads: int
-
-
-class NotAVideo(Exception):
-    """The bytes are not a usable MP4/MOV video; str(exc) is one plain-English sentence for a user."""
-
-    def __init__(self, message: str, *, detected: str | None = None) -> None:
-        super().__init__(message)
-        #: What the file looks like instead ("png", "text", "truncated", "zero bytes", ...), if known.
-        self.detected = detected
 
 
 def probe_video(
@@ -221,26 +217,6 @@ class _CountingReader:
         return data
 
 
-@dataclass(frozen=True)
-class _Box:
-    type: bytes
-    offset: int  # of the header, in the file or in the buffer being parsed
-    header_size: int
-    size: int  # header included
-
-    @property
-    def end(self) -> int:
-        return self.offset + self.size
-
-    @property
-    def payload(self) -> int:
-        return self.offset + self.header_size
-
-    @property
-    def name(self) -> str:
-        return self.type.decode("latin-1")
-
-
 def _read_index(
     reader: _CountingReader, head: bytes, box: _Box, max_bytes: int, size: int
 ) -> _Index:
@@ -291,29 +267,6 @@ def _next_box(
             detected="truncated",
         )
     return box, header
-
-
-def _signed32(value: int) -> int:
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-def parse_box_header(header: bytes, offset: int, parent_end: int) -> _Box | None:
-    """The box whose header starts `header`; None if too few bytes remain for a header."""
-    if len(header) < 8:
-        return None
-    size = int.from_bytes(header[0:4], "big")
-    box_type = header[4:8]
-    if size == 1:
-        if len(header) < 16:
-            return None
-        return _Box(box_type, offset, 16, int.from_bytes(header[8:16], "big"))
-    if size == 0:  # the box runs to the end of the file (or of its parent)
-        return _Box(box_type, offset, 8, parent_end - offset)
-    return _Box(box_type, offset, 8, size)
-
-
-def _plausible_fourcc(box_type: bytes) -> bool:
-    return all(0x20 <= byte <= 0x7E for byte in box_type)
 
 
 def _major_brand(header: bytes, ftyp: _Box) -> bytes:
@@ -411,29 +364,6 @@ class _Index:
         return next((t for t in self.tracks if t.handler == b"soun"), None)
 
 
-class _Fields:
-    """Bounds-checked big-endian reads from one box, so a short box is NotAVideo, not IndexError."""
-
-    def __init__(self, buf: bytes, box: _Box, file_offset: int) -> None:
-        self._buf = buf
-        self._box = box
-        self._file_offset = file_offset  # of buf[0], for messages
-
-    def uint(self, at: int, width: int) -> int:
-        """The unsigned integer `at` bytes into the box's payload."""
-        start = self._box.payload + at
-        if start + width > self._box.end:
-            raise NotAVideo(
-                f"the file is truncated or damaged: its '{self._box.name}' box at byte "
-                f"{self._file_offset + self._box.offset} is too short",
-                detected="truncated",
-            )
-        return int.from_bytes(self._buf[start : start + width], "big")
-
-    def fourcc(self, at: int) -> bytes:
-        return self.uint(at, 4).to_bytes(4, "big")
-
-
 #: Largest mfra or moof read to find a fragmented file's duration.
 MAX_FRAGMENT_INDEX_BYTES = 1024 * 1024
 
@@ -527,22 +457,6 @@ def _video_track(index: _Index) -> _Track:
             detected="audio" if index.audio is not None else None,
         )
     return index.video
-
-
-def _children(buf: bytes, parent: _Box, file_offset: int) -> Iterator[_Box]:
-    """The boxes inside `parent`; each step moves forward at least 8 bytes, so this ends."""
-    position = parent.payload
-    # QuickTime may end a list with a 4-byte zero terminator: fewer than 8 bytes are not a box.
-    while position + 8 <= parent.end:
-        box = parse_box_header(buf[position : position + 16], position, parent.end)
-        if box is None or box.size < box.header_size or box.end > parent.end:
-            raise NotAVideo(
-                f"the file is truncated or damaged: the box at byte {file_offset + position} "
-                f"runs past the end of its '{parent.name}' box",
-                detected="truncated",
-            )
-        yield box
-        position = box.end
 
 
 def _parse_moov(moov: bytes, box_in_file: _Box) -> _Index:
